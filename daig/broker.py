@@ -1,0 +1,251 @@
+"""pika 1.4 plumbing: confirmed publishing and a reconnecting consumer loop.
+
+One connection per thread. Every publish waits for the broker's confirm and is ``mandatory``
+(an unroutable message is an error, not a silent drop). Consumers ack only after their
+handler returned ``Outcome.ACK`` -- i.e. after the effect is durable -- and dead-letter what
+they cannot parse. Connection loss is retried with capped backoff, forever, until stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import AMQPError
+
+from daig import topology
+from daig.messages import Message, MessageRejected
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 10.0
+
+
+def connection_parameters(url: str, *, heartbeat: int = 30) -> pika.URLParameters:
+    params = pika.URLParameters(url)
+    params.heartbeat = heartbeat
+    params.blocked_connection_timeout = 60
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    return params
+
+
+def connect(url: str, *, heartbeat: int = 30) -> pika.BlockingConnection:
+    return pika.BlockingConnection(connection_parameters(url, heartbeat=heartbeat))
+
+
+def properties(message: Message) -> pika.BasicProperties:
+    return pika.BasicProperties(
+        content_type="application/json",
+        delivery_mode=pika.DeliveryMode.Persistent,
+        message_id=str(message.message_id),
+        type=message.type_name,
+        timestamp=int(message.sent_at.timestamp()),
+    )
+
+
+def publish_on(channel: BlockingChannel, route: topology.Route, message: Message) -> None:
+    """Publish on a channel in confirm mode; raises if the broker nacks or cannot route."""
+    channel.basic_publish(
+        exchange=route.exchange,
+        routing_key=route.publish_key,
+        body=message.model_dump_json().encode(),
+        properties=properties(message),
+        mandatory=True,
+    )
+
+
+class Publisher:
+    """A thread-safe, lazily connected, confirming publisher for processes that don't consume."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._lock = threading.Lock()
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+
+    def publish(self, route: topology.Route, message: Message) -> None:
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    publish_on(self._ensure_channel(), route, message)
+                    return
+                except AMQPError:
+                    self._reset()
+                    if attempt == 2:
+                        raise
+
+    def _ensure_channel(self) -> BlockingChannel:
+        if self._channel is None or not self._channel.is_open:
+            # No heartbeat: this connection is idle between publishes; a dead one is retried.
+            self._connection = connect(self._url, heartbeat=0)
+            self._channel = self._connection.channel()
+            topology.declare(self._channel)
+            self._channel.confirm_delivery()
+        return self._channel
+
+    def _reset(self) -> None:
+        try:
+            if self._connection is not None and self._connection.is_open:
+                self._connection.close()
+        except AMQPError:
+            pass
+        self._connection = None
+        self._channel = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._reset()
+
+
+class Outcome(Enum):
+    ACK = "ack"  # done, effect durable
+    REJECT = "reject"  # cannot ever be handled: dead-letter it
+    REQUEUE = "requeue"  # transient failure: try again later
+
+
+@dataclass(frozen=True)
+class Delivery:
+    body: bytes
+    message_type: str | None
+    redelivered: bool
+    delivery_count: int
+
+
+class Session:
+    """What a handler may use besides the message: publishing and pumping the connection."""
+
+    def __init__(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
+        self.connection = connection
+        self._channel = channel
+
+    def publish(self, route: topology.Route, message: Message) -> None:
+        publish_on(self._channel, route, message)
+
+    def pump(self, seconds: float) -> None:
+        """Wait while keeping the connection alive (heartbeats) -- use during long work."""
+        self.connection.sleep(seconds)
+
+
+Handler = Callable[[Delivery, Session], Outcome]
+IdleHook = Callable[[Session], None]
+
+
+def run_consumer(
+    url: str,
+    queue: str,
+    handler: Handler,
+    stop: threading.Event,
+    *,
+    prefetch: int = 1,
+    idle: IdleHook | None = None,
+    idle_seconds: float = 1.0,
+    heartbeat: int = 30,
+) -> None:
+    """Consume ``queue`` until ``stop`` is set, reconnecting with capped backoff."""
+    backoff = RECONNECT_MIN_SECONDS
+    while not stop.is_set():
+        try:
+            _consume_once(url, queue, handler, stop, prefetch, idle, idle_seconds, heartbeat)
+            backoff = RECONNECT_MIN_SECONDS
+        except (AMQPError, OSError) as exc:
+            log.warning("broker connection lost (%s); reconnecting in %.1f s", exc, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
+
+
+def _consume_once(
+    url: str,
+    queue: str,
+    handler: Handler,
+    stop: threading.Event,
+    prefetch: int,
+    idle: IdleHook | None,
+    idle_seconds: float,
+    heartbeat: int,
+) -> None:
+    connection = connect(url, heartbeat=heartbeat)
+    try:
+        channel = connection.channel()
+        topology.declare(channel)
+        channel.basic_qos(prefetch_count=prefetch)
+        publish_channel = connection.channel()
+        publish_channel.confirm_delivery()
+        session = Session(connection, publish_channel)
+        log.info("consuming %s", queue)
+        last_idle = 0.0
+        for method, props, body in channel.consume(queue, inactivity_timeout=idle_seconds):
+            if stop.is_set():
+                break
+            if method is not None:
+                delivery = Delivery(
+                    body=body,
+                    message_type=props.type,
+                    redelivered=bool(method.redelivered),
+                    delivery_count=int((props.headers or {}).get("x-delivery-count", 0)),
+                )
+                _settle(channel, method.delivery_tag, _handle(handler, delivery, session))
+            if idle is not None and time.monotonic() - last_idle >= idle_seconds:
+                _run_idle(idle, session)
+                last_idle = time.monotonic()
+        channel.cancel()
+    finally:
+        if connection.is_open:
+            with contextlib.suppress(AMQPError):
+                connection.close()
+
+
+def _handle(handler: Handler, delivery: Delivery, session: Session) -> Outcome:
+    try:
+        return handler(delivery, session)
+    except MessageRejected as exc:
+        log.warning("dead-lettering message: %s", exc)
+        return Outcome.REJECT
+    except AMQPError:
+        raise
+    except Exception:
+        log.exception("handler failed; the message will be redelivered")
+        time.sleep(1.0)
+        return Outcome.REQUEUE
+
+
+def _run_idle(idle: IdleHook, session: Session) -> None:
+    try:
+        idle(session)
+    except AMQPError:
+        raise
+    except Exception:
+        # e.g. the database is restarting: log and try again on the next tick
+        log.exception("periodic work failed; retrying on the next tick")
+
+
+def _settle(channel: BlockingChannel, tag: int, outcome: Outcome) -> None:
+    if outcome is Outcome.ACK:
+        channel.basic_ack(tag)
+    elif outcome is Outcome.REJECT:
+        channel.basic_reject(tag, requeue=False)
+    else:
+        channel.basic_nack(tag, requeue=True)
+
+
+def queue_depths(url: str) -> dict[str, int]:
+    """Messages ready in each DAIG queue (passive declares; nothing is created)."""
+    connection = connect(url, heartbeat=0)
+    try:
+        channel = connection.channel()
+        depths: dict[str, Any] = {}
+        for route in topology.ALL_ROUTES:
+            frame = channel.queue_declare(route.queue, passive=True)
+            depths[route.queue] = frame.method.message_count
+        return depths
+    finally:
+        connection.close()

@@ -1,0 +1,31 @@
+"""The ``daig`` command: run services, volunteer, manage projects, run the demo."""
+
+from __future__ import annotations
+
+import typer
+
+from daig.cli import project, servers
+
+app = typer.Typer(
+    help="DAIG, the Distributed A.I. Grid: train Keras models on volunteers' computers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+servers.register(app)
+app.add_typer(project.app, name="project")
+
+
+@app.command()
+def demo(
+    providers: int = typer.Option(3, min=1, max=8, help="Provider processes to start."),
+    keep: bool = typer.Option(False, help="Keep the demo database and blobs afterwards."),
+) -> None:
+    """Run the whole system on this machine and train a real model end to end."""
+    from daig.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(providers=providers, keep=keep))
+
+
+def main() -> None:
+    app()

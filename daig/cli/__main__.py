@@ -1,0 +1,5 @@
+"""``python -m daig.cli`` is the ``daig`` command."""
+
+from daig.cli import main
+
+main()

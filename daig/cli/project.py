@@ -1,0 +1,269 @@
+"""``daig project create | start | status | list | wait | download``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from daig.cli import session
+from daig.cli.output import console, fail
+from daig.client import ClientError, DaigClient
+from daig.hyperparams import HINTS, Hyperparameters, check_against_data
+from daig.npy import NpyHeader
+from daig.validation import FileRejected, check_file, check_together
+
+app = typer.Typer(help="Create, start, watch and download training projects.", no_args_is_help=True)
+
+ServerOpt = typer.Option(None, "--server", envvar="DAIG_SERVER", help="URL of the DAIG API.")
+UserOpt = typer.Option(None, "--user", envvar="DAIG_USER", help="Your DAIG username.")
+PasswordOpt = typer.Option(None, "--password", envvar="DAIG_PASSWORD", help="Your password.")
+TERMINAL = {"done", "failed", "cancelled"}
+
+
+@app.command()
+def create(
+    model: Path = typer.Option(
+        ..., exists=True, dir_okay=False, help="Compiled Keras model (.h5)."
+    ),
+    data: Path = typer.Option(..., exists=True, dir_okay=False, help="Training data (.npy)."),
+    labels: Path = typer.Option(..., exists=True, dir_okay=False, help="Labels (.npy)."),
+    name: str = typer.Option(None, help="Project name (default: the model's file name)."),
+    epochs: int = typer.Option(5, help=HINTS["epochs"]),
+    batch_size: int = typer.Option(32, help=HINTS["batch_size"]),
+    validation_split: float = typer.Option(0.0, help=HINTS["validation_split"]),
+    total_tasks: int = typer.Option(12, help=HINTS["total_tasks"]),
+    task_size: int = typer.Option(4, help=HINTS["task_size"]),
+    max_contributors: int = typer.Option(None, help=HINTS["max_contributors"]),
+    passes: int = typer.Option(1, help=HINTS["passes"]),
+    start: bool = typer.Option(False, "--start", help="Start training after the upload."),
+    wait: bool = typer.Option(False, "--wait", help="Show progress until training ends."),
+    server: str = ServerOpt,
+    user: str = UserOpt,
+    password: str = PasswordOpt,
+) -> None:
+    """Check the files locally, create the project, upload them; print the project id."""
+    try:
+        params = Hyperparameters(
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_split=validation_split,
+            total_tasks=total_tasks,
+            task_size=task_size,
+            max_contributors=max_contributors,
+            passes=passes,
+        )
+    except ValidationError as exc:
+        fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()))
+    files = {"model": model, "data": data, "labels": labels}
+    _check_locally(files, params)
+    client = session.connect(server, user, password)
+    try:
+        project = client.create_project(name or model.stem, params)
+        console.print(f"created project [bold]{project['id']}[/]")
+        _upload(client, project["id"], files)
+        if start or wait:
+            client.start(project["id"])
+            console.print("training started")
+        if wait:
+            _wait(client, project["id"])
+    except ClientError as exc:
+        fail(str(exc))
+    print(project["id"])
+
+
+def _check_locally(files: dict[str, Path], params: Hyperparameters) -> None:
+    metas = {}
+    try:
+        for kind, path in files.items():
+            metas[kind] = check_file(kind, path).meta
+        check_together(metas)
+        check_against_data(params, NpyHeader.from_json(metas["data"]).rows)
+    except (FileRejected, ValueError) as exc:
+        fail(str(exc))
+    rows = metas["data"]["shape"][0]
+    console.print(
+        f"model: {metas['model']['class_name']} with {metas['model']['parameters']:,} "
+        f"parameters; data: {rows:,} rows of shape {tuple(metas['data']['shape'][1:])}"
+    )
+
+
+def _upload(client: DaigClient, project_id: str, files: dict[str, Path]) -> None:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+    ) as progress:
+        for kind, path in files.items():
+            bar = progress.add_task(f"upload {kind:<6}", total=path.stat().st_size)
+            client.upload_file(
+                project_id, kind, path, progress=lambda n, bar=bar: progress.advance(bar, n)
+            )
+
+
+@app.command("start")
+def start_project(
+    project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
+) -> None:
+    """Start training an uploaded project."""
+    client = session.connect(server, user, password)
+    try:
+        client.start(project_id)
+    except ClientError as exc:
+        fail(str(exc))
+    console.print("training started")
+
+
+@app.command()
+def status(
+    project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
+) -> None:
+    """Show a project's state, round, contributors and per-round metrics."""
+    client = session.connect(server, user, password)
+    try:
+        project, rounds = client.project(project_id), client.rounds(project_id)
+    except ClientError as exc:
+        fail(str(exc))
+    console.print(_summary(project))
+    if rounds:
+        table = Table("round", "accepted", "rejected", "loss", "accuracy", "closed")
+        for r in rounds:
+            metrics = r.get("metrics") or {}
+            table.add_row(
+                str(r["index"]),
+                str(r["accepted"]),
+                str(r["rejected"]),
+                _fmt(metrics.get("loss")),
+                _fmt(metrics.get("accuracy")),
+                (r["closed_at"] or "open")[:19],
+            )
+        console.print(table)
+
+
+def _summary(project: dict[str, Any]) -> str:
+    total = project["total_rounds"] or "?"
+    line = (
+        f"[bold]{project['name']}[/] {project['id']}\n"
+        f"state: [bold]{project['state']}[/]  round {project['round']} of {total}  "
+        f"accepted tasks {project['accepted_tasks']}/{project['total_task_results'] or '?'}  "
+        f"active contributors {project['active_contributors']}"
+    )
+    if project.get("error"):
+        line += f"\n[red]error: {project['error']}[/]"
+    return line
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+@app.command("list")
+def list_projects(
+    server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
+) -> None:
+    """List your projects."""
+    client = session.connect(server, user, password)
+    try:
+        projects = client.projects()
+    except ClientError as exc:
+        fail(str(exc))
+    table = Table("id", "name", "state", "round", "progress")
+    for p in projects:
+        table.add_row(
+            p["id"],
+            p["name"],
+            p["state"],
+            f"{p['round']}/{p['total_rounds'] or '?'}",
+            f"{p['progress']:.0%}",
+        )
+    console.print(table)
+
+
+@app.command("wait")
+def wait_project(
+    project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
+) -> None:
+    """Show progress until the project is done, failed or cancelled."""
+    client = session.connect(server, user, password)
+    try:
+        _wait(client, project_id)
+    except ClientError as exc:
+        fail(str(exc))
+
+
+def _wait(client: DaigClient, project_id: str) -> None:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("round {task.fields[rounds]}"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[metrics]}"),
+        console=console,
+    ) as progress:
+        bar = progress.add_task("queued", total=None, metrics="", rounds="?")
+        while True:
+            project = client.project(project_id)
+            metrics = project.get("latest_metrics") or {}
+            shown = "  ".join(
+                f"{k} {v:.3f}"
+                for k, v in metrics.items()
+                if k in ("loss", "accuracy", "val_loss", "val_accuracy")
+            )
+            progress.update(
+                bar,
+                description=project["state"],
+                total=project["total_rounds"],
+                completed=project["round"],
+                metrics=shown,
+                rounds=f"{project['round']}/{project['total_rounds'] or '?'}",
+            )
+            if project["state"] in TERMINAL:
+                break
+            time.sleep(1.0)
+    if project["state"] != "done":
+        fail(f"project {project['state']}: {project.get('error') or 'see daig project status'}")
+    console.print(f"[green]training finished[/] after {project['total_rounds']} rounds")
+
+
+@app.command()
+def download(
+    project_id: str,
+    output: Path = typer.Option(..., "-o", "--output", dir_okay=False, help="Where to save (.h5)."),
+    server: str = ServerOpt,
+    user: str = UserOpt,
+    password: str = PasswordOpt,
+) -> None:
+    """Download the current model (final when done) as a Keras .h5 file."""
+    client = session.connect(server, user, password)
+    with Progress(
+        TextColumn("download"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+    ) as progress:
+        bar = progress.add_task("model", total=None)
+
+        def advance(n: int, total: int | None) -> None:
+            progress.update(bar, total=total, advance=n)
+
+        try:
+            info = client.download_model(project_id, output, progress=advance)
+        except ClientError as exc:
+            fail(str(exc))
+    version = info.get("weights_version") or "as uploaded"
+    console.print(f"saved {output} (weights version {version})")

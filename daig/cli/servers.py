@@ -1,0 +1,105 @@
+"""``daig api | scheduler | aggregator | migrate | provider | signup``: run one part of DAIG."""
+
+from __future__ import annotations
+
+import typer
+
+from daig.cli.output import console, fail
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(api)
+    app.command()(scheduler)
+    app.command()(aggregator)
+    app.command()(migrate)
+    app.command()(provider)
+    app.command()(signup)
+
+
+def api(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+) -> None:
+    """Run the HTTP API (settings from DAIG_* environment variables)."""
+    from services.api.__main__ import main
+
+    main(host=host, port=port)
+
+
+def scheduler() -> None:
+    """Run the scheduler: plan rounds and publish tasks."""
+    from services.scheduler.__main__ import main
+
+    main()
+
+
+def aggregator() -> None:
+    """Run the aggregator: accept results and combine them into new weights."""
+    from services.aggregator.__main__ import main
+
+    main()
+
+
+def migrate() -> None:
+    """Create the database if needed and apply all schema migrations."""
+    from daig.db.migrate import upgrade
+    from daig.logs import setup_logging
+    from daig.settings import Settings
+
+    setup_logging(process="migrate")
+    settings = Settings()
+    upgrade(settings.database_url)
+    console.print("[green]database schema is up to date[/]")
+
+
+def provider(
+    server: str = typer.Option(..., envvar="DAIG_SERVER", help="URL of the DAIG API."),
+    user: str = typer.Option(..., envvar="DAIG_USER", help="Your DAIG username."),
+    password: str = typer.Option(..., envvar="DAIG_PASSWORD", help="Your password."),
+    threads: int = typer.Option(None, min=1, help="CPU threads training may use (default all)."),
+    max_tasks: int = typer.Option(None, min=1, help="Stop after this many tasks."),
+) -> None:
+    """Volunteer this machine: train tasks until stopped; Ctrl-C gives the current task back."""
+    from daig.client import ClientError
+    from daig.logs import setup_logging
+    from provider_agent.__main__ import run
+    from provider_agent.config import AgentConfig
+
+    setup_logging(process="provider")
+    try:
+        run(
+            AgentConfig(
+                server=server,
+                username=user,
+                password=password,
+                threads=threads,
+                max_tasks=max_tasks,
+            )
+        )
+    except ClientError as exc:
+        fail(str(exc) + _signup_hint(exc, server, user))
+
+
+def signup(
+    server: str = typer.Option(..., envvar="DAIG_SERVER", help="URL of the DAIG API."),
+    user: str = typer.Option(..., envvar="DAIG_USER", help="Username to create."),
+    password: str = typer.Option(..., envvar="DAIG_PASSWORD", help="Password (8+ characters)."),
+) -> None:
+    """Create an account on a DAIG server."""
+    from daig.client import ClientError, DaigClient
+
+    with DaigClient(server) as client:
+        try:
+            created = client.signup(user, password)
+        except ClientError as exc:
+            fail(str(exc))
+    console.print(f"created user [bold]{created['username']}[/] on {server}")
+
+
+def _signup_hint(exc: Exception, server: str, user: str) -> str:
+    if getattr(exc, "status", None) == 401:
+        return (
+            "\n(no account yet? create one: "
+            f"daig signup --server {server} --user {user} --password ...)"
+        )
+    return ""

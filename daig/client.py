@@ -1,0 +1,175 @@
+"""The HTTP client of the DAIG API, used by the CLI, the provider agent and the GUI.
+
+Every failure becomes a ``ClientError`` with a sentence a person can act on: the server's
+own ``detail`` for API errors, or what could not be reached for connection problems.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from daig.hyperparams import Hyperparameters
+
+CHUNK = 1024 * 1024
+Progress = Callable[[int], None]  # called with the number of bytes just transferred
+
+
+class ClientError(Exception):
+    """A request that did not succeed; ``str()`` is the human explanation."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class DaigClient:
+    def __init__(self, server: str, token: str | None = None, *, timeout: float = 60.0) -> None:
+        self.server = server.rstrip("/")
+        self.token = token
+        self._http = httpx.Client(base_url=self.server, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> DaigClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            headers = self._headers() | kwargs.pop("headers", {})
+            response = self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise ClientError(f"cannot reach the DAIG server at {self.server} ({exc})") from exc
+        raise_for_status(response)
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    # --- accounts ---------------------------------------------------------------------------
+    def signup(self, username: str, password: str) -> dict[str, Any]:
+        return dict(
+            self.json("POST", "/v1/auth/signup", json={"username": username, "password": password})
+        )
+
+    def login(self, username: str, password: str) -> str:
+        body = self.json(
+            "POST", "/v1/auth/token", data={"username": username, "password": password}
+        )
+        self.token = str(body["access_token"])
+        return self.token
+
+    def me(self) -> dict[str, Any]:
+        return dict(self.json("GET", "/v1/users/me"))
+
+    def health(self) -> dict[str, Any]:
+        try:
+            response = self._http.get("/healthz")
+        except httpx.TransportError as exc:
+            raise ClientError(f"cannot reach the DAIG server at {self.server} ({exc})") from exc
+        return dict(response.json())
+
+    # --- projects ---------------------------------------------------------------------------
+    def create_project(self, name: str, params: Hyperparameters) -> dict[str, Any]:
+        body = params.model_dump() | {"name": name}
+        return dict(self.json("POST", "/v1/projects", json=body))
+
+    def projects(self) -> list[dict[str, Any]]:
+        return list(self.json("GET", "/v1/projects"))
+
+    def project(self, project_id: str | uuid.UUID) -> dict[str, Any]:
+        return dict(self.json("GET", f"/v1/projects/{project_id}"))
+
+    def rounds(self, project_id: str | uuid.UUID) -> list[dict[str, Any]]:
+        return list(self.json("GET", f"/v1/projects/{project_id}/rounds"))
+
+    def start(self, project_id: str | uuid.UUID) -> dict[str, Any]:
+        return dict(self.json("POST", f"/v1/projects/{project_id}/start"))
+
+    def upload_file(
+        self, project_id: str | uuid.UUID, kind: str, path: Path, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Stream ``path`` as the project's ``kind`` file (model, data or labels)."""
+        size = path.stat().st_size
+        return dict(
+            self.json(
+                "PUT",
+                f"/v1/projects/{project_id}/files/{kind}",
+                params={"filename": path.name},
+                content=_read_chunks(path, progress),
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+                timeout=None,
+            )
+        )
+
+    def download_model(
+        self,
+        project_id: str | uuid.UUID,
+        target: Path,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> dict[str, str]:
+        """Save the current model to ``target``; returns the response headers of interest."""
+        try:
+            with self._http.stream(
+                "GET", f"/v1/projects/{project_id}/model", headers=self._headers(), timeout=None
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise_for_status(response)
+                total = int(response.headers.get("content-length", 0)) or None
+                temp = target.with_name(f".{target.name}.part")
+                with open(temp, "wb") as out:
+                    for chunk in response.iter_bytes(CHUNK):
+                        out.write(chunk)
+                        if progress:
+                            progress(len(chunk), total)
+                temp.replace(target)
+                return {"weights_version": response.headers.get("x-daig-weights-version", "")}
+        except httpx.TransportError as exc:
+            raise ClientError(f"cannot reach the DAIG server at {self.server} ({exc})") from exc
+
+    # --- providers --------------------------------------------------------------------------
+    def provider_config(self) -> dict[str, Any]:
+        return dict(self.json("GET", "/v1/provider/config"))
+
+    def claim(self, task_id: str | uuid.UUID, agent_id: str) -> dict[str, Any]:
+        return dict(self.json("POST", f"/v1/tasks/{task_id}/claim", json={"agent_id": agent_id}))
+
+    def heartbeat(self, claim_id: str | uuid.UUID) -> dict[str, Any]:
+        return dict(self.json("POST", f"/v1/claims/{claim_id}/heartbeat"))
+
+    def release(self, claim_id: str | uuid.UUID) -> None:
+        self.request("POST", f"/v1/claims/{claim_id}/release")
+
+
+def raise_for_status(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+        detail, reason = str(body.get("detail")), body.get("reason")
+    except ValueError:
+        detail, reason = response.text[:300] or response.reason_phrase, None
+    raise ClientError(detail, status=response.status_code, reason=reason)
+
+
+def _read_chunks(path: Path, progress: Progress | None) -> Iterator[bytes]:
+    with open(path, "rb") as stream:
+        while chunk := stream.read(CHUNK):
+            if progress:
+                progress(len(chunk))
+            yield chunk

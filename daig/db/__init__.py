@@ -1,0 +1,1 @@
+"""The Postgres schema every server process shares, its sessions and its migrations."""

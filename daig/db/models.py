@@ -1,0 +1,215 @@
+"""SQLAlchemy 2 models: the source of truth for users, projects, rounds, tasks, claims, results.
+
+State machines (strings, checked by the code that moves them):
+- project: created -> queued -> running -> done | failed | cancelled
+- task: pending (needs a task message) -> queued (message published) -> claimed -> done
+- claim: active -> finished | released | expired
+- result: accepted | rejected (with a reason) | failed (training error on the provider)
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ProjectState(StrEnum):
+    CREATED = "created"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class TaskState(StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    DONE = "done"
+
+
+class ClaimState(StrEnum):
+    ACTIVE = "active"
+    FINISHED = "finished"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+class ResultStatus(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+class RejectReason(StrEnum):
+    UNKNOWN_PROJECT = "unknown_project"
+    PROJECT_NOT_RUNNING = "project_not_running"
+    STALE_ROUND = "stale_round"
+    UNKNOWN_TASK = "unknown_task"
+    DUPLICATE = "duplicate"
+    UNKNOWN_CLAIM = "unknown_claim"
+    WRONG_PROVIDER = "wrong_provider"
+    CLAIM_RELEASED = "claim_released"
+    SCHEMA_MISMATCH = "schema_mismatch"
+    MISSING_BLOB = "missing_blob"
+    CHECKSUM_MISMATCH = "checksum_mismatch"
+    BAD_DELTA = "bad_delta"
+    TRAINING_FAILED = "training_failed"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16), default=ProjectState.CREATED, index=True)
+    # hyperparameters (names are the public contract)
+    epochs: Mapped[int] = mapped_column(Integer)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    validation_split: Mapped[float] = mapped_column(Float)
+    total_tasks: Mapped[int] = mapped_column(Integer)
+    task_size: Mapped[int] = mapped_column(Integer)
+    max_contributors: Mapped[int] = mapped_column(Integer)
+    passes: Mapped[int] = mapped_column(Integer)
+    # known once the files are in and the project is started
+    total_rows: Mapped[int | None] = mapped_column(BigInteger)
+    weight_schema: Mapped[Any | None] = mapped_column(JsonDoc)
+    schema_hash: Mapped[str | None] = mapped_column(String(64))
+    current_round: Mapped[int] = mapped_column(Integer, default=0)
+    total_rounds: Mapped[int | None] = mapped_column(Integer)
+    final_model_key: Mapped[str | None] = mapped_column(String(512))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ProjectFile(Base):
+    __tablename__ = "project_files"
+
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # model | data | labels
+    blob_key: Mapped[str] = mapped_column(String(512))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    meta: Mapped[Any] = mapped_column(JsonDoc)  # npy header or model summary
+    uploaded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class Round(Base):
+    __tablename__ = "rounds"
+
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    weights_key: Mapped[str | None] = mapped_column(String(512))  # version index+1
+    metrics: Mapped[Any | None] = mapped_column(JsonDoc)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("project_id", "round_index", "slot"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    round_index: Mapped[int] = mapped_column(Integer)
+    slot: Mapped[int] = mapped_column(Integer)
+    shard: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default=TaskState.PENDING)
+    dispatches: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Claim(Base):
+    __tablename__ = "claims"
+    __table_args__ = (Index("ix_claims_project_state", "project_id", "state"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    provider_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    agent_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default=ClaimState.ACTIVE)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    lease_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Result(Base):
+    __tablename__ = "results"
+    __table_args__ = (
+        # At most one accepted result per task: acceptance is idempotent by construction.
+        Index(
+            "uq_results_accepted_task",
+            "task_id",
+            unique=True,
+            postgresql_where=text("status = 'accepted'"),
+        ),
+        Index("ix_results_project_round", "project_id", "round_index"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    message_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    project_id: Mapped[uuid.UUID] = mapped_column()
+    round_index: Mapped[int] = mapped_column(Integer)
+    task_id: Mapped[uuid.UUID] = mapped_column()
+    claim_id: Mapped[uuid.UUID | None] = mapped_column()
+    provider_id: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    blob_key: Mapped[str | None] = mapped_column(String(512))
+    samples: Mapped[int] = mapped_column(BigInteger, default=0)
+    fit_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    history: Mapped[Any | None] = mapped_column(JsonDoc)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -1,0 +1,77 @@
+"""DAIG's training hyperparameters: names (a public contract), defaults, ranges and hints.
+
+Shared by the API (request validation), the CLI (option help) and the GUI (form hints), so a
+value can be refused with the same words wherever it is typed.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+HINTS = {
+    "epochs": "Epochs each provider runs on its shard per task (passed to model.fit).",
+    "batch_size": "Mini-batch size for model.fit on each shard.",
+    "validation_split": "Fraction of each shard held out by model.fit for validation (0 = none).",
+    "total_tasks": (
+        "Number of data shards T. More shards means smaller, quicker tasks "
+        "(shard i is rows [i*N/T, (i+1)*N/T))."
+    ),
+    "task_size": (
+        "K: tasks whose updates are averaged per round. Small K: more rounds, usually a better "
+        "model, fewer volunteers at once. Large K: more volunteers in parallel, finishes "
+        "sooner, often at some cost in accuracy."
+    ),
+    "max_contributors": (
+        "Most tasks of this project in flight at once (default K). More than K buys nothing."
+    ),
+    "passes": "Sweeps over all shards; one pass is ceil(T/K) rounds.",
+}
+
+
+class Hyperparameters(BaseModel):
+    """Validated hyperparameters; ``max_contributors`` defaults to ``task_size``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(default=5, ge=1, le=1000, description=HINTS["epochs"])
+    batch_size: int = Field(default=32, ge=1, le=65536, description=HINTS["batch_size"])
+    validation_split: float = Field(
+        default=0.0, ge=0.0, le=0.9, description=HINTS["validation_split"]
+    )
+    total_tasks: int = Field(default=12, ge=1, le=100_000, description=HINTS["total_tasks"])
+    task_size: int = Field(default=4, ge=1, le=10_000, description=HINTS["task_size"])
+    max_contributors: int | None = Field(
+        default=None, ge=1, le=10_000, description=HINTS["max_contributors"]
+    )
+    passes: int = Field(default=1, ge=1, le=1000, description=HINTS["passes"])
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Hyperparameters:
+        if self.task_size > self.total_tasks:
+            raise ValueError(
+                f"task_size (K={self.task_size}) cannot exceed total_tasks "
+                f"(T={self.total_tasks}): a round combines K different shards"
+            )
+        if self.max_contributors is None:
+            self.max_contributors = self.task_size
+        return self
+
+    @property
+    def contributors(self) -> int:
+        assert self.max_contributors is not None
+        return self.max_contributors
+
+
+def check_against_data(params: Hyperparameters, rows: int) -> None:
+    """Refuse settings the uploaded data cannot support (raise ``ValueError``)."""
+    if params.total_tasks > rows:
+        raise ValueError(
+            f"total_tasks ({params.total_tasks}) exceeds the {rows} rows of data; "
+            "every shard needs at least one row"
+        )
+    smallest = rows // params.total_tasks
+    if params.validation_split > 0 and int(smallest * (1 - params.validation_split)) < 1:
+        raise ValueError(
+            f"shards of {smallest} rows leave nothing to train on with validation_split "
+            f"{params.validation_split}; use fewer total_tasks or a smaller validation_split"
+        )

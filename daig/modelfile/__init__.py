@@ -1,0 +1,1 @@
+"""Uploaded Keras model files: checked without executing anything, then loaded safely."""

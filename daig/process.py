@@ -1,0 +1,41 @@
+"""What every long-running DAIG process does at start: stop on signals, wait for Postgres."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from sqlalchemy import Engine, text
+from tenacity import before_sleep_log, retry, stop_after_delay, wait_exponential
+
+log = logging.getLogger(__name__)
+
+
+def stop_on_signals() -> threading.Event:
+    """An Event set by SIGTERM or SIGINT, so loops can finish their unit of work and exit."""
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return stop
+
+
+def wait_for_database(engine: Engine, *, seconds: float = 120.0) -> None:
+    """Block until the database answers (bounded, with backoff)."""
+
+    @retry(
+        stop=stop_after_delay(seconds),
+        wait=wait_exponential(multiplier=0.5, max=5),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    )
+    def _ping() -> None:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    _ping()

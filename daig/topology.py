@@ -1,0 +1,48 @@
+"""RabbitMQ exchanges and queues, declared once here and imported by every side.
+
+All queues are durable quorum queues with a delivery limit, dead-lettering into
+``daig.dead`` with the reason recorded by the broker (``x-first-death-reason``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DEAD_LETTER_EXCHANGE = "daig.dead"
+DEAD_LETTER_QUEUE = "daig.dead"
+DELIVERY_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Route:
+    exchange: str
+    exchange_type: str
+    queue: str
+    binding_key: str
+    publish_key: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+def _quorum() -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+    }
+
+
+TASKS = Route("daig.tasks", "direct", "daig.tasks", "task", "task", _quorum())
+RESULTS = Route("daig.results", "direct", "daig.results", "result", "result", _quorum())
+EVENTS = Route("daig.events", "topic", "daig.scheduler.events", "#", "event", _quorum())
+DEAD = Route(DEAD_LETTER_EXCHANGE, "fanout", DEAD_LETTER_QUEUE, "", "", {"x-queue-type": "quorum"})
+
+ALL_ROUTES = (TASKS, RESULTS, EVENTS, DEAD)
+
+
+def declare(channel: Any) -> None:
+    """Declare every exchange, queue and binding (idempotent)."""
+    for route in ALL_ROUTES:
+        channel.exchange_declare(route.exchange, exchange_type=route.exchange_type, durable=True)
+        channel.queue_declare(route.queue, durable=True, arguments=route.arguments)
+        channel.queue_bind(route.queue, route.exchange, routing_key=route.binding_key)

@@ -1,0 +1,135 @@
+"""The DAIG weight stream: how weight lists and deltas travel and rest in the blob store.
+
+Layout: 8 magic bytes, a little-endian uint32 length, a JSON header (codec name, tensor count,
+schema hash), then one ``.npy`` record per tensor written with ``allow_pickle=False``. Reading
+checks every record's header against the expected schema *before* reading its data, so a
+hostile file can neither unpickle, nor claim gigabytes, nor smuggle in a different model.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from numpy.lib import format as npformat
+
+from daig.weights.schema import NDArrays, WeightSchema
+
+MAGIC = b"DAIGWTS\x01"
+MAX_HEADER_JSON = 4096
+_NPY_HEADER_MAX = 4096
+
+
+class WeightsRejected(ValueError):
+    """A weight stream that is malformed or does not fit the expected schema."""
+
+
+def write_weights(stream: BinaryIO, arrays: Sequence[np.ndarray], *, codec: str = "raw") -> None:
+    """Write ``arrays`` (a model's weights or a delta) to ``stream``."""
+    if codec != "raw":
+        raise ValueError(f"unknown weight codec {codec!r}")
+    header = json.dumps(
+        {"codec": codec, "count": len(arrays), "schema_hash": WeightSchema.of(arrays).hash}
+    ).encode()
+    stream.write(MAGIC)
+    stream.write(struct.pack("<I", len(header)))
+    stream.write(header)
+    for array in arrays:
+        npformat.write_array(stream, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def encode_weights(arrays: Sequence[np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    write_weights(buffer, arrays)
+    return buffer.getvalue()
+
+
+def save_weights(path: Path, arrays: Sequence[np.ndarray]) -> None:
+    with open(path, "wb") as stream:
+        write_weights(stream, arrays)
+
+
+def read_weights(
+    stream: BinaryIO, schema: WeightSchema, *, require_finite: bool = True
+) -> NDArrays:
+    """Read a weight stream that must match ``schema`` exactly."""
+    header = _read_stream_header(stream)
+    if header.get("codec") != "raw":
+        raise WeightsRejected(f"unknown weight codec {header.get('codec')!r}")
+    if header.get("count") != len(schema):
+        raise WeightsRejected(
+            f"stream holds {header.get('count')} tensors, model has {len(schema)}"
+        )
+    arrays = []
+    for index, spec in enumerate(schema.tensors):
+        array = _read_record(stream, index, spec.shape, spec.dtype)
+        if require_finite and array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise WeightsRejected(f"weight tensor {index} contains NaN or infinity")
+        arrays.append(array)
+    if stream.read(1):
+        raise WeightsRejected("trailing bytes after the last weight tensor")
+    return arrays
+
+
+def decode_weights(data: bytes, schema: WeightSchema) -> NDArrays:
+    return read_weights(io.BytesIO(data), schema)
+
+
+def load_weights(path: Path, schema: WeightSchema) -> NDArrays:
+    with open(path, "rb") as stream:
+        return read_weights(stream, schema)
+
+
+def peek_schema_hash(stream: BinaryIO) -> str:
+    """The schema hash a stream declares (not verified against its records)."""
+    return str(_read_stream_header(stream).get("schema_hash", ""))
+
+
+def _read_stream_header(stream: BinaryIO) -> dict[str, object]:
+    if stream.read(len(MAGIC)) != MAGIC:
+        raise WeightsRejected("not a DAIG weight stream (bad magic bytes)")
+    (length,) = struct.unpack("<I", _read_exactly(stream, 4))
+    if length > MAX_HEADER_JSON:
+        raise WeightsRejected(f"weight stream header of {length} bytes is too long")
+    try:
+        header = json.loads(_read_exactly(stream, length))
+    except ValueError as exc:
+        raise WeightsRejected(f"weight stream header is not JSON: {exc}") from exc
+    if not isinstance(header, dict):
+        raise WeightsRejected("weight stream header is not a JSON object")
+    return header
+
+
+def _read_record(stream: BinaryIO, index: int, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    try:
+        version = npformat.read_magic(stream)
+        if version == (1, 0):
+            got_shape, fortran, got_dtype = npformat.read_array_header_1_0(
+                stream, max_header_size=_NPY_HEADER_MAX
+            )
+        else:
+            got_shape, fortran, got_dtype = npformat.read_array_header_2_0(
+                stream, max_header_size=_NPY_HEADER_MAX
+            )
+    except Exception as exc:
+        raise WeightsRejected(f"weight tensor {index}: bad .npy record ({exc})") from exc
+    if fortran or tuple(got_shape) != shape or got_dtype.str != dtype:
+        raise WeightsRejected(
+            f"weight tensor {index} is {tuple(got_shape)} {got_dtype.str}"
+            f"{' (Fortran order)' if fortran else ''}; the model needs {shape} {dtype}"
+        )
+    count = int(np.prod(shape, dtype=np.int64))
+    data = _read_exactly(stream, count * got_dtype.itemsize)
+    return np.frombuffer(data, dtype=got_dtype).reshape(shape).copy()
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) != size:
+        raise WeightsRejected(f"weight stream ends early ({len(data)} of {size} bytes)")
+    return data

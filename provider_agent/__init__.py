@@ -1,0 +1,1 @@
+"""The provider agent: a volunteer's machine taking training tasks until stopped."""

@@ -1,0 +1,220 @@
+"""Training in a child process, so the agent stays responsive and a task can be killed at once.
+
+The child imports Keras (the agent itself never does), keeps the loaded model between tasks
+of the same project, and answers one job at a time over a pipe with progress messages and a
+final ``done`` or ``error``. The agent restarts it after ``max_tasks`` jobs, because Keras
+leaks memory when ``fit`` is called in a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    model_path: str
+    model_sha256: str
+    weights_path: str
+    weight_schema: list[list[Any]]
+    x_path: str
+    y_path: str
+    epochs: int
+    batch_size: int
+    validation_split: float
+    delta_path: str
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    ok: bool
+    history: dict[str, list[float]]
+    samples: int
+    fit_seconds: float
+    error: str | None = None
+
+
+class TrainingCancelled(Exception):
+    """The job was stopped before it finished."""
+
+
+class Trainer:
+    """A warm child process that runs ``TrainJob``s."""
+
+    def __init__(self, *, threads: int | None = None, max_tasks: int = 50) -> None:
+        self._threads = threads
+        self._max_tasks = max_tasks
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._pipe: Connection | None = None
+        self._jobs = 0
+
+    def _ensure_started(self) -> Connection:
+        if self._process is not None and self._process.is_alive() and self._jobs < self._max_tasks:
+            assert self._pipe is not None
+            return self._pipe
+        self.close()
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        self._process = context.Process(
+            target=_child_main, args=(child, self._threads), name="daig-trainer", daemon=True
+        )
+        self._process.start()
+        child.close()
+        self._pipe, self._jobs = parent, 0
+        return parent
+
+    def run(
+        self,
+        job: TrainJob,
+        *,
+        wait: Callable[[float], None],
+        should_stop: Callable[[], bool],
+        on_progress: Callable[[float], None] | None = None,
+    ) -> TrainOutcome:
+        """Run ``job``; ``wait(seconds)`` is called while it trains (e.g. to pump the broker).
+
+        Raises ``TrainingCancelled`` (after killing the child) when ``should_stop()`` is true.
+        """
+        pipe = self._ensure_started()
+        pipe.send(asdict(job))
+        self._jobs += 1
+        while True:
+            if should_stop():
+                self.close()
+                raise TrainingCancelled()
+            if pipe.poll(0):
+                try:
+                    reply = pipe.recv()
+                except EOFError:
+                    self.close()
+                    return TrainOutcome(
+                        False, {}, 0, 0.0, "the training process died (out of memory?)"
+                    )
+                if reply["type"] == "progress":
+                    if on_progress:
+                        on_progress(float(reply["fraction"]))
+                    continue
+                return TrainOutcome(
+                    ok=reply["type"] == "done",
+                    history=reply.get("history", {}),
+                    samples=int(reply.get("samples", 0)),
+                    fit_seconds=float(reply.get("fit_seconds", 0.0)),
+                    error=reply.get("error"),
+                )
+            if self._process is not None and not self._process.is_alive():
+                code = self._process.exitcode
+                self.close()
+                return TrainOutcome(False, {}, 0, 0.0, f"the training process died (exit {code})")
+            wait(0.1)
+
+    def close(self) -> None:
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.kill()
+            self._process.join(timeout=5)
+        if self._pipe is not None:
+            self._pipe.close()
+        self._process, self._pipe = None, None
+
+
+# --- the child process ------------------------------------------------------------------------
+
+
+def _child_main(pipe: Connection, threads: int | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when training stops
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    worker = _ChildWorker(pipe)
+    while True:
+        try:
+            job = pipe.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        try:
+            pipe.send(worker.run(TrainJob(**job)))
+        except Exception as exc:  # report, don't die: the agent publishes the failure
+            pipe.send({"type": "error", "error": f"{type(exc).__name__}: {exc}"[:2000]})
+
+
+class _ChildWorker:
+    def __init__(self, pipe: Connection) -> None:
+        self._pipe = pipe
+        self._model: Any = None
+        self._model_sha: str | None = None
+        self._training_config: dict[str, Any] = {}
+
+    def _model_for(self, job: TrainJob) -> Any:
+        import keras
+
+        from daig.modelfile.keras_load import load_model
+
+        if self._model_sha != job.model_sha256:
+            keras.backend.clear_session()
+            self._model, info = load_model(Path(job.model_path))
+            self._training_config = info.training_config
+            self._model_sha = job.model_sha256
+        return self._model
+
+    def run(self, job: TrainJob) -> dict[str, Any]:
+        import keras
+        import numpy as np
+
+        from daig.modelfile.keras_load import canonical_weights, compile_arguments
+        from daig.weights.codec import load_weights, save_weights
+        from daig.weights.schema import WeightSchema
+
+        model = self._model_for(job)
+        schema = WeightSchema.from_json(job.weight_schema)
+        start = load_weights(Path(job.weights_path), schema)
+        variables = canonical_weights(model)
+        schema.check([np.zeros(v.shape, dtype=v.dtype) for v in variables])
+        for variable, value in zip(variables, start, strict=True):
+            variable.assign(value)
+        # A fresh optimizer per task, as if the model file had just been loaded.
+        model.compile(**compile_arguments(self._training_config))
+        x = np.load(job.x_path, allow_pickle=False)
+        y = np.load(job.y_path, allow_pickle=False)
+        pipe = self._pipe
+
+        class _Progress(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                pipe.send({"type": "progress", "fraction": (epoch + 1) / job.epochs})
+
+        began = time.perf_counter()
+        history = model.fit(
+            x,
+            y,
+            epochs=job.epochs,
+            batch_size=job.batch_size,
+            validation_split=job.validation_split,
+            verbose=0,
+            callbacks=[_Progress()],
+        )
+        fit_seconds = time.perf_counter() - began
+        delta = [
+            (np.asarray(v.numpy(), dtype=np.float64) - w).astype(w.dtype)
+            for v, w in zip(variables, start, strict=True)
+        ]
+        save_weights(Path(job.delta_path), delta)
+        return {
+            "type": "done",
+            "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+            "samples": int(len(x)),
+            "fit_seconds": fit_seconds,
+        }

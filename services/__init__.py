@@ -1,0 +1,1 @@
+"""DAIG's server processes: the API, the scheduler and the aggregator."""

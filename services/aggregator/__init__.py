@@ -1,0 +1,1 @@
+"""The aggregator: accepts or rejects results, closes rounds, writes weights and the final model."""

@@ -1,0 +1,29 @@
+"""``daig aggregator``: consume results until stopped."""
+
+from __future__ import annotations
+
+from daig.blobstore import open_blob_store
+from daig.broker import run_consumer
+from daig.db.session import make_engine, make_sessionmaker
+from daig.logs import setup_logging
+from daig.process import stop_on_signals, wait_for_database
+from daig.settings import Settings
+from daig.topology import RESULTS
+from services.aggregator.handlers import Aggregator
+
+
+def main() -> None:
+    settings = Settings()
+    setup_logging(settings.log_level, json_lines=settings.log_json, process="aggregator")
+    stop = stop_on_signals()
+    engine = make_engine(settings.database_url)
+    wait_for_database(engine)
+    aggregator = Aggregator(make_sessionmaker(engine), open_blob_store(settings), settings)
+    try:
+        run_consumer(settings.amqp_url, RESULTS.queue, aggregator.on_result, stop, prefetch=4)
+    finally:
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""The aggregator's settings are DAIG's shared settings (``DAIG_*`` variables)."""
+
+from daig.settings import Settings
+
+__all__ = ["Settings"]

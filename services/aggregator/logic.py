@@ -1,0 +1,66 @@
+"""Pure aggregation maths: sample-weighted mean of deltas, applying it, round metrics.
+
+``WeightedMean`` folds deltas one at a time in float64, so closing a round needs memory for
+one accumulator and one delta, whatever K is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from daig.weights.schema import NDArrays
+
+
+class WeightedMean:
+    """Running sample-weighted mean of weight lists."""
+
+    def __init__(self) -> None:
+        self._sums: list[np.ndarray] | None = None
+        self._total = 0
+
+    def add(self, arrays: Sequence[np.ndarray], samples: int) -> None:
+        if samples <= 0:
+            raise ValueError("a result must be weighted by a positive sample count")
+        if self._sums is None:
+            self._sums = [np.zeros(a.shape, dtype=np.float64) for a in arrays]
+        if len(arrays) != len(self._sums):
+            raise ValueError(f"expected {len(self._sums)} tensors, got {len(arrays)}")
+        for total, array in zip(self._sums, arrays, strict=True):
+            total += np.asarray(array, dtype=np.float64) * samples
+        self._total += samples
+
+    @property
+    def samples(self) -> int:
+        return self._total
+
+    def result(self) -> NDArrays:
+        if self._sums is None:
+            raise ValueError("no results to average")
+        return [total / self._total for total in self._sums]
+
+
+def aggregate(results: Iterable[tuple[NDArrays, int]]) -> NDArrays:
+    """Sample-weighted mean of ``(delta, samples)`` pairs."""
+    mean = WeightedMean()
+    for arrays, samples in results:
+        mean.add(arrays, samples)
+    return mean.result()
+
+
+def apply_delta(weights: Sequence[np.ndarray], delta: Sequence[np.ndarray]) -> NDArrays:
+    """``weights + delta``, keeping each tensor's dtype."""
+    return [(w.astype(np.float64) + d).astype(w.dtype) for w, d in zip(weights, delta, strict=True)]
+
+
+def round_metrics(histories: Iterable[tuple[dict[str, list[float]], int]]) -> dict[str, float]:
+    """Sample-weighted mean of each metric's last-epoch value across the round's results."""
+    sums: dict[str, float] = {}
+    weights: dict[str, int] = {}
+    for history, samples in histories:
+        for name, values in history.items():
+            if values and np.isfinite(values[-1]):
+                sums[name] = sums.get(name, 0.0) + float(values[-1]) * samples
+                weights[name] = weights.get(name, 0) + samples
+    return {name: sums[name] / weights[name] for name in sorted(sums)}

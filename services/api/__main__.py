@@ -1,0 +1,19 @@
+"""``daig api``: serve the HTTP API with uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from daig.logs import setup_logging
+from daig.settings import Settings
+from services.api.main import create_app
+
+
+def main(host: str = "127.0.0.1", port: int = 8000) -> None:
+    settings = Settings()
+    setup_logging(settings.log_level, json_lines=settings.log_json, process="api")
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+if __name__ == "__main__":
+    main()

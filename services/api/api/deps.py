@@ -1,0 +1,60 @@
+"""FastAPI dependencies as ``Annotated`` aliases: settings, database session, current user..."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from daig.blobstore import BlobStore
+from daig.broker import Publisher
+from daig.db.models import User
+from daig.settings import Settings
+from services.api.core.security import user_id_from_token
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with request.app.state.sessionmaker() as session:
+        yield session
+
+
+def get_blobs(request: Request) -> BlobStore:
+    blobs: BlobStore = request.app.state.blobs
+    return blobs
+
+
+def get_publisher(request: Request) -> Publisher:
+    publisher: Publisher = request.app.state.publisher
+    return publisher
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_db)]
+BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
+PublisherDep = Annotated[Publisher, Depends(get_publisher)]
+TokenDep = Annotated[str, Depends(oauth2_scheme)]
+
+
+def get_current_user(session: SessionDep, token: TokenDep, settings: SettingsDep) -> User:
+    user_id = user_id_from_token(token, settings.secret_key)
+    user = session.get(User, user_id) if user_id is not None else None
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "your token is invalid or expired; log in again",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -1,0 +1,118 @@
+"""Projects: create, list, status, start, per-round metrics, model download."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+from sqlalchemy import select
+from starlette.background import BackgroundTask
+
+from daig.db.models import Project, ProjectState
+from daig.messages import EventKind, ProjectEvent
+from daig.topology import EVENTS
+from services.api import crud, lifecycle, modelfile
+from services.api.api.deps import BlobsDep, CurrentUser, PublisherDep, SessionDep
+from services.api.errors import ApiError
+from services.api.schemas import ProjectCreate, ProjectOut, RoundOut
+
+router = APIRouter(prefix="/v1/projects", tags=["projects"])
+log = logging.getLogger(__name__)
+
+
+@router.post("", status_code=201)
+def create_project(body: ProjectCreate, user: CurrentUser, session: SessionDep) -> ProjectOut:
+    """Create a project with its hyperparameters; upload its files next."""
+    project = Project(
+        id=uuid.uuid4(),
+        owner_id=user.id,
+        name=body.name,
+        state=ProjectState.CREATED,
+        epochs=body.epochs,
+        batch_size=body.batch_size,
+        validation_split=body.validation_split,
+        total_tasks=body.total_tasks,
+        task_size=body.task_size,
+        max_contributors=body.contributors,
+        passes=body.passes,
+        current_round=0,
+    )
+    session.add(project)
+    session.commit()
+    return crud.project_out(session=session, project=project)
+
+
+@router.get("")
+def list_projects(user: CurrentUser, session: SessionDep) -> list[ProjectOut]:
+    """Your projects, newest first."""
+    projects = session.scalars(
+        select(Project).where(Project.owner_id == user.id).order_by(Project.created_at.desc())
+    )
+    return [crud.project_out(session=session, project=p) for p in projects]
+
+
+@router.get("/{project_id}")
+def get_project(project_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> ProjectOut:
+    """State, round r of R, accepted tasks, active contributors, latest metrics."""
+    project = crud.get_owned_project(session=session, project_id=project_id, user=user)
+    return crud.project_out(session=session, project=project)
+
+
+@router.post("/{project_id}/start")
+def start_project(
+    project_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    blobs: BlobsDep,
+    publisher: PublisherDep,
+) -> ProjectOut:
+    """Check the files and hyperparameters together and queue the project for training."""
+    project = crud.get_owned_project(
+        session=session, project_id=project_id, user=user, for_update=True
+    )
+    lifecycle.start(session=session, blobs=blobs, project=project)
+    session.commit()
+    _notify(publisher, project, EventKind.PROJECT_STARTED)
+    return crud.project_out(session=session, project=project)
+
+
+@router.get("/{project_id}/rounds")
+def list_rounds(project_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> list[RoundOut]:
+    """Per-round timing, result counts and training metrics."""
+    crud.get_owned_project(session=session, project_id=project_id, user=user)
+    return crud.rounds_out(session=session, project_id=project_id)
+
+
+@router.get("/{project_id}/model", response_class=FileResponse)
+def download_model(
+    project_id: uuid.UUID, user: CurrentUser, session: SessionDep, blobs: BlobsDep
+) -> FileResponse:
+    """The current model as ``.h5``: the final one when done, else the newest weights."""
+    project = crud.get_owned_project(session=session, project_id=project_id, user=user)
+    files = crud.files_of(session=session, project_id=project.id)
+    if "model" not in files:
+        raise ApiError(404, "the project has no model yet; upload one first", "no_model")
+    path, version = modelfile.current_model(
+        blobs=blobs, project=project, model_key=files["model"].blob_key
+    )
+    suffix = "uploaded" if version is None else f"v{version}"
+    return FileResponse(
+        path,
+        media_type="application/x-hdf5",
+        filename=f"{project.name}-{suffix}.h5",
+        headers={"X-DAIG-Weights-Version": "" if version is None else str(version)},
+        background=BackgroundTask(shutil.rmtree, path.parent, ignore_errors=True),
+    )
+
+
+def _notify(publisher: PublisherDep, project: Project, kind: EventKind) -> None:
+    """Tell the scheduler now; if the broker is away it finds the change on its next tick."""
+    try:
+        publisher.publish(
+            EVENTS, ProjectEvent(project_id=project.id, round=project.current_round, kind=kind)
+        )
+    except Exception:
+        log.warning("project %s: could not publish %s; the scheduler will poll", project.id, kind)

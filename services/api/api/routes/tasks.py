@@ -1,0 +1,96 @@
+"""The provider's side of the API: broker settings, claim, lease heartbeat, release."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import APIRouter
+
+from daig.db.models import Project
+from daig.messages import EventKind, ProjectEvent
+from daig.topology import EVENTS, RESULTS, TASKS
+from services.api import claims
+from services.api.api.deps import BlobsDep, CurrentUser, PublisherDep, SessionDep, SettingsDep
+from services.api.schemas import ClaimGrant, ClaimRequest, Lease, ProviderConfig
+
+router = APIRouter(prefix="/v1", tags=["providers"])
+log = logging.getLogger(__name__)
+
+
+@router.get("/provider/config")
+def provider_config(user: CurrentUser, settings: SettingsDep) -> ProviderConfig:
+    """Where a provider agent receives tasks and sends results."""
+    return ProviderConfig(
+        amqp_url=settings.provider_amqp_url,
+        tasks_queue=TASKS.queue,
+        results_exchange=RESULTS.exchange,
+        results_routing_key=RESULTS.publish_key,
+        lease_seconds=settings.lease_seconds,
+        user_id=user.id,
+    )
+
+
+@router.post("/tasks/{task_id}/claim")
+def claim_task(
+    task_id: uuid.UUID,
+    body: ClaimRequest,
+    user: CurrentUser,
+    session: SessionDep,
+    blobs: BlobsDep,
+    settings: SettingsDep,
+) -> ClaimGrant:
+    """Claim a task announced on the task queue; 409 says why it is not yours."""
+    grant = claims.claim(
+        session=session,
+        blobs=blobs,
+        settings=settings,
+        user=user,
+        task_id=task_id,
+        agent_id=body.agent_id,
+    )
+    session.commit()
+    log.info(
+        "project %s round %s task %s: claimed by user %s (%s)",
+        grant.project_id,
+        grant.round,
+        task_id,
+        user.id,
+        body.agent_id,
+    )
+    return grant
+
+
+@router.post("/claims/{claim_id}/heartbeat")
+def heartbeat(
+    claim_id: uuid.UUID, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> Lease:
+    """Renew the lease of a running task; 409 means: stop, the task is no longer yours."""
+    seconds = claims.heartbeat(session=session, settings=settings, user=user, claim_id=claim_id)
+    session.commit()
+    return Lease(claim_id=claim_id, lease_seconds=seconds)
+
+
+@router.post("/claims/{claim_id}/release", status_code=204)
+def release(
+    claim_id: uuid.UUID, user: CurrentUser, session: SessionDep, publisher: PublisherDep
+) -> None:
+    """Give a task back at once (e.g. the volunteer pressed Stop)."""
+    row = claims.release(session=session, user=user, claim_id=claim_id)
+    session.commit()
+    project = session.get(Project, row.project_id)
+    assert project is not None
+    try:
+        publisher.publish(
+            EVENTS,
+            ProjectEvent(
+                project_id=project.id,
+                round=project.current_round,
+                kind=EventKind.TASK_RELEASED,
+                detail={"task_id": str(row.task_id)},
+            ),
+        )
+    except Exception:
+        log.warning(
+            "project %s: could not publish task release; the scheduler will poll", project.id
+        )

@@ -1,0 +1,1 @@
+"""API configuration and security helpers."""

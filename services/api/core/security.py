@@ -1,0 +1,41 @@
+"""Password hashing (Argon2id) and bearer tokens (signed JWTs that expire)."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+ALGORITHM = "HS256"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def create_token(*, user_id: int, secret: str, ttl_seconds: int) -> str:
+    now = int(time.time())
+    return jwt.encode(
+        {"sub": str(user_id), "iat": now, "exp": now + ttl_seconds}, secret, ALGORITHM
+    )
+
+
+def user_id_from_token(token: str, secret: str) -> int | None:
+    """The token's user id, or None if it is invalid or expired."""
+    try:
+        payload = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
+        )
+        return int(payload["sub"])
+    except (jwt.PyJWTError, ValueError):
+        return None

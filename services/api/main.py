@@ -1,0 +1,48 @@
+"""Building the FastAPI application from settings (no connections at import time)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from daig.blobstore import open_blob_store
+from daig.broker import Publisher
+from daig.db.session import make_engine, make_sessionmaker
+from daig.settings import Settings
+from services.api import errors
+from services.api.api.routes import auth, blobs, files, health, projects, tasks
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The API with its database, blob store and publisher attached to ``app.state``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        upload_dir = tempfile.TemporaryDirectory(prefix="daig-uploads-")
+        app.state.settings = settings
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.blobs = open_blob_store(settings)
+        app.state.publisher = Publisher(settings.amqp_url)
+        app.state.upload_dir = Path(upload_dir.name)
+        try:
+            yield
+        finally:
+            app.state.publisher.close()
+            engine.dispose()
+            upload_dir.cleanup()
+
+    app = FastAPI(
+        title="DAIG — Distributed A.I. Grid",
+        version="1",
+        description="Train Keras models on volunteers' computers by K-batch synchronous SGD.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (auth, projects, files, tasks, blobs, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,126 @@
+"""Request and response bodies of the HTTP API (what ``/docs`` shows)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from daig.hyperparams import Hyperparameters
+
+
+class SignupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    password: str = Field(min_length=8, max_length=256)
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class ProjectCreate(Hyperparameters):
+    """A new project: a name plus DAIG's hyperparameters."""
+
+    name: str = Field(default="project", min_length=1, max_length=200)
+
+
+class FileOut(BaseModel):
+    kind: str
+    filename: str
+    size: int
+    sha256: str
+    meta: dict[str, Any]
+
+
+class ProjectOut(BaseModel):
+    """A project's settings and where its training stands."""
+
+    id: uuid.UUID
+    name: str
+    state: str
+    hyperparameters: Hyperparameters
+    round: int = Field(description="Rounds closed so far (= weights version of the current model)")
+    total_rounds: int | None
+    accepted_tasks: int
+    total_task_results: int | None = Field(description="Accepted results needed to finish")
+    progress: float = Field(description="Fraction of accepted results, 0..1")
+    active_contributors: int
+    files: list[FileOut]
+    latest_metrics: dict[str, float] | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RoundOut(BaseModel):
+    index: int
+    opened_at: datetime
+    closed_at: datetime | None
+    accepted: int
+    rejected: int
+    metrics: dict[str, Any] | None
+
+
+class ClaimRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent_id: str = Field(min_length=1, max_length=64)
+
+
+class RemoteArray(BaseModel):
+    """Rows of an ``.npy`` blob: GET ``url`` with ``Range: bytes=start-(end-1)``."""
+
+    url: str
+    byte_start: int
+    byte_end: int
+    dtype: str
+    row_shape: list[int]
+    rows: int
+
+
+class ClaimGrant(BaseModel):
+    """Everything a provider needs for one task; valid while the lease is renewed."""
+
+    claim_id: uuid.UUID
+    task_id: uuid.UUID
+    project_id: uuid.UUID
+    round: int
+    shard: int
+    lease_seconds: float
+    model_url: str
+    model_sha256: str
+    weights_url: str
+    weight_schema: list[list[Any]]
+    schema_hash: str
+    data: RemoteArray
+    labels: RemoteArray
+    epochs: int
+    batch_size: int
+    validation_split: float
+    result_key: str
+    result_url: str
+    result_max_bytes: int
+
+
+class Lease(BaseModel):
+    claim_id: uuid.UUID
+    lease_seconds: float
+
+
+class ProviderConfig(BaseModel):
+    amqp_url: str
+    tasks_queue: str
+    results_exchange: str
+    results_routing_key: str
+    lease_seconds: float
+    user_id: int

@@ -1,0 +1,1 @@
+"""The scheduler: plans rounds, publishes tasks within the contributor cap, re-issues lost ones."""
