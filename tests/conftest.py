@@ -1,0 +1,164 @@
+"""Fixtures on real services: a Postgres database, a RabbitMQ vhost and an S3 server per test.
+
+Nothing here is mocked. Each test that asks for ``database_url`` gets its own freshly migrated
+database; ``amqp_url`` its own vhost; both are removed afterwards. ``s3_endpoint`` is moto's
+standalone S3 server, started once per session as a separate process on loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from daig.settings import Settings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+PG_ADMIN_URL = os.environ.get("DAIG_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
+AMQP_HOST = os.environ.get("DAIG_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    from daig.db.migrate import drop_database, upgrade
+
+    url = f"{PG_ADMIN_URL}/daig_test_{uuid.uuid4().hex[:12]}"
+    upgrade(url)
+    yield url
+    drop_database(url)
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def amqp_url() -> Iterator[str]:
+    vhost = f"daig_test_{uuid.uuid4().hex[:12]}"
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    yield f"{AMQP_HOST}/{vhost}"
+    _rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's standalone S3 server in its own process (a real S3 API over HTTP)."""
+    port = free_port()
+    server = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+    process = subprocess.Popen(
+        [server, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{endpoint}/moto-api/", timeout=1).status_code < 500
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(up, 30, what="moto S3 server")
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def settings(database_url: str, amqp_url: str, tmp_path: Path) -> Settings:
+    """Settings for one test: its own database, vhost and local blob directory."""
+    return Settings(
+        database_url=database_url,
+        amqp_url=amqp_url,
+        blob_url=(tmp_path / "blobs").as_uri(),
+        public_api_url="http://127.0.0.1:1",  # replaced by api_server when one runs
+        secret_key="test-secret-key-that-is-long-enough-for-hs256",
+        lease_seconds=30,
+        straggler_floor_seconds=30,
+    )
+
+
+class ApiServer:
+    """The real API served by uvicorn in a background thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        import uvicorn
+
+        from services.api.main import create_app
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.settings = settings.model_copy(update={"public_api_url": self.url})
+        config = uvicorn.Config(
+            create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ApiServer:
+        self.thread.start()
+        wait_until(lambda: self.server.started, 20, what="API server start")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def api_server(settings: Settings) -> Iterator[ApiServer]:
+    with ApiServer(settings) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def digits_files(tmp_path_factory: pytest.TempPathFactory):
+    """The digits example: a Keras 3 MLP (.h5), training and held-out arrays."""
+    from daig.examples import write_digits
+
+    return write_digits(tmp_path_factory.mktemp("digits"))
+
+
+@pytest.fixture(scope="session")
+def keras2_digits_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same MLP saved by Keras 2 (tf-keras), in a separate process (it can't share one)."""
+    path = tmp_path_factory.mktemp("keras2") / "digits-mlp-keras2.h5"
+    code = (
+        "import sys, tf_keras; from daig.examples import build_mlp; "
+        "build_mlp(tf_keras).save(sys.argv[1])"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True,
+                   timeout=300)
+    return path
