@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 
@@ -19,6 +20,28 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow without its start-up chatter (CPU features, missing CUDA, oneDNN).
+
+    TensorFlow writes those lines to file descriptor 2 from C++ before its own log level
+    applies, so stderr is pointed at /dev/null for the duration of the import only.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def setup_logging(level: str = "INFO", *, json_lines: bool = False, process: str = "daig") -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -133,8 +132,9 @@ class Trainer:
 
 def _child_main(pipe: Connection, threads: int | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when training stops
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    from daig.logs import quiet_tensorflow
+
+    quiet_tensorflow()
     import tensorflow as tf
 
     if threads:

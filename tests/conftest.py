@@ -159,6 +159,7 @@ def keras2_digits_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "import sys, tf_keras; from daig.examples import build_mlp; "
         "build_mlp(tf_keras).save(sys.argv[1])"
     )
-    subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        [sys.executable, "-c", code, str(path)], check=True, capture_output=True, timeout=300
+    )
     return path

@@ -23,6 +23,9 @@ def demo(
 ) -> None:
     """Run the whole system on this machine and train a real model end to end."""
     from daig.cli.demo import run_demo
+    from daig.logs import quiet_tensorflow
+
+    quiet_tensorflow()
 
     raise typer.Exit(run_demo(providers=providers, keep=keep))
 

@@ -129,6 +129,8 @@ SUPPORTING = frozenset(
         "Policy",
         # how Keras 3 serializes a tuple inside a configuration
         "__tuple__",
+        # how Keras 3 serializes the connections between a functional model's layers
+        "__keras_tensor__",
     }
 )
 

@@ -168,7 +168,7 @@ def _check_object(node: dict[str, Any], where: str) -> str:
             f"{here}: {class_name} layers contain Python code and are never accepted; "
             "replace the Lambda with built-in layers"
         )
-    elif str(class_name).removeprefix(allowlist.KERAS2_OPTIMIZER_PREFIX) not in allowlist.CLASSES:
+    elif _builtin_name(class_name) not in allowlist.CLASSES:
         raise ModelRejected(
             f"{here}: {class_name!r} is not a built-in Keras object DAIG accepts; custom or "
             "registered layers cannot run on volunteers' machines, use built-in layers"
@@ -180,6 +180,16 @@ def _check_object(node: dict[str, Any], where: str) -> str:
     if registered not in (None, class_name) and not str(registered).startswith("keras"):
         raise ModelRejected(f"{here}: registered custom object {registered!r} is not accepted")
     return here
+
+
+def _builtin_name(class_name: Any) -> str:
+    """The class name, with tf-keras' ``Custom>`` prefix removed from built-in optimizers only.
+
+    Any other ``Custom>X`` names a registered custom object (even if X is a Keras class name).
+    """
+    name = str(class_name)
+    bare = name.removeprefix(allowlist.KERAS2_OPTIMIZER_PREFIX)
+    return bare if bare in allowlist.OPTIMIZERS else name
 
 
 def check_training_config(config: dict[str, Any]) -> None:

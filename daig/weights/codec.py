@@ -40,7 +40,9 @@ def write_weights(stream: BinaryIO, arrays: Sequence[np.ndarray], *, codec: str 
     stream.write(struct.pack("<I", len(header)))
     stream.write(header)
     for array in arrays:
-        npformat.write_array(stream, np.ascontiguousarray(array), allow_pickle=False)
+        # np.asarray(order="C"), not np.ascontiguousarray: the latter turns a scalar weight
+        # (shape (), e.g. Attention(use_scale=True)) into shape (1,), which the reader refuses.
+        npformat.write_array(stream, np.asarray(array, order="C"), allow_pickle=False)
 
 
 def encode_weights(arrays: Sequence[np.ndarray]) -> bytes:

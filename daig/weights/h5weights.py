@@ -28,15 +28,27 @@ def _decode(name: object) -> str:
     return name.decode("utf8") if isinstance(name, bytes) else str(name)
 
 
+def _names(node: h5py.Group, key: str) -> list[str]:
+    """A list attribute that Keras splits into ``key0``, ``key1``... when it exceeds 64 KB."""
+    if key in node.attrs:
+        return [_decode(n) for n in node.attrs[key]]
+    names: list[str] = []
+    chunk = 0
+    while f"{key}{chunk}" in node.attrs:
+        names.extend(_decode(n) for n in node.attrs[f"{key}{chunk}"])
+        chunk += 1
+    return names
+
+
 def _weight_datasets(root: h5py.File | h5py.Group) -> Iterator[tuple[str, h5py.Dataset]]:
     if "model_weights" not in root:
         raise H5WeightsError("the file has no 'model_weights' group; save the model with weights")
     group = root["model_weights"]
-    for layer_name in (_decode(n) for n in group.attrs.get("layer_names", [])):
+    for layer_name in _names(group, "layer_names"):
         layer = group.get(layer_name)
         if not isinstance(layer, h5py.Group):
             raise H5WeightsError(f"layer {layer_name!r} is listed but has no weights group")
-        for weight_name in (_decode(n) for n in layer.attrs.get("weight_names", [])):
+        for weight_name in _names(layer, "weight_names"):
             link = layer.get(weight_name, getlink=True)
             if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)):
                 raise H5WeightsError(f"weight {weight_name!r} is a link; links are not accepted")
