@@ -238,10 +238,16 @@ def _settle(channel: BlockingChannel, tag: int, outcome: Outcome) -> None:
 
 
 def queue_depths(url: str) -> dict[str, int]:
-    """Messages ready in each DAIG queue (passive declares; nothing is created)."""
+    """Messages ready in each DAIG queue.
+
+    The topology is declared first (idempotent, as every DAIG client does on connecting):
+    on a fresh broker the queues do not exist until some process declares them, and a
+    missing queue must not make a reachable broker look down.
+    """
     connection = connect(url, heartbeat=0)
     try:
         channel = connection.channel()
+        topology.declare(channel)
         depths: dict[str, Any] = {}
         for route in topology.ALL_ROUTES:
             frame = channel.queue_declare(route.queue, passive=True)

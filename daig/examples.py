@@ -38,7 +38,9 @@ def digits_split(test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray,
 def build_mlp(keras_module: Any = None, *, hidden: int = 64, learning_rate: float = 0.01) -> Any:
     """A compiled MLP for 64 features and 10 classes (Keras 3 by default, or pass tf_keras)."""
     if keras_module is None:
-        import keras as keras_module
+        import keras
+
+        keras_module = keras
     layers = keras_module.layers
     if keras_module.__name__.startswith("tf_keras"):
         model = keras_module.Sequential(

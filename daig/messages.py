@@ -28,7 +28,7 @@ class Message(BaseModel):
     type_name: ClassVar[str]
 
     message_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     project_id: uuid.UUID
     round: int = Field(ge=0)
     sent_at: datetime = Field(default_factory=_now)

@@ -115,9 +115,14 @@ class ProviderAgent:
                 self.status.last_error = str(exc)
                 return self._give_back(grant)
             lease = _LeaseKeeper(self, grant)
+
+            def wait(seconds: float) -> None:
+                broker.pump(seconds)
+                lease.renew_if_due()
+
             outcome = self._trainer.run(
                 job,
-                wait=lambda s: (broker.pump(s), lease.renew_if_due()),
+                wait=wait,
                 should_stop=self.stop.is_set,
                 on_progress=lambda f: setattr(self.status, "progress", f),
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import typer
 from pydantic import ValidationError
 from rich.progress import (
     BarColumn,
+    TaskID,
     DownloadColumn,
     Progress,
     TextColumn,
@@ -110,9 +112,11 @@ def _upload(client: DaigClient, project_id: str, files: dict[str, Path]) -> None
     ) as progress:
         for kind, path in files.items():
             bar = progress.add_task(f"upload {kind:<6}", total=path.stat().st_size)
-            client.upload_file(
-                project_id, kind, path, progress=lambda n, bar=bar: progress.advance(bar, n)
-            )
+            client.upload_file(project_id, kind, path, progress=_advancer(progress, bar))
+
+
+def _advancer(progress: Progress, bar: TaskID) -> Callable[[int], None]:
+    return lambda n: progress.advance(bar, n)
 
 
 @app.command("start")

@@ -53,9 +53,15 @@ def compile_arguments(training_config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _accepted_kwargs(cls: type, config: dict[str, Any]) -> dict[str, Any]:
-    parameters = pyinspect.signature(cls.__init__).parameters
+    parameters = pyinspect.signature(cls).parameters
     renamed = {_RENAMED.get(k, k): v for k, v in config.items()}
-    return {k: v for k, v in renamed.items() if k in parameters and k != "self"}
+    # Keras 2 writes None for "not set" (e.g. a schedule's name); passing it would override a
+    # Keras 3 default that is not None (ExponentialDecay(name=None) fails inside fit).
+    return {
+        k: v
+        for k, v in renamed.items()
+        if k in parameters and k != "self" and not (v is None and parameters[k].default is not None)
+    }
 
 
 def _optimizer(config: dict[str, Any]) -> Any:

@@ -68,6 +68,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def _schema(project: Project) -> WeightSchema:
+    assert project.weight_schema is not None, "a running project has a weight schema"
+    return WeightSchema.from_json(project.weight_schema)
+
+
 class Aggregator:
     def __init__(
         self, sessions: sessionmaker[Session], blobs: BlobStore, settings: Settings
@@ -163,7 +168,7 @@ class Aggregator:
         expected_key = keys.result_key(project.id, task.round_index, task.id, claim.id)
         if message.blob_key != expected_key:
             raise Rejection(RejectReason.BAD_DELTA, f"the delta must be stored at {expected_key}")
-        schema = WeightSchema.from_json(project.weight_schema)
+        schema = _schema(project)
         size = self._blobs.size(expected_key)
         if size is None:
             raise Rejection(RejectReason.MISSING_BLOB, "no delta was uploaded")
@@ -279,14 +284,14 @@ class Aggregator:
             accepted,
             project.task_size,
         )
-        if accepted < project.task_size:
+        if (accepted or 0) < project.task_size:
             return Verdict(ResultStatus.ACCEPTED)
         self._close_round(session, project)
         return Verdict(ResultStatus.ACCEPTED, round_closed=True)
 
     def _close_round(self, session: Session, project: Project) -> None:
         index = project.current_round
-        schema = WeightSchema.from_json(project.weight_schema)
+        schema = _schema(project)
         results = (
             session.execute(
                 select(Result)
@@ -325,13 +330,13 @@ class Aggregator:
             index + 1,
             round_row.metrics,
         )
-        if project.current_round == project.total_rounds:
+        if project.current_round == project.total_rounds:  # the last round
             self._write_final_model(session, project, new_key)
 
     def _write_final_model(self, session: Session, project: Project, weights_key: str) -> None:
         model = session.get(ProjectFile, (project.id, "model"))
         assert model is not None
-        schema = WeightSchema.from_json(project.weight_schema)
+        schema = _schema(project)
         with tempfile.TemporaryDirectory(prefix="daig-final-") as directory:
             source, target, weights = (Path(directory) / n for n in ("in.h5", "out.h5", "w.dwt"))
             self._blobs.download(model.blob_key, source)

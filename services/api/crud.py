@@ -76,7 +76,7 @@ def active_claims(*, session: Session, project_id: uuid.UUID) -> int:
     )
 
 
-def _live_claims(project_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
+def _live_claims(project_id: uuid.UUID) -> Select[uuid.UUID]:
     return select(Claim.task_id).where(
         Claim.project_id == project_id,
         Claim.state == ClaimState.ACTIVE,

@@ -18,8 +18,11 @@ def client(api_server) -> DaigClient:
 
 def test_create_upload_start_and_status(client: DaigClient, digits_files) -> None:
     project = client.create_project("digits", Hyperparameters(total_tasks=12, task_size=4))
-    for kind, path in (("model", digits_files.model), ("data", digits_files.data),
-                       ("labels", digits_files.labels)):
+    for kind, path in (
+        ("model", digits_files.model),
+        ("data", digits_files.data),
+        ("labels", digits_files.labels),
+    ):
         stored = client.upload_file(project["id"], kind, path)
         assert stored["size"] == path.stat().st_size
     started = client.start(project["id"])
