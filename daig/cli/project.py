@@ -11,9 +11,9 @@ import typer
 from pydantic import ValidationError
 from rich.progress import (
     BarColumn,
-    TaskID,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TransferSpeedColumn,
@@ -75,7 +75,11 @@ def create(
     try:
         project = client.create_project(name or model.stem, params)
         console.print(f"created project [bold]{project['id']}[/]")
-        _upload(client, project["id"], files)
+        try:
+            _upload(client, project["id"], files)
+        except (ClientError, KeyboardInterrupt):
+            _discard(client, project["id"])
+            raise
         if start or wait:
             client.start(project["id"])
             console.print("training started")
@@ -100,6 +104,15 @@ def _check_locally(files: dict[str, Path], params: Hyperparameters) -> None:
         f"model: {metas['model']['class_name']} with {metas['model']['parameters']:,} "
         f"parameters; data: {rows:,} rows of shape {tuple(metas['data']['shape'][1:])}"
     )
+
+
+def _discard(client: DaigClient, project_id: str) -> None:
+    """Don't leave a half-uploaded project behind."""
+    try:
+        client.delete_project(project_id)
+        console.print(f"deleted the incomplete project {project_id}")
+    except ClientError as exc:
+        console.print(f"[yellow]could not delete the incomplete project {project_id}: {exc}[/]")
 
 
 def _upload(client: DaigClient, project_id: str, files: dict[str, Path]) -> None:
@@ -173,6 +186,19 @@ def _summary(project: dict[str, Any]) -> str:
 
 def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+@app.command()
+def delete(
+    project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
+) -> None:
+    """Delete a project that is not training (its files, results and models too)."""
+    client = session.connect(server, user, password)
+    try:
+        client.delete_project(project_id)
+    except ClientError as exc:
+        fail(str(exc))
+    console.print(f"deleted project {project_id}")
 
 
 @app.command("list")

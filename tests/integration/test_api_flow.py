@@ -37,3 +37,31 @@ def test_start_without_files_says_what_is_missing(client: DaigClient) -> None:
         client.start(project["id"])
     assert error.value.status == 409
     assert "model, data, labels" in str(error.value)
+
+
+def test_delete_removes_an_idle_project_and_its_blobs(
+    client: DaigClient, api_server, digits_files
+) -> None:
+    from daig.blobstore import open_blob_store
+    from daig.keys import file_key
+
+    project = client.create_project("doomed", Hyperparameters())
+    client.upload_file(project["id"], "model", digits_files.model)
+    blobs = open_blob_store(api_server.settings)
+    assert blobs.exists(file_key(project["id"], "model"))
+    client.delete_project(project["id"])
+    assert not blobs.exists(file_key(project["id"], "model"))
+    with pytest.raises(ClientError) as error:
+        client.project(project["id"])
+    assert error.value.status == 404
+
+
+def test_a_training_project_cannot_be_deleted(client: DaigClient, digits_files) -> None:
+    project = client.create_project("busy", Hyperparameters())
+    for kind in ("model", "data", "labels"):
+        client.upload_file(project["id"], kind, getattr(digits_files, kind))
+    client.start(project["id"])
+    with pytest.raises(ClientError) as error:
+        client.delete_project(project["id"])
+    assert error.value.status == 409
+    assert "trains" in str(error.value)

@@ -8,10 +8,12 @@ import uuid
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 from starlette.background import BackgroundTask
 
-from daig.db.models import Project, ProjectState
+from daig import keys
+from daig.db.models import Project, ProjectState, Result
 from daig.messages import EventKind, ProjectEvent
 from daig.topology import EVENTS
 from services.api import crud, lifecycle, modelfile
@@ -77,6 +79,26 @@ def start_project(
     session.commit()
     _notify(publisher, project, EventKind.PROJECT_STARTED)
     return crud.project_out(session=session, project=project)
+
+
+@router.delete("/{project_id}", status_code=204)
+def delete_project(
+    project_id: uuid.UUID, user: CurrentUser, session: SessionDep, blobs: BlobsDep
+) -> None:
+    """Delete a project that is not training, with its files, results and models."""
+    project = crud.get_owned_project(
+        session=session, project_id=project_id, user=user, for_update=True
+    )
+    if project.state in (ProjectState.QUEUED, ProjectState.RUNNING):
+        raise ApiError(
+            409,
+            f"the project is {project.state}; it cannot be deleted while it trains",
+            "project_active",
+        )
+    session.execute(sql_delete(Result).where(Result.project_id == project.id))
+    session.delete(project)
+    session.commit()
+    blobs.delete_prefix(keys.project_prefix(project.id))
 
 
 @router.get("/{project_id}/rounds")
