@@ -7,12 +7,13 @@ Large bytes never travel here: a result names its delta's blob key and sha256.
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
 
@@ -61,8 +62,20 @@ class TrainResult(Message):
     schema_hash: str | None = None
     samples: int = Field(default=0, ge=0)
     fit_seconds: float = Field(default=0.0, ge=0)
-    history: dict[str, list[float]] = Field(default_factory=dict)
+    history: dict[str, list[float | None]] = Field(default_factory=dict)
     error: Annotated[str, Field(max_length=4000)] | None = None
+
+    @field_validator("history")
+    @classmethod
+    def _finite_history(
+        cls, history: dict[str, list[float | None]]
+    ) -> dict[str, list[float | None]]:
+        # A diverged fit reports NaN/inf; JSON (and Postgres JSONB) cannot carry them, and pydantic
+        # would write null that the float field then refuses. Keep them as null from the start.
+        return {
+            name: [v if v is not None and math.isfinite(v) else None for v in values]
+            for name, values in history.items()
+        }
 
 
 class EventKind(StrEnum):

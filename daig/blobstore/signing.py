@@ -9,7 +9,9 @@ from urllib.parse import quote, urlencode
 
 
 def signature(secret: str, method: str, key: str, expires: int, max_bytes: int | None) -> str:
-    message = f"{method}\n{key}\n{expires}\n{max_bytes or ''}".encode()
+    # "is None", not "or": a limit of 0 bytes must not sign the same as no limit at all.
+    limit = "" if max_bytes is None else str(max_bytes)
+    message = f"{method}\n{key}\n{expires}\n{limit}".encode()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 

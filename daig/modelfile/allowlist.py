@@ -1,5 +1,8 @@
 """The built-in Keras objects an uploaded model may name. Anything else is refused.
 
+Left out on purpose: ``Attention``, which Keras 3.15 saves to ``.h5`` but cannot load back
+(its ``score_mode`` is deserialized as a function), so it would fail on every provider.
+
 Names are Keras class names as they appear in a saved configuration (``class_name``), or
 function names where Keras stores a function by name (activations, losses, metrics).
 """
@@ -89,7 +92,6 @@ LAYERS = frozenset(
         "Softmax",
         "ThresholdedReLU",
         "MultiHeadAttention",
-        "Attention",
         "AdditiveAttention",
         "Rescaling",
     }

@@ -54,13 +54,16 @@ def apply_delta(weights: Sequence[np.ndarray], delta: Sequence[np.ndarray]) -> N
     return [(w.astype(np.float64) + d).astype(w.dtype) for w, d in zip(weights, delta, strict=True)]
 
 
-def round_metrics(histories: Iterable[tuple[dict[str, list[float]], int]]) -> dict[str, float]:
+def round_metrics(
+    histories: Iterable[tuple[dict[str, list[float | None]], int]],
+) -> dict[str, float]:
     """Sample-weighted mean of each metric's last-epoch value across the round's results."""
     sums: dict[str, float] = {}
     weights: dict[str, int] = {}
     for history, samples in histories:
         for name, values in history.items():
-            if values and np.isfinite(values[-1]):
-                sums[name] = sums.get(name, 0.0) + float(values[-1]) * samples
+            last = values[-1] if values else None
+            if last is not None and np.isfinite(last):  # None: a NaN/inf the message nulled
+                sums[name] = sums.get(name, 0.0) + float(last) * samples
                 weights[name] = weights.get(name, 0) + samples
     return {name: sums[name] / weights[name] for name in sorted(sums)}
