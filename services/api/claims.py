@@ -51,10 +51,11 @@ def claim(
         )
     if task.state == TaskState.DONE:
         raise ApiError(409, "the task is already done", "task_done")
-    if task.state == TaskState.CLAIMED:
-        raise ApiError(409, "another provider is working on this task", "task_claimed")
     # The cap counts tasks in flight; a straggler's re-issue is the same task, so it fits.
     reissue = crud.has_active_claim(session=session, task_id=task.id)
+    # A claimed task whose every lease lapsed is free again, even before the scheduler notices.
+    if task.state == TaskState.CLAIMED and reissue:
+        raise ApiError(409, "another provider is working on this task", "task_claimed")
     if (
         not reissue
         and crud.tasks_in_flight(session=session, project_id=project.id) >= project.max_contributors

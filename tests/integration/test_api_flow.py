@@ -65,3 +65,19 @@ def test_a_training_project_cannot_be_deleted(client: DaigClient, digits_files) 
         client.delete_project(project["id"])
     assert error.value.status == 409
     assert "trains" in str(error.value)
+
+
+def test_uploads_over_the_size_limit_are_refused(settings, digits_files) -> None:
+    from tests.conftest import ApiServer
+
+    small = settings.model_copy(update={"max_model_bytes": 1000, "max_upload_bytes": 2000})
+    with ApiServer(small) as server, DaigClient(server.url) as client:
+        client.signup("bob", "correct-horse")
+        client.login("bob", "correct-horse")
+        project = client.create_project("big", Hyperparameters())
+        for kind, path in (("model", digits_files.model), ("data", digits_files.data)):
+            with pytest.raises(ClientError) as error:
+                client.upload_file(project["id"], kind, path)
+            assert error.value.status == 413
+            assert "exceeds the limit" in str(error.value)
+        assert client.project(project["id"])["files"] == []
