@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -119,6 +119,8 @@ class Delivery:
     message_type: str | None
     redelivered: bool
     delivery_count: int
+    message_id: str | None = None
+    headers: dict[str, Any] = field(default_factory=dict)
 
 
 class Session:
@@ -138,6 +140,25 @@ class Session:
 
 Handler = Callable[[Delivery, Session], Outcome]
 IdleHook = Callable[[Session], None]
+Transient = tuple[type[BaseException], ...]
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    """How a consumer loop behaves besides its queue and handler.
+
+    ``transient`` exceptions (e.g. the database restarting) are retried in place with
+    backoff, without giving the message back: a requeue would count towards the queue's
+    delivery limit and could dead-letter a perfectly good message during an outage.
+    ``on_connect`` runs after every (re)connection, before consuming.
+    """
+
+    prefetch: int = 1
+    idle: IdleHook | None = None
+    idle_seconds: float = 1.0
+    heartbeat: int = 30
+    transient: Transient = ()
+    on_connect: IdleHook | None = None
 
 
 def run_consumer(
@@ -150,12 +171,15 @@ def run_consumer(
     idle: IdleHook | None = None,
     idle_seconds: float = 1.0,
     heartbeat: int = 30,
+    transient: Transient = (),
+    on_connect: IdleHook | None = None,
 ) -> None:
     """Consume ``queue`` until ``stop`` is set, reconnecting with capped backoff."""
+    options = ConsumerOptions(prefetch, idle, idle_seconds, heartbeat, transient, on_connect)
     backoff = RECONNECT_MIN_SECONDS
     while not stop.is_set():
         try:
-            _consume_once(url, queue, handler, stop, prefetch, idle, idle_seconds, heartbeat)
+            _consume_once(url, queue, handler, stop, options)
             backoff = RECONNECT_MIN_SECONDS
         except (AMQPError, OSError) as exc:
             log.warning("broker connection lost (%s); reconnecting in %.1f s", exc, backoff)
@@ -164,26 +188,21 @@ def run_consumer(
 
 
 def _consume_once(
-    url: str,
-    queue: str,
-    handler: Handler,
-    stop: threading.Event,
-    prefetch: int,
-    idle: IdleHook | None,
-    idle_seconds: float,
-    heartbeat: int,
+    url: str, queue: str, handler: Handler, stop: threading.Event, options: ConsumerOptions
 ) -> None:
-    connection = connect(url, heartbeat=heartbeat)
+    connection = connect(url, heartbeat=options.heartbeat)
     try:
         channel = connection.channel()
         topology.declare(channel)
-        channel.basic_qos(prefetch_count=prefetch)
+        channel.basic_qos(prefetch_count=options.prefetch)
         publish_channel = connection.channel()
         publish_channel.confirm_delivery()
         session = Session(connection, publish_channel)
+        if options.on_connect is not None:
+            options.on_connect(session)
         log.info("consuming %s", queue)
         last_idle = 0.0
-        for method, props, body in channel.consume(queue, inactivity_timeout=idle_seconds):
+        for method, props, body in channel.consume(queue, inactivity_timeout=options.idle_seconds):
             if stop.is_set():
                 break
             if method is not None:
@@ -192,10 +211,13 @@ def _consume_once(
                     message_type=props.type,
                     redelivered=bool(method.redelivered),
                     delivery_count=int((props.headers or {}).get("x-delivery-count", 0)),
+                    message_id=props.message_id,
+                    headers=dict(props.headers or {}),
                 )
-                _settle(channel, method.delivery_tag, _handle(handler, delivery, session))
-            if idle is not None and time.monotonic() - last_idle >= idle_seconds:
-                _run_idle(idle, session)
+                outcome = _handle(handler, delivery, session, options.transient, stop)
+                _settle(channel, method.delivery_tag, outcome)
+            if options.idle is not None and time.monotonic() - last_idle >= options.idle_seconds:
+                _run_idle(options.idle, session, options.transient)
                 last_idle = time.monotonic()
         channel.cancel()
     finally:
@@ -204,28 +226,48 @@ def _consume_once(
                 connection.close()
 
 
-def _handle(handler: Handler, delivery: Delivery, session: Session) -> Outcome:
-    try:
-        return handler(delivery, session)
-    except MessageRejected as exc:
-        log.warning("dead-lettering message: %s", exc)
-        return Outcome.REJECT
-    except AMQPError:
-        raise
-    except Exception:
-        log.exception("handler failed; the message will be redelivered")
-        time.sleep(1.0)
-        return Outcome.REQUEUE
+def _handle(
+    handler: Handler,
+    delivery: Delivery,
+    session: Session,
+    transient: Transient,
+    stop: threading.Event,
+) -> Outcome:
+    backoff = RECONNECT_MIN_SECONDS
+    while True:
+        try:
+            return handler(delivery, session)
+        except MessageRejected as exc:
+            log.warning("dead-lettering message: %s", exc)
+            return Outcome.REJECT
+        except AMQPError:
+            raise
+        except transient as exc:
+            if stop.is_set():
+                return Outcome.REQUEUE
+            log.warning("transient failure (%s); retrying in %.1f s", _first_line(exc), backoff)
+            session.pump(backoff)
+            backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
+        except Exception:
+            log.exception("handler failed; the message will be redelivered")
+            session.pump(1.0)
+            return Outcome.REQUEUE
 
 
-def _run_idle(idle: IdleHook, session: Session) -> None:
+def _run_idle(idle: IdleHook, session: Session, transient: Transient) -> None:
     try:
         idle(session)
     except AMQPError:
         raise
+    except transient as exc:
+        log.warning("periodic work failed (%s); retrying on the next tick", _first_line(exc))
     except Exception:
-        # e.g. the database is restarting: log and try again on the next tick
         log.exception("periodic work failed; retrying on the next tick")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _settle(channel: BlockingChannel, tag: int, outcome: Outcome) -> None:

@@ -97,6 +97,15 @@ class DaigClient:
     def rounds(self, project_id: str | uuid.UUID) -> list[dict[str, Any]]:
         return list(self.json("GET", f"/v1/projects/{project_id}/rounds"))
 
+    def pause(self, project_id: str | uuid.UUID) -> dict[str, Any]:
+        return dict(self.json("POST", f"/v1/projects/{project_id}/pause"))
+
+    def resume(self, project_id: str | uuid.UUID) -> dict[str, Any]:
+        return dict(self.json("POST", f"/v1/projects/{project_id}/resume"))
+
+    def cancel(self, project_id: str | uuid.UUID) -> dict[str, Any]:
+        return dict(self.json("POST", f"/v1/projects/{project_id}/cancel"))
+
     def delete_project(self, project_id: str | uuid.UUID) -> None:
         self.request("DELETE", f"/v1/projects/{project_id}")
 

@@ -6,6 +6,7 @@ and a log file; ``stop_all`` terminates them politely, then kills what is left.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -32,13 +33,21 @@ class LocalCluster:
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         """Start ``daig <args>`` as process ``name`` (logs in ``log_dir/name.log``)."""
+        return self.start_argv(name, [sys.executable, "-m", "daig", *args])
+
+    def start_argv(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        """Start any command as process ``name`` with the cluster's environment."""
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        # Each role in its own session: signals reach exactly the processes meant (a provider
+        # and its training child), and a terminal's Ctrl-C goes to the caller, which stops
+        # everything in order.
         process = subprocess.Popen(
-            [sys.executable, "-m", "daig", *args],
+            argv,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.close()
         self.processes[name] = process
@@ -49,31 +58,45 @@ class LocalCluster:
         if process.poll() is None:
             process.send_signal(signum)
 
+    def signal_group(self, name: str, signum: int) -> None:
+        """Signal a role's process and everything it started (e.g. SIGSTOP a provider)."""
+        process = self.processes[name]
+        if process.poll() is None:
+            os.killpg(process.pid, signum)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a role and its children, as a crash would."""
+        process = self.processes.pop(name)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
     def stop(self, name: str, timeout: float = 15.0) -> int | None:
+        """SIGTERM a role, wait for it, then kill whatever of its group is left."""
         process = self.processes.pop(name, None)
         if process is None:
             return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        self._terminate([process], timeout)
         return process.returncode
 
     def stop_all(self, timeout: float = 15.0) -> None:
-        for process in self.processes.values():
+        self._terminate(list(self.processes.values()), timeout)
+        self.processes.clear()
+
+    @staticmethod
+    def _terminate(processes: list[subprocess.Popen[bytes]], timeout: float) -> None:
+        for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for process in self.processes.values():
+        for process in processes:
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
-        self.processes.clear()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)  # orphaned children, if any
 
     def log(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"

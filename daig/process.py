@@ -6,10 +6,23 @@ import logging
 import signal
 import threading
 
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from tenacity import before_sleep_log, retry, stop_after_delay, wait_exponential
 
 log = logging.getLogger(__name__)
+
+# Failures that pass when a dependency comes back (database or S3 restarting): retried in
+# place by consumers, never counted against a message's delivery limit.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeout,
+    BotoConnectionError,
+    ConnectionError,
+)
 
 
 def stop_on_signals() -> threading.Event:

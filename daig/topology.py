@@ -35,7 +35,15 @@ def _quorum() -> dict[str, Any]:
 TASKS = Route("daig.tasks", "direct", "daig.tasks", "task", "task", _quorum())
 RESULTS = Route("daig.results", "direct", "daig.results", "result", "result", _quorum())
 EVENTS = Route("daig.events", "topic", "daig.scheduler.events", "#", "event", _quorum())
-DEAD = Route(DEAD_LETTER_EXCHANGE, "fanout", DEAD_LETTER_QUEUE, "", "", {"x-queue-type": "quorum"})
+# Dead letters are only recorded; one that cannot even be recorded is dropped after the limit.
+DEAD = Route(
+    DEAD_LETTER_EXCHANGE,
+    "fanout",
+    DEAD_LETTER_QUEUE,
+    "",
+    "",
+    {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT},
+)
 
 ALL_ROUTES = (TASKS, RESULTS, EVENTS, DEAD)
 

@@ -3,7 +3,9 @@
 Each task message is acked only after the result message was confirmed by the broker. While
 the child trains, the loop keeps the broker connection alive and renews the claim's lease;
 if the server says the task is no longer ours (done elsewhere, project paused), training
-stops. On stop (Ctrl-C / SIGTERM) the current task is given back at once.
+stops. Outages are ridden out: API calls are retried with backoff, and a result that could
+not be published (broker down) is published first thing after reconnecting. On stop (Ctrl-C
+or SIGTERM) the current task is given back at once.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pika.exceptions import AMQPConnectionError, AMQPError
 
 from daig.broker import Delivery, Outcome, run_consumer
 from daig.broker import Session as BrokerSession
@@ -28,9 +32,12 @@ from daig.messages import ResultStatus, TrainResult, TrainTask, decode
 from daig.topology import RESULTS, TASKS
 from provider_agent import fetch
 from provider_agent.config import AgentConfig
-from provider_agent.trainer import Trainer, TrainingCancelled, TrainJob
+from provider_agent.keepalive import KeepAlive, TaskAbandoned
+from provider_agent.trainer import Trainer, TrainingCancelled, TrainJob, TrainOutcome
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRY_SECONDS = 120.0  # how long an API or upload outage is ridden out before giving up
 
 
 @dataclass
@@ -45,11 +52,10 @@ class AgentStatus:
     tasks_done: int = 0
     seconds_contributed: float = 0.0
     last_error: str | None = None
-    history: list[str] = field(default_factory=list)
 
 
-class _TaskAbandoned(Exception):
-    """The server took the task back (done elsewhere, project paused, lease lost)."""
+class _Transient(Exception):
+    """An outage that outlasted the retries."""
 
 
 class ProviderAgent:
@@ -62,6 +68,7 @@ class ProviderAgent:
         self._http = httpx.Client(timeout=120.0)
         self._trainer = Trainer(threads=config.threads)
         self._user_id = 0
+        self._unsent: list[TrainResult] = []
 
     def run(self) -> None:
         """Log in, then take tasks until stopped."""
@@ -71,12 +78,25 @@ class ProviderAgent:
         self.status.state = "waiting for tasks"
         log.info("agent %s: waiting for tasks as user %s", self.agent_id, self.config.username)
         try:
-            run_consumer(broker["amqp_url"], TASKS.queue, self._on_task, self.stop, prefetch=1)
+            run_consumer(
+                broker["amqp_url"],
+                TASKS.queue,
+                self._on_task,
+                self.stop,
+                prefetch=1,
+                on_connect=self._publish_unsent,
+            )
         finally:
             self._trainer.close()
             self._client.close()
             self._http.close()
             self.status.state = "stopped"
+
+    def _publish_unsent(self, broker: BrokerSession) -> None:
+        while self._unsent:
+            broker.publish(RESULTS, self._unsent[0])
+            log.info("task %s: result published after reconnecting", self._unsent[0].task_id)
+            self._unsent.pop(0)
 
     # --- one task ---------------------------------------------------------------------------
     def _on_task(self, delivery: Delivery, broker: BrokerSession) -> Outcome:
@@ -84,68 +104,97 @@ class ProviderAgent:
             return Outcome.REQUEUE
         task = decode(TrainTask, delivery.body, delivery.message_type)
         try:
-            grant = self._call(self._client.claim, task.task_id, self.agent_id)
+            grant = self._retrying(
+                lambda: self._call(self._client.claim, task.task_id, self.agent_id), broker.pump
+            )
         except ClientError as exc:
-            if exc.status is not None and 400 <= exc.status < 500:
-                log.info("task %s: not ours (%s)", task.task_id, exc)
-                return Outcome.ACK  # done, stale or taken: nothing to do
-            log.warning("task %s: cannot claim (%s); retrying later", task.task_id, exc)
-            broker.pump(2.0)
+            if exc.reason == "contributor_cap":
+                # A slot frees up soon: keep the message rather than strand its task.
+                log.info("task %s: project at its contributor cap; retrying later", task.task_id)
+                broker.pump(2.0)
+                return Outcome.REQUEUE
+            log.info("task %s: not ours (%s)", task.task_id, exc)
+            return Outcome.ACK  # done, stale or taken: nothing to do
+        except _Transient as exc:
+            log.warning("task %s: cannot claim (%s); giving the message back", task.task_id, exc)
             return Outcome.REQUEUE
         self._set_status("training", grant)
         try:
-            outcome = self._work(grant, broker)
+            return self._work(grant, broker)
         except TrainingCancelled:
             return self._give_back(grant)
-        except _TaskAbandoned as exc:
+        except TaskAbandoned as exc:
             log.info("task %s: abandoned (%s)", task.task_id, exc)
             return Outcome.ACK
         finally:
             self.status.state = "waiting for tasks"
             self.status.progress = 0.0
-        return outcome
 
     def _work(self, grant: dict[str, Any], broker: BrokerSession) -> Outcome:
+        keepalive = KeepAlive(
+            broker,
+            lambda: self._call(self._client.heartbeat, grant["claim_id"]),
+            float(grant["lease_seconds"]),
+        )
         with tempfile.TemporaryDirectory(prefix="daig-task-") as directory:
             work = Path(directory)
             try:
-                job = self._prepare(grant, work)
-            except (fetch.FetchError, OSError) as exc:
+                job = self._retrying(lambda: self._prepare(grant, work), keepalive.wait)
+            except (fetch.FetchError, _Transient, OSError) as exc:
                 log.warning("task %s: download failed (%s); giving it back", grant["task_id"], exc)
                 self.status.last_error = str(exc)
                 return self._give_back(grant)
-            lease = _LeaseKeeper(self, grant)
-
-            def wait(seconds: float) -> None:
-                broker.pump(seconds)
-                lease.renew_if_due()
-
             outcome = self._trainer.run(
                 job,
-                wait=wait,
+                wait=keepalive.wait,
                 should_stop=self.stop.is_set,
                 on_progress=lambda f: setattr(self.status, "progress", f),
             )
             if outcome.ok:
-                self._upload(grant, Path(job.delta_path))
+                try:
+                    self._retrying(
+                        lambda: self._upload(grant, Path(job.delta_path)), keepalive.wait
+                    )
+                except (fetch.FetchError, _Transient) as exc:
+                    log.warning(
+                        "task %s: upload failed (%s); giving it back", grant["task_id"], exc
+                    )
+                    return self._give_back(grant)
             result = self._result_message(grant, outcome, Path(job.delta_path))
-        broker.publish(RESULTS, result)  # confirmed by the broker before we ack the task
-        if outcome.ok:
-            self.status.tasks_done += 1
-            self.status.seconds_contributed += outcome.fit_seconds
-            if self.config.max_tasks and self.status.tasks_done >= self.config.max_tasks:
-                self.stop.set()
-            log.info(
-                "project %s round %s task %s: result sent (%.1f s fit)",
-                grant["project_id"],
-                grant["round"],
-                grant["task_id"],
-                outcome.fit_seconds,
-            )
-        else:
+        self._send(result, broker, keepalive)
+        self._count(grant, outcome, result)
+        return Outcome.ACK
+
+    def _send(self, result: TrainResult, broker: BrokerSession, keepalive: KeepAlive) -> None:
+        """Publish with confirms, or keep it for after the reconnect if the broker is gone."""
+        if not keepalive.broker_broken:
+            try:
+                broker.publish(RESULTS, result)  # confirmed before the task is acked
+                return
+            except AMQPError as exc:
+                log.warning("task %s: publishing failed (%s)", result.task_id, exc)
+        self._unsent.append(result)
+        # The task message cannot be acked on a dead channel: reconnect; the broker gives it
+        # back, and by then our result is published (so the task is done or ours).
+        raise AMQPConnectionError("broker connection lost with a result to publish")
+
+    def _count(self, grant: dict[str, Any], outcome: TrainOutcome, result: TrainResult) -> None:
+        if not outcome.ok:
             self.status.last_error = outcome.error
             log.warning("task %s: training failed: %s", grant["task_id"], outcome.error)
-        return Outcome.ACK
+            return
+        self.status.tasks_done += 1
+        self.status.seconds_contributed += outcome.fit_seconds
+        if self.config.max_tasks and self.status.tasks_done >= self.config.max_tasks:
+            self.stop.set()
+        log.info(
+            "project %s round %s task %s: result %s sent (%.1f s fit)",
+            grant["project_id"],
+            grant["round"],
+            grant["task_id"],
+            result.message_id,
+            outcome.fit_seconds,
+        )
 
     def _prepare(self, grant: dict[str, Any], work: Path) -> TrainJob:
         model = fetch.cached_model(
@@ -165,13 +214,19 @@ class ProviderAgent:
         )
 
     def _upload(self, grant: dict[str, Any], delta: Path) -> None:
-        with open(delta, "rb") as stream:
-            response = self._http.put(grant["result_url"], content=stream.read())
+        try:
+            response = self._http.put(grant["result_url"], content=delta.read_bytes())
+        except httpx.TransportError as exc:
+            raise fetch.FetchUnavailable(f"result upload failed: {exc}") from exc
+        if response.status_code >= 500:
+            raise fetch.FetchUnavailable(f"result upload got HTTP {response.status_code}")
         if response.status_code >= 300:
-            raise _TaskAbandoned(f"result upload refused with HTTP {response.status_code}")
+            raise fetch.FetchError(f"result upload refused with HTTP {response.status_code}")
 
-    def _result_message(self, grant: dict[str, Any], outcome: Any, delta: Path) -> TrainResult:
-        common = dict(
+    def _result_message(
+        self, grant: dict[str, Any], outcome: TrainOutcome, delta: Path
+    ) -> TrainResult:
+        common: dict[str, Any] = dict(
             project_id=grant["project_id"],
             round=grant["round"],
             task_id=grant["task_id"],
@@ -200,7 +255,8 @@ class ProviderAgent:
             log.warning("task %s: release failed (%s); requeueing", grant["task_id"], exc)
             return Outcome.REQUEUE
 
-    def _call(self, method: Any, *args: Any) -> Any:
+    # --- plumbing ---------------------------------------------------------------------------
+    def _call(self, method: Callable[..., T], *args: Any) -> T:
         """Call the API, logging in again once if the token expired."""
         try:
             return method(*args)
@@ -210,31 +266,29 @@ class ProviderAgent:
             self._client.login(self.config.username, self.config.password)
             return method(*args)
 
+    def _retrying(self, action: Callable[[], T], wait: Callable[[float], None]) -> T:
+        """Run ``action``, riding out outages (no answer, HTTP 5xx) for ``RETRY_SECONDS``.
+
+        Definite refusals (HTTP 4xx) are raised at once; ``wait`` is how to pass the time
+        (pumping the broker, renewing the lease).
+        """
+        deadline = time.monotonic() + RETRY_SECONDS
+        backoff = 0.5
+        while True:
+            try:
+                return action()
+            except (ClientError, fetch.FetchUnavailable) as exc:
+                if isinstance(exc, ClientError) and exc.status is not None and exc.status < 500:
+                    raise
+                if self.stop.is_set() or time.monotonic() > deadline:
+                    raise _Transient(str(exc)) from exc
+                log.warning("server unavailable (%s); retrying in %.1f s", exc, backoff)
+                wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
     def _set_status(self, state: str, grant: dict[str, Any]) -> None:
         self.status.state = state
         self.status.project_id = str(grant["project_id"])
         self.status.task_id = str(grant["task_id"])
         self.status.round = int(grant["round"])
         self.status.progress = 0.0
-
-
-class _LeaseKeeper:
-    """Renews the claim's lease every third of its length while the task runs."""
-
-    def __init__(self, agent: ProviderAgent, grant: dict[str, Any]) -> None:
-        self._agent = agent
-        self._claim_id = grant["claim_id"]
-        self._interval = max(1.0, float(grant["lease_seconds"]) / 3)
-        self._next = time.monotonic() + self._interval
-
-    def renew_if_due(self) -> None:
-        if time.monotonic() < self._next:
-            return
-        self._next = time.monotonic() + self._interval
-        try:
-            self._agent._call(self._agent._client.heartbeat, self._claim_id)
-        except ClientError as exc:
-            if exc.status == 409 or exc.status == 404:
-                self._agent._trainer.close()
-                raise _TaskAbandoned(str(exc)) from exc
-            log.warning("lease renewal failed (%s); will retry", exc)

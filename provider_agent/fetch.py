@@ -16,19 +16,25 @@ CHUNK = 1024 * 1024
 
 
 class FetchError(Exception):
-    """A download failed or returned something other than what the server described."""
+    """A download returned something other than what the server described."""
+
+
+class FetchUnavailable(FetchError):
+    """The server did not answer or answered 5xx: worth retrying."""
 
 
 def _get(http: httpx.Client, url: str, target: Path, headers: dict[str, str] | None = None) -> None:
     try:
         with http.stream("GET", url, headers=headers or {}) as response:
+            if response.status_code >= 500:
+                raise FetchUnavailable(f"download failed with HTTP {response.status_code}")
             if response.status_code >= 400:
                 raise FetchError(f"download failed with HTTP {response.status_code}")
             with open(target, "wb") as out:
                 for chunk in response.iter_bytes(CHUNK):
                     out.write(chunk)
     except httpx.TransportError as exc:
-        raise FetchError(f"download failed: {exc}") from exc
+        raise FetchUnavailable(f"download failed: {exc}") from exc
 
 
 def cached_model(http: httpx.Client, url: str, sha256: str, cache_dir: Path) -> Path:
@@ -61,7 +67,9 @@ def shard(http: httpx.Client, remote: dict[str, Any], target: Path) -> Path:
     try:
         response = http.get(remote["url"], headers={"Range": f"bytes={start}-{end - 1}"})
     except httpx.TransportError as exc:
-        raise FetchError(f"shard download failed: {exc}") from exc
+        raise FetchUnavailable(f"shard download failed: {exc}") from exc
+    if response.status_code >= 500:
+        raise FetchUnavailable(f"shard download failed with HTTP {response.status_code}")
     if response.status_code != 206 or len(response.content) != end - start:
         raise FetchError(
             f"shard download returned HTTP {response.status_code} with "

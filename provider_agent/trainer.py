@@ -38,7 +38,7 @@ class TrainJob:
 @dataclass(frozen=True)
 class TrainOutcome:
     ok: bool
-    history: dict[str, list[float]]
+    history: dict[str, list[float | None]]
     samples: int
     fit_seconds: float
     error: str | None = None
@@ -88,9 +88,21 @@ class Trainer:
         pipe = self._ensure_started()
         pipe.send(asdict(job))
         self._jobs += 1
+        try:
+            return self._await_reply(pipe, wait, should_stop, on_progress)
+        except BaseException:
+            self.close()  # whatever interrupted us, the child must not keep training
+            raise
+
+    def _await_reply(
+        self,
+        pipe: Connection,
+        wait: Callable[[float], None],
+        should_stop: Callable[[], bool],
+        on_progress: Callable[[float], None] | None,
+    ) -> TrainOutcome:
         while True:
             if should_stop():
-                self.close()
                 raise TrainingCancelled()
             if pipe.poll(0):
                 try:

@@ -188,6 +188,41 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _lifecycle(
+    action: str, project_id: str, server: str | None, user: str | None, password: str | None
+) -> None:
+    client = session.connect(server, user, password)
+    try:
+        project = getattr(client, action)(project_id)
+    except ClientError as exc:
+        fail(str(exc))
+    console.print(_summary(project))
+
+
+@app.command()
+def pause(
+    project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
+) -> None:
+    """Pause: no new tasks; running tasks stop and are given out again on resume."""
+    _lifecycle("pause", project_id, server, user, password)
+
+
+@app.command()
+def resume(
+    project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
+) -> None:
+    """Resume a paused project from the same round."""
+    _lifecycle("resume", project_id, server, user, password)
+
+
+@app.command()
+def cancel(
+    project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
+) -> None:
+    """Cancel for good; every claim is released; the current model stays downloadable."""
+    _lifecycle("cancel", project_id, server, user, password)
+
+
 @app.command()
 def delete(
     project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt

@@ -14,6 +14,8 @@ def register(app: typer.Typer) -> None:
     app.command()(migrate)
     app.command()(provider)
     app.command()(signup)
+    app.command()(health)
+    app.command()(audit)
 
 
 def api(
@@ -103,3 +105,55 @@ def _signup_hint(exc: Exception, server: str, user: str) -> str:
             f"daig signup --server {server} --user {user} --password ...)"
         )
     return ""
+
+
+def health(
+    server: str = typer.Option(
+        "http://127.0.0.1:8000", envvar="DAIG_SERVER", help="URL of the DAIG API."
+    ),
+) -> None:
+    """Show whether the server reaches its database and broker, and the queue depths."""
+    from daig.client import ClientError, DaigClient
+
+    with DaigClient(server) as client:
+        try:
+            report = client.health()
+        except ClientError as exc:
+            fail(str(exc))
+    for part in ("database", "broker"):
+        state = report.get(part, {})
+        mark = "[green]ok[/]" if state.get("ok") else f"[red]down[/] ({state.get('error')})"
+        console.print(f"{part:<9} {mark}")
+    for queue, depth in (report.get("broker", {}).get("queues") or {}).items():
+        console.print(f"  {queue:<24} {depth:>6} ready")
+    if report.get("status") != "ok":
+        raise typer.Exit(1)
+
+
+def audit(project_id: str) -> None:
+    """Verify a project's history on the server side (database and blob store settings).
+
+    Recomputes every closed round's weights from its accepted updates: proves none was lost
+    or counted twice.
+    """
+    import uuid
+
+    from daig.blobstore import open_blob_store
+    from daig.db.session import make_engine, make_sessionmaker
+    from daig.settings import Settings
+    from services.aggregator.audit import audit_project, format_report
+
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            report = audit_project(
+                session=session, blobs=open_blob_store(settings), project_id=uuid.UUID(project_id)
+            )
+    except ValueError as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+    console.print(format_report(report))
+    if not report.ok:
+        raise typer.Exit(1)

@@ -1,9 +1,9 @@
 """SQLAlchemy 2 models: the source of truth for users, projects, rounds, tasks, claims, results.
 
 State machines (strings, checked by the code that moves them):
-- project: created -> queued -> running -> done | failed | cancelled
+- project: created -> queued -> running <-> paused; -> done | failed | cancelled
 - task: pending (needs a task message) -> queued (message published) -> claimed -> done
-- claim: active -> finished | released | expired
+- claim: active -> finished | released | expired | superseded
 - result: accepted | rejected (with a reason) | failed (training error on the provider)
 """
 
@@ -42,6 +42,7 @@ class ProjectState(StrEnum):
     CREATED = "created"
     QUEUED = "queued"
     RUNNING = "running"
+    PAUSED = "paused"
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -59,6 +60,7 @@ class ClaimState(StrEnum):
     FINISHED = "finished"
     RELEASED = "released"
     EXPIRED = "expired"
+    SUPERSEDED = "superseded"  # another provider's result for the same task won
 
 
 class ResultStatus(StrEnum):
@@ -210,6 +212,24 @@ class Result(Base):
     samples: Mapped[int] = mapped_column(BigInteger, default=0)
     fit_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     history: Mapped[Any | None] = mapped_column(JsonDoc)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class DeadLetter(Base):
+    """A message the broker dead-lettered (unparseable, rejected, or over its delivery limit)."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    queue: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(String(64))  # rejected | delivery_limit | expired | ...
+    message_type: Mapped[str | None] = mapped_column(String(64))
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    project_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    task_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    body: Mapped[str] = mapped_column(Text)  # the first KiB, for the operator
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

@@ -6,7 +6,7 @@ from daig.blobstore import open_blob_store
 from daig.broker import run_consumer
 from daig.db.session import make_engine, make_sessionmaker
 from daig.logs import setup_logging
-from daig.process import stop_on_signals, wait_for_database
+from daig.process import TRANSIENT_ERRORS, stop_on_signals, wait_for_database
 from daig.settings import Settings
 from daig.topology import RESULTS
 from services.aggregator.handlers import Aggregator
@@ -20,7 +20,14 @@ def main() -> None:
     wait_for_database(engine)
     aggregator = Aggregator(make_sessionmaker(engine), open_blob_store(settings), settings)
     try:
-        run_consumer(settings.amqp_url, RESULTS.queue, aggregator.on_result, stop, prefetch=4)
+        run_consumer(
+            settings.amqp_url,
+            RESULTS.queue,
+            aggregator.on_result,
+            stop,
+            prefetch=4,
+            transient=TRANSIENT_ERRORS,
+        )
     finally:
         engine.dispose()
 

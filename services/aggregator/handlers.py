@@ -267,6 +267,12 @@ class Aggregator:
         self._record(session, message, ResultStatus.ACCEPTED, None, None, samples=stop - start)
         task.state, task.done_at = TaskState.DONE, now()
         claim.state, claim.ended_at = ClaimState.FINISHED, now()
+        # A straggler's or a lapsed lease's other claims lost: free their slots right away.
+        session.execute(
+            update(Claim)
+            .where(Claim.task_id == task.id, Claim.id != claim.id, Claim.state == ClaimState.ACTIVE)
+            .values(state=ClaimState.SUPERSEDED, ended_at=now())
+        )
         accepted = session.scalar(
             select(func.count())
             .select_from(Result)

@@ -16,6 +16,8 @@ from daig.db.models import (
     Result,
     ResultStatus,
     Round,
+    Task,
+    TaskState,
     User,
 )
 from daig.hyperparams import Hyperparameters
@@ -85,8 +87,14 @@ def _live_claims(project_id: uuid.UUID) -> Select[uuid.UUID]:
 
 
 def tasks_in_flight(*, session: Session, project_id: uuid.UUID) -> int:
-    """Distinct tasks of the project that a provider holds a live claim on."""
-    live = _live_claims(project_id).distinct().subquery()
+    """Distinct unfinished tasks of the project that a provider holds a live claim on."""
+    live = (
+        _live_claims(project_id)
+        .join(Task, Task.id == Claim.task_id)
+        .where(Task.state != TaskState.DONE)
+        .distinct()
+        .subquery()
+    )
     return int(session.scalar(select(func.count()).select_from(live)) or 0)
 
 

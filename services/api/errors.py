@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 
 class ApiError(HTTPException):
@@ -40,6 +41,17 @@ def install(app: FastAPI) -> None:
                 "errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors],
             },
             status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        return JSONResponse(
+            {
+                "detail": "the database is unavailable right now; retry in a moment",
+                "reason": "unavailable",
+            },
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(Exception)

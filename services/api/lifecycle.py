@@ -1,15 +1,16 @@
-"""Starting a project: final checks, the initial weights (version 0), and the round plan."""
+"""A project's life: start (final checks, weights version 0, the plan), pause, resume, cancel."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from daig import keys
 from daig.blobstore import BlobStore
-from daig.db.models import Project, ProjectState
+from daig.db.models import Claim, ClaimState, Project, ProjectState, Task, TaskState
 from daig.hyperparams import check_against_data
 from daig.npy import NpyHeader
 from daig.planning import total_rounds
@@ -63,3 +64,47 @@ def _initial_weights(blobs: BlobStore, model_key: str) -> tuple[bytes, WeightSch
                 422, f"the model's weights cannot be read: {exc}", "cannot_start"
             ) from exc
     return encode_weights(arrays), WeightSchema.of(arrays)
+
+
+def pause(*, session: Session, project: Project) -> None:
+    """Stop handing out tasks; running tasks are stopped and will be given out on resume."""
+    if project.state not in (ProjectState.QUEUED, ProjectState.RUNNING):
+        raise ApiError(
+            409,
+            f"only a queued or running project can be paused; it is {project.state}",
+            "not_running",
+        )
+    project.state = ProjectState.PAUSED
+    _release_claims(session, project)
+    # Task messages already queued will be refused while paused; publish them anew on resume.
+    session.execute(
+        update(Task)
+        .where(Task.project_id == project.id, Task.state != TaskState.DONE)
+        .values(state=TaskState.PENDING)
+    )
+
+
+def resume(*, session: Session, project: Project) -> None:
+    """Continue from the same round."""
+    if project.state != ProjectState.PAUSED:
+        raise ApiError(
+            409, f"only a paused project can be resumed; it is {project.state}", "not_paused"
+        )
+    project.state = ProjectState.RUNNING
+
+
+def cancel(*, session: Session, project: Project) -> None:
+    """Stop for good: claims are released, the current model stays downloadable."""
+    if project.state in (ProjectState.DONE, ProjectState.FAILED, ProjectState.CANCELLED):
+        raise ApiError(409, f"the project is already {project.state}", "finished")
+    project.state = ProjectState.CANCELLED
+    project.finished_at = crud.now()
+    _release_claims(session, project)
+
+
+def _release_claims(session: Session, project: Project) -> None:
+    session.execute(
+        update(Claim)
+        .where(Claim.project_id == project.id, Claim.state == ClaimState.ACTIVE)
+        .values(state=ClaimState.RELEASED, ended_at=crud.now())
+    )

@@ -1,13 +1,16 @@
-"""``daig scheduler``: consume project events and reconcile every tick until stopped."""
+"""``daig scheduler``: reconcile projects on events and every tick; record dead letters."""
 
 from __future__ import annotations
+
+import threading
 
 from daig.broker import run_consumer
 from daig.db.session import make_engine, make_sessionmaker
 from daig.logs import setup_logging
-from daig.process import stop_on_signals, wait_for_database
+from daig.process import TRANSIENT_ERRORS, stop_on_signals, wait_for_database
 from daig.settings import Settings
-from daig.topology import EVENTS
+from daig.topology import DEAD, EVENTS
+from services.scheduler.deadletters import DeadLetterRecorder
 from services.scheduler.handlers import Scheduler
 
 
@@ -17,7 +20,18 @@ def main() -> None:
     stop = stop_on_signals()
     engine = make_engine(settings.database_url)
     wait_for_database(engine)
-    scheduler = Scheduler(make_sessionmaker(engine), settings)
+    sessions = make_sessionmaker(engine)
+    scheduler = Scheduler(sessions, settings)
+    recorder = DeadLetterRecorder(sessions)
+    # One connection per thread: dead letters are consumed beside the main event loop.
+    dead_letters = threading.Thread(
+        target=run_consumer,
+        args=(settings.amqp_url, DEAD.queue, recorder.on_dead, stop),
+        kwargs={"prefetch": 10, "transient": TRANSIENT_ERRORS},
+        name="dead-letters",
+        daemon=True,
+    )
+    dead_letters.start()
     try:
         run_consumer(
             settings.amqp_url,
@@ -27,8 +41,11 @@ def main() -> None:
             prefetch=10,
             idle=scheduler.tick,
             idle_seconds=settings.scheduler_tick_seconds,
+            transient=TRANSIENT_ERRORS,
         )
     finally:
+        stop.set()
+        dead_letters.join(10)
         engine.dispose()
 
 

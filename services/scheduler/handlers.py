@@ -197,6 +197,7 @@ class Scheduler:
                 .where(
                     Task.project_id == project.id,
                     Task.round_index == project.current_round,
+                    Task.state != TaskState.DONE,
                     or_(Task.state == TaskState.QUEUED, live),
                 )
             )

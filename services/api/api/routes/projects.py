@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 import shutil
 import uuid
+from collections.abc import Callable
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from daig import keys
-from daig.db.models import Project, ProjectState, Result
+from daig.broker import Publisher
+from daig.db.models import Project, ProjectState, Result, User
 from daig.messages import EventKind, ProjectEvent
 from daig.topology import EVENTS
 from services.api import crud, lifecycle, modelfile
@@ -101,6 +104,47 @@ def delete_project(
     blobs.delete_prefix(keys.project_prefix(project.id))
 
 
+@router.post("/{project_id}/pause")
+def pause_project(
+    project_id: uuid.UUID, user: CurrentUser, session: SessionDep, publisher: PublisherDep
+) -> ProjectOut:
+    """Stop handing out tasks; running tasks stop and are given out again on resume."""
+    return _change(project_id, user, session, publisher, lifecycle.pause)
+
+
+@router.post("/{project_id}/resume")
+def resume_project(
+    project_id: uuid.UUID, user: CurrentUser, session: SessionDep, publisher: PublisherDep
+) -> ProjectOut:
+    """Continue a paused project from the same round."""
+    return _change(project_id, user, session, publisher, lifecycle.resume)
+
+
+@router.post("/{project_id}/cancel")
+def cancel_project(
+    project_id: uuid.UUID, user: CurrentUser, session: SessionDep, publisher: PublisherDep
+) -> ProjectOut:
+    """Stop for good and release every claim; the current model stays downloadable."""
+    return _change(project_id, user, session, publisher, lifecycle.cancel)
+
+
+def _change(
+    project_id: uuid.UUID,
+    user: User,
+    session: Session,
+    publisher: Publisher,
+    change: Callable[..., None],
+) -> ProjectOut:
+    project = crud.get_owned_project(
+        session=session, project_id=project_id, user=user, for_update=True
+    )
+    change(session=session, project=project)
+    session.commit()
+    log.info("project %s: %s", project.id, project.state)
+    _notify(publisher, project, EventKind.PROJECT_CHANGED)
+    return crud.project_out(session=session, project=project)
+
+
 @router.get("/{project_id}/rounds")
 def list_rounds(project_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> list[RoundOut]:
     """Per-round timing, result counts and training metrics."""
@@ -130,7 +174,7 @@ def download_model(
     )
 
 
-def _notify(publisher: PublisherDep, project: Project, kind: EventKind) -> None:
+def _notify(publisher: Publisher, project: Project, kind: EventKind) -> None:
     """Tell the scheduler now; if the broker is away it finds the change on its next tick."""
     try:
         publisher.publish(
