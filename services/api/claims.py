@@ -137,6 +137,8 @@ def _owned_active_claim(*, session: Session, claim_id: uuid.UUID, user: User) ->
     row = session.scalar(select(Claim).where(Claim.id == claim_id).with_for_update())
     if row is None or row.provider_id != user.id:
         raise ApiError(404, f"no claim {claim_id} of yours", "unknown_claim")
+    if row.state == ClaimState.SUPERSEDED:
+        raise ApiError(409, "another provider finished this task first", "task_done")
     if row.state != ClaimState.ACTIVE:
         raise ApiError(409, f"the claim is {row.state}; stop working on this task", "claim_ended")
     return row

@@ -25,8 +25,17 @@ class Cluster:
     home: Path
 
     def provider(self, name: str, user: str, password: str, *extra: str) -> None:
-        self.processes.start(name, "provider", "--server", self.api_url, "--user", user,
-                             "--password", password, *extra)
+        self.processes.start(
+            name,
+            "provider",
+            "--server",
+            self.api_url,
+            "--user",
+            user,
+            "--password",
+            password,
+            *extra,
+        )
 
     def start_api(self) -> None:
         self.processes.start("api", "api", "--port", str(self.port))
@@ -34,8 +43,13 @@ class Cluster:
 
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """Run ``daig <args>`` as a user would, in this cluster's environment."""
-        return subprocess.run([sys.executable, "-m", "daig", *args], env=self.processes.env,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "daig", *args],
+            env=self.processes.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def account(self, user: str, password: str) -> DaigClient:
         client = DaigClient(self.api_url)
@@ -48,9 +62,7 @@ ClusterFactory = Callable[..., Cluster]
 
 
 @pytest.fixture
-def cluster_factory(
-    database_url: str, amqp_url: str, tmp_path: Path
-) -> Iterator[ClusterFactory]:
+def cluster_factory(database_url: str, amqp_url: str, tmp_path: Path) -> Iterator[ClusterFactory]:
     """Start API, scheduler and aggregator with extra ``DAIG_*`` settings; stop all after."""
     started: list[LocalCluster] = []
 

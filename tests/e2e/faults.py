@@ -29,8 +29,11 @@ from services.aggregator.audit import AuditReport, audit_project
 from tests.conftest import wait_until
 
 # Short leases and ticks so lost providers are noticed within seconds.
-FAULT_SETTINGS = {"lease_seconds": "6", "straggler_floor_seconds": "4",
-                  "scheduler_tick_seconds": "0.5"}
+FAULT_SETTINGS = {
+    "lease_seconds": "6",
+    "straggler_floor_seconds": "4",
+    "scheduler_tick_seconds": "0.5",
+}
 PARAMS = Hyperparameters(epochs=4, batch_size=32, total_tasks=6, task_size=3, passes=2)
 ACCURACY_TOLERANCE = 0.03
 SENT = re.compile(r"result ([0-9a-f-]{36}) sent")
@@ -44,8 +47,13 @@ class FaultRun:
     files: Any
 
     @classmethod
-    def start(cls, cluster: Any, files: Any, providers: tuple[str, ...] = ("prov1", "prov2"),
-              params: Hyperparameters = PARAMS) -> FaultRun:
+    def start(
+        cls,
+        cluster: Any,
+        files: Any,
+        providers: tuple[str, ...] = ("prov1", "prov2"),
+        params: Hyperparameters = PARAMS,
+    ) -> FaultRun:
         client = cluster.account("requestor", "requestor-pass")
         for name in providers:
             cluster.account(name, f"{name}-password").close()
@@ -76,29 +84,45 @@ class FaultRun:
         rows = self.sql(
             "SELECT count(*) FROM results r JOIN projects p ON p.id = r.project_id "
             "WHERE p.id = :id AND r.status = 'accepted' AND r.round_index = p.current_round",
-            id=self.project_id)
+            id=self.project_id,
+        )
         return int(rows[0][0])
 
     def wait_mid_round(self, round_index: int = 1, timeout: float = 180) -> None:
         """Until round ``round_index`` is open and has at least one accepted result."""
-        wait_until(lambda: self.project()["round"] >= round_index
-                   and self.accepted_in_current_round() >= 1,
-                   timeout, interval=0.05, what=f"round {round_index} to be under way")
+        wait_until(
+            lambda: (
+                self.project()["round"] >= round_index and self.accepted_in_current_round() >= 1
+            ),
+            timeout,
+            interval=0.05,
+            what=f"round {round_index} to be under way",
+        )
 
     def active_claim_of(self, username: str) -> bool:
         rows = self.sql(
             "SELECT count(*) FROM claims c JOIN users u ON u.id = c.provider_id "
-            "WHERE u.username = :name AND c.state = 'active'", name=username)
+            "WHERE u.username = :name AND c.state = 'active'",
+            name=username,
+        )
         return int(rows[0][0]) > 0
 
 
-def finish_and_verify(run: FaultRun, clean_accuracy: float, tmp_path: Path,
-                      timeout: float = 420) -> AuditReport:
-    final = wait_until(lambda: (p := run.project())["state"] in ("done", "failed", "cancelled")
-                       and p, timeout, interval=1.0, what="the project to finish")
+def finish_and_verify(
+    run: FaultRun, clean_accuracy: float, tmp_path: Path, timeout: float = 420
+) -> AuditReport:
+    final = wait_until(
+        lambda: (p := run.project())["state"] in ("done", "failed", "cancelled") and p,
+        timeout,
+        interval=1.0,
+        what="the project to finish",
+    )
     assert final["state"] == "done", final
-    wait_until(lambda: queue_depths(run.cluster.amqp_url)["daig.results"] == 0, 60,
-               what="every result message to be handled")
+    wait_until(
+        lambda: queue_depths(run.cluster.amqp_url)["daig.results"] == 0,
+        60,
+        what="every result message to be handled",
+    )
     time.sleep(1.0)  # the last delivery may still be in flight to the aggregator
     report = _audit(run)
     total, k = int(final["total_rounds"]), PARAMS.task_size
@@ -116,13 +140,19 @@ def finish_and_verify(run: FaultRun, clean_accuracy: float, tmp_path: Path,
 
 def _audit(run: FaultRun) -> AuditReport:
     env = run.cluster.processes.env
-    settings = Settings(database_url=env["DAIG_DATABASE_URL"], blob_url=env["DAIG_BLOB_URL"],
-                        secret_key=env["DAIG_SECRET_KEY"])
+    settings = Settings(
+        database_url=env["DAIG_DATABASE_URL"],
+        blob_url=env["DAIG_BLOB_URL"],
+        secret_key=env["DAIG_SECRET_KEY"],
+    )
     engine = create_engine(settings.database_url)
     try:
         with make_sessionmaker(engine)() as session:
-            return audit_project(session=session, blobs=open_blob_store(settings),
-                                 project_id=uuid.UUID(run.project_id))
+            return audit_project(
+                session=session,
+                blobs=open_blob_store(settings),
+                project_id=uuid.UUID(run.project_id),
+            )
     finally:
         engine.dispose()
 

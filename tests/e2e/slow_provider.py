@@ -23,7 +23,9 @@ class SlowTrainer(Trainer):
         super().__init__(**kwargs)
         self.delay = delay
 
-    def run(self, job: Any, *, wait: Any, should_stop: Any, on_progress: Any = None) -> TrainOutcome:
+    def run(
+        self, job: Any, *, wait: Any, should_stop: Any, on_progress: Any = None
+    ) -> TrainOutcome:
         outcome = super().run(job, wait=wait, should_stop=should_stop, on_progress=on_progress)
         until = time.monotonic() + self.delay
         while time.monotonic() < until and not should_stop():

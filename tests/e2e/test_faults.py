@@ -20,9 +20,9 @@ import pika
 import pytest
 
 from daig.messages import ResultStatus, TrainResult
+from daig.reference import reference_accuracy
 from tests.conftest import wait_until
 from tests.e2e.faults import FAULT_SETTINGS, PARAMS, FaultRun, finish_and_verify
-from tests.e2e.reference import reference_accuracy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 HERE = Path(__file__).parent
@@ -31,8 +31,15 @@ HERE = Path(__file__).parent
 @pytest.fixture(scope="session")
 def clean_accuracy(digits_files) -> float:
     """Held-out accuracy of the same K-batch SGD with no faults and no processes."""
-    load = [np.load(p) for p in (digits_files.data, digits_files.labels,
-                                 digits_files.test_data, digits_files.test_labels)]
+    load = [
+        np.load(p)
+        for p in (
+            digits_files.data,
+            digits_files.labels,
+            digits_files.test_data,
+            digits_files.test_labels,
+        )
+    ]
     return reference_accuracy(digits_files.model, *load, PARAMS)
 
 
@@ -42,8 +49,9 @@ def fault_cluster(cluster_factory):
 
 
 @pytest.mark.parametrize("service", ["aggregator", "scheduler", "api"])
-def test_sigkill_of_a_service_mid_round(service, fault_cluster, digits_files, clean_accuracy,
-                                        tmp_path) -> None:
+def test_sigkill_of_a_service_mid_round(
+    service, fault_cluster, digits_files, clean_accuracy, tmp_path
+) -> None:
     run = FaultRun.start(fault_cluster, digits_files)
     run.wait_mid_round(1)
     fault_cluster.processes.kill(service)
@@ -62,18 +70,22 @@ def test_rabbitmq_restart_mid_run(fault_cluster, digits_files, clean_accuracy, t
     try:
         time.sleep(3)
     finally:
-        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True,
-                       timeout=120)
+        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)
     finish_and_verify(run, clean_accuracy, tmp_path)
     for name in ("scheduler", "aggregator", "prov1", "prov2"):
         assert fault_cluster.processes.processes[name].poll() is None, f"{name} died"
 
 
 def _pg_ctl(action: str) -> None:
-    version = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True,
-                             check=True).stdout.split()[-1]
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action],
-                   check=True, capture_output=True, timeout=120)
+    version = subprocess.run(
+        ["ls", "/etc/postgresql"], capture_output=True, text=True, check=True
+    ).stdout.split()[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def test_postgres_restart_mid_run(fault_cluster, digits_files, clean_accuracy, tmp_path) -> None:
@@ -91,8 +103,12 @@ def test_postgres_restart_mid_run(fault_cluster, digits_files, clean_accuracy, t
 
 def test_provider_sigkill_mid_task(fault_cluster, digits_files, clean_accuracy, tmp_path) -> None:
     run = FaultRun.start(fault_cluster, digits_files)
-    wait_until(lambda: run.project()["round"] >= 1 and run.active_claim_of("prov1"), 180,
-               interval=0.05, what="prov1 to hold a task in round 1")
+    wait_until(
+        lambda: run.project()["round"] >= 1 and run.active_claim_of("prov1"),
+        180,
+        interval=0.05,
+        what="prov1 to hold a task in round 1",
+    )
     fault_cluster.processes.kill("prov1")
     finish_and_verify(run, clean_accuracy, tmp_path)
     _lost_claim_was_taken_over(run)
@@ -102,21 +118,33 @@ def _lost_claim_was_taken_over(run: FaultRun) -> None:
     """prov1's last claim ended by lease expiry or by the straggler rule, and prov2 did it."""
     [(state, task_id)] = run.sql(
         "SELECT c.state, c.task_id FROM claims c JOIN users u ON u.id = c.provider_id "
-        "WHERE u.username = 'prov1' ORDER BY c.claimed_at DESC LIMIT 1")
+        "WHERE u.username = 'prov1' ORDER BY c.claimed_at DESC LIMIT 1"
+    )
     assert state in ("expired", "superseded"), state
-    winner = run.sql("SELECT u.username FROM results r JOIN users u ON u.id = r.provider_id "
-                     "WHERE r.task_id = :task AND r.status = 'accepted'", task=task_id)
+    winner = run.sql(
+        "SELECT u.username FROM results r JOIN users u ON u.id = r.provider_id "
+        "WHERE r.task_id = :task AND r.status = 'accepted'",
+        task=task_id,
+    )
     assert winner == [("prov2",)]
 
 
 def test_provider_that_hangs(fault_cluster, digits_files, clean_accuracy, tmp_path) -> None:
     run = FaultRun.start(fault_cluster, digits_files)
-    wait_until(lambda: run.project()["round"] >= 1 and run.active_claim_of("prov1"), 180,
-               interval=0.05, what="prov1 to hold a task in round 1")
+    wait_until(
+        lambda: run.project()["round"] >= 1 and run.active_claim_of("prov1"),
+        180,
+        interval=0.05,
+        what="prov1 to hold a task in round 1",
+    )
     fault_cluster.processes.signal_group("prov1", signal.SIGSTOP)  # alive but silent
     try:
-        wait_until(lambda: run.project()["state"] == "done", 420, interval=1.0,
-                   what="prov2 to finish the project alone")
+        wait_until(
+            lambda: run.project()["state"] == "done",
+            420,
+            interval=1.0,
+            what="prov2 to finish the project alone",
+        )
     finally:
         fault_cluster.processes.signal_group("prov1", signal.SIGCONT)
     time.sleep(3)  # prov1 wakes up: its stale work must be refused, not counted
@@ -124,20 +152,35 @@ def test_provider_that_hangs(fault_cluster, digits_files, clean_accuracy, tmp_pa
     _lost_claim_was_taken_over(run)
 
 
-def test_slow_provider_triggers_redispatch(cluster_factory, digits_files, clean_accuracy,
-                                           tmp_path) -> None:
+def test_slow_provider_triggers_redispatch(
+    cluster_factory, digits_files, clean_accuracy, tmp_path
+) -> None:
     cluster = cluster_factory(**FAULT_SETTINGS)
     run = FaultRun.start(cluster, digits_files, providers=("fast",))
     cluster.account("slow", "slow-pass").close()
-    cluster.processes.start_argv("slow", [
-        sys.executable, str(HERE / "slow_provider.py"), "--server", cluster.api_url,
-        "--user", "slow", "--password", "slow-pass", "--delay", "60"])
+    cluster.processes.start_argv(
+        "slow",
+        [
+            sys.executable,
+            str(HERE / "slow_provider.py"),
+            "--server",
+            cluster.api_url,
+            "--user",
+            "slow",
+            "--password",
+            "slow-pass",
+            "--delay",
+            "60",
+        ],
+    )
     finish_and_verify(run, clean_accuracy, tmp_path)
     reissued = run.sql("SELECT count(*) FROM tasks WHERE dispatches >= 2")
     assert reissued[0][0] >= 1
     assert "straggler" in cluster.processes.log("scheduler")
-    slow_claims = run.sql("SELECT count(*) FROM claims c JOIN users u ON u.id = c.provider_id "
-                          "WHERE u.username = 'slow'")
+    slow_claims = run.sql(
+        "SELECT count(*) FROM claims c JOIN users u ON u.id = c.provider_id "
+        "WHERE u.username = 'slow'"
+    )
     assert slow_claims[0][0] >= 1, "the slow provider should have held a task"
 
 
@@ -146,20 +189,29 @@ def _publish_raw(amqp_url: str, exchange: str, key: str, body: bytes, kind: str 
     try:
         channel = connection.channel()
         channel.confirm_delivery()
-        channel.basic_publish(exchange, key, body, pika.BasicProperties(
-            type=kind, delivery_mode=pika.DeliveryMode.Persistent,
-            message_id=str(uuid.uuid4())), mandatory=True)
+        channel.basic_publish(
+            exchange,
+            key,
+            body,
+            pika.BasicProperties(
+                type=kind, delivery_mode=pika.DeliveryMode.Persistent, message_id=str(uuid.uuid4())
+            ),
+            mandatory=True,
+        )
     finally:
         connection.close()
 
 
-def test_duplicates_stale_results_and_garbage(fault_cluster, digits_files, clean_accuracy,
-                                              tmp_path) -> None:
+def test_duplicates_stale_results_and_garbage(
+    fault_cluster, digits_files, clean_accuracy, tmp_path
+) -> None:
     run = FaultRun.start(fault_cluster, digits_files)
     url = fault_cluster.amqp_url
-    targets = [("daig.tasks", "task", "daig.TrainTask"),
-               ("daig.results", "result", "daig.TrainResult"),
-               ("daig.events", "event", "daig.ProjectEvent")]
+    targets = [
+        ("daig.tasks", "task", "daig.TrainTask"),
+        ("daig.results", "result", "daig.TrainResult"),
+        ("daig.events", "event", "daig.ProjectEvent"),
+    ]
     for exchange, key, kind in targets:
         _publish_raw(url, exchange, key, b"\x00 not json at all", kind)
         _publish_raw(url, exchange, key, json.dumps({"hello": "world"}).encode(), kind)
@@ -168,16 +220,25 @@ def test_duplicates_stale_results_and_garbage(fault_cluster, digits_files, clean
     run.wait_mid_round(1)
     accepted = run.sql(
         "SELECT message_id, project_id, round_index, task_id, claim_id, provider_id, blob_key, "
-        "samples FROM results WHERE status = 'accepted' ORDER BY round_index LIMIT 1")[0]
+        "samples FROM results WHERE status = 'accepted' ORDER BY round_index LIMIT 1"
+    )[0]
     original = TrainResult(
-        message_id=accepted.message_id, project_id=accepted.project_id,
-        round=accepted.round_index, task_id=accepted.task_id, claim_id=accepted.claim_id,
-        provider_id=accepted.provider_id, status=ResultStatus.TRAINED, blob_key=accepted.blob_key,
-        sha256="0" * 64, samples=accepted.samples)
+        message_id=accepted.message_id,
+        project_id=accepted.project_id,
+        round=accepted.round_index,
+        task_id=accepted.task_id,
+        claim_id=accepted.claim_id,
+        provider_id=accepted.provider_id,
+        status=ResultStatus.TRAINED,
+        blob_key=accepted.blob_key,
+        sha256="0" * 64,
+        samples=accepted.samples,
+    )
     replay = original.model_copy(update={"message_id": uuid.uuid4()})  # same task, new message
     for message in (original, replay):
-        _publish_raw(url, "daig.results", "result", message.model_dump_json().encode(),
-                     TrainResult.type_name)
+        _publish_raw(
+            url, "daig.results", "result", message.model_dump_json().encode(), TrainResult.type_name
+        )
 
     finish_and_verify(run, clean_accuracy, tmp_path)
     for name in ("api", "scheduler", "aggregator", "prov1", "prov2"):
@@ -186,9 +247,11 @@ def test_duplicates_stale_results_and_garbage(fault_cluster, digits_files, clean
     for queue in ("daig.tasks", "daig.results", "daig.scheduler.events"):
         assert sum(1 for q, reason in dead if q == queue and reason == "rejected") == 2, dead
     assert any(q == "unknown" for q, _ in dead), "garbage sent to daig.dead is recorded too"
-    replayed = run.sql("SELECT status, reason FROM results WHERE message_id = :id",
-                       id=str(replay.message_id))
+    replayed = run.sql(
+        "SELECT status, reason FROM results WHERE message_id = :id", id=str(replay.message_id)
+    )
     assert replayed == [("rejected", "stale_round")] or replayed == [("rejected", "duplicate")]
-    same = run.sql("SELECT count(*) FROM results WHERE message_id = :id",
-                   id=str(original.message_id))
+    same = run.sql(
+        "SELECT count(*) FROM results WHERE message_id = :id", id=str(original.message_id)
+    )
     assert same[0][0] == 1, "a redelivered message is recognised, not recorded twice"

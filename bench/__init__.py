@@ -1,0 +1,1 @@
+"""Benchmarks and chaos runs; each prints its figures (see bench/README.md)."""

@@ -1,0 +1,301 @@
+"""Chaos run: train a project while killing DAIG's processes at random, then prove the result.
+
+Starts API, scheduler, aggregator and providers as processes on a fresh database, vhost and
+blob directory; trains digits for many short rounds; every few seconds SIGKILLs a random
+service or provider (and, with --infra, restarts RabbitMQ or Postgres) and brings it back.
+At the end it prints what it injected and what it checked: every round closed by exactly K
+accepted results, every round's weights recomputed from its accepted deltas, every result a
+provider published recorded exactly once -- i.e. 0 lost and 0 double-counted updates -- and
+held-out accuracy against the fault-free reference.
+
+    .venv/bin/python -m bench.chaos --kills 12            # processes only
+    .venv/bin/python -m bench.chaos --kills 12 --infra    # also restart RabbitMQ and Postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from daig.blobstore import open_blob_store
+from daig.broker import queue_depths
+from daig.client import DaigClient
+from daig.cluster import LocalCluster, free_port
+from daig.db.migrate import drop_database, upgrade
+from daig.db.session import make_sessionmaker
+from daig.examples import held_out_accuracy, write_digits
+from daig.hyperparams import Hyperparameters
+from daig.logs import quiet_tensorflow
+from daig.reference import reference_accuracy
+from daig.settings import Settings
+from services.aggregator.audit import audit_project
+
+PARAMS = Hyperparameters(epochs=3, batch_size=32, total_tasks=12, task_size=3, passes=5)
+SENT = re.compile(r"result ([0-9a-f-]{36}) sent")
+SERVICES = ("api", "scheduler", "aggregator")
+
+
+@dataclass
+class Chaos:
+    cluster: LocalCluster
+    port: int
+    providers: list[str]
+    infra: bool
+    rng: random.Random
+    injected: list[dict[str, object]] = field(default_factory=list)
+
+    def victims(self) -> list[str]:
+        return [*SERVICES, *self.providers, *(["rabbitmq", "postgres"] if self.infra else [])]
+
+    def strike(self, round_index: int) -> None:
+        victim = self.rng.choice(self.victims())
+        began = time.monotonic()
+        if victim == "rabbitmq":
+            _run(["rabbitmqctl", "stop_app"])
+            time.sleep(self.rng.uniform(1, 4))
+            _run(["rabbitmqctl", "start_app"])
+        elif victim == "postgres":
+            _pg("stop")
+            time.sleep(self.rng.uniform(1, 4))
+            _pg("start")
+        else:
+            self.cluster.kill(victim)
+            time.sleep(self.rng.uniform(0.5, 3))
+            self._restart(victim)
+        self.injected.append(
+            {
+                "victim": victim,
+                "round": round_index,
+                "down_seconds": round(time.monotonic() - began, 1),
+            }
+        )
+        print(f"  kill #{len(self.injected):>2}: {victim:<11} at round {round_index}", flush=True)
+
+    def _restart(self, name: str) -> None:
+        if name == "api":
+            self.cluster.start("api", "api", "--port", str(self.port))
+        elif name in SERVICES:
+            self.cluster.start(name, name)
+        else:
+            self.cluster.start(
+                name,
+                "provider",
+                "--server",
+                f"http://127.0.0.1:{self.port}",
+                "--user",
+                name,
+                "--password",
+                f"{name}-password",
+            )
+
+
+def _run(argv: list[str]) -> None:
+    subprocess.run(argv, check=True, capture_output=True, timeout=180)
+
+
+def _pg(action: str) -> None:
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+    _run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action])
+
+
+def _retry(call, seconds: float = 120.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--kills", type=int, default=12, help="faults to inject (at least)")
+    parser.add_argument("--providers", type=int, default=3)
+    parser.add_argument("--infra", action="store_true", help="also restart RabbitMQ and Postgres")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--interval", type=float, default=3.0, help="mean seconds between kills")
+    args = parser.parse_args()
+    quiet_tensorflow()
+    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    rng = random.Random(seed)
+
+    work = Path(tempfile.mkdtemp(prefix="daig-chaos-"))
+    base = Settings()
+    suffix = uuid.uuid4().hex[:8]
+    database_url = make_url(base.database_url).set(database=f"daig_chaos_{suffix}")
+    database = database_url.render_as_string(hide_password=False)
+    vhost = f"daig_chaos_{suffix}"
+    _run(["rabbitmqctl", "add_vhost", vhost])
+    _run(["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"])
+    amqp = f"{base.amqp_url.rsplit('/', 1)[0]}/{vhost}"
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}"
+    env = {
+        "DAIG_DATABASE_URL": database,
+        "DAIG_AMQP_URL": amqp,
+        "DAIG_BLOB_URL": (work / "blobs").as_uri(),
+        "DAIG_PUBLIC_API_URL": api_url,
+        "DAIG_SECRET_KEY": "chaos-secret-key-long-enough-for-hs256-signing",
+        "DAIG_LEASE_SECONDS": "6",
+        "DAIG_STRAGGLER_FLOOR_SECONDS": "4",
+        "DAIG_SCHEDULER_TICK_SECONDS": "0.5",
+        "XDG_CACHE_HOME": str(work / "cache"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    upgrade(database)
+    files = write_digits(work / "data")
+    cluster = LocalCluster(env, work / "logs")
+    providers = [f"provider{i + 1}" for i in range(args.providers)]
+    chaos = Chaos(cluster, port, providers, args.infra, rng)
+    print(
+        f"chaos run: seed {seed}, {args.kills}+ kills, {args.providers} providers, "
+        f"infra {'on' if args.infra else 'off'}, logs in {work / 'logs'}"
+    )
+    try:
+        for name in SERVICES:
+            chaos._restart(name)
+        cluster.wait_healthy(api_url)
+        client = DaigClient(api_url)
+        for name in [*providers, "requestor"]:
+            client.signup(name, f"{name}-password")
+        for name in providers:
+            chaos._restart(name)
+        client.login("requestor", "requestor-password")
+        project = client.create_project("chaos", PARAMS)
+        for kind in ("model", "data", "labels"):
+            client.upload_file(project["id"], kind, getattr(files, kind))
+        client.start(project["id"])
+        state = _inject(chaos, client, project["id"], args)
+        report = _verify(chaos, client, project["id"], state, database, env, files, work, seed)
+    finally:
+        cluster.stop_all()
+        drop_database(database)
+        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=120)
+    print(json.dumps(report, indent=2))
+    return 0 if report["passed"] else 1
+
+
+def _inject(
+    chaos: Chaos, client: DaigClient, project_id: str, args: argparse.Namespace
+) -> dict[str, object]:
+    while True:
+        project = _retry(lambda: client.project(project_id))
+        if project["state"] in ("done", "failed", "cancelled"):
+            return project
+        if len(chaos.injected) >= args.kills and project["round"] >= 1:
+            # enough faults: let it finish undisturbed
+            time.sleep(1.0)
+            continue
+        time.sleep(chaos.rng.expovariate(1 / args.interval))
+        chaos.strike(int(project["round"]))
+
+
+def _verify(
+    chaos: Chaos,
+    client: DaigClient,
+    project_id: str,
+    final: dict[str, object],
+    database: str,
+    env: dict[str, str],
+    files,
+    work: Path,
+    seed: int,
+) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 120
+    while queue_depths(env["DAIG_AMQP_URL"])["daig.results"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(2.0)
+    settings = Settings(
+        database_url=database, blob_url=env["DAIG_BLOB_URL"], secret_key=env["DAIG_SECRET_KEY"]
+    )
+    engine = create_engine(database)
+    with make_sessionmaker(engine)() as session:
+        audit = audit_project(
+            session=session, blobs=open_blob_store(settings), project_id=uuid.UUID(project_id)
+        )
+        recorded = {
+            str(m) for m in session.execute(text("SELECT message_id FROM results")).scalars()
+        }
+    engine.dispose()
+    sent: set[str] = set()
+    for log in chaos.cluster.log_dir.glob("provider*.log"):
+        sent |= set(SENT.findall(log.read_text(errors="replace")))
+    unrecorded = sorted(sent - recorded)
+    model = work / "final.h5"
+    client.download_model(project_id, model)
+    accuracy = held_out_accuracy(model, files.test_data, files.test_labels)
+    arrays = [np.load(p) for p in (files.data, files.labels, files.test_data, files.test_labels)]
+    reference = reference_accuracy(files.model, *arrays, PARAMS)
+    kills: dict[str, int] = {}
+    for fault in chaos.injected:
+        kills[str(fault["victim"])] = kills.get(str(fault["victim"]), 0) + 1
+    expected_rounds = int(final.get("total_rounds") or 0)
+    checks = {
+        "project_done": final["state"] == "done",
+        "rounds_closed": audit.rounds_closed == expected_rounds,
+        "rounds_verified_by_recomputation": audit.rounds_verified == expected_rounds,
+        "accepted_equals_rounds_times_k": audit.accepted == expected_rounds * PARAMS.task_size,
+        "lost_updates_zero": audit.lost == 0 and not unrecorded,
+        "double_counted_zero": audit.double_counted == 0,
+        "accuracy_within_3_points_of_reference": accuracy >= reference - 0.03,
+    }
+    print("\ninjected faults:", ", ".join(f"{v} x{n}" for v, n in sorted(kills.items())))
+    print(
+        f"rounds {audit.rounds_closed}/{expected_rounds} closed, "
+        f"{audit.rounds_verified} verified by recomputing the weights"
+    )
+    print(
+        f"accepted updates {audit.accepted} (= {expected_rounds} x K={PARAMS.task_size}); "
+        f"results published by providers {len(sent)}, recorded {len(sent) - len(unrecorded)}"
+    )
+    print(
+        f"lost updates: {audit.lost + len(unrecorded)}   double-counted updates: "
+        f"{audit.double_counted}"
+    )
+    print(
+        "rejected (recorded, not counted):",
+        ", ".join(f"{k} {v}" for k, v in sorted(audit.rejected.items())) or "none",
+    )
+    print(f"held-out accuracy {accuracy:.4f} (fault-free reference {reference:.4f})")
+    for name, ok in checks.items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {name}")
+    return {
+        "seed": seed,
+        "kills": len(chaos.injected),
+        "kills_by_victim": kills,
+        "rounds": expected_rounds,
+        "rounds_closed": audit.rounds_closed,
+        "rounds_verified": audit.rounds_verified,
+        "accepted": audit.accepted,
+        "published_results": len(sent),
+        "unrecorded_results": len(unrecorded),
+        "lost": audit.lost + len(unrecorded),
+        "double_counted": audit.double_counted,
+        "rejected": dict(audit.rejected),
+        "problems": audit.problems,
+        "held_out_accuracy": round(accuracy, 4),
+        "reference_accuracy": round(reference, 4),
+        "checks": checks,
+        "passed": all(checks.values()),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
