@@ -18,7 +18,7 @@ from daig.db.models import Claim, DeadLetter, Project, Task
 from daig.hyperparams import Hyperparameters
 from daig.messages import TrainTask
 from services.scheduler.deadletters import MAX_DEAD_TASK_MESSAGES, DeadLetterRecorder
-from tests.integration.conftest import Started, drain, drain_tasks
+from tests.integration.conftest import PASSWORD, Started, drain, drain_tasks
 
 
 @pytest.fixture
@@ -204,3 +204,42 @@ def test_health_command_fails_when_the_server_is_down() -> None:
     )
     assert result.returncode == 1
     assert "cannot reach the DAIG server" in result.stderr
+
+
+def test_cli_pause_resume_cancel(start_project: Callable[..., Started], tmp_path) -> None:
+    """The CLI commands drive the same endpoints, with the login remembered between them."""
+    import os
+
+    started = start_project(Hyperparameters(total_tasks=3, task_size=3))
+    server = started.owner.server
+    username = started.owner.me()["username"]
+    env = os.environ | {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+
+    def daig(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "daig", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    first = daig(
+        "project",
+        "pause",
+        str(started.id),
+        "--server",
+        server,
+        "--user",
+        username,
+        "--password",
+        PASSWORD,
+    )
+    assert first.returncode == 0, first.stderr
+    assert "state: paused" in first.stderr
+    resumed = daig("project", "resume", str(started.id))  # the session was remembered
+    assert resumed.returncode == 0 and "state: running" in resumed.stderr
+    cancelled = daig("project", "cancel", str(started.id))
+    assert cancelled.returncode == 0 and "state: cancelled" in cancelled.stderr
+    again = daig("project", "resume", str(started.id))
+    assert again.returncode == 1 and "only a paused project can be resumed" in again.stderr
