@@ -6,7 +6,11 @@ value can be refused with the same words wherever it is typed.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Aggregation = Literal["mean", "median", "trimmed_mean", "clipped_mean"]
 
 HINTS = {
     "epochs": "Epochs each provider runs on its shard per task (passed to model.fit).",
@@ -25,6 +29,18 @@ HINTS = {
         "Most tasks of this project in flight at once (default K). More than K buys nothing."
     ),
     "passes": "Sweeps over all shards; one pass is ceil(T/K) rounds.",
+    "aggregation": (
+        "How a round's K updates are combined: mean (sample-weighted, the original), median "
+        "(coordinate-wise), trimmed_mean (drops the extremes of each coordinate) or "
+        "clipped_mean (scales each update down to clip_factor x the round's median norm). "
+        "The robust ones resist a few broken or malicious volunteers."
+    ),
+    "trim_fraction": "trimmed_mean: fraction of the K values dropped at each end (0.2 of 5 = 1).",
+    "clip_factor": "clipped_mean: largest norm allowed, as a multiple of the round's median norm.",
+    "max_norm_ratio": (
+        "Reject an update whose norm exceeds this multiple of the median norm of recent "
+        "accepted updates (0 = never)."
+    ),
 }
 
 
@@ -44,6 +60,10 @@ class Hyperparameters(BaseModel):
         default=None, ge=1, le=10_000, description=HINTS["max_contributors"]
     )
     passes: int = Field(default=1, ge=1, le=1000, description=HINTS["passes"])
+    aggregation: Aggregation = Field(default="mean", description=HINTS["aggregation"])
+    trim_fraction: float = Field(default=0.2, ge=0.0, lt=0.5, description=HINTS["trim_fraction"])
+    clip_factor: float = Field(default=1.0, gt=0.0, le=100.0, description=HINTS["clip_factor"])
+    max_norm_ratio: float = Field(default=10.0, ge=0.0, le=1e6, description=HINTS["max_norm_ratio"])
 
     @model_validator(mode="after")
     def _consistent(self) -> Hyperparameters:

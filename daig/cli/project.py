@@ -50,6 +50,10 @@ def create(
     task_size: int = typer.Option(4, help=HINTS["task_size"]),
     max_contributors: int = typer.Option(None, help=HINTS["max_contributors"]),
     passes: int = typer.Option(1, help=HINTS["passes"]),
+    aggregation: str = typer.Option("mean", help=HINTS["aggregation"]),
+    trim_fraction: float = typer.Option(0.2, help=HINTS["trim_fraction"]),
+    clip_factor: float = typer.Option(1.0, help=HINTS["clip_factor"]),
+    max_norm_ratio: float = typer.Option(10.0, help=HINTS["max_norm_ratio"]),
     start: bool = typer.Option(False, "--start", help="Start training after the upload."),
     wait: bool = typer.Option(False, "--wait", help="Show progress until training ends."),
     server: str = ServerOpt,
@@ -66,6 +70,10 @@ def create(
             task_size=task_size,
             max_contributors=max_contributors,
             passes=passes,
+            aggregation=aggregation,  # type: ignore[arg-type]  # validated by pydantic
+            trim_fraction=trim_fraction,
+            clip_factor=clip_factor,
+            max_norm_ratio=max_norm_ratio,
         )
     except ValidationError as exc:
         fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()))

@@ -109,6 +109,10 @@ class Project(Base):
     task_size: Mapped[int] = mapped_column(Integer)
     max_contributors: Mapped[int] = mapped_column(Integer)
     passes: Mapped[int] = mapped_column(Integer)
+    aggregation: Mapped[str] = mapped_column(String(16), server_default="mean")
+    trim_fraction: Mapped[float] = mapped_column(Float, server_default="0.2")
+    clip_factor: Mapped[float] = mapped_column(Float, server_default="1.0")
+    max_norm_ratio: Mapped[float] = mapped_column(Float, server_default="10.0")
     # known once the files are in and the project is started
     total_rows: Mapped[int | None] = mapped_column(BigInteger)
     weight_schema: Mapped[Any | None] = mapped_column(JsonDoc)
@@ -212,6 +216,7 @@ class Result(Base):
     samples: Mapped[int] = mapped_column(BigInteger, default=0)
     fit_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     history: Mapped[Any | None] = mapped_column(JsonDoc)
+    delta_norm: Mapped[float | None] = mapped_column(Float)  # L2 norm of an accepted delta
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
@@ -233,3 +238,15 @@ class DeadLetter(Base):
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class RateEvent(Base):
+    """One counted event (e.g. a failed login) for rate limits shared by every API replica."""
+
+    __tablename__ = "rate_events"
+    __table_args__ = (Index("ix_rate_events_bucket_key_at", "bucket", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(32))  # e.g. "login_user", "login_ip", "signup_ip"
+    key: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

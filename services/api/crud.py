@@ -55,6 +55,10 @@ def hyperparameters_of(project: Project) -> Hyperparameters:
         task_size=project.task_size,
         max_contributors=project.max_contributors,
         passes=project.passes,
+        aggregation=project.aggregation,  # type: ignore[arg-type]  # stored validated
+        trim_fraction=project.trim_fraction,
+        clip_factor=project.clip_factor,
+        max_norm_ratio=project.max_norm_ratio,
     )
 
 

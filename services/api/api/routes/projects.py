@@ -43,6 +43,10 @@ def create_project(body: ProjectCreate, user: CurrentUser, session: SessionDep) 
         task_size=body.task_size,
         max_contributors=body.contributors,
         passes=body.passes,
+        aggregation=body.aggregation,
+        trim_fraction=body.trim_fraction,
+        clip_factor=body.clip_factor,
+        max_norm_ratio=body.max_norm_ratio,
         current_round=0,
     )
     session.add(project)
