@@ -18,6 +18,10 @@ def test_defaults() -> None:
         "task_size": 4,
         "max_contributors": 4,
         "passes": 1,
+        "aggregation": "mean",
+        "trim_fraction": 0.2,
+        "clip_factor": 1.0,
+        "max_norm_ratio": 10.0,
     }
     assert params.contributors == 4
 
