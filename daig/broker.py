@@ -43,23 +43,34 @@ def connect(url: str, *, heartbeat: int = 30) -> pika.BlockingConnection:
     return pika.BlockingConnection(connection_parameters(url, heartbeat=heartbeat))
 
 
-def properties(message: Message) -> pika.BasicProperties:
+def properties(message: Message, user_id: str | None = None) -> pika.BasicProperties:
     return pika.BasicProperties(
         content_type="application/json",
         delivery_mode=pika.DeliveryMode.Persistent,
         message_id=str(message.message_id),
         type=message.type_name,
         timestamp=int(message.sent_at.timestamp()),
+        user_id=user_id,
     )
 
 
-def publish_on(channel: BlockingChannel, route: topology.Route, message: Message) -> None:
-    """Publish on a channel in confirm mode; raises if the broker nacks or cannot route."""
+def publish_on(
+    channel: BlockingChannel,
+    route: topology.Route,
+    message: Message,
+    *,
+    user_id: str | None = None,
+) -> None:
+    """Publish on a channel in confirm mode; raises if the broker nacks or cannot route.
+
+    ``user_id`` must be the connection's own broker user: RabbitMQ validates it (closing the
+    channel with 406 PRECONDITION_FAILED otherwise), so consumers can trust who sent it.
+    """
     channel.basic_publish(
         exchange=route.exchange,
         routing_key=route.publish_key,
         body=message.model_dump_json().encode(),
-        properties=properties(message),
+        properties=properties(message, user_id),
         mandatory=True,
     )
 
@@ -121,6 +132,8 @@ class Delivery:
     delivery_count: int
     message_id: str | None = None
     headers: dict[str, Any] = field(default_factory=dict)
+    # The publisher's broker user, validated by RabbitMQ; None if the publisher set none.
+    user_id: str | None = None
 
 
 class Session:
@@ -130,8 +143,10 @@ class Session:
         self.connection = connection
         self._channel = channel
 
-    def publish(self, route: topology.Route, message: Message) -> None:
-        publish_on(self._channel, route, message)
+    def publish(
+        self, route: topology.Route, message: Message, *, user_id: str | None = None
+    ) -> None:
+        publish_on(self._channel, route, message, user_id=user_id)
 
     def pump(self, seconds: float) -> None:
         """Wait while keeping the connection alive (heartbeats) -- use during long work."""
@@ -150,7 +165,9 @@ class ConsumerOptions:
     ``transient`` exceptions (e.g. the database restarting) are retried in place with
     backoff, without giving the message back: a requeue would count towards the queue's
     delivery limit and could dead-letter a perfectly good message during an outage.
-    ``on_connect`` runs after every (re)connection, before consuming.
+    ``on_connect`` runs after every (re)connection, before consuming. ``declare=False`` is
+    for clients without the ``configure`` permission (providers): they consume queues the
+    servers declared and, until those exist, keep retrying.
     """
 
     prefetch: int = 1
@@ -159,6 +176,7 @@ class ConsumerOptions:
     heartbeat: int = 30
     transient: Transient = ()
     on_connect: IdleHook | None = None
+    declare: bool = True
 
 
 def run_consumer(
@@ -173,9 +191,12 @@ def run_consumer(
     heartbeat: int = 30,
     transient: Transient = (),
     on_connect: IdleHook | None = None,
+    declare: bool = True,
 ) -> None:
     """Consume ``queue`` until ``stop`` is set, reconnecting with capped backoff."""
-    options = ConsumerOptions(prefetch, idle, idle_seconds, heartbeat, transient, on_connect)
+    options = ConsumerOptions(
+        prefetch, idle, idle_seconds, heartbeat, transient, on_connect, declare
+    )
     backoff = RECONNECT_MIN_SECONDS
     while not stop.is_set():
         try:
@@ -193,7 +214,8 @@ def _consume_once(
     connection = connect(url, heartbeat=options.heartbeat)
     try:
         channel = connection.channel()
-        topology.declare(channel)
+        if options.declare:
+            topology.declare(channel)
         channel.basic_qos(prefetch_count=options.prefetch)
         publish_channel = connection.channel()
         publish_channel.confirm_delivery()
@@ -213,6 +235,7 @@ def _consume_once(
                     delivery_count=int((props.headers or {}).get("x-delivery-count", 0)),
                     message_id=props.message_id,
                     headers=dict(props.headers or {}),
+                    user_id=props.user_id,
                 )
                 outcome = _handle(handler, delivery, session, options.transient, stop)
                 _settle(channel, method.delivery_tag, outcome)

@@ -64,6 +64,8 @@ class TrainResult(Message):
     fit_seconds: float = Field(default=0.0, ge=0)
     history: dict[str, list[float | None]] = Field(default_factory=dict)
     error: Annotated[str, Field(max_length=4000)] | None = None
+    # True when training stopped at the volunteer's own limits (memory), not the model's fault.
+    resource_limit: bool = False
 
     @field_validator("history")
     @classmethod

@@ -8,6 +8,7 @@ An ``.npy`` file is a small header followed by the array's bytes in C order, so 
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -41,7 +42,8 @@ class NpyHeader:
 
     @property
     def row_bytes(self) -> int:
-        return int(np.prod(self.row_shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+        # Python integers: a crafted shape must not overflow into a size that looks right.
+        return math.prod(self.row_shape) * np.dtype(self.dtype).itemsize
 
     @property
     def data_bytes(self) -> int:
@@ -111,8 +113,15 @@ def _check(
         raise ArrayRejected(
             f"{what} is stored in Fortran order; save np.ascontiguousarray(array) instead"
         )
+    if any(size < 0 for size in header.shape):
+        raise ArrayRejected(
+            f"{what} has shape {header.shape} with a negative size; the header is corrupt, "
+            "save the array again"
+        )
     if len(header.shape) == 0 or header.rows == 0:
         raise ArrayRejected(f"{what} has shape {header.shape}; it needs at least one row")
+    if header.row_bytes == 0:
+        raise ArrayRejected(f"{what} has shape {header.shape}; its rows hold no values")
     if file_size is not None and file_size != header.data_offset + header.data_bytes:
         raise ArrayRejected(
             f"{what} is {file_size} bytes but its header describes "

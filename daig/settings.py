@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,11 @@ class Settings(BaseSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     # What providers are told to connect to; defaults to ``amqp_url``.
     public_amqp_url: str | None = None
+    # RabbitMQ's management HTTP API, where the API creates each provider's broker user;
+    # defaults to port 15672 on ``amqp_url``'s host, as ``amqp_url``'s user and password.
+    rabbitmq_management_url: str | None = None
+    rabbitmq_admin_user: str | None = None
+    rabbitmq_admin_password: str | None = None
     blob_url: str = Field(default_factory=_default_blob_url)
     secret_key: str = DEV_SECRET
     public_api_url: str = "http://127.0.0.1:8000"
@@ -51,6 +57,12 @@ class Settings(BaseSettings):
     straggler_floor_seconds: float = 30.0
     scheduler_tick_seconds: float = 1.0
     max_task_failures: int = 3
+    # Login and sign-up limits, counted in Postgres so every API replica shares them (0 = off).
+    login_failures_per_user: int = Field(default=10, ge=0)
+    login_failures_per_ip: int = Field(default=30, ge=0)
+    login_window_seconds: float = Field(default=300.0, gt=0)
+    signups_per_ip: int = Field(default=20, ge=0)
+    signup_window_seconds: float = Field(default=3600.0, gt=0)
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -66,3 +78,32 @@ class Settings(BaseSettings):
     @property
     def provider_amqp_url(self) -> str:
         return self.public_amqp_url or self.amqp_url
+
+    @property
+    def amqp_vhost(self) -> str:
+        """The RabbitMQ virtual host of ``amqp_url``, where DAIG's queues live."""
+        return amqp_vhost(self.amqp_url)
+
+    @property
+    def management_url(self) -> str:
+        """Base URL of RabbitMQ's management HTTP API (no trailing slash)."""
+        if self.rabbitmq_management_url:
+            return self.rabbitmq_management_url.rstrip("/")
+        host = urlsplit(self.amqp_url).hostname or "127.0.0.1"
+        return f"http://[{host}]:15672" if ":" in host else f"http://{host}:15672"
+
+    @property
+    def management_credentials(self) -> tuple[str, str]:
+        """The management API's admin user and password (``amqp_url``'s unless set)."""
+        parts = urlsplit(self.amqp_url)
+        user = self.rabbitmq_admin_user or unquote(parts.username or "guest")
+        password = self.rabbitmq_admin_password
+        if password is None:
+            password = unquote(parts.password or "guest")
+        return user, password
+
+
+def amqp_vhost(url: str) -> str:
+    """The virtual host an AMQP URL names, as pika reads it (``/`` when it names none)."""
+    path = urlsplit(url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"

@@ -2,10 +2,16 @@
 
 All queues are durable quorum queues with a delivery limit, dead-lettering into
 ``daig.dead`` with the reason recorded by the broker (``x-first-death-reason``).
+
+Servers connect as an administrator and declare the topology. Each DAIG account's provider
+agents connect as that account's own broker user (``provider_broker_user``), which may only
+consume tasks and publish results (``PROVIDER_PERMISSIONS``) and must stamp its name into
+every result's ``user_id`` property, which RabbitMQ verifies.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +52,35 @@ DEAD = Route(
 )
 
 ALL_ROUTES = (TASKS, RESULTS, EVENTS, DEAD)
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """A RabbitMQ user's permissions on one vhost: regular expressions over resource names."""
+
+    configure: str
+    write: str
+    read: str
+
+
+# Providers declare nothing, publish only to the results exchange, consume only the tasks queue.
+PROVIDER_PERMISSIONS = Permissions(
+    configure="^$",
+    write=f"^{re.escape(RESULTS.exchange)}$",
+    read=f"^{re.escape(TASKS.queue)}$",
+)
+
+
+def provider_broker_user(user_id: int, vhost: str = "/") -> str:
+    """The broker user of DAIG account ``user_id``'s provider agents on ``vhost``.
+
+    The aggregator accepts a result only if the broker-validated ``user_id`` property of its
+    message is this name for the message's ``provider_id``. Outside the default vhost the
+    vhost is part of the name, so DAIG installations sharing one broker (each deriving
+    passwords from its own secret) never share a user.
+    """
+    name = f"daig-provider-{user_id}"
+    return name if vhost == "/" else f"{name}@{vhost}"
 
 
 def declare(channel: Any) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daig.modelfile.archive import inspect_archive, is_keras_archive
 from daig.modelfile.inspect import ModelInfo, ModelRejected, Shape, inspect_model, shape_matches
 from daig.npy import ArrayRejected, NpyHeader, read_header
 
@@ -28,6 +29,11 @@ class CheckedFile:
 def check_file(kind: str, path: Path) -> CheckedFile:
     """Validate one uploaded file of ``kind`` (model, data or labels)."""
     if kind == "model":
+        if is_keras_archive(path):
+            try:
+                return CheckedFile(kind, inspect_archive(path))
+            except ModelRejected as exc:
+                raise FileRejected(f"model rejected: {exc}") from exc
         try:
             info = inspect_model(path)
         except ModelRejected as exc:

@@ -66,8 +66,9 @@ class ProviderAgent:
         self.agent_id = f"{socket.gethostname()[:40]}-{uuid.uuid4().hex[:12]}"
         self._client = DaigClient(config.server)
         self._http = httpx.Client(timeout=120.0)
-        self._trainer = Trainer(threads=config.threads)
+        self._trainer = Trainer(threads=config.threads, memory_mb=config.memory_mb)
         self._user_id = 0
+        self._broker_user = ""  # our own broker user, stamped into every result's user_id
         self._unsent: list[TrainResult] = []
 
     def run(self) -> None:
@@ -75,6 +76,7 @@ class ProviderAgent:
         self._client.login(self.config.username, self.config.password)
         broker = self._client.provider_config()
         self._user_id = int(broker["user_id"])
+        self._broker_user = str(broker["broker_user"])
         self.status.state = "waiting for tasks"
         log.info("agent %s: waiting for tasks as user %s", self.agent_id, self.config.username)
         try:
@@ -85,6 +87,7 @@ class ProviderAgent:
                 self.stop,
                 prefetch=1,
                 on_connect=self._publish_unsent,
+                declare=False,  # our broker user may not; the servers declare the topology
             )
         finally:
             self._trainer.close()
@@ -94,7 +97,7 @@ class ProviderAgent:
 
     def _publish_unsent(self, broker: BrokerSession) -> None:
         while self._unsent:
-            broker.publish(RESULTS, self._unsent[0])
+            broker.publish(RESULTS, self._unsent[0], user_id=self._broker_user)
             log.info("task %s: result published after reconnecting", self._unsent[0].task_id)
             self._unsent.pop(0)
 
@@ -169,7 +172,8 @@ class ProviderAgent:
         """Publish with confirms, or keep it for after the reconnect if the broker is gone."""
         if not keepalive.broker_broken:
             try:
-                broker.publish(RESULTS, result)  # confirmed before the task is acked
+                # Confirmed before the task is acked.
+                broker.publish(RESULTS, result, user_id=self._broker_user)
                 return
             except AMQPError as exc:
                 log.warning("task %s: publishing failed (%s)", result.task_id, exc)
@@ -234,7 +238,12 @@ class ProviderAgent:
             provider_id=self._user_id,
         )
         if not outcome.ok:
-            return TrainResult(status=ResultStatus.FAILED, error=outcome.error, **common)
+            return TrainResult(
+                status=ResultStatus.FAILED,
+                error=outcome.error,
+                resource_limit=outcome.resource_limit,
+                **common,
+            )
         return TrainResult(
             status=ResultStatus.TRAINED,
             blob_key=grant["result_key"],

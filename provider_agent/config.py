@@ -19,4 +19,5 @@ class AgentConfig:
     password: str
     cache_dir: Path = field(default_factory=_default_cache)
     threads: int | None = None  # CPU threads TensorFlow may use (None: all)
+    memory_mb: int | None = None  # the training process is stopped above this (None: no cap)
     max_tasks: int | None = None  # stop after this many tasks (None: until stopped)

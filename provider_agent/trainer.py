@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+from daig.process import sandbox_environment
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,32 @@ class TrainOutcome:
     samples: int
     fit_seconds: float
     error: str | None = None
+    resource_limit: bool = False  # stopped for exceeding the volunteer's limits
+
+
+def resident_mb(pid: int) -> float | None:
+    """Resident memory of a process in MB (Linux /proc), None where unknown."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _thread_env(threads: int | None) -> dict[str, str]:
+    if not threads:
+        return {}
+    value = str(threads)
+    return {
+        "OMP_NUM_THREADS": value,
+        "OPENBLAS_NUM_THREADS": value,
+        "MKL_NUM_THREADS": value,
+        "TF_NUM_INTRAOP_THREADS": value,
+        "TF_NUM_INTEROP_THREADS": value,
+    }
 
 
 class TrainingCancelled(Exception):
@@ -51,8 +80,11 @@ class TrainingCancelled(Exception):
 class Trainer:
     """A warm child process that runs ``TrainJob``s."""
 
-    def __init__(self, *, threads: int | None = None, max_tasks: int = 50) -> None:
+    def __init__(
+        self, *, threads: int | None = None, memory_mb: int | None = None, max_tasks: int = 50
+    ) -> None:
         self._threads = threads
+        self._memory_mb = memory_mb
         self._max_tasks = max_tasks
         self._process: multiprocessing.process.BaseProcess | None = None
         self._pipe: Connection | None = None
@@ -68,7 +100,16 @@ class Trainer:
         self._process = context.Process(
             target=_child_main, args=(child, self._threads), name="daig-trainer", daemon=True
         )
-        self._process.start()
+        # The child gets no credentials: the volunteer's password, tokens and any DAIG_* or
+        # cloud settings stay in this process (spawn copies the environment, not memory).
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(sandbox_environment(**_thread_env(self._threads)))
+        try:
+            self._process.start()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
         child.close()
         self._pipe, self._jobs = parent, 0
         return parent
@@ -123,11 +164,32 @@ class Trainer:
                     fit_seconds=float(reply.get("fit_seconds", 0.0)),
                     error=reply.get("error"),
                 )
+            if self._over_memory():
+                assert self._memory_mb is not None
+                self.close()
+                return TrainOutcome(
+                    False,
+                    {},
+                    0,
+                    0.0,
+                    f"the task needed more than the {self._memory_mb} MB of memory this volunteer "
+                    "allows",
+                    resource_limit=True,
+                )
             if self._process is not None and not self._process.is_alive():
                 code = self._process.exitcode
                 self.close()
                 return TrainOutcome(False, {}, 0, 0.0, f"the training process died (exit {code})")
             wait(0.1)
+
+    def child_pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def _over_memory(self) -> bool:
+        if not self._memory_mb or self._process is None or self._process.pid is None:
+            return False
+        rss = resident_mb(self._process.pid)
+        return rss is not None and rss > self._memory_mb
 
     def close(self) -> None:
         if self._process is not None:

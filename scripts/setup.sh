@@ -73,4 +73,46 @@ if ! mq_up; then
   mq_up || die "RabbitMQ is not reachable at DAIG_AMQP_URL (default guest@127.0.0.1:5672).
 Install it (sudo apt-get install rabbitmq-server) and start it (sudo rabbitmq-server -detached)."
 fi
-say "ready: .venv, PostgreSQL and RabbitMQ"
+
+# --- RabbitMQ management API --------------------------------------------------------------
+# The API creates each provider's own broker user (consume tasks, publish results, nothing
+# else) through RabbitMQ's management HTTP API, so it must be enabled and reachable.
+mgmt_check() { .venv/bin/python - <<'PY' 2>/dev/null
+import sys
+import httpx
+from daig.settings import Settings
+settings = Settings()
+try:
+    response = httpx.get(
+        f"{settings.management_url}/api/whoami", auth=settings.management_credentials, timeout=3
+    )
+except httpx.HTTPError as exc:
+    print(f"unreachable: {exc}")
+    sys.exit(1)
+tags = response.json().get("tags", []) if response.status_code == 200 else []
+tags = tags.split(",") if isinstance(tags, str) else tags
+if "administrator" not in tags:
+    print(f"HTTP {response.status_code}: the admin credentials are refused or not an administrator's")
+    sys.exit(2)
+PY
+}
+mgmt_rc=0; mgmt_problem=$(mgmt_check) || mgmt_rc=$?
+if [ "$mgmt_rc" = 1 ] && command -v rabbitmq-plugins >/dev/null; then
+  wait_seconds=10  # enabled already: perhaps still starting
+  if ! as_root rabbitmq-plugins is_enabled rabbitmq_management >/dev/null 2>&1; then
+    say "enabling RabbitMQ's management plugin (the API creates providers' broker users through it)"
+    as_root rabbitmq-plugins enable rabbitmq_management >/dev/null && wait_seconds=60 || wait_seconds=0
+  fi
+  for _ in $(seq "$wait_seconds"); do
+    mgmt_rc=0; mgmt_problem=$(mgmt_check) || mgmt_rc=$?
+    [ "$mgmt_rc" = 1 ] || break
+    sleep 1
+  done
+fi
+mgmt_url=$(.venv/bin/python -c 'from daig.settings import Settings; print(Settings().management_url)')
+[ "$mgmt_rc" = 0 ] || die "RabbitMQ's management API at $mgmt_url is not usable ($mgmt_problem).
+DAIG's API creates each provider's broker user through it. Enable it on the RabbitMQ host, as
+root: sudo rabbitmq-plugins enable rabbitmq_management; make it reachable from the API (or set
+DAIG_RABBITMQ_MANAGEMENT_URL); and set DAIG_RABBITMQ_ADMIN_USER and DAIG_RABBITMQ_ADMIN_PASSWORD
+to an administrator's credentials if they differ from DAIG_AMQP_URL's."
+say "ready: .venv, PostgreSQL, RabbitMQ and its management API"

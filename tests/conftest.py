@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -70,6 +71,28 @@ def amqp_url() -> Iterator[str]:
     _rabbitmqctl("delete_vhost", vhost)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _forget_provider_broker_users() -> Iterator[None]:
+    """After the session, delete the provider broker users the API made for test vhosts.
+
+    Only users of vhosts that are gone: other test runs sharing this broker keep theirs.
+    """
+    yield
+    settings = Settings(amqp_url=f"{AMQP_HOST}/daig_test")
+    try:
+        with httpx.Client(
+            base_url=settings.management_url, auth=settings.management_credentials, timeout=10
+        ) as http:
+            vhosts = {v["name"] for v in http.get("/api/vhosts").json()}
+            for user in http.get("/api/users").json():
+                name, _, vhost = str(user["name"]).partition("@")
+                ours = name.startswith("daig-provider-") and vhost.startswith("daig_test_")
+                if ours and vhost not in vhosts:
+                    http.delete(f"/api/users/{quote(user['name'], safe='')}")
+    except (httpx.HTTPError, ValueError, TypeError):
+        pass  # no management API: nothing was created through it either
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """moto's standalone S3 server in its own process (a real S3 API over HTTP)."""
@@ -107,6 +130,7 @@ def settings(database_url: str, amqp_url: str, tmp_path: Path) -> Settings:
         secret_key="test-secret-key-that-is-long-enough-for-hs256",
         lease_seconds=30,
         straggler_floor_seconds=30,
+        signups_per_ip=10_000,  # every test user signs up from 127.0.0.1
     )
 
 

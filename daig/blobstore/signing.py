@@ -41,6 +41,7 @@ def verify(
     if expires < time.time():
         return "this link has expired; ask for a new one"
     expected = signature(secret, method, key, expires, max_bytes)
-    if not hmac.compare_digest(expected, sig):
+    # compare_digest refuses non-ASCII str; a signature is hex, so anything else is wrong.
+    if not sig.isascii() or not hmac.compare_digest(expected, sig):
         return "invalid signature for this key and method"
     return None

@@ -89,7 +89,30 @@ def _services_reachable(database_url: str, amqp_url: str) -> bool:
             "Start it: rabbitmq-server -detached  (or set DAIG_AMQP_URL)"
         )
         return False
-    return True
+    return _management_reachable()
+
+
+def _management_reachable() -> bool:
+    """Providers get their own broker users through RabbitMQ's management API."""
+    import httpx
+
+    settings = Settings()
+    try:
+        response = httpx.get(
+            f"{settings.management_url}/api/whoami", auth=settings.management_credentials, timeout=5
+        )
+        if response.status_code == 200:
+            return True
+        problem = (
+            f"it answered HTTP {response.status_code}; check DAIG_RABBITMQ_ADMIN_USER/PASSWORD"
+        )
+    except httpx.TransportError as exc:
+        problem = f"{exc}; enable it: rabbitmq-plugins enable rabbitmq_management"
+    console.print(
+        f"[red]cannot use RabbitMQ's management API at {settings.management_url} "
+        f"({problem}).[/] DAIG gives each provider its own broker user through it."
+    )
+    return False
 
 
 def _run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from daig.cli.output import console, fail
 from daig.client import ClientError, DaigClient
 from daig.hyperparams import HINTS, Hyperparameters, check_against_data
 from daig.npy import NpyHeader
+from daig.trusted import TRUST_EXPLANATION, is_object_array, numeric_copy
 from daig.validation import FileRejected, check_file, check_together
 
 app = typer.Typer(help="Create, start, watch and download training projects.", no_args_is_help=True)
@@ -56,6 +58,12 @@ def create(
     max_norm_ratio: float = typer.Option(10.0, help=HINTS["max_norm_ratio"]),
     start: bool = typer.Option(False, "--start", help="Start training after the upload."),
     wait: bool = typer.Option(False, "--wait", help="Show progress until training ends."),
+    trust_object_arrays: bool = typer.Option(
+        False,
+        "--trust-object-arrays",
+        help="Your data or labels are dtype=object .npy files YOU made: unpickle them here "
+        "(never on the server) and upload numeric copies.",
+    ),
     server: str = ServerOpt,
     user: str = UserOpt,
     password: str = PasswordOpt,
@@ -77,11 +85,43 @@ def create(
         )
     except ValidationError as exc:
         fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()))
-    files = {"model": model, "data": data, "labels": labels}
-    _check_locally(files, params)
-    client = session.connect(server, user, password)
+    with tempfile.TemporaryDirectory(prefix="daig-upload-") as scratch:
+        files = _numeric(
+            {"model": model, "data": data, "labels": labels}, trust_object_arrays, Path(scratch)
+        )
+        _check_locally(files, params)
+        project_id = _create_and_upload(
+            files, params, name or model.stem, start, wait, session.connect(server, user, password)
+        )
+    print(project_id)
+
+
+def _numeric(files: dict[str, Path], trust: bool, scratch: Path) -> dict[str, Path]:
+    """Object arrays: refused with the reason, or converted here if the requestor trusts them."""
+    converted = dict(files)
+    for kind in ("data", "labels"):
+        if not is_object_array(files[kind]):
+            continue
+        if not trust:
+            fail(f"the {kind} file {files[kind].name} cannot be uploaded: {TRUST_EXPLANATION}")
+        try:
+            converted[kind] = numeric_copy(files[kind], scratch / f"{kind}.npy")
+        except ValueError as exc:
+            fail(str(exc))
+        console.print(f"converted the trusted object array {files[kind].name} to a numeric copy")
+    return converted
+
+
+def _create_and_upload(
+    files: dict[str, Path],
+    params: Hyperparameters,
+    name: str,
+    start: bool,
+    wait: bool,
+    client: DaigClient,
+) -> str:
     try:
-        project = client.create_project(name or model.stem, params)
+        project = client.create_project(name, params)
         console.print(f"created project [bold]{project['id']}[/]")
         try:
             _upload(client, project["id"], files)
@@ -95,7 +135,7 @@ def create(
             _wait(client, project["id"])
     except ClientError as exc:
         fail(str(exc))
-    print(project["id"])
+    return str(project["id"])
 
 
 def _check_locally(files: dict[str, Path], params: Hyperparameters) -> None:
@@ -108,9 +148,15 @@ def _check_locally(files: dict[str, Path], params: Hyperparameters) -> None:
     except (FileRejected, ValueError) as exc:
         fail(str(exc))
     rows = metas["data"]["shape"][0]
+    parameters = metas["model"].get("parameters")
     console.print(
-        f"model: {metas['model']['class_name']} with {metas['model']['parameters']:,} "
-        f"parameters; data: {rows:,} rows of shape {tuple(metas['data']['shape'][1:])}"
+        f"model: {metas['model']['class_name']}"
+        + (
+            f" with {parameters:,} parameters"
+            if parameters
+            else " (.keras, converted by the server)"
+        )
+        + f"; data: {rows:,} rows of shape {tuple(metas['data']['shape'][1:])}"
     )
 
 

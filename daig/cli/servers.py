@@ -59,6 +59,9 @@ def provider(
     user: str = typer.Option(..., envvar="DAIG_USER", help="Your DAIG username."),
     password: str = typer.Option(..., envvar="DAIG_PASSWORD", help="Your password."),
     threads: int = typer.Option(None, min=1, help="CPU threads training may use (default all)."),
+    memory_mb: int = typer.Option(
+        None, min=256, help="Stop a task whose training process uses more memory (MB)."
+    ),
     max_tasks: int = typer.Option(None, min=1, help="Stop after this many tasks."),
 ) -> None:
     """Volunteer this machine: train tasks until stopped; Ctrl-C gives the current task back."""
@@ -75,6 +78,7 @@ def provider(
                 username=user,
                 password=password,
                 threads=threads,
+                memory_mb=memory_mb,
                 max_tasks=max_tasks,
             )
         )

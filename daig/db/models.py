@@ -83,6 +83,8 @@ class RejectReason(StrEnum):
     CHECKSUM_MISMATCH = "checksum_mismatch"
     BAD_DELTA = "bad_delta"
     TRAINING_FAILED = "training_failed"
+    NORM_OUTLIER = "norm_outlier"
+    RESOURCE_LIMIT = "resource_limit"
 
 
 class User(Base):

@@ -19,6 +19,8 @@ from daig.modelfile import allowlist
 from daig.weights.h5weights import H5WeightsError, read_schema
 from daig.weights.schema import WeightSchema
 
+MAX_DATASET_BYTES = 4 * 1024**3
+
 Shape = tuple[int | None, ...]
 
 
@@ -60,6 +62,7 @@ def inspect_model(path: Path) -> ModelInfo:
     """Validate the model file at ``path`` and describe it, or raise ``ModelRejected``."""
     try:
         with h5py.File(path, "r") as root:
+            check_structure(root, path.stat().st_size)
             attrs = {key: root.attrs[key] for key in root.attrs}
     except OSError as exc:
         raise ModelRejected(
@@ -100,6 +103,58 @@ def inspect_model(path: Path) -> ModelInfo:
         model_config=model_config,
         training_config=training_config,
     )
+
+
+MAX_ATTRIBUTE_BYTES = 16 * 1024 * 1024
+MAX_OBJECTS = 100_000
+
+
+def check_structure(root: h5py.File, file_size: int) -> None:
+    """Refuse HDF5 tricks before anything is read: links out of the file, external or
+    virtual storage, and datasets or attributes whose declared size is out of bounds."""
+    links: list[tuple[str, object]] = []
+
+    def collect(name: str, link: object) -> bool | None:
+        # Only collect here: nothing that can raise may run inside h5py's C callback.
+        links.append((name, link))
+        return True if len(links) > MAX_OBJECTS else None
+
+    root.visititems_links(collect)
+    problem = _attributes_problem(root.attrs, "/")
+    for seen, (name, link) in enumerate(links, start=1):
+        problem = problem or _link_problem(root, name, link, file_size, seen)
+    if problem:
+        raise ModelRejected(problem)
+
+
+def _link_problem(
+    root: h5py.File, name: str, link: object, file_size: int, seen: int
+) -> str | None:
+    if seen > MAX_OBJECTS:
+        return f"the file holds more than {MAX_OBJECTS:,} objects"
+    if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)):
+        return f"'{name}' is a link; models with links are not accepted"
+    if not isinstance(link, h5py.HardLink):
+        return f"'{name}' is a link of an unknown kind"
+    item = root.get(name)
+    if isinstance(item, h5py.Dataset):
+        if item.external or item.is_virtual:
+            return f"dataset '{name}' points outside the file"
+        declared = item.size * item.dtype.itemsize
+        if declared > MAX_DATASET_BYTES or (item.compression is None and declared > file_size):
+            return f"dataset '{name}' declares {declared:,} bytes in a {file_size:,}-byte file"
+    return _attributes_problem(item.attrs, name) if item is not None else None
+
+
+def _attributes_problem(attrs: h5py.AttributeManager, where: str) -> str | None:
+    for key in attrs:
+        try:
+            size = attrs.get_id(key).get_storage_size()
+        except RuntimeError:  # HDF5 reports empty attributes as an error
+            size = 0
+        if size > MAX_ATTRIBUTE_BYTES:
+            return f"attribute '{key}' of '{where}' is larger than {MAX_ATTRIBUTE_BYTES:,} bytes"
+    return None
 
 
 def _json_attr(attrs: dict[str, Any], key: str, missing: str) -> dict[str, Any]:

@@ -141,3 +141,22 @@ def _metric(entry: Any) -> Any:
         raise ModelRejected(f"metric {name!r} is not a built-in metric")
     cls = getattr(keras.metrics, name)
     return cls(**_accepted_kwargs(cls, config))
+
+
+class FreshOptimizer:
+    """Puts the optimizer back to its just-compiled state before each task, without
+    recompiling (which would retrace the training step, about 2.5x slower on small tasks).
+
+    Every task must start like a freshly loaded model: same optimizer settings, zero moments,
+    iteration 0. The optimizer is built once, its variables (moments, iteration, learning
+    rate) snapshotted, and restored before each ``fit``.
+    """
+
+    def __init__(self, model: Any) -> None:
+        model.optimizer.build(model.trainable_variables)
+        self._variables = list(model.optimizer.variables)
+        self._initial = [v.numpy().copy() for v in self._variables]
+
+    def reset(self) -> None:
+        for variable, value in zip(self._variables, self._initial, strict=True):
+            variable.assign(value)

@@ -1,10 +1,10 @@
 """Auditing a project's history: was every accepted update counted exactly once?
 
 For every closed round it recomputes weights version r+1 from version r and the round's
-accepted deltas (sample-weighted mean) and compares with the stored version; it checks each
-round closed with exactly K accepted results from K distinct tasks of that round, and that
-the final model holds the last version. Used by ``daig audit``, the fault tests and the chaos
-benchmark.
+accepted deltas (with the project's aggregation) and compares with the stored version; it
+checks each round closed with exactly K accepted results from K distinct tasks of that
+round, and that the final model holds the last version. Used by ``daig audit``, the fault
+tests and the chaos benchmark.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from daig.db.models import Project, Result, ResultStatus, Round, Task
 from daig.weights.codec import decode_weights
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
-from services.aggregator.logic import WeightedMean, apply_delta
+from services.aggregator.logic import apply_delta
+from services.aggregator.strategies import make_strategy
 
 
 @dataclass
@@ -97,18 +98,21 @@ def _audit_round(
             f"round {index}: {len(these)} accepted results for "
             f"{len(tasks)} tasks; expected exactly {project.task_size}"
         )
-    mean = WeightedMean()
+    deltas = []
     for result in sorted(these, key=lambda r: tasks[r.task_id].slot if r.task_id in tasks else 0):
         if result.blob_key is None or not blobs.exists(result.blob_key):
             report.lost += 1
             report.problems.append(f"round {index}: accepted delta {result.blob_key} is missing")
             continue
-        mean.add(decode_weights(blobs.get_bytes(result.blob_key), schema), result.samples)
-    if mean.samples == 0:
+        deltas.append((decode_weights(blobs.get_bytes(result.blob_key), schema), result.samples))
+    if not deltas:
         return
+    strategy = make_strategy(
+        project.aggregation, trim_fraction=project.trim_fraction, clip_factor=project.clip_factor
+    )
     base = decode_weights(blobs.get_bytes(keys.weights_key(project.id, index)), schema)
     stored = decode_weights(blobs.get_bytes(keys.weights_key(project.id, index + 1)), schema)
-    expected = apply_delta(base, mean.result())
+    expected = apply_delta(base, strategy.combine(deltas))
     if all(np.allclose(s, e, rtol=1e-5, atol=1e-7) for s, e in zip(stored, expected, strict=True)):
         report.rounds_verified += 1
     else:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from enum import Enum
 
+import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,12 +27,10 @@ from daig.db.models import (
     Claim,
     ClaimState,
     Project,
-    ProjectFile,
     ProjectState,
     RejectReason,
     Result,
     ResultStatus,
-    Round,
     Task,
     TaskState,
 )
@@ -40,11 +38,10 @@ from daig.messages import EventKind, ProjectEvent, TrainResult, decode
 from daig.messages import ResultStatus as MessageStatus
 from daig.planning import shard_rows
 from daig.settings import Settings
-from daig.topology import EVENTS
-from daig.weights.codec import WeightsRejected, decode_weights, encode_weights, load_weights
-from daig.weights.h5weights import write_weights
-from daig.weights.schema import WeightSchema
-from services.aggregator import logic
+from daig.topology import EVENTS, provider_broker_user
+from daig.weights.codec import WeightsRejected, decode_weights
+from daig.weights.schema import NDArrays, WeightSchema
+from services.aggregator import logic, rounds
 
 log = logging.getLogger(__name__)
 DELTA_OVERHEAD_BYTES = 64 * 1024
@@ -62,6 +59,12 @@ class Verdict:
     status: ResultStatus
     reason: RejectReason | None = None
     round_closed: bool = False
+
+
+class Sender(Enum):
+    """Who published a result, when it did not come off the broker."""
+
+    DIRECT = "direct"  # handed to ``handle`` directly (tests, tools): no broker user to check
 
 
 def now() -> datetime:
@@ -83,7 +86,7 @@ class Aggregator:
 
     def on_result(self, delivery: Delivery, broker: BrokerSession) -> Outcome:
         message = decode(TrainResult, delivery.body, delivery.message_type)
-        verdict = self.handle(message)
+        verdict = self.handle(message, sender=delivery.user_id)
         if verdict is not None:
             try:
                 broker.publish(
@@ -102,8 +105,15 @@ class Aggregator:
                 )
         return Outcome.ACK
 
-    def handle(self, message: TrainResult) -> Verdict | None:
-        """Record the result's fate in one transaction; None if it was already recorded."""
+    def handle(
+        self, message: TrainResult, *, sender: str | Sender | None = Sender.DIRECT
+    ) -> Verdict | None:
+        """Record the result's fate in one transaction; None if it was already recorded.
+
+        ``sender`` is the broker-validated ``user_id`` of the result's message (None if it
+        had none); a result is rejected as ``wrong_provider`` unless it is the broker user of
+        the message's ``provider_id``.
+        """
         with self._sessions.begin() as session:
             project = session.scalar(
                 select(Project).where(Project.id == message.project_id).with_for_update()
@@ -112,11 +122,12 @@ class Aggregator:
                 log.info("result message %s already handled", message.message_id)
                 return None
             try:
-                task, claim = self._check(session, project, message)
+                task, claim = self._check(session, project, message, sender)
                 if message.status == MessageStatus.FAILED:
                     return self._record_failure(session, project, task, claim, message)
                 assert project is not None
-                delta_bytes = self._fetch_delta(project, task, claim, message)
+                delta = self._fetch_delta(project, task, claim, message)
+                norm = self._check_norm(session, project, delta)
             except Rejection as rejection:
                 self._record(
                     session, message, ResultStatus.REJECTED, rejection.reason, rejection.detail
@@ -130,11 +141,22 @@ class Aggregator:
                     rejection.detail,
                 )
                 return Verdict(ResultStatus.REJECTED, rejection.reason)
-            return self._accept(session, project, task, claim, message, delta_bytes)
+            return self._accept(session, project, task, claim, message, norm)
 
     def _check(
-        self, session: Session, project: Project | None, message: TrainResult
+        self,
+        session: Session,
+        project: Project | None,
+        message: TrainResult,
+        sender: str | Sender | None,
     ) -> tuple[Task, Claim]:
+        if sender is not Sender.DIRECT:
+            expected = provider_broker_user(message.provider_id, self._settings.amqp_vhost)
+            if sender != expected:
+                raise Rejection(
+                    RejectReason.WRONG_PROVIDER,
+                    f"published by broker user {sender or '(none)'}, not {expected}",
+                )
         if project is None:
             raise Rejection(RejectReason.UNKNOWN_PROJECT, "no such project")
         task = session.get(Task, message.task_id)
@@ -160,7 +182,7 @@ class Aggregator:
 
     def _fetch_delta(
         self, project: Project, task: Task, claim: Claim, message: TrainResult
-    ) -> bytes:
+    ) -> NDArrays:
         if message.schema_hash != project.schema_hash:
             raise Rejection(
                 RejectReason.SCHEMA_MISMATCH, "the delta was computed for another model"
@@ -178,10 +200,29 @@ class Aggregator:
         if hashlib.sha256(data).hexdigest() != message.sha256:
             raise Rejection(RejectReason.CHECKSUM_MISMATCH, "the delta's sha256 does not match")
         try:
-            decode_weights(data, schema)
+            return decode_weights(data, schema)
         except WeightsRejected as exc:
             raise Rejection(RejectReason.BAD_DELTA, str(exc)) from exc
-        return data
+
+    def _check_norm(self, session: Session, project: Project, delta: NDArrays) -> float:
+        """The delta's norm; rejects one far out of line with recent accepted updates."""
+        norm = logic.delta_norm(delta)
+        reference = session.scalars(
+            select(Result.delta_norm).where(
+                Result.project_id == project.id,
+                Result.status == ResultStatus.ACCEPTED,
+                Result.round_index >= project.current_round - 1,
+                Result.delta_norm.is_not(None),
+            )
+        ).all()
+        norms = [float(n) for n in reference if n is not None]
+        if logic.is_norm_outlier(norm, norms, project.max_norm_ratio):
+            raise Rejection(
+                RejectReason.NORM_OUTLIER,
+                f"update norm {norm:.4g} exceeds {project.max_norm_ratio:g} x the median "
+                f"{float(np.median(norms)):.4g} of recent accepted updates",
+            )
+        return norm
 
     def _record(
         self,
@@ -223,9 +264,15 @@ class Aggregator:
     ) -> Verdict:
         assert project is not None
         error = (message.error or "unknown error")[:2000]
-        self._record(session, message, ResultStatus.FAILED, RejectReason.TRAINING_FAILED, error)
+        # A volunteer's own limits (memory) are not the model's fault: give the task to
+        # someone else without counting it towards failing the project.
+        reason = (
+            RejectReason.RESOURCE_LIMIT if message.resource_limit else RejectReason.TRAINING_FAILED
+        )
+        self._record(session, message, ResultStatus.FAILED, reason, error)
         claim.state, claim.ended_at = ClaimState.RELEASED, now()
-        task.failures += 1
+        if not message.resource_limit:
+            task.failures += 1
         still_held = (
             select(Claim.id)
             .where(Claim.task_id == task.id, Claim.state == ClaimState.ACTIVE)
@@ -250,7 +297,7 @@ class Aggregator:
                 f"training shard {task.shard} failed {task.failures} times; last error: {error}"
             )
             log.error("project %s: failed: %s", project.id, project.error)
-        return Verdict(ResultStatus.FAILED, RejectReason.TRAINING_FAILED)
+        return Verdict(ResultStatus.FAILED, reason)
 
     def _accept(
         self,
@@ -259,12 +306,15 @@ class Aggregator:
         task: Task,
         claim: Claim,
         message: TrainResult,
-        delta_bytes: bytes,
+        norm: float,
     ) -> Verdict:
         assert project.total_rows is not None
         start, stop = shard_rows(task.shard, project.total_rows, project.total_tasks)
         # Weight by the server's own row count, not what the provider claims.
-        self._record(session, message, ResultStatus.ACCEPTED, None, None, samples=stop - start)
+        row = self._record(
+            session, message, ResultStatus.ACCEPTED, None, None, samples=stop - start
+        )
+        row.delta_norm = norm
         task.state, task.done_at = TaskState.DONE, now()
         claim.state, claim.ended_at = ClaimState.FINISHED, now()
         # A straggler's or a lapsed lease's other claims lost: free their slots right away.
@@ -292,63 +342,5 @@ class Aggregator:
         )
         if (accepted or 0) < project.task_size:
             return Verdict(ResultStatus.ACCEPTED)
-        self._close_round(session, project)
+        rounds.close_round(session, self._blobs, project)
         return Verdict(ResultStatus.ACCEPTED, round_closed=True)
-
-    def _close_round(self, session: Session, project: Project) -> None:
-        index = project.current_round
-        schema = _schema(project)
-        results = (
-            session.execute(
-                select(Result)
-                .join(Task, Task.id == Result.task_id)
-                .where(
-                    Result.project_id == project.id,
-                    Result.round_index == index,
-                    Result.status == ResultStatus.ACCEPTED,
-                )
-                .order_by(Task.slot)  # a fixed order: a redone close writes identical bytes
-            )
-            .scalars()
-            .all()
-        )
-        mean = logic.WeightedMean()
-        for result in results:
-            assert result.blob_key is not None
-            mean.add(decode_weights(self._blobs.get_bytes(result.blob_key), schema), result.samples)
-        base = decode_weights(self._blobs.get_bytes(keys.weights_key(project.id, index)), schema)
-        new_weights = logic.apply_delta(base, mean.result())
-        new_key = keys.weights_key(project.id, index + 1)
-        self._blobs.put_bytes(new_key, encode_weights(new_weights))
-        round_row = session.get(Round, (project.id, index))
-        assert round_row is not None
-        round_row.closed_at = now()
-        round_row.weights_key = new_key
-        round_row.metrics = logic.round_metrics((r.history or {}, r.samples) for r in results) | {
-            "samples": mean.samples,
-            "slowest_fit_seconds": max(r.fit_seconds for r in results),
-        }
-        project.current_round = index + 1
-        log.info(
-            "project %s round %s: closed, weights version %s written (%s)",
-            project.id,
-            index,
-            index + 1,
-            round_row.metrics,
-        )
-        if project.current_round == project.total_rounds:  # the last round
-            self._write_final_model(session, project, new_key)
-
-    def _write_final_model(self, session: Session, project: Project, weights_key: str) -> None:
-        model = session.get(ProjectFile, (project.id, "model"))
-        assert model is not None
-        schema = _schema(project)
-        with tempfile.TemporaryDirectory(prefix="daig-final-") as directory:
-            source, target, weights = (Path(directory) / n for n in ("in.h5", "out.h5", "w.dwt"))
-            self._blobs.download(model.blob_key, source)
-            self._blobs.download(weights_key, weights)
-            write_weights(source, target, load_weights(weights, schema))
-            final_key = keys.final_model_key(project.id)
-            self._blobs.put_file(final_key, target)
-        project.final_model_key = final_key
-        log.info("project %s: final model written to %s", project.id, final_key)

@@ -6,6 +6,7 @@ one accumulator and one delta, whatever K is.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -67,3 +68,21 @@ def round_metrics(
                 sums[name] = sums.get(name, 0.0) + float(last) * samples
                 weights[name] = weights.get(name, 0) + samples
     return {name: sums[name] / weights[name] for name in sorted(sums)}
+
+
+def delta_norm(delta: Sequence[np.ndarray]) -> float:
+    """L2 norm of a whole delta (all tensors as one vector)."""
+    return math.sqrt(sum(float(np.square(t, dtype=np.float64).sum()) for t in delta))
+
+
+def is_norm_outlier(
+    norm: float, reference: Sequence[float], max_ratio: float, min_reference: int = 3
+) -> bool:
+    """True if ``norm`` exceeds ``max_ratio`` x the median of recent accepted norms.
+
+    Off when ``max_ratio`` is 0, and until ``min_reference`` norms are known (a median of
+    one or two says little).
+    """
+    if max_ratio <= 0 or len(reference) < min_reference:
+        return False
+    return norm > max_ratio * float(np.median(reference))

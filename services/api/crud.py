@@ -30,6 +30,8 @@ def now() -> datetime:
 
 
 def get_user_by_name(*, session: Session, username: str) -> User | None:
+    if "\x00" in username:  # Postgres text can't hold NUL, so no account has one
+        return None
     return session.scalar(select(User).where(User.username == username))
 
 

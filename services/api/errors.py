@@ -13,8 +13,14 @@ from sqlalchemy.exc import OperationalError
 class ApiError(HTTPException):
     """An HTTP error with a stable ``reason`` code next to the human message."""
 
-    def __init__(self, status_code: int, detail: str, reason: str = "error") -> None:
-        super().__init__(status_code, detail)
+    def __init__(
+        self,
+        status_code: int,
+        detail: str,
+        reason: str = "error",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status_code, detail, headers)
         self.reason = reason
 
 

@@ -4,11 +4,30 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from daig.hyperparams import Hyperparameters
+
+# Text without control characters: Postgres cannot store NUL, and names have no use for the rest.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+_CONTROLS = {code: "\ufffd" for code in [*range(0x20), 0x7F]}
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character replaced by U+FFFD (for names we only display)."""
+    return text.translate(_CONTROLS)
+
+
+def _refuse_controls(text: str) -> str:
+    if printable(text) != text:
+        raise ValueError("must not contain control characters (such as NUL, tab or newline)")
+    return text
+
+
+# A string without control characters; the pattern documents it in the OpenAPI description.
+PrintableStr = Annotated[str, AfterValidator(_refuse_controls)]
 
 
 class SignupRequest(BaseModel):
@@ -31,7 +50,9 @@ class Token(BaseModel):
 class ProjectCreate(Hyperparameters):
     """A new project: a name plus DAIG's hyperparameters."""
 
-    name: str = Field(default="project", min_length=1, max_length=200)
+    name: PrintableStr = Field(
+        default="project", min_length=1, max_length=200, json_schema_extra={"pattern": PRINTABLE}
+    )
 
 
 class FileOut(BaseModel):
@@ -74,7 +95,9 @@ class RoundOut(BaseModel):
 
 class ClaimRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    agent_id: str = Field(min_length=1, max_length=64)
+    agent_id: PrintableStr = Field(
+        min_length=1, max_length=64, json_schema_extra={"pattern": PRINTABLE}
+    )
 
 
 class RemoteArray(BaseModel):
@@ -118,7 +141,14 @@ class Lease(BaseModel):
 
 
 class ProviderConfig(BaseModel):
+    """Where a provider agent receives tasks and sends results, as its own broker user.
+
+    ``amqp_url`` carries that user's credentials; result messages must set their ``user_id``
+    property to ``broker_user`` (RabbitMQ checks it; the aggregator requires it).
+    """
+
     amqp_url: str
+    broker_user: str
     tasks_queue: str
     results_exchange: str
     results_routing_key: str

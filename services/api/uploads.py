@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from daig import keys
 from daig.blobstore import BlobStore
 from daig.db.models import ProjectFile, ProjectState, User
-from daig.validation import FileRejected, check_file, check_together
+from daig.modelfile.convert import convert_to_h5
+from daig.modelfile.inspect import ModelRejected
+from daig.validation import CheckedFile, FileRejected, check_file, check_together
 from services.api import crud
 from services.api.errors import ApiError
 from services.api.schemas import FileOut
@@ -25,6 +27,24 @@ class Received:
     path: Path
     size: int
     sha256: str
+
+
+def _converted(received: Received) -> tuple[Received, CheckedFile]:
+    """A checked ``.keras`` archive, converted to ``.h5`` by a sandboxed process."""
+    target = received.path.with_suffix(".h5")
+    try:
+        convert_to_h5(received.path, target)
+    except ModelRejected as exc:
+        target.unlink(missing_ok=True)
+        raise FileRejected(f"model rejected: {exc}") from exc
+    received.path.unlink(missing_ok=True)
+    digest = hashlib.sha256()
+    with open(target, "rb") as stream:
+        while chunk := stream.read(1024 * 1024):
+            digest.update(chunk)
+    converted = Received(target, target.stat().st_size, digest.hexdigest())
+    checked = check_file("model", target)
+    return converted, CheckedFile("model", checked.meta | {"converted_from": "keras"})
 
 
 async def receive(request: Request, limit: int, directory: Path) -> Received:
@@ -69,6 +89,8 @@ def store(
     """Validate the received file against the project's other files, then keep it."""
     try:
         checked = check_file(kind, received.path)
+        if kind == "model" and checked.meta.get("format") == "keras":
+            received, checked = _converted(received)
     except FileRejected as exc:
         raise ApiError(422, str(exc), "invalid_file") from exc
     with sessions.begin() as session:

@@ -19,6 +19,7 @@ import numpy as np
 import pika
 import pytest
 
+from daig.client import DaigClient
 from daig.messages import ResultStatus, TrainResult
 from daig.reference import reference_accuracy
 from tests.conftest import wait_until
@@ -184,7 +185,14 @@ def test_slow_provider_triggers_redispatch(
     assert slow_claims[0][0] >= 1, "the slow provider should have held a task"
 
 
-def _publish_raw(amqp_url: str, exchange: str, key: str, body: bytes, kind: str | None) -> None:
+def _publish_raw(
+    amqp_url: str,
+    exchange: str,
+    key: str,
+    body: bytes,
+    kind: str | None,
+    user_id: str | None = None,
+) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = connection.channel()
@@ -194,7 +202,10 @@ def _publish_raw(amqp_url: str, exchange: str, key: str, body: bytes, kind: str 
             key,
             body,
             pika.BasicProperties(
-                type=kind, delivery_mode=pika.DeliveryMode.Persistent, message_id=str(uuid.uuid4())
+                type=kind,
+                delivery_mode=pika.DeliveryMode.Persistent,
+                message_id=str(uuid.uuid4()),
+                user_id=user_id,
             ),
             mandatory=True,
         )
@@ -235,9 +246,21 @@ def test_duplicates_stale_results_and_garbage(
         samples=accepted.samples,
     )
     replay = original.model_copy(update={"message_id": uuid.uuid4()})  # same task, new message
-    for message in (original, replay):
+    unsigned = original.model_copy(update={"message_id": uuid.uuid4()})  # no broker user_id
+    # The replays come from the claimant's own broker user, as its agent would send them.
+    [(claimant,)] = run.sql("SELECT username FROM users WHERE id = :id", id=accepted.provider_id)
+    provider = DaigClient(fault_cluster.api_url)
+    provider.login(claimant, f"{claimant}-password")
+    broker = provider.provider_config()
+    provider.close()
+    for message, as_provider in ((original, True), (replay, True), (unsigned, False)):
         _publish_raw(
-            url, "daig.results", "result", message.model_dump_json().encode(), TrainResult.type_name
+            broker["amqp_url"] if as_provider else url,
+            "daig.results",
+            "result",
+            message.model_dump_json().encode(),
+            TrainResult.type_name,
+            user_id=broker["broker_user"] if as_provider else None,
         )
 
     finish_and_verify(run, clean_accuracy, tmp_path)
@@ -251,6 +274,10 @@ def test_duplicates_stale_results_and_garbage(
         "SELECT status, reason FROM results WHERE message_id = :id", id=str(replay.message_id)
     )
     assert replayed == [("rejected", "stale_round")] or replayed == [("rejected", "duplicate")]
+    forged = run.sql(
+        "SELECT status, reason FROM results WHERE message_id = :id", id=str(unsigned.message_id)
+    )
+    assert forged == [("rejected", "wrong_provider")], "a result nobody's broker user vouches for"
     same = run.sql(
         "SELECT count(*) FROM results WHERE message_id = :id", id=str(original.message_id)
     )

@@ -11,8 +11,10 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pika
@@ -40,6 +42,15 @@ PASSWORD = "correct-horse-battery"
 @pytest.fixture(scope="module")
 def shared_api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     """The real API on its own database, vhost and blob directory, for one test module."""
+    with module_api_server(tmp_path_factory) as server:
+        yield server
+
+
+@contextmanager
+def module_api_server(
+    tmp_path_factory: pytest.TempPathFactory, **overrides: Any
+) -> Iterator[ApiServer]:
+    """An API server on a fresh database, vhost and blob directory; ``overrides`` settings."""
     from daig.db.migrate import drop_database, upgrade
 
     name = f"daig_test_{uuid.uuid4().hex[:12]}"
@@ -53,7 +64,8 @@ def shared_api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiS
         blob_url=(tmp_path_factory.mktemp("shared-blobs") / "blobs").as_uri(),
         public_api_url="http://127.0.0.1:1",
         secret_key="test-secret-key-that-is-long-enough-for-hs256",
-    )
+        signups_per_ip=10_000,  # a module's users all sign up from 127.0.0.1
+    ).model_copy(update=overrides)
     try:
         with ApiServer(settings) as server:
             yield server

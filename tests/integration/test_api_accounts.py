@@ -4,15 +4,20 @@ validation with readable messages, health and the OpenAPI pages.
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from daig.client import ClientError, DaigClient
 from daig.hyperparams import Hyperparameters
+from tests.conftest import ApiServer
 from tests.integration.conftest import PASSWORD
 
 
@@ -76,6 +81,56 @@ def test_missing_or_forged_token_is_401(url: str) -> None:
     forged = httpx.get(f"{url}/v1/projects", headers={"Authorization": "Bearer not.a.jwt"})
     assert forged.status_code == 401
     assert "log in again" in forged.json()["detail"]
+
+
+def test_a_token_stops_working_when_it_expires(settings) -> None:
+    with (
+        ApiServer(settings.model_copy(update={"token_ttl_seconds": 1})) as server,
+        DaigClient(server.url) as client,
+    ):
+        client.signup("erin", PASSWORD)
+        client.login("erin", PASSWORD)
+        assert client.me()["username"] == "erin"
+        time.sleep(2.1)
+        with pytest.raises(ClientError) as error:
+            client.me()
+    assert error.value.status == 401 and "expired" in str(error.value)
+
+
+def _b64(part: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+
+
+def _forgeries(secret: str, user_id: int, other_id: int) -> dict[str, str]:
+    now = int(time.time())
+    claims = {"sub": str(user_id), "iat": now, "exp": now + 3600}
+    genuine = jwt.encode(claims, secret, "HS256")
+    header, _, signature = genuine.split(".")
+    return {
+        "foreign secret": jwt.encode(claims, "another-secret-that-is-long-enough-too", "HS256"),
+        "unsigned (alg none)": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}.",
+        "payload swapped": f"{header}.{_b64(claims | {'sub': str(other_id)})}.{signature}",
+        "no expiry": jwt.encode({"sub": str(user_id)}, secret, "HS256"),
+        "expired": jwt.encode(claims | {"exp": now - 10}, secret, "HS256"),
+        "no such user": jwt.encode(claims | {"sub": "999999999"}, secret, "HS256"),
+        "subject not an id": jwt.encode(claims | {"sub": "admin"}, secret, "HS256"),
+        "other algorithm": jwt.encode(claims, secret, "HS512"),
+    }
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # HS512 forgery
+def test_forged_tokens_are_401_and_a_genuine_one_works(shared_api_server, make_user) -> None:
+    url, secret = shared_api_server.url, shared_api_server.settings.secret_key
+    victim, other = make_user(url, "victim"), make_user(url, "other")
+    victim_id, other_id = victim.me()["id"], other.me()["id"]
+    for name, token in _forgeries(secret, victim_id, other_id).items():
+        response = httpx.get(f"{url}/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401, name
+        assert "log in again" in response.json()["detail"], name
+    now = int(time.time())
+    genuine = jwt.encode({"sub": str(victim_id), "exp": now + 60}, secret, "HS256")
+    response = httpx.get(f"{url}/v1/users/me", headers={"Authorization": f"Bearer {genuine}"})
+    assert response.status_code == 200 and response.json()["id"] == victim_id
 
 
 def test_every_project_endpoint_hides_other_users_projects(
@@ -154,6 +209,10 @@ def test_defaults_fill_in_and_max_contributors_defaults_to_k(url: str, make_user
         "task_size": 3,
         "max_contributors": 3,
         "passes": 1,
+        "aggregation": "mean",
+        "trim_fraction": 0.2,
+        "clip_factor": 1.0,
+        "max_norm_ratio": 10.0,
     }
     assert project["state"] == "created" and project["round"] == 0
 

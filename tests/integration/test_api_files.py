@@ -83,6 +83,52 @@ def test_bad_upload_is_refused_saying_what_is_wrong(
     assert client.project(project["id"])["files"] == []  # nothing was kept
 
 
+class _Touch:
+    """Unpickling this creates ``path``: what a malicious ``.npy`` does to whoever loads it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (self.path, "w"))
+
+
+def _pickle_payloads(directory: Path, marker: Path) -> list[Path]:
+    """An object array and a structured array with an object field, both carrying ``_Touch``."""
+    plain = np.empty(10, dtype=object)
+    plain[:] = [_Touch(marker)] * 10
+    structured = np.zeros(10, dtype=[("x", "<f4"), ("payload", "O")])
+    structured["payload"] = [_Touch(marker)] * 10
+    directory.mkdir(parents=True)
+    paths = [directory / "plain.npy", directory / "structured.npy"]
+    for path, array in zip(paths, (plain, structured), strict=True):
+        np.save(path, array, allow_pickle=True)
+    return paths
+
+
+def test_a_pickle_payload_is_refused_without_ever_being_unpickled(
+    client: DaigClient, project: dict, digits_files, tmp_path: Path
+) -> None:
+    # The payloads are live: loading them with pickles allowed runs their code.
+    probe = tmp_path / "probe-marker"
+    for path in _pickle_payloads(tmp_path / "probe", probe):
+        np.load(path, allow_pickle=True)
+        assert probe.exists()
+        probe.unlink()
+
+    marker = tmp_path / "server-marker"
+    payloads = _pickle_payloads(tmp_path / "evil", marker)
+    client.upload_file(project["id"], "model", digits_files.model)
+    for kind in ("data", "labels"):
+        for path in payloads:
+            with pytest.raises(ClientError) as error:
+                client.upload_file(project["id"], kind, path)
+            assert error.value.status == 422, path
+            assert "dtype object" in str(error.value) and "unpickling" in str(error.value)
+    assert not marker.exists()
+    assert [f["kind"] for f in client.project(project["id"])["files"]] == ["model"]
+
+
 def test_empty_upload_and_unknown_kind(client: DaigClient, project: dict, tmp_path: Path) -> None:
     empty = tmp_path / "empty.npy"
     empty.write_bytes(b"")

@@ -190,6 +190,27 @@ def test_arrays_without_rows_are_refused(array: np.ndarray) -> None:
     assert "at least one row" in rejection(npy_bytes(array))
 
 
+def crafted(shape: tuple[int, ...], data_bytes: int, descr: str = "<f4") -> bytes:
+    """A header claiming ``shape`` (as numpy would write it), then ``data_bytes`` zero bytes."""
+    out = io.BytesIO()
+    npformat.write_array_header_1_0(out, {"descr": descr, "fortran_order": False, "shape": shape})
+    return out.getvalue() + b"\x00" * data_bytes
+
+
+@pytest.mark.parametrize(
+    ("shape", "data_bytes", "words"),
+    [
+        ((1, 2**70), 16, "truncated or corrupt"),  # too large for int64 arithmetic
+        ((1, 2**32, 2**32), 0, "truncated or corrupt"),  # int64 product wraps to 0 bytes
+        ((-1, -4), 16, "negative size"),  # (-1) * (-4) * 4 bytes looks like a 16-byte file
+        ((-2, 3), 0, "negative size"),
+        ((5, 0), 0, "rows hold no values"),
+    ],
+)
+def test_crafted_shapes_are_refused(shape: tuple[int, ...], data_bytes: int, words: str) -> None:
+    assert words in rejection(crafted(shape, data_bytes))
+
+
 def test_truncated_file_is_refused() -> None:
     data = npy_bytes(np.zeros((10, 3), dtype=np.float32))
     message = rejection(data[:-4])

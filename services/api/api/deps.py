@@ -14,6 +14,7 @@ from daig.broker import Publisher
 from daig.db.models import User
 from daig.settings import Settings
 from services.api.core.security import user_id_from_token
+from services.api.ratelimit import RateLimiter
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token")
 
@@ -33,6 +34,15 @@ def get_blobs(request: Request) -> BlobStore:
     return blobs
 
 
+def get_rate_limiter(request: Request) -> RateLimiter:
+    return RateLimiter(request.app.state.sessionmaker)
+
+
+def get_client_ip(request: Request) -> str:
+    """The caller's address (uvicorn takes it from X-Forwarded-For of trusted proxies)."""
+    return request.client.host if request.client else "unknown"
+
+
 def get_publisher(request: Request) -> Publisher:
     publisher: Publisher = request.app.state.publisher
     return publisher
@@ -43,6 +53,8 @@ SessionDep = Annotated[Session, Depends(get_db)]
 BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 TokenDep = Annotated[str, Depends(oauth2_scheme)]
+RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
+ClientIpDep = Annotated[str, Depends(get_client_ip)]
 
 
 def get_current_user(session: SessionDep, token: TokenDep, settings: SettingsDep) -> User:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import cache
 
 import jwt
 from argon2 import PasswordHasher
@@ -21,6 +22,19 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@cache
+def _dummy_hash() -> str:
+    return _hasher.hash("daig-no-such-user")
+
+
+def verify_login(password_hash: str | None, password: str) -> bool:
+    """Check a password; an unknown user (None) costs the same hashing time, then fails."""
+    if password_hash is None:
+        verify_password(_dummy_hash(), password)
+        return False
+    return verify_password(password_hash, password)
 
 
 def create_token(*, user_id: int, secret: str, ttl_seconds: int) -> str:

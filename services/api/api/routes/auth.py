@@ -1,26 +1,75 @@
-"""Sign-up and OAuth2 password-flow tokens."""
+"""Sign-up and OAuth2 password-flow tokens, with per-account and per-address rate limits."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy.exc import IntegrityError
 
 from daig.db.models import User
+from daig.settings import Settings
 from services.api import crud
-from services.api.api.deps import CurrentUser, SessionDep, SettingsDep
-from services.api.core.security import create_token, hash_password, verify_password
+from services.api.api.deps import (
+    ClientIpDep,
+    CurrentUser,
+    RateLimiterDep,
+    SessionDep,
+    SettingsDep,
+)
+from services.api.core.security import create_token, hash_password, verify_login
 from services.api.errors import ApiError
+from services.api.ratelimit import LOGIN_IP, LOGIN_USER, SIGNUP_IP, Limit
 from services.api.schemas import SignupRequest, Token, UserOut
 
 router = APIRouter(prefix="/v1", tags=["auth"])
 
+_RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "Too many attempts; the Retry-After header says when to try again"}
+}
 
-@router.post("/auth/signup", status_code=201)
-def signup(body: SignupRequest, session: SessionDep) -> UserOut:
+
+def login_limits(settings: Settings, username: str, ip: str) -> list[Limit]:
+    window = settings.login_window_seconds
+    return [
+        Limit(
+            LOGIN_USER,
+            username,
+            settings.login_failures_per_user,
+            window,
+            "too many failed logins for this account",
+        ),
+        Limit(
+            LOGIN_IP,
+            ip,
+            settings.login_failures_per_ip,
+            window,
+            "too many failed logins from your network address",
+        ),
+    ]
+
+
+@router.post("/auth/signup", status_code=201, responses=_RATE_LIMITED)
+def signup(
+    body: SignupRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    limiter: RateLimiterDep,
+    ip: ClientIpDep,
+) -> UserOut:
     """Create an account."""
+    limiter.attempt(
+        [
+            Limit(
+                SIGNUP_IP,
+                ip,
+                settings.signups_per_ip,
+                settings.signup_window_seconds,
+                "too many sign-ups from your network address",
+            )
+        ]
+    )
     if crud.get_user_by_name(session=session, username=body.username):
         raise ApiError(409, f"the username {body.username!r} is taken; choose another", "taken")
     user = User(username=body.username, password_hash=hash_password(body.password))
@@ -32,16 +81,24 @@ def signup(body: SignupRequest, session: SessionDep) -> UserOut:
     return UserOut(id=user.id, username=user.username)
 
 
-@router.post("/auth/token")
+@router.post("/auth/token", responses=_RATE_LIMITED)
 def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     settings: SettingsDep,
+    limiter: RateLimiterDep,
+    ip: ClientIpDep,
 ) -> Token:
     """Exchange a username and password for a bearer token."""
+    # Counted before the password is checked, so parallel guesses can't outrun the limit.
+    attempt = limiter.attempt(login_limits(settings, form.username, ip))
     user = crud.get_user_by_name(session=session, username=form.username)
-    if user is None or not verify_password(user.password_hash, form.password):
+    session.close()  # no connection held while the password is hashed
+    if not verify_login(user.password_hash if user else None, form.password):
         raise ApiError(401, "wrong username or password", "bad_credentials")
+    assert user is not None
+    # A successful login clears the account's failures; the address's failures stay.
+    limiter.forget(attempt, also=[(LOGIN_USER, form.username)])
     return Token(
         access_token=create_token(
             user_id=user.id, secret=settings.secret_key, ttl_seconds=settings.token_ttl_seconds

@@ -61,7 +61,7 @@ async def put_blob(
     settings: SettingsDep,
     expires: int,
     sig: str,
-    max_bytes: int | None = None,
+    max_bytes: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, int]:
     """Upload a blob to the one key this URL was signed for."""
     _check(settings, "PUT", key, expires, sig, max_bytes)

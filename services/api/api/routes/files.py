@@ -13,7 +13,7 @@ from daig.validation import FILE_KINDS
 from services.api import crud, uploads
 from services.api.api.deps import BlobsDep, CurrentUser, SessionDep, SettingsDep
 from services.api.errors import ApiError
-from services.api.schemas import FileOut
+from services.api.schemas import FileOut, printable
 
 router = APIRouter(prefix="/v1/projects/{project_id}/files", tags=["files"])
 
@@ -54,11 +54,12 @@ async def upload_file(
             user=user,
             project_id=project_id,
             kind=kind,
-            filename=filename or kind,
+            filename=printable(filename) or kind,  # NUL can't be stored; it's only shown
             received=received,
         )
     finally:
         received.path.unlink(missing_ok=True)
+        received.path.with_suffix(".h5").unlink(missing_ok=True)  # a converted .keras
 
 
 @router.get("")

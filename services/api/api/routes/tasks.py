@@ -12,6 +12,8 @@ from daig.messages import EventKind, ProjectEvent
 from daig.topology import EVENTS, RESULTS, TASKS
 from services.api import claims
 from services.api.api.deps import BlobsDep, CurrentUser, PublisherDep, SessionDep, SettingsDep
+from services.api.broker_accounts import BrokerAccountsUnavailable, ensure_provider_account
+from services.api.errors import ApiError
 from services.api.schemas import ClaimGrant, ClaimRequest, Lease, ProviderConfig
 
 router = APIRouter(prefix="/v1", tags=["providers"])
@@ -20,9 +22,22 @@ log = logging.getLogger(__name__)
 
 @router.get("/provider/config")
 def provider_config(user: CurrentUser, settings: SettingsDep) -> ProviderConfig:
-    """Where a provider agent receives tasks and sends results."""
+    """Where a provider agent receives tasks and sends results, with its own broker account."""
+    try:
+        account = ensure_provider_account(settings, user.id)
+    except BrokerAccountsUnavailable as exc:
+        log.error("user %s: cannot issue broker credentials: %s", user.id, exc)
+        error = ApiError(
+            503,
+            "the server cannot issue broker credentials right now: RabbitMQ's management API "
+            "is not available to the API (the operator's logs say why); retry later",
+            reason="broker_accounts_unavailable",
+        )
+        error.headers = {"Retry-After": "30"}
+        raise error from exc
     return ProviderConfig(
-        amqp_url=settings.provider_amqp_url,
+        amqp_url=account.amqp_url,
+        broker_user=account.username,
         tasks_queue=TASKS.queue,
         results_exchange=RESULTS.exchange,
         results_routing_key=RESULTS.publish_key,

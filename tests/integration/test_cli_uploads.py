@@ -1,0 +1,83 @@
+"""The CLI's local checks: object arrays refused with the reason unless trusted, .keras models."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tests.integration.conftest import PASSWORD
+
+
+def _daig(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    return subprocess.run(
+        [sys.executable, "-m", "daig", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def _object_copy(source: Path, target: Path) -> Path:
+    rows = np.load(source)
+    array = np.empty(len(rows), dtype=object)
+    array[:] = list(rows)
+    np.save(target, array, allow_pickle=True)
+    return target
+
+
+def test_object_arrays_need_the_trust_flag(api_server, make_user, digits_files, tmp_path) -> None:
+    user = make_user(api_server.url, "requestor")
+    name = user.me()["username"]
+    data = _object_copy(digits_files.data, tmp_path / "x-object.npy")
+    common = [
+        "project",
+        "create",
+        "--server",
+        api_server.url,
+        "--user",
+        name,
+        "--password",
+        PASSWORD,
+        "--model",
+        str(digits_files.model),
+        "--data",
+        str(data),
+        "--labels",
+        str(digits_files.labels),
+    ]
+    refused = _daig(tmp_path, *common)
+    assert refused.returncode == 1
+    assert "unpickling" in refused.stderr and "--trust-object-arrays" in refused.stderr
+    assert user.projects() == [], "nothing is created when the local check fails"
+
+    trusted = _daig(tmp_path, *common, "--trust-object-arrays")
+    assert trusted.returncode == 0, trusted.stderr
+    project_id = trusted.stdout.strip().splitlines()[-1]
+    [data_file] = [f for f in user.project(project_id)["files"] if f["kind"] == "data"]
+    assert data_file["meta"]["dtype"] == "<f4" and data_file["meta"]["shape"][1] == 64
+
+
+def test_keras_archive_upload_is_converted_to_h5(
+    api_server, make_user, digits_files, tmp_path
+) -> None:
+    from daig.logs import quiet_tensorflow
+
+    quiet_tensorflow()
+    import keras
+
+    from daig.examples import build_mlp
+    from daig.hyperparams import Hyperparameters
+    from daig.modelfile.keras_load import load_model
+
+    archive = tmp_path / "digits.keras"
+    build_mlp(keras).save(archive)
+    user = make_user(api_server.url, "requestor")
+    project = user.create_project("keras-format", Hyperparameters())
+    stored = user.upload_file(project["id"], "model", archive)
+    assert stored["meta"]["converted_from"] == "keras"
+    assert stored["meta"]["input_shape"] == [64]
+    user.download_model(project["id"], tmp_path / "back.h5")
+    model, info = load_model(tmp_path / "back.h5")  # an .h5 the providers can train
+    assert info.parameters == stored["meta"]["parameters"]
