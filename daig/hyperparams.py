@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Aggregation = Literal["mean", "median", "trimmed_mean", "clipped_mean"]
+DeltaCodec = Literal["fp32", "fp16", "int8"]
+OuterOptimizer = Literal["average", "momentum", "nesterov"]
 
 HINTS = {
     "epochs": "Epochs each provider runs on its shard per task (passed to model.fit).",
@@ -37,6 +39,16 @@ HINTS = {
     ),
     "trim_fraction": "trimmed_mean: fraction of the K values dropped at each end (0.2 of 5 = 1).",
     "clip_factor": "clipped_mean: largest norm allowed, as a multiple of the round's median norm.",
+    "delta_codec": (
+        "How providers send their updates: fp32 (exact), fp16 (half the bytes) or int8 "
+        "(block-wise 8-bit, about 4x fewer bytes, a slight loss of precision)."
+    ),
+    "outer_optimizer": (
+        "How the server applies a round's combined update: average (w += update, the "
+        "original), momentum or nesterov (server momentum on the update, as DiLoCo)."
+    ),
+    "outer_learning_rate": "Step size of the outer optimizer (1.0 with average = plain averaging).",
+    "outer_momentum": "Momentum of the outer optimizer (momentum and nesterov only).",
     "max_norm_ratio": (
         "Reject an update whose norm exceeds this multiple of the median norm of recent "
         "accepted updates (0 = never)."
@@ -63,6 +75,12 @@ class Hyperparameters(BaseModel):
     aggregation: Aggregation = Field(default="mean", description=HINTS["aggregation"])
     trim_fraction: float = Field(default=0.2, ge=0.0, lt=0.5, description=HINTS["trim_fraction"])
     clip_factor: float = Field(default=1.0, gt=0.0, le=100.0, description=HINTS["clip_factor"])
+    delta_codec: DeltaCodec = Field(default="fp32", description=HINTS["delta_codec"])
+    outer_optimizer: OuterOptimizer = Field(default="average", description=HINTS["outer_optimizer"])
+    outer_learning_rate: float = Field(
+        default=1.0, gt=0.0, le=10.0, description=HINTS["outer_learning_rate"]
+    )
+    outer_momentum: float = Field(default=0.9, ge=0.0, lt=1.0, description=HINTS["outer_momentum"])
     max_norm_ratio: float = Field(default=10.0, ge=0.0, le=1e6, description=HINTS["max_norm_ratio"])
 
     @model_validator(mode="after")

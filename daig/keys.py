@@ -17,6 +17,11 @@ def weights_key(project_id: uuid.UUID, version: int) -> str:
     return f"{project_prefix(project_id)}/weights/{version:06d}.dwt"
 
 
+def velocity_key(project_id: uuid.UUID, version: int) -> str:
+    """The outer optimizer's velocity after producing weights ``version``."""
+    return f"{project_prefix(project_id)}/outer/{version:06d}.dwt"
+
+
 def result_key(
     project_id: uuid.UUID, round_index: int, task_id: uuid.UUID, claim_id: uuid.UUID
 ) -> str:

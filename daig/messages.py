@@ -16,6 +16,8 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
+MAX_INLINE_BYTES = 1024 * 1024  # the most a delta may weigh to travel inside a message
+MAX_INLINE_BASE64 = 4 * (MAX_INLINE_BYTES // 3 + 1)
 
 
 def _now() -> datetime:
@@ -66,6 +68,11 @@ class TrainResult(Message):
     error: Annotated[str, Field(max_length=4000)] | None = None
     # True when training stopped at the volunteer's own limits (memory), not the model's fault.
     resource_limit: bool = False
+    # A small delta travels in the message itself (base64 of its weight stream) instead of
+    # through the blob store; the aggregator still stores it under ``blob_key``.
+    inline_delta: Annotated[str, Field(max_length=MAX_INLINE_BASE64)] | None = None
+    # Seconds the provider spent per phase (claim, download, fit, encode, upload), for tuning.
+    timings: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("history")
     @classmethod

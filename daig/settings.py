@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     straggler_floor_seconds: float = 30.0
     scheduler_tick_seconds: float = 1.0
     max_task_failures: int = 3
+    # Deltas up to this size travel inside the result message (0: always via the blob store).
+    inline_delta_max_bytes: int = Field(default=256 * 1024, ge=0, le=1024 * 1024)
     # Login and sign-up limits, counted in Postgres so every API replica shares them (0 = off).
     login_failures_per_user: int = Field(default=10, ge=0)
     login_failures_per_ip: int = Field(default=30, ge=0)

@@ -13,7 +13,9 @@ from daig.modelfile.archive import inspect_archive, is_keras_archive
 from daig.modelfile.inspect import ModelInfo, ModelRejected, Shape, inspect_model, shape_matches
 from daig.npy import ArrayRejected, NpyHeader, read_header
 
-FILE_KINDS = ("model", "data", "labels")
+FILE_KINDS = ("model", "data", "labels")  # required before start
+OPTIONAL_KINDS = ("validation_data", "validation_labels")  # held-out rows for per-round evaluation
+ALL_KINDS = FILE_KINDS + OPTIONAL_KINDS
 
 
 class FileRejected(ValueError):
@@ -43,14 +45,14 @@ def check_file(kind: str, path: Path) -> CheckedFile:
             "schema_hash": info.schema.hash,
         }
         return CheckedFile(kind, meta)
-    if kind in ("data", "labels"):
+    if kind in ("data", "labels", *OPTIONAL_KINDS):
         try:
             with open(path, "rb") as stream:
                 header = read_header(stream, file_size=path.stat().st_size, what=f"the {kind} file")
         except ArrayRejected as exc:
             raise FileRejected(str(exc)) from exc
         return CheckedFile(kind, header.to_json())
-    raise FileRejected(f"unknown file kind {kind!r}; use one of {', '.join(FILE_KINDS)}")
+    raise FileRejected(f"unknown file kind {kind!r}; use one of {', '.join(ALL_KINDS)}")
 
 
 def model_input_shape(meta: dict[str, Any]) -> Shape:
@@ -58,23 +60,37 @@ def model_input_shape(meta: dict[str, Any]) -> Shape:
 
 
 def check_together(metas: dict[str, dict[str, Any]]) -> None:
-    """Cross-check whichever of model, data and labels are present."""
-    data = NpyHeader.from_json(metas["data"]) if "data" in metas else None
-    labels = NpyHeader.from_json(metas["labels"]) if "labels" in metas else None
-    if data and labels and data.rows != labels.rows:
-        raise FileRejected(
-            f"data has {data.rows} rows but labels have {labels.rows}; every data row needs "
-            "exactly one label row (upload matching files)"
-        )
-    if data and "model" in metas:
-        expected = model_input_shape(metas["model"])
-        if not shape_matches(expected, data.row_shape):
-            wanted = "(" + ", ".join("any" if s is None else str(s) for s in expected) + ")"
+    """Cross-check whichever of the project's files are present."""
+    arrays = {kind: NpyHeader.from_json(metas[kind]) for kind in metas if kind != "model"}
+    for rows_of, labels_of, what in (
+        ("data", "labels", ""),
+        ("validation_data", "validation_labels", "validation "),
+    ):
+        data, labels = arrays.get(rows_of), arrays.get(labels_of)
+        if data and labels and data.rows != labels.rows:
             raise FileRejected(
-                f"each data row has shape {data.row_shape} but the model's input expects "
-                f"{wanted}; reshape the data (e.g. x.reshape(len(x), ...)) or fix the model's "
-                "keras.Input(shape=...)"
+                f"{what}data has {data.rows} rows but {what}labels have {labels.rows}; every "
+                "data row needs exactly one label row (upload matching files)"
             )
+        if data and "model" in metas:
+            _check_input_shape(model_input_shape(metas["model"]), data, what)
+    for kind in ("data", "labels"):
+        ours, theirs = arrays.get(kind), arrays.get(f"validation_{kind}")
+        if ours and theirs and ours.row_shape != theirs.row_shape:
+            raise FileRejected(
+                f"validation {kind} rows have shape {theirs.row_shape} but training {kind} rows "
+                f"have {ours.row_shape}; they must match"
+            )
+
+
+def _check_input_shape(expected: Shape, data: NpyHeader, what: str) -> None:
+    if not shape_matches(expected, data.row_shape):
+        wanted = "(" + ", ".join("any" if s is None else str(s) for s in expected) + ")"
+        raise FileRejected(
+            f"each {what}data row has shape {data.row_shape} but the model's input expects "
+            f"{wanted}; reshape the data (e.g. x.reshape(len(x), ...)) or fix the model's "
+            "keras.Input(shape=...)"
+        )
 
 
 def describe_model(info: ModelInfo) -> str:

@@ -10,6 +10,7 @@ or SIGTERM) the current task is given back at once.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import socket
@@ -17,7 +18,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +34,7 @@ from daig.client import ClientError, DaigClient
 from daig.messages import ResultStatus, TrainResult, TrainTask, decode
 from daig.topology import RESULTS, TASKS
 from provider_agent import fetch
+from provider_agent.cache import ShardCache
 from provider_agent.config import AgentConfig
 from provider_agent.keepalive import KeepAlive, TaskAbandoned
 from provider_agent.trainer import Trainer, TrainingCancelled, TrainJob, TrainOutcome
@@ -54,6 +58,21 @@ class AgentStatus:
     last_error: str | None = None
 
 
+class _Stopwatch:
+    """Seconds spent per phase of a task, reported with the result."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
+
+
 class _Transient(Exception):
     """An outage that outlasted the retries."""
 
@@ -67,6 +86,7 @@ class ProviderAgent:
         self._client = DaigClient(config.server)
         self._http = httpx.Client(timeout=120.0)
         self._trainer = Trainer(threads=config.threads, memory_mb=config.memory_mb)
+        self._shards = ShardCache(config.cache_dir / "shards", config.shard_cache_mb)
         self._user_id = 0
         self._broker_user = ""  # our own broker user, stamped into every result's user_id
         self._unsent: list[TrainResult] = []
@@ -139,31 +159,36 @@ class ProviderAgent:
             lambda: self._call(self._client.heartbeat, grant["claim_id"]),
             float(grant["lease_seconds"]),
         )
+        timings = _Stopwatch()
         with tempfile.TemporaryDirectory(prefix="daig-task-") as directory:
             work = Path(directory)
             try:
-                job = self._retrying(lambda: self._prepare(grant, work), keepalive.wait)
+                with timings.phase("download"):
+                    job = self._retrying(lambda: self._prepare(grant, work), keepalive.wait)
             except (fetch.FetchError, _Transient, OSError) as exc:
                 log.warning("task %s: download failed (%s); giving it back", grant["task_id"], exc)
                 self.status.last_error = str(exc)
                 return self._give_back(grant)
-            outcome = self._trainer.run(
-                job,
-                wait=keepalive.wait,
-                should_stop=self.stop.is_set,
-                on_progress=lambda f: setattr(self.status, "progress", f),
-            )
-            if outcome.ok:
+            with timings.phase("train"):
+                outcome = self._trainer.run(
+                    job,
+                    wait=keepalive.wait,
+                    should_stop=self.stop.is_set,
+                    on_progress=lambda f: setattr(self.status, "progress", f),
+                )
+            delta = Path(job.delta_path).read_bytes() if outcome.ok else b""
+            inline = outcome.ok and len(delta) <= int(grant.get("inline_max_bytes", 0))
+            if outcome.ok and not inline:
                 try:
-                    self._retrying(
-                        lambda: self._upload(grant, Path(job.delta_path)), keepalive.wait
-                    )
+                    with timings.phase("upload"):
+                        self._retrying(lambda: self._upload(grant, delta), keepalive.wait)
                 except (fetch.FetchError, _Transient) as exc:
                     log.warning(
                         "task %s: upload failed (%s); giving it back", grant["task_id"], exc
                     )
                     return self._give_back(grant)
-            result = self._result_message(grant, outcome, Path(job.delta_path))
+        timings.seconds |= {"fit": outcome.fit_seconds, "encode": outcome.encode_seconds}
+        result = self._result_message(grant, outcome, delta, inline, timings.seconds)
         self._send(result, broker, keepalive)
         self._count(grant, outcome, result)
         return Outcome.ACK
@@ -201,25 +226,41 @@ class ProviderAgent:
         )
 
     def _prepare(self, grant: dict[str, Any], work: Path) -> TrainJob:
+        """Fetch what the task needs; the child loads the model while the rows download."""
         model = fetch.cached_model(
             self._http, grant["model_url"], grant["model_sha256"], self.config.cache_dir / "models"
         )
+        self._trainer.prepare(str(model), grant["model_sha256"])
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="fetch") as pool:
+            weights = pool.submit(fetch.download, self._http, grant["weights_url"], work / "w.dwt")
+            x = pool.submit(self._shard, grant, "data", work / "x.npy")
+            y = pool.submit(self._shard, grant, "labels", work / "y.npy")
+            paths = weights.result(), x.result(), y.result()
         return TrainJob(
             model_path=str(model),
             model_sha256=grant["model_sha256"],
-            weights_path=str(fetch.download(self._http, grant["weights_url"], work / "w.dwt")),
+            weights_path=str(paths[0]),
             weight_schema=grant["weight_schema"],
-            x_path=str(fetch.shard(self._http, grant["data"], work / "x.npy")),
-            y_path=str(fetch.shard(self._http, grant["labels"], work / "y.npy")),
+            x_path=str(paths[1]),
+            y_path=str(paths[2]),
             epochs=grant["epochs"],
             batch_size=grant["batch_size"],
             validation_split=grant["validation_split"],
             delta_path=str(work / "delta.dwt"),
+            delta_codec=str(grant.get("delta_codec", "fp32")),
         )
 
-    def _upload(self, grant: dict[str, Any], delta: Path) -> None:
+    def _shard(self, grant: dict[str, Any], kind: str, target: Path) -> Path:
+        remote = grant[kind]
+        key = f"{grant['project_id']}/{kind}-{remote['byte_start']}-{remote['byte_end']}.npy"
+        if not self._shards.get(key, target):
+            fetch.shard(self._http, remote, target)
+            self._shards.put(key, target)
+        return target
+
+    def _upload(self, grant: dict[str, Any], delta: bytes) -> None:
         try:
-            response = self._http.put(grant["result_url"], content=delta.read_bytes())
+            response = self._http.put(grant["result_url"], content=delta)
         except httpx.TransportError as exc:
             raise fetch.FetchUnavailable(f"result upload failed: {exc}") from exc
         if response.status_code >= 500:
@@ -228,7 +269,12 @@ class ProviderAgent:
             raise fetch.FetchError(f"result upload refused with HTTP {response.status_code}")
 
     def _result_message(
-        self, grant: dict[str, Any], outcome: TrainOutcome, delta: Path
+        self,
+        grant: dict[str, Any],
+        outcome: TrainOutcome,
+        delta: bytes,
+        inline: bool,
+        timings: dict[str, float],
     ) -> TrainResult:
         common: dict[str, Any] = dict(
             project_id=grant["project_id"],
@@ -236,6 +282,7 @@ class ProviderAgent:
             task_id=grant["task_id"],
             claim_id=grant["claim_id"],
             provider_id=self._user_id,
+            timings=timings,
         )
         if not outcome.ok:
             return TrainResult(
@@ -247,7 +294,8 @@ class ProviderAgent:
         return TrainResult(
             status=ResultStatus.TRAINED,
             blob_key=grant["result_key"],
-            sha256=hashlib.sha256(delta.read_bytes()).hexdigest(),
+            sha256=hashlib.sha256(delta).hexdigest(),
+            inline_delta=base64.b64encode(delta).decode() if inline else None,
             schema_hash=grant["schema_hash"],
             samples=outcome.samples,
             fit_seconds=outcome.fit_seconds,

@@ -20,4 +20,5 @@ class AgentConfig:
     cache_dir: Path = field(default_factory=_default_cache)
     threads: int | None = None  # CPU threads TensorFlow may use (None: all)
     memory_mb: int | None = None  # the training process is stopped above this (None: no cap)
+    shard_cache_mb: int = 2048  # disk kept for shards already fetched (0: no cache)
     max_tasks: int | None = None  # stop after this many tasks (None: until stopped)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import numpy as np
+from numpy.lib import format as npformat
 
-from daig.npy import NpyHeader, rows_from_bytes
+from daig.npy import NpyHeader
 
 CHUNK = 1024 * 1024
 
@@ -62,22 +63,57 @@ def download(http: httpx.Client, url: str, target: Path) -> Path:
 
 
 def shard(http: httpx.Client, remote: dict[str, Any], target: Path) -> Path:
-    """Fetch only this shard's rows (an HTTP Range) and save them as a small ``.npy``."""
+    """Fetch only this shard's rows (an HTTP Range) and save them as a small ``.npy``.
+
+    The rows are streamed into the file a chunk at a time, so the agent never holds a shard
+    in memory (the training child loads it), and a response that is not the range asked for
+    is refused before its body is read.
+    """
     start, end = int(remote["byte_start"]), int(remote["byte_end"])
-    try:
-        response = http.get(remote["url"], headers={"Range": f"bytes={start}-{end - 1}"})
-    except httpx.TransportError as exc:
-        raise FetchUnavailable(f"shard download failed: {exc}") from exc
-    if response.status_code >= 500:
-        raise FetchUnavailable(f"shard download failed with HTTP {response.status_code}")
-    if response.status_code != 206 or len(response.content) != end - start:
-        raise FetchError(
-            f"shard download returned HTTP {response.status_code} with "
-            f"{len(response.content)} of {end - start} bytes"
-        )
     header = NpyHeader(
         dtype=remote["dtype"], shape=(int(remote["rows"]), *remote["row_shape"]), data_offset=0
     )
-    rows = rows_from_bytes(header, response.content)
-    np.save(target, rows, allow_pickle=False)
+    if header.data_bytes != end - start:
+        raise FetchError(
+            f"the shard's {header.rows} rows are {header.data_bytes} bytes but its byte range "
+            f"is {end - start}"
+        )
+    received = 0
+    try:
+        with http.stream(
+            "GET", remote["url"], headers={"Range": f"bytes={start}-{end - 1}"}
+        ) as response:
+            if response.status_code >= 500:
+                raise FetchUnavailable(f"shard download failed with HTTP {response.status_code}")
+            if response.status_code != 206:
+                raise FetchError(
+                    f"shard download returned HTTP {response.status_code} instead of 206 with "
+                    f"the {end - start} bytes asked for"
+                )
+            with open(target, "wb") as out:
+                _write_npy_header(out, header)
+                for chunk in response.iter_bytes(CHUNK):
+                    received += len(chunk)
+                    if received > end - start:
+                        break
+                    out.write(chunk)
+    except httpx.TransportError as exc:
+        target.unlink(missing_ok=True)
+        raise FetchUnavailable(f"shard download failed: {exc}") from exc
+    if received != end - start:
+        target.unlink(missing_ok=True)
+        raise FetchError(f"shard download returned HTTP 206 with {received} of {end - start} bytes")
     return target
+
+
+def _write_npy_header(out: BinaryIO, header: NpyHeader) -> None:
+    """The header ``np.save`` would write for an array of ``header``'s dtype and shape."""
+    fields = {
+        "descr": npformat.dtype_to_descr(np.dtype(header.dtype)),
+        "fortran_order": False,
+        "shape": header.shape,
+    }
+    try:
+        npformat.write_array_header_1_0(out, fields)
+    except ValueError:  # a header over 64 KiB needs format 2.0
+        npformat.write_array_header_2_0(out, fields)

@@ -1,9 +1,11 @@
-"""Training in a child process, so the agent stays responsive and a task can be killed at once.
+"""The agent's side of training: a warm child process it can prepare, use and kill at once.
 
-The child imports Keras (the agent itself never does), keeps the loaded model between tasks
-of the same project, and answers one job at a time over a pipe with progress messages and a
-final ``done`` or ``error``. The agent restarts it after ``max_tasks`` jobs, because Keras
-leaks memory when ``fit`` is called in a loop.
+The child (``training_child``) imports Keras -- the agent itself never does -- and keeps the
+model loaded between tasks. The agent asks it to ``prepare`` a model as soon as the file is
+at hand, so loading overlaps the shard downloads. It watches the child's memory: over the
+volunteer's cap the task is stopped (``resource_limit``); grown well past its size after the
+first task (Keras can leak across ``fit`` calls), the child is replaced between tasks; and
+it is replaced every ``max_tasks`` tasks regardless.
 """
 
 from __future__ import annotations
@@ -11,15 +13,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import signal
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 from daig.process import sandbox_environment
+from provider_agent.training_child import child_main
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class TrainJob:
     batch_size: int
     validation_split: float
     delta_path: str
+    delta_codec: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class TrainOutcome:
     fit_seconds: float
     error: str | None = None
     resource_limit: bool = False  # stopped for exceeding the volunteer's limits
+    encode_seconds: float = 0.0
 
 
 def resident_mb(pid: int) -> float | None:
@@ -81,11 +83,19 @@ class Trainer:
     """A warm child process that runs ``TrainJob``s."""
 
     def __init__(
-        self, *, threads: int | None = None, memory_mb: int | None = None, max_tasks: int = 50
+        self,
+        *,
+        threads: int | None = None,
+        memory_mb: int | None = None,
+        max_tasks: int = 50,
+        growth_mb: float = 300.0,
     ) -> None:
         self._threads = threads
         self._memory_mb = memory_mb
         self._max_tasks = max_tasks
+        self._growth_mb = growth_mb
+        self._baseline_mb: float | None = None
+        self.recycled = 0  # children replaced because they grew
         self._process: multiprocessing.process.BaseProcess | None = None
         self._pipe: Connection | None = None
         self._jobs = 0
@@ -98,7 +108,7 @@ class Trainer:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
         self._process = context.Process(
-            target=_child_main, args=(child, self._threads), name="daig-trainer", daemon=True
+            target=child_main, args=(child, self._threads), name="daig-trainer", daemon=True
         )
         # The child gets no credentials: the volunteer's password, tokens and any DAIG_* or
         # cloud settings stay in this process (spawn copies the environment, not memory).
@@ -127,13 +137,35 @@ class Trainer:
         Raises ``TrainingCancelled`` (after killing the child) when ``should_stop()`` is true.
         """
         pipe = self._ensure_started()
-        pipe.send(asdict(job))
+        pipe.send({"op": "train"} | asdict(job))
         self._jobs += 1
         try:
-            return self._await_reply(pipe, wait, should_stop, on_progress)
+            outcome = self._await_reply(pipe, wait, should_stop, on_progress)
         except BaseException:
             self.close()  # whatever interrupted us, the child must not keep training
             raise
+        self._recycle_if_grown()
+        return outcome
+
+    def prepare(self, model_path: str, model_sha256: str) -> None:
+        """Have the child load this model now, while the agent fetches the rest."""
+        self._ensure_started().send(
+            {"op": "prepare", "model_path": model_path, "model_sha256": model_sha256}
+        )
+
+    def _recycle_if_grown(self) -> None:
+        pid = self.child_pid()
+        rss = resident_mb(pid) if pid else None
+        if rss is None:
+            return
+        if self._baseline_mb is None:
+            self._baseline_mb = rss
+        elif rss > self._baseline_mb + self._growth_mb:
+            log.info(
+                "training process grew from %.0f to %.0f MB: replacing it", self._baseline_mb, rss
+            )
+            self.recycled += 1
+            self.close()
 
     def _await_reply(
         self,
@@ -162,6 +194,7 @@ class Trainer:
                     history=reply.get("history", {}),
                     samples=int(reply.get("samples", 0)),
                     fit_seconds=float(reply.get("fit_seconds", 0.0)),
+                    encode_seconds=float(reply.get("encode_seconds", 0.0)),
                     error=reply.get("error"),
                 )
             if self._over_memory():
@@ -199,96 +232,4 @@ class Trainer:
         if self._pipe is not None:
             self._pipe.close()
         self._process, self._pipe = None, None
-
-
-# --- the child process ------------------------------------------------------------------------
-
-
-def _child_main(pipe: Connection, threads: int | None) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when training stops
-    from daig.logs import quiet_tensorflow
-
-    quiet_tensorflow()
-    import tensorflow as tf
-
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    worker = _ChildWorker(pipe)
-    while True:
-        try:
-            job = pipe.recv()
-        except (EOFError, KeyboardInterrupt):
-            return
-        try:
-            pipe.send(worker.run(TrainJob(**job)))
-        except Exception as exc:  # report, don't die: the agent publishes the failure
-            pipe.send({"type": "error", "error": f"{type(exc).__name__}: {exc}"[:2000]})
-
-
-class _ChildWorker:
-    def __init__(self, pipe: Connection) -> None:
-        self._pipe = pipe
-        self._model: Any = None
-        self._model_sha: str | None = None
-        self._training_config: dict[str, Any] = {}
-
-    def _model_for(self, job: TrainJob) -> Any:
-        import keras
-
-        from daig.modelfile.keras_load import load_model
-
-        if self._model_sha != job.model_sha256:
-            keras.backend.clear_session()
-            self._model, info = load_model(Path(job.model_path))
-            self._training_config = info.training_config
-            self._model_sha = job.model_sha256
-        return self._model
-
-    def run(self, job: TrainJob) -> dict[str, Any]:
-        import keras
-        import numpy as np
-
-        from daig.modelfile.keras_load import canonical_weights, compile_arguments
-        from daig.weights.codec import load_weights, save_weights
-        from daig.weights.schema import WeightSchema
-
-        model = self._model_for(job)
-        schema = WeightSchema.from_json(job.weight_schema)
-        start = load_weights(Path(job.weights_path), schema)
-        variables = canonical_weights(model)
-        schema.check([np.zeros(v.shape, dtype=v.dtype) for v in variables])
-        for variable, value in zip(variables, start, strict=True):
-            variable.assign(value)
-        # A fresh optimizer per task, as if the model file had just been loaded.
-        model.compile(**compile_arguments(self._training_config))
-        x = np.load(job.x_path, allow_pickle=False)
-        y = np.load(job.y_path, allow_pickle=False)
-        pipe = self._pipe
-
-        class _Progress(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-                pipe.send({"type": "progress", "fraction": (epoch + 1) / job.epochs})
-
-        began = time.perf_counter()
-        history = model.fit(
-            x,
-            y,
-            epochs=job.epochs,
-            batch_size=job.batch_size,
-            validation_split=job.validation_split,
-            verbose=0,
-            callbacks=[_Progress()],
-        )
-        fit_seconds = time.perf_counter() - began
-        delta = [
-            (np.asarray(v.numpy(), dtype=np.float64) - w).astype(w.dtype)
-            for v, w in zip(variables, start, strict=True)
-        ]
-        save_weights(Path(job.delta_path), delta)
-        return {
-            "type": "done",
-            "history": {k: [float(x) for x in v] for k, v in history.history.items()},
-            "samples": int(len(x)),
-            "fit_seconds": fit_seconds,
-        }
+        self._baseline_mb = None

@@ -44,6 +44,15 @@ def create(
     ),
     data: Path = typer.Option(..., exists=True, dir_okay=False, help="Training data (.npy)."),
     labels: Path = typer.Option(..., exists=True, dir_okay=False, help="Labels (.npy)."),
+    validation_data: Path = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="Held-out rows (.npy): every new global model is evaluated on them.",
+    ),
+    validation_labels: Path = typer.Option(
+        None, exists=True, dir_okay=False, help="Labels of the held-out rows (.npy)."
+    ),
     name: str = typer.Option(None, help="Project name (default: the model's file name)."),
     epochs: int = typer.Option(5, help=HINTS["epochs"]),
     batch_size: int = typer.Option(32, help=HINTS["batch_size"]),
@@ -56,6 +65,10 @@ def create(
     trim_fraction: float = typer.Option(0.2, help=HINTS["trim_fraction"]),
     clip_factor: float = typer.Option(1.0, help=HINTS["clip_factor"]),
     max_norm_ratio: float = typer.Option(10.0, help=HINTS["max_norm_ratio"]),
+    delta_codec: str = typer.Option("fp32", help=HINTS["delta_codec"]),
+    outer_optimizer: str = typer.Option("average", help=HINTS["outer_optimizer"]),
+    outer_learning_rate: float = typer.Option(1.0, help=HINTS["outer_learning_rate"]),
+    outer_momentum: float = typer.Option(0.9, help=HINTS["outer_momentum"]),
     start: bool = typer.Option(False, "--start", help="Start training after the upload."),
     wait: bool = typer.Option(False, "--wait", help="Show progress until training ends."),
     trust_object_arrays: bool = typer.Option(
@@ -82,12 +95,18 @@ def create(
             trim_fraction=trim_fraction,
             clip_factor=clip_factor,
             max_norm_ratio=max_norm_ratio,
+            delta_codec=delta_codec,  # type: ignore[arg-type]
+            outer_optimizer=outer_optimizer,  # type: ignore[arg-type]
+            outer_learning_rate=outer_learning_rate,
+            outer_momentum=outer_momentum,
         )
     except ValidationError as exc:
         fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()))
     with tempfile.TemporaryDirectory(prefix="daig-upload-") as scratch:
         files = _numeric(
-            {"model": model, "data": data, "labels": labels}, trust_object_arrays, Path(scratch)
+            _files(model, data, labels, validation_data, validation_labels),
+            trust_object_arrays,
+            Path(scratch),
         )
         _check_locally(files, params)
         project_id = _create_and_upload(
@@ -96,10 +115,25 @@ def create(
     print(project_id)
 
 
+def _files(
+    model: Path,
+    data: Path,
+    labels: Path,
+    validation_data: Path | None,
+    validation_labels: Path | None,
+) -> dict[str, Path]:
+    files = {"model": model, "data": data, "labels": labels}
+    if (validation_data is None) != (validation_labels is None):
+        fail("give both --validation-data and --validation-labels, or neither")
+    if validation_data is not None and validation_labels is not None:
+        files |= {"validation_data": validation_data, "validation_labels": validation_labels}
+    return files
+
+
 def _numeric(files: dict[str, Path], trust: bool, scratch: Path) -> dict[str, Path]:
     """Object arrays: refused with the reason, or converted here if the requestor trusts them."""
     converted = dict(files)
-    for kind in ("data", "labels"):
+    for kind in [k for k in files if k != "model"]:
         if not is_object_array(files[kind]):
             continue
         if not trust:
@@ -211,15 +245,27 @@ def status(
         fail(str(exc))
     console.print(_summary(project))
     if rounds:
-        table = Table("round", "accepted", "rejected", "loss", "accuracy", "closed")
+        table = Table(
+            "round",
+            "accepted",
+            "rejected",
+            "loss",
+            "acc",
+            "val loss",
+            "val acc",
+            "closed",
+        )
         for r in rounds:
             metrics = r.get("metrics") or {}
+            evaluation = r.get("evaluation") or {}
             table.add_row(
                 str(r["index"]),
                 str(r["accepted"]),
                 str(r["rejected"]),
                 _fmt(metrics.get("loss")),
                 _fmt(metrics.get("accuracy")),
+                _fmt(evaluation.get("loss")) if "error" not in evaluation else "error",
+                _fmt(evaluation.get("accuracy") or evaluation.get("compile_metrics")),
                 (r["closed_at"] or "open")[:19],
             )
         console.print(table)

@@ -115,6 +115,10 @@ class Project(Base):
     trim_fraction: Mapped[float] = mapped_column(Float, server_default="0.2")
     clip_factor: Mapped[float] = mapped_column(Float, server_default="1.0")
     max_norm_ratio: Mapped[float] = mapped_column(Float, server_default="10.0")
+    delta_codec: Mapped[str] = mapped_column(String(8), server_default="fp32")
+    outer_optimizer: Mapped[str] = mapped_column(String(16), server_default="average")
+    outer_learning_rate: Mapped[float] = mapped_column(Float, server_default="1.0")
+    outer_momentum: Mapped[float] = mapped_column(Float, server_default="0.9")
     # known once the files are in and the project is started
     total_rows: Mapped[int | None] = mapped_column(BigInteger)
     weight_schema: Mapped[Any | None] = mapped_column(JsonDoc)
@@ -134,7 +138,7 @@ class ProjectFile(Base):
     project_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
     )
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # model | data | labels
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)  # model, data, validation_...
     blob_key: Mapped[str] = mapped_column(String(512))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
@@ -156,6 +160,8 @@ class Round(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     weights_key: Mapped[str | None] = mapped_column(String(512))  # version index+1
     metrics: Mapped[Any | None] = mapped_column(JsonDoc)
+    # loss and metrics of weights version index+1 on the requestor's validation files
+    evaluation: Mapped[Any | None] = mapped_column(JsonDoc)
 
 
 class Task(Base):
@@ -219,6 +225,7 @@ class Result(Base):
     fit_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     history: Mapped[Any | None] = mapped_column(JsonDoc)
     delta_norm: Mapped[float | None] = mapped_column(Float)  # L2 norm of an accepted delta
+    timings: Mapped[Any | None] = mapped_column(JsonDoc)  # the provider's seconds per phase
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

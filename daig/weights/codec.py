@@ -1,9 +1,11 @@
 """The DAIG weight stream: how weight lists and deltas travel and rest in the blob store.
 
 Layout: 8 magic bytes, a little-endian uint32 length, a JSON header (codec name, tensor count,
-schema hash), then one ``.npy`` record per tensor written with ``allow_pickle=False``. Reading
-checks every record's header against the expected schema *before* reading its data, so a
-hostile file can neither unpickle, nor claim gigabytes, nor smuggle in a different model.
+schema hash), then the codec's ``.npy`` records written with ``allow_pickle=False`` (one per
+tensor for ``fp32``, one or two flat ones for ``fp16``/``int8``; see ``codecs.py``). Reading
+checks every record's header against what the codec expects for the model *before* reading its
+data, so a hostile file can neither unpickle, nor claim gigabytes, nor smuggle in a different
+model.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import BinaryIO
 import numpy as np
 from numpy.lib import format as npformat
 
+from daig.weights.codecs import get_codec
 from daig.weights.schema import NDArrays, WeightSchema
 
 MAGIC = b"DAIGWTS\x01"
@@ -29,53 +32,59 @@ class WeightsRejected(ValueError):
     """A weight stream that is malformed or does not fit the expected schema."""
 
 
-def write_weights(stream: BinaryIO, arrays: Sequence[np.ndarray], *, codec: str = "raw") -> None:
-    """Write ``arrays`` (a model's weights or a delta) to ``stream``."""
-    if codec != "raw":
-        raise ValueError(f"unknown weight codec {codec!r}")
+def write_weights(stream: BinaryIO, arrays: Sequence[np.ndarray], *, codec: str = "fp32") -> None:
+    """Write ``arrays`` (a model's weights or a delta) to ``stream`` with ``codec``."""
+    encoder = get_codec(codec)
     header = json.dumps(
-        {"codec": codec, "count": len(arrays), "schema_hash": WeightSchema.of(arrays).hash}
+        {"codec": encoder.name, "count": len(arrays), "schema_hash": WeightSchema.of(arrays).hash}
     ).encode()
     stream.write(MAGIC)
     stream.write(struct.pack("<I", len(header)))
     stream.write(header)
-    for array in arrays:
-        # np.asarray(order="C"), not np.ascontiguousarray: the latter turns a scalar weight
-        # (shape (), e.g. Attention(use_scale=True)) into shape (1,), which the reader refuses.
-        npformat.write_array(stream, np.asarray(array, order="C"), allow_pickle=False)
+    for record in encoder.encode(arrays):
+        npformat.write_array(stream, record, allow_pickle=False)
 
 
-def encode_weights(arrays: Sequence[np.ndarray]) -> bytes:
+def encode_weights(arrays: Sequence[np.ndarray], *, codec: str = "fp32") -> bytes:
     buffer = io.BytesIO()
-    write_weights(buffer, arrays)
+    write_weights(buffer, arrays, codec=codec)
     return buffer.getvalue()
 
 
-def save_weights(path: Path, arrays: Sequence[np.ndarray]) -> None:
+def save_weights(path: Path, arrays: Sequence[np.ndarray], *, codec: str = "fp32") -> None:
     with open(path, "wb") as stream:
-        write_weights(stream, arrays)
+        write_weights(stream, arrays, codec=codec)
 
 
 def read_weights(
     stream: BinaryIO, schema: WeightSchema, *, require_finite: bool = True
 ) -> NDArrays:
-    """Read a weight stream that must match ``schema`` exactly."""
+    """Read a weight stream (any codec) that must match ``schema`` exactly."""
     header = _read_stream_header(stream)
-    if header.get("codec") != "raw":
-        raise WeightsRejected(f"unknown weight codec {header.get('codec')!r}")
+    try:
+        codec = get_codec(str(header.get("codec")))
+    except ValueError as exc:
+        raise WeightsRejected(str(exc)) from exc
     if header.get("count") != len(schema):
         raise WeightsRejected(
             f"stream holds {header.get('count')} tensors, model has {len(schema)}"
         )
-    arrays = []
-    for index, spec in enumerate(schema.tensors):
-        array = _read_record(stream, index, spec.shape, spec.dtype)
-        if require_finite and array.dtype.kind == "f" and not np.isfinite(array).all():
+    records = []
+    for index, (shape, dtype) in enumerate(codec.record_specs(schema)):
+        record = _read_record(stream, index, shape, dtype)
+        if require_finite and record.dtype.kind == "f" and not np.isfinite(record).all():
             raise WeightsRejected(f"weight tensor {index} contains NaN or infinity")
-        arrays.append(array)
+        records.append(record)
     if stream.read(1):
         raise WeightsRejected("trailing bytes after the last weight tensor")
-    return arrays
+    if header.get("schema_hash") != schema.hash:  # e.g. an int8 stream of a similar model
+        raise WeightsRejected("the stream was written for another model (schema hash differs)")
+    return codec.decode(records, schema)
+
+
+def stream_codec(data: bytes) -> str:
+    """The codec a stream declares."""
+    return str(_read_stream_header(io.BytesIO(data)).get("codec", ""))
 
 
 def decode_weights(data: bytes, schema: WeightSchema) -> NDArrays:

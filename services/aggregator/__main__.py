@@ -1,6 +1,8 @@
-"""``daig aggregator``: consume results until stopped."""
+"""``daig aggregator``: consume results until stopped; evaluate new models beside it."""
 
 from __future__ import annotations
+
+import threading
 
 from daig.blobstore import open_blob_store
 from daig.broker import run_consumer
@@ -9,6 +11,7 @@ from daig.logs import setup_logging
 from daig.process import TRANSIENT_ERRORS, stop_on_signals, wait_for_database
 from daig.settings import Settings
 from daig.topology import RESULTS
+from services.aggregator.evaluator import Evaluator
 from services.aggregator.handlers import Aggregator
 
 
@@ -18,7 +21,13 @@ def main() -> None:
     stop = stop_on_signals()
     engine = make_engine(settings.database_url)
     wait_for_database(engine)
-    aggregator = Aggregator(make_sessionmaker(engine), open_blob_store(settings), settings)
+    sessions, blobs = make_sessionmaker(engine), open_blob_store(settings)
+    aggregator = Aggregator(sessions, blobs, settings)
+    # Per-round evaluation runs beside result handling, never in its way.
+    evaluator = threading.Thread(
+        target=Evaluator(sessions, blobs).run, args=(stop,), name="evaluator", daemon=True
+    )
+    evaluator.start()
     try:
         run_consumer(
             settings.amqp_url,
@@ -29,6 +38,8 @@ def main() -> None:
             transient=TRANSIENT_ERRORS,
         )
     finally:
+        stop.set()
+        evaluator.join(15)
         engine.dispose()
 
 

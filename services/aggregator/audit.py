@@ -25,7 +25,8 @@ from daig.db.models import Project, Result, ResultStatus, Round, Task
 from daig.weights.codec import decode_weights
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
-from services.aggregator.logic import apply_delta
+from services.aggregator.outer import outer_step
+from services.aggregator.rounds import velocity_schema
 from services.aggregator.strategies import make_strategy
 
 
@@ -112,7 +113,19 @@ def _audit_round(
     )
     base = decode_weights(blobs.get_bytes(keys.weights_key(project.id, index)), schema)
     stored = decode_weights(blobs.get_bytes(keys.weights_key(project.id, index + 1)), schema)
-    expected = apply_delta(base, strategy.combine(deltas))
+    velocity = None
+    if project.outer_optimizer != "average" and index > 0:
+        velocity = decode_weights(
+            blobs.get_bytes(keys.velocity_key(project.id, index)), velocity_schema(schema)
+        )
+    expected, _ = outer_step(
+        base,
+        strategy.combine(deltas),
+        velocity,
+        kind=project.outer_optimizer,
+        learning_rate=project.outer_learning_rate,
+        momentum=project.outer_momentum,
+    )
     if all(np.allclose(s, e, rtol=1e-5, atol=1e-7) for s, e in zip(stored, expected, strict=True)):
         report.rounds_verified += 1
     else:

@@ -8,12 +8,14 @@ the commit under deterministic keys, so redoing a half-done round close rewrites
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select, update
@@ -42,6 +44,7 @@ from daig.topology import EVENTS, provider_broker_user
 from daig.weights.codec import WeightsRejected, decode_weights
 from daig.weights.schema import NDArrays, WeightSchema
 from services.aggregator import logic, rounds
+from services.aggregator.streaming import RoundFolds
 
 log = logging.getLogger(__name__)
 DELTA_OVERHEAD_BYTES = 64 * 1024
@@ -83,6 +86,7 @@ class Aggregator:
         self._sessions = sessions
         self._blobs = blobs
         self._settings = settings
+        self._folds = RoundFolds()
 
     def on_result(self, delivery: Delivery, broker: BrokerSession) -> Outcome:
         message = decode(TrainResult, delivery.body, delivery.message_type)
@@ -114,34 +118,50 @@ class Aggregator:
         had none); a result is rejected as ``wrong_provider`` unless it is the broker user of
         the message's ``provider_id``.
         """
+        pending: list[tuple[Any, ...]] = []  # folded into the running mean after the commit
         with self._sessions.begin() as session:
-            project = session.scalar(
-                select(Project).where(Project.id == message.project_id).with_for_update()
+            verdict = self._decide(session, message, sender, pending)
+        for key, result_id, delta, samples in pending:
+            self._folds.add(key, result_id, delta, samples)
+        if verdict is not None and verdict.round_closed:
+            self._folds.forget((message.project_id, message.round))
+        return verdict
+
+    def _decide(
+        self,
+        session: Session,
+        message: TrainResult,
+        sender: str | Sender | None,
+        pending: list[tuple[Any, ...]],
+    ) -> Verdict | None:
+        """The result's fate, recorded in ``session``; accepted deltas to fold go in ``pending``."""
+        project = session.scalar(
+            select(Project).where(Project.id == message.project_id).with_for_update()
+        )
+        if session.scalar(select(Result.id).where(Result.message_id == message.message_id)):
+            log.info("result message %s already handled", message.message_id)
+            return None
+        try:
+            task, claim = self._check(session, project, message, sender)
+            if message.status == MessageStatus.FAILED:
+                return self._record_failure(session, project, task, claim, message)
+            assert project is not None
+            delta = self._fetch_delta(project, task, claim, message)
+            norm = self._check_norm(session, project, delta)
+        except Rejection as rejection:
+            self._record(
+                session, message, ResultStatus.REJECTED, rejection.reason, rejection.detail
             )
-            if session.scalar(select(Result.id).where(Result.message_id == message.message_id)):
-                log.info("result message %s already handled", message.message_id)
-                return None
-            try:
-                task, claim = self._check(session, project, message, sender)
-                if message.status == MessageStatus.FAILED:
-                    return self._record_failure(session, project, task, claim, message)
-                assert project is not None
-                delta = self._fetch_delta(project, task, claim, message)
-                norm = self._check_norm(session, project, delta)
-            except Rejection as rejection:
-                self._record(
-                    session, message, ResultStatus.REJECTED, rejection.reason, rejection.detail
-                )
-                log.info(
-                    "project %s round %s task %s: rejected (%s: %s)",
-                    message.project_id,
-                    message.round,
-                    message.task_id,
-                    rejection.reason,
-                    rejection.detail,
-                )
-                return Verdict(ResultStatus.REJECTED, rejection.reason)
-            return self._accept(session, project, task, claim, message, norm)
+            log.info(
+                "project %s round %s task %s: rejected (%s: %s)",
+                message.project_id,
+                message.round,
+                message.task_id,
+                rejection.reason,
+                rejection.detail,
+            )
+            return Verdict(ResultStatus.REJECTED, rejection.reason)
+        return self._accept(session, project, task, claim, message, delta, norm, pending)
 
     def _check(
         self,
@@ -191,18 +211,34 @@ class Aggregator:
         if message.blob_key != expected_key:
             raise Rejection(RejectReason.BAD_DELTA, f"the delta must be stored at {expected_key}")
         schema = _schema(project)
-        size = self._blobs.size(expected_key)
-        if size is None:
-            raise Rejection(RejectReason.MISSING_BLOB, "no delta was uploaded")
-        if size > schema.nbytes + DELTA_OVERHEAD_BYTES + 128 * len(schema):
-            raise Rejection(RejectReason.BAD_DELTA, f"the delta is {size} bytes, too large")
-        data = self._blobs.get_bytes(expected_key)
+        limit = schema.nbytes + DELTA_OVERHEAD_BYTES + 128 * len(schema)
+        data = self._inline_delta(message) if message.inline_delta else None
+        if data is None:
+            size = self._blobs.size(expected_key)
+            if size is None:
+                raise Rejection(RejectReason.MISSING_BLOB, "no delta was uploaded")
+            if size > limit:
+                raise Rejection(RejectReason.BAD_DELTA, f"the delta is {size} bytes, too large")
+            data = self._blobs.get_bytes(expected_key)
+        elif len(data) > limit:
+            raise Rejection(RejectReason.BAD_DELTA, f"the delta is {len(data)} bytes, too large")
         if hashlib.sha256(data).hexdigest() != message.sha256:
             raise Rejection(RejectReason.CHECKSUM_MISMATCH, "the delta's sha256 does not match")
         try:
-            return decode_weights(data, schema)
+            delta = decode_weights(data, schema)
         except WeightsRejected as exc:
             raise Rejection(RejectReason.BAD_DELTA, str(exc)) from exc
+        if message.inline_delta:
+            # Kept like an uploaded one (before the commit): round closes and audits read it.
+            self._blobs.put_bytes(expected_key, data)
+        return delta
+
+    @staticmethod
+    def _inline_delta(message: TrainResult) -> bytes:
+        try:
+            return base64.b64decode(message.inline_delta or "", validate=True)
+        except ValueError as exc:
+            raise Rejection(RejectReason.BAD_DELTA, "the inline delta is not base64") from exc
 
     def _check_norm(self, session: Session, project: Project, delta: NDArrays) -> float:
         """The delta's norm; rejects one far out of line with recent accepted updates."""
@@ -248,6 +284,7 @@ class Aggregator:
             samples=samples,
             fit_seconds=message.fit_seconds,
             history=message.history,
+            timings=message.timings or None,
             received_at=now(),
         )
         session.add(row)
@@ -306,7 +343,9 @@ class Aggregator:
         task: Task,
         claim: Claim,
         message: TrainResult,
+        delta: NDArrays,
         norm: float,
+        pending: list[tuple[Any, ...]],
     ) -> Verdict:
         assert project.total_rows is not None
         start, stop = shard_rows(task.shard, project.total_rows, project.total_tasks)
@@ -340,7 +379,22 @@ class Aggregator:
             accepted,
             project.task_size,
         )
+        key = (project.id, task.round_index)
         if (accepted or 0) < project.task_size:
+            pending.append((key, row.id, delta, row.samples))
             return Verdict(ResultStatus.ACCEPTED)
-        rounds.close_round(session, self._blobs, project)
+        mean = None
+        if project.aggregation == "mean":
+            others = set(
+                session.scalars(
+                    select(Result.id).where(
+                        Result.project_id == project.id,
+                        Result.round_index == task.round_index,
+                        Result.status == ResultStatus.ACCEPTED,
+                        Result.id != row.id,
+                    )
+                )
+            )
+            mean = self._folds.mean_with(key, others, delta, row.samples)
+        rounds.close_round(session, self._blobs, project, mean=mean)
         return Verdict(ResultStatus.ACCEPTED, round_closed=True)

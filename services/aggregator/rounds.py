@@ -21,15 +21,21 @@ from daig.blobstore import BlobStore
 from daig.db.models import Project, ProjectFile, Result, ResultStatus, Round, Task
 from daig.weights.codec import decode_weights, encode_weights, load_weights
 from daig.weights.h5weights import write_weights
-from daig.weights.schema import NDArrays, WeightSchema
+from daig.weights.schema import NDArrays, TensorSpec, WeightSchema
 from services.aggregator import logic
+from services.aggregator.outer import outer_step
 from services.aggregator.strategies import make_strategy
 
 log = logging.getLogger(__name__)
 
 
-def close_round(session: Session, blobs: BlobStore, project: Project) -> None:
-    """Write weights version r+1 from version r and round r's accepted deltas; advance."""
+def close_round(
+    session: Session, blobs: BlobStore, project: Project, *, mean: NDArrays | None = None
+) -> None:
+    """Write weights version r+1 from version r and round r's accepted deltas; advance.
+
+    ``mean``: the round's running mean, when the caller folded it already (mean only).
+    """
     index = project.current_round
     assert project.weight_schema is not None
     schema = WeightSchema.from_json(project.weight_schema)
@@ -52,10 +58,11 @@ def close_round(session: Session, blobs: BlobStore, project: Project) -> None:
     strategy = make_strategy(
         project.aggregation, trim_fraction=project.trim_fraction, clip_factor=project.clip_factor
     )
-    update = strategy.combine(deltas())
+    update = mean if mean is not None else strategy.combine(deltas())
     base = decode_weights(blobs.get_bytes(keys.weights_key(project.id, index)), schema)
+    new_weights = apply_outer_step(blobs, project, schema, base, update)
     new_key = keys.weights_key(project.id, index + 1)
-    blobs.put_bytes(new_key, encode_weights(logic.apply_delta(base, update)))
+    blobs.put_bytes(new_key, encode_weights(new_weights))
     round_row = session.get(Round, (project.id, index))
     assert round_row is not None
     round_row.closed_at = datetime.now(UTC)
@@ -76,6 +83,33 @@ def close_round(session: Session, blobs: BlobStore, project: Project) -> None:
     )
     if project.current_round == project.total_rounds:
         write_final_model(session, blobs, project, new_key, schema)
+
+
+def velocity_schema(schema: WeightSchema) -> WeightSchema:
+    return WeightSchema(tuple(TensorSpec(t.shape, "<f4") for t in schema.tensors))
+
+
+def apply_outer_step(
+    blobs: BlobStore, project: Project, schema: WeightSchema, base: NDArrays, update: NDArrays
+) -> NDArrays:
+    """Weights version r+1; writes the outer optimizer's velocity r+1 when it keeps one."""
+    index = project.current_round
+    velocity = None
+    if project.outer_optimizer != "average" and index > 0:
+        velocity = decode_weights(
+            blobs.get_bytes(keys.velocity_key(project.id, index)), velocity_schema(schema)
+        )
+    new_weights, new_velocity = outer_step(
+        base,
+        update,
+        velocity,
+        kind=project.outer_optimizer,
+        learning_rate=project.outer_learning_rate,
+        momentum=project.outer_momentum,
+    )
+    if new_velocity is not None:
+        blobs.put_bytes(keys.velocity_key(project.id, index + 1), encode_weights(new_velocity))
+    return new_weights
 
 
 def write_final_model(

@@ -56,8 +56,11 @@ def claim(
     # A claimed task whose every lease lapsed is free again, even before the scheduler notices.
     if task.state == TaskState.CLAIMED and reissue:
         raise ApiError(409, "another provider is working on this task", "task_claimed")
+    # Only the current round's K tasks can be unfinished (a round closes when all K are done),
+    # so with a cap of K or more (the default) counting them, under the lock, is wasted.
     if (
         not reissue
+        and project.max_contributors < project.task_size
         and crud.tasks_in_flight(session=session, project_id=project.id) >= project.max_contributors
     ):
         raise ApiError(
@@ -130,6 +133,8 @@ def _grant(
         result_key=result_key,
         result_url=blobs.presign_put(result_key, ttl, max_bytes),
         result_max_bytes=max_bytes,
+        delta_codec=project.delta_codec,
+        inline_max_bytes=settings.inline_delta_max_bytes,
     )
 
 

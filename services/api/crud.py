@@ -61,6 +61,10 @@ def hyperparameters_of(project: Project) -> Hyperparameters:
         trim_fraction=project.trim_fraction,
         clip_factor=project.clip_factor,
         max_norm_ratio=project.max_norm_ratio,
+        delta_codec=project.delta_codec,  # type: ignore[arg-type]
+        outer_optimizer=project.outer_optimizer,  # type: ignore[arg-type]
+        outer_learning_rate=project.outer_learning_rate,
+        outer_momentum=project.outer_momentum,
     )
 
 
@@ -131,6 +135,12 @@ def project_out(*, session: Session, project: Project) -> ProjectOut:
         .order_by(Round.index.desc())
         .limit(1)
     )
+    evaluated = session.scalar(
+        select(Round.evaluation)
+        .where(Round.project_id == project.id, Round.evaluation.is_not(None))
+        .order_by(Round.index.desc())
+        .limit(1)
+    )
     files = files_of(session=session, project_id=project.id)
     return ProjectOut(
         id=project.id,
@@ -148,6 +158,7 @@ def project_out(*, session: Session, project: Project) -> ProjectOut:
             for f in files.values()
         ],
         latest_metrics=latest,
+        latest_evaluation=evaluated,
         error=project.error,
         created_at=project.created_at,
         started_at=project.started_at,
@@ -176,6 +187,7 @@ def rounds_out(*, session: Session, project_id: uuid.UUID) -> list[RoundOut]:
             rejected=counts.get((r.index, ResultStatus.REJECTED), 0)
             + counts.get((r.index, ResultStatus.FAILED), 0),
             metrics=r.metrics,
+            evaluation=r.evaluation,
         )
         for r in rounds
     ]

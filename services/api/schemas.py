@@ -78,6 +78,7 @@ class ProjectOut(BaseModel):
     active_contributors: int
     files: list[FileOut]
     latest_metrics: dict[str, float] | None
+    latest_evaluation: dict[str, Any] | None = None
     error: str | None
     created_at: datetime
     started_at: datetime | None
@@ -91,6 +92,9 @@ class RoundOut(BaseModel):
     accepted: int
     rejected: int
     metrics: dict[str, Any] | None
+    evaluation: dict[str, Any] | None = Field(
+        default=None, description="Weights version index+1 on the validation files, if given"
+    )
 
 
 class ClaimRequest(BaseModel):
@@ -133,6 +137,8 @@ class ClaimGrant(BaseModel):
     result_key: str
     result_url: str
     result_max_bytes: int
+    delta_codec: str = Field(description="Encode the delta with this codec (fp32, fp16, int8)")
+    inline_max_bytes: int = Field(description="Send deltas up to this size inside the message")
 
 
 class Lease(BaseModel):

@@ -90,9 +90,17 @@ class Scheduler:
 
     def _open_round(self, session: Session, project: Project) -> None:
         index = project.current_round
-        session.execute(
-            insert(Round).values(project_id=project.id, index=index).on_conflict_do_nothing()
+        opened = session.scalar(
+            insert(Round)
+            .values(project_id=project.id, index=index)
+            .on_conflict_do_nothing()
+            .returning(Round.index)
         )
+        if opened is None:
+            # The round exists, so do its tasks (both are inserted in one transaction). Not
+            # re-inserting K task rows on every event and tick matters: it held the project
+            # row lock (which claims and results wait for) for tens of ms per reconcile.
+            return
         shards = round_shards(index, project.total_tasks, project.task_size)
         session.execute(
             insert(Task)

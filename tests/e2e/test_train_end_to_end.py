@@ -73,3 +73,69 @@ def test_cli_trains_digits_across_two_providers(
     # Both providers did real work: each published accepted results.
     for provider in ("provider-1", "provider-2"):
         assert re.search(r"result \S+ sent", cluster.processes.log(provider)), provider
+
+
+def test_int8_deltas_nesterov_and_per_round_evaluation(cluster, digits_files, tmp_path) -> None:
+    """The performance options together, through real providers: int8 deltas (inline),
+    server-side Nesterov momentum, and every new model scored on the held-out files."""
+    cluster.account("volunteer", "volunteer-pass").close()
+    cluster.account("requestor", "requestor-pass").close()
+    cluster.provider("provider-1", "volunteer", "volunteer-pass")
+    cluster.provider("provider-2", "volunteer", "volunteer-pass")
+    created = cluster.cli(
+        "project",
+        "create",
+        "--server",
+        cluster.api_url,
+        "--user",
+        "requestor",
+        "--password",
+        "requestor-pass",
+        "--model",
+        str(digits_files.model),
+        "--data",
+        str(digits_files.data),
+        "--labels",
+        str(digits_files.labels),
+        "--validation-data",
+        str(digits_files.test_data),
+        "--validation-labels",
+        str(digits_files.test_labels),
+        "--epochs",
+        "5",
+        "--total-tasks",
+        "8",
+        "--task-size",
+        "2",
+        "--passes",
+        "2",
+        "--delta-codec",
+        "int8",
+        "--outer-optimizer",
+        "nesterov",
+        "--outer-learning-rate",
+        "0.7",
+        "--start",
+        "--wait",
+    )
+    assert created.returncode == 0, created.stderr[-3000:]
+    project_id = created.stdout.strip().splitlines()[-1]
+    output = tmp_path / "trained.h5"
+    assert cluster.cli("project", "download", project_id, "-o", str(output)).returncode == 0
+    accuracy = held_out_accuracy(output, digits_files.test_data, digits_files.test_labels)
+    assert accuracy >= 0.85, f"held-out accuracy {accuracy:.3f}"
+
+    from daig.client import DaigClient
+    from tests.conftest import wait_until
+
+    client = DaigClient(cluster.api_url)
+    client.login("requestor", "requestor-pass")
+    rounds = wait_until(
+        lambda: (r := client.rounds(project_id)) and all(x["evaluation"] for x in r) and r,
+        120,
+        what="every round evaluated",
+    )
+    last = rounds[-1]["evaluation"]
+    assert abs(last["accuracy"] - accuracy) < 0.02, (last, accuracy)  # the same final model
+    status = cluster.cli("project", "status", project_id)
+    assert "val acc" in status.stderr

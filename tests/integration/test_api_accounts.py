@@ -213,6 +213,10 @@ def test_defaults_fill_in_and_max_contributors_defaults_to_k(url: str, make_user
         "trim_fraction": 0.2,
         "clip_factor": 1.0,
         "max_norm_ratio": 10.0,
+        "delta_codec": "fp32",
+        "outer_optimizer": "average",
+        "outer_learning_rate": 1.0,
+        "outer_momentum": 0.9,
     }
     assert project["state"] == "created" and project["round"] == 0
 

@@ -137,7 +137,10 @@ def test_empty_upload_and_unknown_kind(client: DaigClient, project: dict, tmp_pa
     assert error.value.status == 400 and "empty" in str(error.value)
     with pytest.raises(ClientError) as error:
         client.upload_file(project["id"], "weights", empty)
-    assert error.value.status == 404 and "model, data or labels" in str(error.value)
+    assert (
+        error.value.status == 404
+        and "model, data, labels, validation_data, validation_labels" in str(error.value)
+    )
 
 
 def test_good_files_are_stored_with_what_was_read_from_them(

@@ -22,6 +22,10 @@ def test_defaults() -> None:
         "trim_fraction": 0.2,
         "clip_factor": 1.0,
         "max_norm_ratio": 10.0,
+        "delta_codec": "fp32",
+        "outer_optimizer": "average",
+        "outer_learning_rate": 1.0,
+        "outer_momentum": 0.9,
     }
     assert params.contributors == 4
 

@@ -123,7 +123,7 @@ def test_unknown_codec_is_refused_when_writing(arrays) -> None:
     from daig.weights.codec import write_weights
 
     with pytest.raises(ValueError, match="codec"):
-        write_weights(io.BytesIO(), arrays, codec="int8")
+        write_weights(io.BytesIO(), arrays, codec="int4")
 
 
 # --- refusals --------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def test_wrong_dtype_is_refused(arrays, schema) -> None:
 def test_fortran_record_is_refused(arrays, schema) -> None:
     records = list(arrays)
     records[0] = np.asfortranarray(arrays[0])
-    data = stream({"codec": "raw", "count": 5, "schema_hash": schema.hash}, records)
+    data = stream({"codec": "fp32", "count": 5, "schema_hash": schema.hash}, records)
     with pytest.raises(WeightsRejected, match="Fortran"):
         decode_weights(data, schema)
 
@@ -230,7 +230,7 @@ def test_unknown_codec_in_stream_is_refused(arrays, schema) -> None:
 
 
 def test_oversized_npy_record_header_is_refused(arrays, schema) -> None:
-    head = stream({"codec": "raw", "count": 5}, [])
+    head = stream({"codec": "fp32", "count": 5}, [])
     # A version 2.0 record whose header claims 1 MB.
     record = b"\x93NUMPY\x02\x00" + struct.pack("<I", 1 << 20) + b" " * 64
     with pytest.raises(WeightsRejected, match="weight tensor 0: bad .npy record"):
@@ -241,6 +241,55 @@ def test_object_record_is_refused_without_unpickling(schema) -> None:
     spec = WeightSchema((TensorSpec((2,), "<f4"),))
     out = io.BytesIO()
     npformat.write_array(out, np.array([1, "x"], dtype=object), allow_pickle=True)
-    data = stream({"codec": "raw", "count": 1}, []) + out.getvalue()
+    data = stream({"codec": "fp32", "count": 1}, []) + out.getvalue()
     with pytest.raises(WeightsRejected, match="weight tensor 0 is"):
         decode_weights(data, spec)
+
+
+# --- compressed codecs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("codec, tolerance", [("fp16", 1e-3), ("int8", 1.0 / 127)])
+def test_compressed_codecs_round_trip_within_their_precision(codec: str, tolerance: float) -> None:
+    rng = np.random.default_rng(1)
+    arrays = [
+        rng.standard_normal((33, 7)).astype(np.float32),
+        rng.standard_normal(5).astype(np.float32),
+        np.float32(0.25).reshape(()),
+    ]
+    schema = WeightSchema.of(arrays)
+    back = decode_weights(encode_weights(arrays, codec=codec), schema)
+    for original, got in zip(arrays, back, strict=True):
+        assert got.shape == original.shape and got.dtype == original.dtype
+        scale = np.abs(original).max()
+        np.testing.assert_allclose(got, original, atol=tolerance * scale * 1.01)
+
+
+def test_int8_is_about_four_times_smaller_even_for_a_small_model() -> None:
+    rng = np.random.default_rng(2)
+    arrays = [
+        rng.standard_normal((64, 64)).astype(np.float32),
+        rng.standard_normal(64).astype(np.float32),
+        rng.standard_normal((64, 10)).astype(np.float32),
+        rng.standard_normal(10).astype(np.float32),
+    ]
+    full = len(encode_weights(arrays, codec="fp32"))
+    assert full / len(encode_weights(arrays, codec="int8")) >= 3.5
+    assert full / len(encode_weights(arrays, codec="fp16")) >= 1.8
+
+
+def test_a_compressed_stream_must_fit_the_codecs_record_layout() -> None:
+    arrays = [np.ones((4, 4), np.float32)]
+    data = encode_weights(arrays, codec="int8")
+    other = WeightSchema.of([np.ones((4, 5), np.float32)])  # same block count, other model
+    with pytest.raises(WeightsRejected, match="another model"):
+        decode_weights(data, other)
+    bigger = WeightSchema.of([np.ones((40, 40), np.float32)])  # other record shapes
+    with pytest.raises(WeightsRejected, match="weight tensor 0 is"):
+        decode_weights(data, bigger)
+
+
+def test_zero_blocks_decode_to_zero() -> None:
+    arrays = [np.zeros((300,), np.float32)]
+    back = decode_weights(encode_weights(arrays, codec="int8"), WeightSchema.of(arrays))
+    assert not back[0].any()

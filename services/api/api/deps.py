@@ -60,6 +60,10 @@ ClientIpDep = Annotated[str, Depends(get_client_ip)]
 def get_current_user(session: SessionDep, token: TokenDep, settings: SettingsDep) -> User:
     user_id = user_id_from_token(token, settings.secret_key)
     user = session.get(User, user_id) if user_id is not None else None
+    # End the transaction so its connection goes back to the pool now: the route runs in
+    # another threadpool hop, and requests holding connections while waiting for a thread
+    # (with every thread waiting for a connection) deadlocked until the pool's 30 s timeout.
+    session.commit()
     if user is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

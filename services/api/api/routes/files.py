@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from daig.validation import FILE_KINDS
+from daig.validation import ALL_KINDS
 from services.api import crud, uploads
 from services.api.api.deps import BlobsDep, CurrentUser, SessionDep, SettingsDep
 from services.api.errors import ApiError
@@ -39,9 +39,11 @@ async def upload_file(
     settings: SettingsDep,
     filename: Annotated[str, Query(max_length=255)] = "",
 ) -> FileOut:
-    """Upload ``model`` (.h5), ``data`` or ``labels`` (.npy) as the raw request body."""
-    if kind not in FILE_KINDS:
-        raise ApiError(404, f"unknown file kind {kind!r}; use model, data or labels", "bad_kind")
+    """Upload model (.h5/.keras), data, labels or validation_* (.npy) as the raw body."""
+    if kind not in ALL_KINDS:
+        raise ApiError(
+            404, f"unknown file kind {kind!r}; use one of {', '.join(ALL_KINDS)}", "bad_kind"
+        )
     crud.get_owned_project(session=session, project_id=project_id, user=user)
     session.close()  # don't hold a connection while the bytes stream in
     limit = settings.max_model_bytes if kind == "model" else settings.max_upload_bytes

@@ -47,6 +47,10 @@ def create_project(body: ProjectCreate, user: CurrentUser, session: SessionDep) 
         trim_fraction=body.trim_fraction,
         clip_factor=body.clip_factor,
         max_norm_ratio=body.max_norm_ratio,
+        delta_codec=body.delta_codec,
+        outer_optimizer=body.outer_optimizer,
+        outer_learning_rate=body.outer_learning_rate,
+        outer_momentum=body.outer_momentum,
         current_round=0,
     )
     session.add(project)

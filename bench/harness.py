@@ -1,0 +1,209 @@
+"""Shared plumbing for benchmarks that run the real system: a fresh cluster, a digits project.
+
+``BenchCluster`` starts the API, scheduler, aggregator and N providers as processes on a new
+database, RabbitMQ vhost and blob directory, and removes them all afterwards. ``round_report``
+turns the database's timestamps and the providers' reported timings into a per-round
+breakdown of where the wall time went.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from daig.client import ClientError, DaigClient
+from daig.cluster import LocalCluster, free_port
+from daig.db.migrate import drop_database, upgrade
+from daig.hyperparams import Hyperparameters
+from daig.settings import Settings
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+@dataclass
+class BenchCluster:
+    processes: LocalCluster
+    api_url: str
+    database_url: str
+    amqp_url: str
+    work: Path
+
+    def client(self, user: str) -> DaigClient:
+        client = DaigClient(self.api_url)
+        with contextlib.suppress(ClientError):  # already signed up
+            client.signup(user, f"{user}-password")
+        client.login(user, f"{user}-password")
+        return client
+
+    def add_providers(self, count: int, *extra: str) -> list[str]:
+        names = []
+        for index in range(count):
+            name = f"provider{len(self.processes.processes) + index}"
+            self.client(name).close()
+            self.processes.start(
+                name,
+                "provider",
+                "--server",
+                self.api_url,
+                "--user",
+                name,
+                "--password",
+                f"{name}-password",
+                *extra,
+            )
+            names.append(name)
+        return names
+
+    def sql(self, query: str, **params: Any) -> list[Any]:
+        engine = create_engine(self.database_url)
+        try:
+            with engine.connect() as connection:
+                return list(connection.execute(text(query), params).all())
+        finally:
+            engine.dispose()
+
+
+@contextmanager
+def bench_cluster(**settings: str) -> Iterator[BenchCluster]:
+    """API, scheduler and aggregator on a fresh database, vhost and blob directory."""
+    base = Settings()
+    suffix = uuid.uuid4().hex[:8]
+    database = make_url(base.database_url).set(database=f"daig_bench_{suffix}")
+    database_url = database.render_as_string(hide_password=False)
+    vhost = f"daig_bench_{suffix}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    amqp_url = f"{base.amqp_url.rsplit('/', 1)[0]}/{vhost}"
+    work = Path(tempfile.mkdtemp(prefix="daig-bench-"))
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}"
+    env = {
+        "DAIG_DATABASE_URL": database_url,
+        "DAIG_AMQP_URL": amqp_url,
+        "DAIG_BLOB_URL": (work / "blobs").as_uri(),
+        "DAIG_PUBLIC_API_URL": api_url,
+        "DAIG_SECRET_KEY": "bench-secret-key-long-enough-for-hs256-signing",
+        "DAIG_SIGNUPS_PER_IP": "100000",
+        "XDG_CACHE_HOME": str(work / "cache"),
+        "PYTHONUNBUFFERED": "1",
+    } | {f"DAIG_{k.upper()}": v for k, v in settings.items()}
+    upgrade(database_url)
+    processes = LocalCluster(env, work / "logs")
+    try:
+        processes.start("api", "api", "--port", str(port))
+        processes.start("scheduler", "scheduler")
+        processes.start("aggregator", "aggregator")
+        processes.wait_healthy(api_url)
+        yield BenchCluster(processes, api_url, database_url, amqp_url, work)
+    finally:
+        processes.stop_all()
+        drop_database(database_url)
+        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=120)
+
+
+def run_project(
+    cluster: BenchCluster,
+    files: Any,
+    params: Hyperparameters,
+    name: str = "bench",
+    timeout: float = 1800,
+) -> tuple[str, float]:
+    """Create, upload and start a digits project; wait for it; (project id, wall seconds)."""
+    client = cluster.client("requestor")
+    project = client.create_project(name, params)
+    for kind in ("model", "data", "labels"):
+        client.upload_file(project["id"], kind, getattr(files, kind))
+    began = time.perf_counter()
+    client.start(project["id"])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.project(project["id"])["state"]
+        if state in ("done", "failed", "cancelled"):
+            if state != "done":
+                raise RuntimeError(f"project {state}")
+            return project["id"], time.perf_counter() - began
+        time.sleep(0.2)
+    raise TimeoutError("project did not finish")
+
+
+PHASES = ("dispatch", "download", "fit", "encode", "upload", "transit", "aggregation", "other")
+
+
+def round_report(cluster: BenchCluster, project_id: str) -> list[dict[str, float]]:
+    """Per round: wall time and where it went, along the task that closed the round.
+
+    dispatch: from the previous close to that task's claim; download/fit/encode/upload: the
+    provider's own timings; transit: the rest until the aggregator recorded it (publish,
+    broker, queueing); aggregation: from then to the round's close; other: what remains
+    (the training child's own overhead around ``fit``).
+    """
+    rounds = cluster.sql(
+        "SELECT index, opened_at, closed_at FROM rounds WHERE project_id = :p ORDER BY index",
+        p=project_id,
+    )
+    started = cluster.sql("SELECT started_at FROM projects WHERE id = :p", p=project_id)[0][0]
+    report = []
+    previous_close = started
+    for index, _opened, closed in rounds:
+        results = cluster.sql(
+            "SELECT r.received_at, r.fit_seconds, r.timings, c.claimed_at FROM results r "
+            "JOIN claims c ON c.id = r.claim_id WHERE r.project_id = :p AND r.round_index = :i "
+            "AND r.status = 'accepted' ORDER BY r.received_at",
+            p=project_id,
+            i=index,
+        )
+        received, fit, timings, claimed = results[-1]
+        timings = timings or {}
+        wall = (closed - previous_close).total_seconds()
+        phase = {
+            "dispatch": (claimed - previous_close).total_seconds(),
+            "download": timings.get("download", 0.0),
+            "fit": timings.get("fit", fit),
+            "encode": timings.get("encode", 0.0),
+            "upload": timings.get("upload", 0.0),
+        }
+        train_other = max(0.0, timings.get("train", fit) - phase["fit"] - phase["encode"])
+        phase["transit"] = max(
+            0.0,
+            (received - claimed).total_seconds()
+            - phase["download"]
+            - timings.get("train", fit)
+            - phase["upload"],
+        )
+        phase["aggregation"] = (closed - received).total_seconds()
+        phase["other"] = train_other
+        slowest_fit = max(r[1] for r in results)
+        report.append(
+            {
+                "round": index,
+                "wall": wall,
+                **phase,
+                "slowest_fit": slowest_fit,
+                "overhead": wall - slowest_fit,
+            }
+        )
+        previous_close = closed
+    return report
+
+
+def summarize(report: list[dict[str, float]], skip_first: bool = True) -> dict[str, float]:
+    """Median of each column, leaving out round 0 (training processes warming up)."""
+    rows = report[1:] if skip_first and len(report) > 1 else report
+    return {
+        key: statistics.median(r[key] for r in rows)
+        for key in ("wall", *PHASES, "slowest_fit", "overhead")
+    }

@@ -1,0 +1,114 @@
+"""The training child process: the only place on a volunteer's machine where Keras runs.
+
+It answers one message at a time from the agent over a pipe: ``prepare`` loads a model ahead
+of its first task (while the agent still downloads the shard), ``train`` runs one task and
+replies with progress messages and a final ``done`` or ``error``. The model stays loaded
+between tasks of the same model file; each task starts from the global weights with the
+optimizer reset to its just-compiled state (no recompilation, so no retracing and no memory
+growth from it).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+
+def child_main(pipe: Connection, threads: int | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when training stops
+    from daig.logs import quiet_tensorflow
+
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    worker = ChildWorker(pipe)
+    while True:
+        try:
+            message = pipe.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        op = message.pop("op", "train")
+        try:
+            if op == "prepare":
+                worker.prepare(message["model_path"], message["model_sha256"])
+                continue
+            pipe.send(worker.train(message))
+        except Exception as exc:  # report, don't die: the agent publishes the failure
+            if op == "train":
+                pipe.send({"type": "error", "error": f"{type(exc).__name__}: {exc}"[:2000]})
+
+
+class ChildWorker:
+    def __init__(self, pipe: Connection) -> None:
+        self._pipe = pipe
+        self._model: Any = None
+        self._model_sha: str | None = None
+        self._optimizer: Any = None
+
+    def prepare(self, model_path: str, model_sha256: str) -> Any:
+        """Load (checked, safe_mode) and compile the model unless it is already loaded."""
+        import keras
+
+        from daig.modelfile.keras_load import FreshOptimizer, load_model
+
+        if self._model_sha != model_sha256:
+            self._model = self._model_sha = None
+            keras.backend.clear_session()
+            model, _ = load_model(Path(model_path))
+            self._optimizer = FreshOptimizer(model)
+            self._model, self._model_sha = model, model_sha256
+        return self._model
+
+    def train(self, job: dict[str, Any]) -> dict[str, Any]:
+        import keras
+        import numpy as np
+
+        from daig.modelfile.keras_load import canonical_weights
+        from daig.weights.codec import load_weights, save_weights
+        from daig.weights.schema import WeightSchema
+
+        model = self.prepare(job["model_path"], job["model_sha256"])
+        schema = WeightSchema.from_json(job["weight_schema"])
+        start = load_weights(Path(job["weights_path"]), schema)
+        variables = canonical_weights(model)
+        schema.check([np.zeros(v.shape, dtype=v.dtype) for v in variables])
+        for variable, value in zip(variables, start, strict=True):
+            variable.assign(value)
+        self._optimizer.reset()  # as if the model file had just been loaded
+        x = np.load(job["x_path"], allow_pickle=False)
+        y = np.load(job["y_path"], allow_pickle=False)
+        pipe, epochs = self._pipe, job["epochs"]
+
+        class _Progress(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                pipe.send({"type": "progress", "fraction": (epoch + 1) / epochs})
+
+        began = time.perf_counter()
+        history = model.fit(
+            x,
+            y,
+            epochs=epochs,
+            batch_size=job["batch_size"],
+            validation_split=job["validation_split"],
+            verbose=0,
+            callbacks=[_Progress()],
+        )
+        fit_seconds = time.perf_counter() - began
+        delta = [
+            (np.asarray(v.numpy(), dtype=np.float64) - w).astype(w.dtype)
+            for v, w in zip(variables, start, strict=True)
+        ]
+        save_weights(Path(job["delta_path"]), delta, codec=job.get("delta_codec", "fp32"))
+        return {
+            "type": "done",
+            "history": {k: [float(v) for v in values] for k, values in history.history.items()},
+            "samples": int(len(x)),
+            "fit_seconds": fit_seconds,
+            "encode_seconds": time.perf_counter() - began - fit_seconds,
+        }
