@@ -30,5 +30,17 @@ def demo(
     raise typer.Exit(run_demo(providers=providers, keep=keep))
 
 
+@app.command()
+def gui(
+    server: str = typer.Option(
+        None, "--server", envvar="DAIG_SERVER", help="URL of the DAIG API (fills in the login)."
+    ),
+) -> None:
+    """Open the desktop client: learning requestor and resource provider modes."""
+    from requestor_gui.__main__ import main as gui_main
+
+    raise typer.Exit(gui_main(["--server", server] if server else []))
+
+
 def main() -> None:
     app()

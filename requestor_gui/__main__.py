@@ -1,0 +1,81 @@
+"""``daig-gui`` / ``daig gui``: start the DAIG desktop client."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from requestor_gui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+
+def _unexpected(
+    kind: type[BaseException], exc: BaseException, traceback: TracebackType | None
+) -> None:
+    """A bug must not kill the window: log the traceback, show a sentence."""
+    from PyQt5.QtWidgets import QApplication, QMessageBox
+
+    from requestor_gui.errors import describe
+
+    if issubclass(kind, KeyboardInterrupt):
+        QApplication.quit()
+        return
+    log.error("unexpected error in the GUI", exc_info=(kind, exc, traceback))
+    if QApplication.instance() is not None:
+        QMessageBox.warning(None, "DAIG", describe(exc))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="daig-gui", description=__doc__)
+    parser.add_argument("--server", help="URL of the DAIG API (remembered once you log in)")
+    parser.add_argument("--log-level", default="WARNING", help="e.g. INFO or DEBUG")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    # Until the window exists, Ctrl-C or SIGTERM simply ends the start-up.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: sys.exit(0))
+
+    from PyQt5.QtCore import Qt
+    from PyQt5.QtWidgets import QApplication
+
+    from daig.logs import setup_logging
+    from requestor_gui import style
+    from requestor_gui.main_window import MainWindow
+    from requestor_gui.settings import GuiSettings
+
+    setup_logging(args.log_level, process="gui")
+    QApplication.setAttribute(Qt.ApplicationAttribute.AA_EnableHighDpiScaling, True)
+    QApplication.setAttribute(Qt.ApplicationAttribute.AA_UseHighDpiPixmaps, True)
+    app = QApplication.instance() or QApplication(["daig-gui"])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("DAIG")
+    style.apply(app)
+    sys.excepthook = _unexpected
+    settings = GuiSettings.load()
+    if args.server:
+        settings.server = args.server
+    window = MainWindow(settings)
+    window.show()
+    _close_on_signals(window)
+    return int(app.exec_())
+
+
+def _close_on_signals(window: MainWindow) -> None:
+    """Ctrl-C or SIGTERM closes the window the clean way (the agent gives its task back)."""
+    from PyQt5.QtCore import QTimer
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: window.close())
+    # Python runs signal handlers only between bytecodes: wake it up now and then.
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

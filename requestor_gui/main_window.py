@@ -1,0 +1,204 @@
+"""The main window: a header bar (mode switch, who is logged in) over a stack of screens."""
+
+from __future__ import annotations
+
+import logging
+
+from PyQt5.QtCore import QThread, QTimer
+from PyQt5.QtGui import QCloseEvent
+from PyQt5.QtWidgets import (
+    QButtonGroup,
+    QFrame,
+    QHBoxLayout,
+    QMainWindow,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from requestor_gui.account import Account
+from requestor_gui.settings import GuiSettings
+from requestor_gui.views.common import button, label
+from requestor_gui.views.login import LoginView
+from requestor_gui.views.mode import PROVIDER, REQUESTOR, ModeView
+from requestor_gui.views.new_project import NewProjectView
+from requestor_gui.views.project_detail import ProjectDetailView
+from requestor_gui.views.projects import ProjectsView
+from requestor_gui.views.provider import ProviderView
+from requestor_gui.workers import Runner
+
+log = logging.getLogger(__name__)
+STOP_GRACE_MS = 30_000  # how long closing waits for the agent to give its task back
+_abandoned: list[QThread] = []  # agent threads that outlived the grace period, until exit
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: GuiSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or GuiSettings.load()
+        self.account: Account | None = None
+        self.runner = Runner(self)
+        self._closing = False
+        self._after_stop: str | None = None  # "close" or "logout", once the agent stopped
+        self.setWindowTitle("DAIG — Distributed A.I. Grid")
+        self.resize(1180, 780)
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self._header())
+        self.stack = QStackedWidget()
+        column.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self._build_views()
+        self.show_login()
+
+    # --- building ---------------------------------------------------------------------------
+    def _header(self) -> QFrame:
+        self.header = QFrame()
+        self.header.setProperty("role", "header")
+        row = QHBoxLayout(self.header)
+        row.setContentsMargins(16, 8, 16, 8)
+        brand = label("DAIG")
+        brand.setStyleSheet("font-weight: 700; font-size: 13pt;")
+        row.addWidget(brand)
+        row.addSpacing(18)
+        self.mode_group = QButtonGroup(self)
+        self.mode_buttons = {}
+        for mode, text in ((REQUESTOR, "Learning requestor"), (PROVIDER, "Resource provider")):
+            widget = button(text, "mode")
+            widget.setCheckable(True)
+            widget.clicked.connect(lambda _=False, m=mode: self.choose_mode(m))
+            self.mode_group.addButton(widget)
+            self.mode_buttons[mode] = widget
+            row.addWidget(widget)
+        row.addStretch(1)
+        self.volunteering = label("● volunteering")
+        self.volunteering.setStyleSheet("color: #5fd17a; font-weight: 600;")
+        self.volunteering.setToolTip("This computer is training tasks (Resource provider)")
+        self.volunteering.hide()
+        row.addWidget(self.volunteering)
+        row.addSpacing(12)
+        self.user_label = label("")
+        row.addWidget(self.user_label)
+        self.logout_button = button("Log out")
+        self.logout_button.clicked.connect(self.log_out)
+        row.addWidget(self.logout_button)
+        return self.header
+
+    def _build_views(self) -> None:
+        self.login = LoginView(self.runner, self.settings)
+        self.login.logged_in.connect(self.logged_in)
+        self.mode = ModeView()
+        self.mode.chosen.connect(self.choose_mode)
+        self.projects = ProjectsView(self.runner)
+        self.projects.new_project.connect(self.show_new_project)
+        self.projects.open_project.connect(self.show_project)
+        self.new_project = NewProjectView(self.runner)
+        self.new_project.closed.connect(self.show_projects)
+        self.new_project.created.connect(self._created)
+        self.detail = ProjectDetailView(self.runner)
+        self.detail.back.connect(self.show_projects)
+        self.provider = ProviderView(self.settings)
+        self.provider.running_changed.connect(self._provider_running)
+        for view in (
+            self.login,
+            self.mode,
+            self.projects,
+            self.new_project,
+            self.detail,
+            self.provider,
+        ):
+            self.stack.addWidget(view)
+
+    # --- navigation -------------------------------------------------------------------------
+    def show_login(self) -> None:
+        self.header.hide()
+        self.stack.setCurrentWidget(self.login)
+        self.login.password.setFocus()
+
+    def logged_in(self, account: Account) -> None:
+        self.account = account
+        for view in (self.projects, self.new_project, self.detail, self.provider):
+            view.set_account(account)
+        self.user_label.setText(f"{account.username} @ {account.server}")
+        self.mode.set_user(account.username)
+        self.header.show()
+        for widget in self.mode_buttons.values():
+            widget.setChecked(False)
+        self.stack.setCurrentWidget(self.mode)
+
+    def choose_mode(self, mode: str) -> None:
+        self.mode_buttons[mode].setChecked(True)
+        self.settings.mode = mode
+        self.settings.save()
+        if mode == PROVIDER:
+            self.stack.setCurrentWidget(self.provider)
+        else:
+            self.show_projects()
+
+    def show_projects(self) -> None:
+        self.mode_buttons[REQUESTOR].setChecked(True)
+        self.stack.setCurrentWidget(self.projects)
+
+    def show_new_project(self) -> None:
+        if not self.new_project.uploading:
+            self.new_project.message.clear()
+        self.stack.setCurrentWidget(self.new_project)
+
+    def show_project(self, project_id: str, note: str = "") -> None:
+        self.mode_buttons[REQUESTOR].setChecked(True)
+        self.detail.open(project_id, note)
+        self.stack.setCurrentWidget(self.detail)
+
+    def _created(self, project_id: str, warnings: list[str]) -> None:
+        self.show_project(project_id, " ".join(warnings))
+
+    def _provider_running(self, running: bool) -> None:
+        self.volunteering.setVisible(running)
+        if not running and self._after_stop == "close":
+            self.close()
+        elif not running and self._after_stop == "logout":
+            self._after_stop = None
+            self._finish_logout()
+
+    # --- leaving ----------------------------------------------------------------------------
+    def log_out(self) -> None:
+        if self.provider.running:
+            self._after_stop = "logout"
+            self.provider.stop()
+            return
+        self._finish_logout()
+
+    def _finish_logout(self) -> None:
+        self.account = None
+        for view in (self.projects, self.new_project, self.detail, self.provider):
+            view.set_account(None)
+        self.login.reset()
+        self.show_login()
+
+    def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt API
+        """Stop the agent first (it gives its task back), then cancel and wait for workers."""
+        assert event is not None
+        if self.provider.running:
+            event.ignore()
+            if self._after_stop != "close":
+                self._after_stop = "close"
+                self.provider.stop()
+                # If the agent cannot stop in time, close anyway (its thread is abandoned).
+                QTimer.singleShot(STOP_GRACE_MS, self._force_close)
+            return
+        self._closing = True
+        self.runner.cancel_all()
+        if not self.runner.wait(10_000):
+            log.warning("some network calls were still running at exit")
+        event.accept()
+
+    def _force_close(self) -> None:
+        thread = self.provider.agent_thread
+        if thread is not None and not thread.wait(0):
+            log.warning("the provider agent did not stop in time; closing anyway")
+            thread.setParent(None)  # not destroyed with the window while it still runs
+            _abandoned.append(thread)
+            self.provider.agent_thread = None
+            self.close()

@@ -1,0 +1,66 @@
+"""Elapsed time and ETA of a project, from its start time and its rounds' closing times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+RUNNING = {"queued", "running"}
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An API timestamp (ISO 8601) as an aware datetime, or None."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def elapsed_seconds(project: dict[str, Any], now: datetime | None = None) -> float | None:
+    """Training time so far (until ``finished_at`` once it ended); None before the start."""
+    started = parse_time(project.get("started_at"))
+    if started is None:
+        return None
+    end = parse_time(project.get("finished_at")) or now or datetime.now(UTC)
+    return max(0.0, (end - started).total_seconds())
+
+
+def eta_seconds(
+    project: dict[str, Any], rounds: list[dict[str, Any]] | None = None, now: datetime | None = None
+) -> float | None:
+    """Seconds until the last round closes, at the pace of the rounds closed so far.
+
+    ``rounds`` (from ``GET /rounds``) gives the time of the latest close; without it the
+    pace is elapsed time over rounds done. None while nothing is known (no round closed yet,
+    or the project is not training).
+    """
+    if project.get("state") not in RUNNING:
+        return None
+    total, done = project.get("total_rounds"), int(project.get("round") or 0)
+    started = parse_time(project.get("started_at"))
+    if not total or not done or started is None:
+        return None
+    now = now or datetime.now(UTC)
+    closed = [t for r in rounds or [] if (t := parse_time(r.get("closed_at")))]
+    last = max(closed) if closed else now
+    pace = max(0.0, (last - started).total_seconds()) / done
+    # The round in progress is partly done; the ones after it take a full pace each.
+    current = max(0.0, pace - max(0.0, (now - last).total_seconds()))
+    return current + pace * max(0, int(total) - done - 1)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``1 h 02 min``, ``3 min 20 s``, ``45 s``; an em dash when unknown."""
+    if seconds is None:
+        return "—"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"

@@ -1,0 +1,1 @@
+"""The screens of the DAIG desktop client; each talks to the network only through workers."""

@@ -1,0 +1,100 @@
+"""Live chart of training loss and accuracy per round (pyqtgraph)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyqtgraph as pg
+from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import QHBoxLayout, QWidget
+
+from requestor_gui.models import metric_names
+
+pg.setConfigOptions(antialias=True, background="w", foreground="#3a4756")
+
+COLOURS = {"loss": "#2f6fde", "accuracy": "#1e8e3e"}
+VALIDATION_COLOURS = {"loss": "#e67e22", "accuracy": "#8e44ad"}
+
+
+def series(rounds: list[dict[str, Any]], name: str) -> tuple[list[int], list[float]]:
+    """(round numbers, values) of one metric, skipping rounds that did not report it."""
+    xs, ys = [], []
+    for r in rounds:
+        value = (r.get("metrics") or {}).get(name)
+        if r.get("closed_at") and value is not None:
+            xs.append(int(r["index"]) + 1)
+            ys.append(float(value))
+    return xs, ys
+
+
+class MetricsChart(QWidget):
+    """Two plots: every loss metric on the left, every accuracy metric on the right."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.plots = {"loss": self._plot("Loss"), "accuracy": self._plot("Accuracy")}
+        for plot in self.plots.values():
+            layout.addWidget(plot)
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self._empty = {key: self._placeholder(plot) for key, plot in self.plots.items()}
+
+    def _plot(self, title: str) -> pg.PlotWidget:
+        plot = pg.PlotWidget()
+        plot.setTitle(title, size="11pt")
+        plot.setLabel("bottom", "round")
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.addLegend(offset=(-10, 10))
+        plot.setMouseEnabled(x=False, y=False)
+        plot.hideButtons()
+        plot.setMinimumHeight(220)
+        return plot
+
+    @staticmethod
+    def _placeholder(plot: pg.PlotWidget) -> pg.TextItem:
+        text = pg.TextItem("No round has closed yet", color="#8a94a3", anchor=(0.5, 0.5))
+        plot.addItem(text)
+        text.setPos(0.5, 0.5)
+        return text
+
+    def set_rounds(self, rounds: list[dict[str, Any]]) -> None:
+        names = metric_names(rounds)
+        for name in names:
+            xs, ys = series(rounds, name)
+            curve = self.curves.get(name) or self._curve(name)
+            curve.setData(xs, ys)
+        for name in set(self.curves) - set(names):
+            self.curves.pop(name).setData([], [])
+        for key, placeholder in self._empty.items():
+            placeholder.setVisible(not any(self._panel(n) == key for n in names))
+
+    def _curve(self, name: str) -> pg.PlotDataItem:
+        panel = self._panel(name)
+        validation = name not in ("loss", "accuracy")
+        colour = (VALIDATION_COLOURS if validation else COLOURS)[panel]
+        pen = pg.mkPen(
+            colour, width=2, style=Qt.PenStyle.DashLine if validation else Qt.PenStyle.SolidLine
+        )
+        curve = self.plots[panel].plot(
+            [],
+            [],
+            pen=pen,
+            symbol="o",
+            symbolSize=6,
+            symbolBrush=colour,
+            name=name.replace("_", " "),
+        )
+        self.curves[name] = curve
+        return curve
+
+    @staticmethod
+    def _panel(name: str) -> str:
+        return "loss" if name.endswith("loss") else "accuracy"
+
+    def point_count(self, name: str) -> int:
+        """Points drawn for ``name`` (for tests)."""
+        curve = self.curves.get(name)
+        if curve is None or curve.xData is None:
+            return 0
+        return len(curve.xData)

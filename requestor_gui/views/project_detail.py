@@ -1,0 +1,290 @@
+"""One project: live state and chart, per-round table, pause/resume/cancel, model download."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PyQt5.QtCore import Qt, QTimer, pyqtSignal
+from PyQt5.QtGui import QHideEvent, QShowEvent
+from PyQt5.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QMessageBox,
+    QProgressBar,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from requestor_gui import operations
+from requestor_gui.account import Account
+from requestor_gui.models import RoundTableModel, rounds_text, state_label
+from requestor_gui.timing import elapsed_seconds, eta_seconds, format_duration
+from requestor_gui.views.chart import MetricsChart
+from requestor_gui.views.common import Message, Stat, StatePill, button, label, read_only_table
+from requestor_gui.workers import Runner, Worker
+
+REFRESH_MS = 2000
+ACTIONS = {  # action: (button text, states it applies to)
+    "start": ("Start training", {"created"}),
+    "pause": ("Pause", {"queued", "running"}),
+    "resume": ("Resume", {"paused"}),
+    "cancel": ("Cancel training", {"created", "queued", "running", "paused"}),
+}
+DONE_WORDS = {"start": "started", "pause": "paused", "resume": "resumed", "cancel": "cancelled"}
+
+
+class ProjectDetailView(QWidget):
+    """Emits ``back`` for the projects button; ``refreshed`` after each update."""
+
+    back = pyqtSignal()
+    refreshed = pyqtSignal()
+    downloaded = pyqtSignal(str)  # the saved path
+
+    def __init__(self, runner: Runner, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._runner = runner
+        self._account: Account | None = None
+        self.project_id: str | None = None
+        self.project: dict[str, Any] = {}
+        self.rounds: list[dict[str, Any]] = []
+        self._loading = False
+        self._download: Worker | None = None
+        self._build()
+        self.timer = QTimer(self)
+        self.timer.setInterval(REFRESH_MS)
+        self.timer.timeout.connect(self.refresh)
+
+    # --- building ---------------------------------------------------------------------------
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 14, 24, 14)
+        layout.addLayout(self._top())
+        self.message = Message()
+        layout.addWidget(self.message)
+        layout.addLayout(self._stats())
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("%p% of the results needed")
+        layout.addWidget(self.progress)
+        self.download_bar = QProgressBar()
+        self.download_bar.setRange(0, 1000)
+        self.download_bar.setFormat("downloading the model… %p%")
+        self.download_bar.hide()
+        layout.addWidget(self.download_bar)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.chart = MetricsChart()
+        splitter.addWidget(self.chart)
+        self.round_model = RoundTableModel(self)
+        self.round_table = QTableView()
+        self.round_table.setModel(self.round_model)
+        read_only_table(self.round_table)
+        splitter.addWidget(self.round_table)
+        splitter.setSizes([340, 200])
+        layout.addWidget(splitter, 1)
+
+    def _top(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.back_button = button("←  Projects")
+        self.back_button.clicked.connect(self.back)
+        row.addWidget(self.back_button)
+        row.addSpacing(12)
+        self.title = label("", "title")
+        row.addWidget(self.title)
+        self.pill = StatePill()
+        row.addWidget(self.pill)
+        row.addStretch(1)
+        self.action_buttons = {}
+        for action, (text, _) in ACTIONS.items():
+            widget = button(text, "danger" if action == "cancel" else None)
+            widget.clicked.connect(lambda _=False, a=action: self.change(a))
+            self.action_buttons[action] = widget
+            row.addWidget(widget)
+        self.download_button = button("Download model…", "primary")
+        self.download_button.setToolTip("The current model: final once training is done")
+        self.download_button.clicked.connect(self._download_clicked)
+        row.addWidget(self.download_button)
+        return row
+
+    def _stats(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.stats = {
+            name: Stat(name)
+            for name in ("round", "contributors", "elapsed", "ETA", "loss", "accuracy")
+        }
+        for stat in self.stats.values():
+            row.addWidget(stat)
+        return row
+
+    # --- data -------------------------------------------------------------------------------
+    def set_account(self, account: Account | None) -> None:
+        self._account = account
+
+    def open(self, project_id: str, note: str = "") -> None:
+        """Show ``project_id`` (``note``: a message to show, e.g. upload warnings)."""
+        if project_id != self.project_id:
+            self.project, self.rounds = {}, []
+            self.title.setText("Loading…")
+            self.pill.set_state("", "")
+            self.round_model.set_rounds([])
+            self.chart.set_rounds([])
+        self.project_id = project_id
+        if note:
+            self.message.show_info(note)
+        else:
+            self.message.clear()
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self._account is None or self.project_id is None or self._loading:
+            return
+        self._loading = True
+        project_id = self.project_id
+        self._runner.start(
+            operations.project_detail,
+            self._account,
+            project_id,
+            on_returned=lambda detail: self._loaded(project_id, detail),
+            on_errored=self._refresh_failed,
+            on_finished=self._refresh_done,
+        )
+
+    def _loaded(self, project_id: str, detail: operations.Detail) -> None:
+        if project_id != self.project_id:
+            return
+        self.show_project(detail.project, detail.rounds)
+        self.refreshed.emit()
+
+    def _refresh_failed(self, message: str) -> None:
+        self.message.show_error(f"Could not refresh: {message}")
+
+    def _refresh_done(self) -> None:
+        self._loading = False
+
+    def show_project(self, project: dict[str, Any], rounds: list[dict[str, Any]]) -> None:
+        self.project, self.rounds = project, rounds
+        state = str(project.get("state", ""))
+        self.title.setText(str(project.get("name", "")))
+        self.pill.set_state(state, state_label(state))
+        self.progress.setValue(int(1000 * float(project.get("progress") or 0.0)))
+        metrics = project.get("latest_metrics") or {}
+        values = {
+            "round": rounds_text(project),
+            "contributors": str(project.get("active_contributors", 0)),
+            "elapsed": format_duration(elapsed_seconds(project)),
+            "ETA": format_duration(eta_seconds(project, rounds)),
+            "loss": _metric(metrics.get("loss")),
+            "accuracy": _metric(metrics.get("accuracy")),
+        }
+        for name, value in values.items():
+            self.stats[name].set(value)
+        for action, (_, states) in ACTIONS.items():
+            self.action_buttons[action].setVisible(state in states)
+        if project.get("error") and not self.message.is_error:
+            self.message.show_error(f"The project {state}: {project['error']}")
+        self.round_model.set_rounds(rounds)
+        self.chart.set_rounds(rounds)
+
+    # --- actions ----------------------------------------------------------------------------
+    def change(self, action: str) -> None:
+        if self._account is None or self.project_id is None:
+            return
+        if action == "cancel" and not self.confirm(
+            "Cancel training for good?",
+            "Every volunteer stops and the project cannot be resumed. The current model "
+            "stays downloadable.",
+        ):
+            return
+        for widget in self.action_buttons.values():
+            widget.setEnabled(False)
+        self._runner.start(
+            operations.change_state,
+            self._account,
+            self.project_id,
+            action,
+            on_returned=lambda project: self._changed(action, project),
+            on_errored=lambda message: self.message.show_error(message),
+            on_finished=self._enable_actions,
+        )
+
+    def _changed(self, action: str, project: dict[str, Any]) -> None:
+        self.message.show_info(f"Training {DONE_WORDS[action]}.")
+        self.show_project(project, self.rounds)
+        self.refresh()
+
+    def _enable_actions(self) -> None:
+        for widget in self.action_buttons.values():
+            widget.setEnabled(True)
+
+    def confirm(self, question: str, detail: str) -> bool:
+        answer = QMessageBox.question(self, "DAIG", f"{question}\n\n{detail}")
+        return bool(answer == QMessageBox.Yes)
+
+    def ask_save_path(self) -> Path | None:
+        name = str(self.project.get("name") or "model").replace("/", "_")
+        chosen, _ = QFileDialog.getSaveFileName(
+            self, "Save the model", f"{name}.h5", "Keras model (*.h5)"
+        )
+        return Path(chosen) if chosen else None
+
+    def _download_clicked(self) -> None:
+        if self._download is not None:
+            self._download.cancel()
+            return
+        if self._account is None or self.project_id is None:
+            return
+        target = self.ask_save_path()
+        if target is None:
+            return
+        self.download_bar.setValue(0)
+        self.download_bar.show()
+        self.download_button.setText("Cancel download")
+        self._download = self._runner.start(
+            operations.download_model,
+            self._account,
+            self.project_id,
+            target,
+            on_progress=self._download_progress,
+            on_returned=lambda info: self._downloaded(target, info),
+            on_errored=lambda message: self.message.show_error(f"Download failed: {message}"),
+            on_finished=self._download_finished,
+        )
+
+    def _download_progress(self, transfer: operations.Transfer) -> None:
+        if transfer.total:
+            self.download_bar.setValue(int(1000 * transfer.done / transfer.total))
+        else:
+            self.download_bar.setRange(0, 0)  # busy indicator while the size is unknown
+
+    def _downloaded(self, target: Path, info: dict[str, str]) -> None:
+        version = info.get("weights_version")
+        which = (
+            f"weights after {version} round{'s' * (version != '1')}"
+            if version and version != "0"
+            else "the model as uploaded"
+        )
+        self.message.show_info(f"Saved {target} ({which}).")
+        self.downloaded.emit(str(target))
+
+    def _download_finished(self) -> None:
+        cancelled = self._download is not None and self._download.cancelled
+        self._download = None
+        self.download_bar.setRange(0, 1000)
+        self.download_bar.hide()
+        self.download_button.setText("Download model…")
+        if cancelled:
+            self.message.show_info("Download cancelled.")
+
+    def showEvent(self, event: QShowEvent | None) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        self.timer.start()
+
+    def hideEvent(self, event: QHideEvent | None) -> None:  # noqa: N802 - Qt API
+        super().hideEvent(event)
+        self.timer.stop()
+
+
+def _metric(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.3f}"

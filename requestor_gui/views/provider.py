@@ -1,0 +1,231 @@
+"""Provider mode: Participate / Stop, the running task with its progress, the volunteer's limits."""
+
+from __future__ import annotations
+
+import os
+
+from PyQt5.QtCore import Qt, QTimer, pyqtSignal
+from PyQt5.QtWidgets import (
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QProgressBar,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from provider_agent.config import AgentConfig
+from requestor_gui.account import Account
+from requestor_gui.agent_thread import AgentThread
+from requestor_gui.settings import GuiSettings
+from requestor_gui.timing import format_duration
+from requestor_gui.views.common import Message, Stat, button, label
+
+POLL_MS = 300
+STATES = {
+    "idle": "Not participating. Click Participate to lend this computer to DAIG.",
+    "starting": "Connecting to the DAIG server…",
+    "waiting for tasks": "Participating: waiting for a task…",
+    "training": "Training a task for a requestor…",
+    "stopping": "Stopping: giving the current task back…",
+    "stopped": "Stopped. Click Participate to volunteer again.",
+}
+
+
+class ProviderView(QWidget):
+    """Emits ``running_changed(bool)`` when the agent starts or has fully stopped."""
+
+    running_changed = pyqtSignal(bool)
+
+    def __init__(self, settings: GuiSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._settings = settings
+        self._account: Account | None = None
+        self.agent_thread: AgentThread | None = None
+        self._done_before = 0  # tasks and seconds of earlier runs in this session
+        self._seconds_before = 0.0
+        self._build()
+        self.timer = QTimer(self)
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self._poll)
+        self._show_state("idle")
+
+    # --- building ---------------------------------------------------------------------------
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 18, 24, 18)
+        layout.addWidget(label("Resource provider", "title"))
+        layout.addWidget(
+            label(
+                "DAIG sends this computer training tasks on small shards of other people's "
+                "data. Training runs in a separate process with the limits below; Stop gives "
+                "the current task back at once so another volunteer can finish it.",
+                "subtitle",
+                wrap=True,
+            )
+        )
+        controls = QHBoxLayout()
+        self.participate_button = button("Participate", "go")
+        self.participate_button.clicked.connect(self.participate)
+        self.stop_button = button("Stop", "stop")
+        self.stop_button.clicked.connect(self.stop)
+        controls.addWidget(self.participate_button)
+        controls.addWidget(self.stop_button)
+        controls.addSpacing(16)
+        self.state = label("", "subtitle", wrap=True)
+        controls.addWidget(self.state, 1)
+        layout.addLayout(controls)
+        self.message = Message()
+        layout.addWidget(self.message)
+        layout.addWidget(self._task_group())
+        stats = QHBoxLayout()
+        self.tasks_done = Stat("tasks done this session")
+        self.contributed = Stat("training time contributed")
+        stats.addWidget(self.tasks_done)
+        stats.addWidget(self.contributed)
+        layout.addLayout(stats)
+        layout.addWidget(self._limits_group())
+        layout.addStretch(1)
+
+    def _task_group(self) -> QGroupBox:
+        group = QGroupBox("Current task")
+        form = QFormLayout(group)
+        self.project_label = label("—")
+        self.task_label = label("—")
+        self.round_label = label("—")
+        for widget in (self.project_label, self.task_label):
+            widget.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow("Project", self.project_label)
+        form.addRow("Task", self.task_label)
+        form.addRow("Round", self.round_label)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("%p% of the task's epochs")
+        form.addRow("Progress", self.progress)
+        return group
+
+    def _limits_group(self) -> QGroupBox:
+        group = QGroupBox("Your limits (remembered; applied when you click Participate)")
+        form = QFormLayout(group)
+        cpus = os.cpu_count() or 1
+        self.threads_box = QSpinBox()
+        self.threads_box.setRange(0, max(cpus, 1) * 4)
+        self.threads_box.setSpecialValueText(f"all ({cpus})")
+        self.threads_box.setValue(self._settings.threads)
+        self.threads_box.setSuffix(" threads")
+        self.threads_box.valueChanged.connect(self._save_limits)
+        self.threads_box.setMaximumWidth(220)
+        form.addRow("CPU threads", self.threads_box)
+        self.memory_box = QSpinBox()
+        self.memory_box.setRange(0, 1024 * 1024)
+        self.memory_box.setSingleStep(256)
+        self.memory_box.setSpecialValueText("no limit")
+        self.memory_box.setSuffix(" MB")
+        self.memory_box.setValue(self._settings.memory_mb)
+        self.memory_box.valueChanged.connect(self._save_limits)
+        self.memory_box.setMaximumWidth(220)
+        form.addRow("Memory for training", self.memory_box)
+        form.addRow(
+            "",
+            label(
+                "A task that needs more memory than this is stopped and given to someone "
+                "else; it does not count against the requestor.",
+                "hint",
+                wrap=True,
+            ),
+        )
+        return group
+
+    def _save_limits(self) -> None:
+        self._settings.threads = self.threads_box.value()
+        self._settings.memory_mb = self.memory_box.value()
+        self._settings.save()
+
+    # --- running ----------------------------------------------------------------------------
+    def set_account(self, account: Account | None) -> None:
+        self._account = account
+        if self.agent_thread is None:
+            self._show_state("idle")
+
+    @property
+    def running(self) -> bool:
+        return self.agent_thread is not None
+
+    def participate(self) -> None:
+        if self._account is None or self.agent_thread is not None:
+            return
+        self._save_limits()
+        config = AgentConfig(
+            server=self._account.server,
+            username=self._account.username,
+            password=self._account.password,
+            threads=self.threads_box.value() or None,
+            memory_mb=self.memory_box.value() or None,
+        )
+        self.message.clear()
+        self.agent_thread = AgentThread(config, self)
+        self.agent_thread.failed.connect(self._failed)
+        self.agent_thread.finished.connect(self._finished)
+        self.agent_thread.start()
+        self.timer.start()
+        self._poll()
+        self.running_changed.emit(True)
+
+    def stop(self) -> None:
+        """Ask the agent to stop; it gives its task back and the thread ends by itself."""
+        if self.agent_thread is not None:
+            self.agent_thread.request_stop()
+            self._poll()
+
+    def wait(self, msecs: int) -> bool:
+        """Block until the agent's thread ended (True) or ``msecs`` passed."""
+        return self.agent_thread is None or self.agent_thread.wait(msecs)
+
+    def _failed(self, message: str) -> None:
+        self.message.show_error(f"Could not participate: {message}")
+
+    def _finished(self) -> None:
+        thread, self.agent_thread = self.agent_thread, None
+        self.timer.stop()
+        if thread is not None:
+            self._done_before += thread.status.tasks_done
+            self._seconds_before += thread.status.seconds_contributed
+            error = thread.status.last_error
+            if error and not self.message.is_error:
+                self.message.show_info(f"Last problem seen: {error}")
+            thread.deleteLater()
+        self._show_state("stopped")
+        self.running_changed.emit(False)
+
+    def _poll(self) -> None:
+        thread = self.agent_thread
+        if thread is None:
+            return
+        status = thread.status
+        self._show_state("stopping" if thread.stopping else status.state)
+        training = status.state == "training" and status.project_id is not None
+        self.project_label.setText(status.project_id if training else "—")
+        self.task_label.setText(status.task_id if training else "—")
+        self.round_label.setText(
+            str(status.round + 1) if training and status.round is not None else "—"
+        )
+        self.progress.setValue(int(1000 * status.progress) if training else 0)
+        self.tasks_done.set(str(self._done_before + status.tasks_done))
+        self.contributed.set(format_duration(self._seconds_before + status.seconds_contributed))
+
+    def _show_state(self, state: str) -> None:
+        self.state.setText(STATES.get(state, state.capitalize()))
+        running = self.agent_thread is not None
+        self.participate_button.setEnabled(not running and self._account is not None)
+        self.stop_button.setEnabled(
+            running and not (self.agent_thread and self.agent_thread.stopping)
+        )
+        self.threads_box.setEnabled(not running)
+        self.memory_box.setEnabled(not running)
+        if not running:
+            for widget in (self.project_label, self.task_label, self.round_label):
+                widget.setText("—")
+            self.progress.setValue(0)
+            self.tasks_done.set(str(self._done_before))
+            self.contributed.set(format_duration(self._seconds_before))

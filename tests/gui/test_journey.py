@@ -1,0 +1,109 @@
+"""The whole journey from the GUI alone, on a cluster of real processes.
+
+API, scheduler and aggregator run as OS processes (``tests/e2e`` cluster); the GUI's own
+provider agent (on its QThread, training in its child process) is the only volunteer. A new
+user signs up, volunteers, creates and starts a digits project, watches it progress to the
+end, downloads the model, and stops volunteering; and Stop mid-task gives the task back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daig.examples import held_out_accuracy
+from daig.hyperparams import Hyperparameters
+from requestor_gui.main_window import MainWindow
+from tests.gui.conftest import PASSWORD, WAIT_MS, log_in, unique
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+TRAIN_MS = 240_000
+
+
+def participate(qtbot, window: MainWindow) -> None:
+    window.mode_buttons["provider"].click()
+    provider = window.provider
+    provider.threads_box.setValue(1)
+    provider.participate_button.click()
+    qtbot.waitUntil(
+        lambda: (
+            provider.state.text()
+            in ("Participating: waiting for a task…", "Training a task for a requestor…")
+        ),
+        timeout=WAIT_MS * 3,
+    )
+
+
+def test_a_new_user_does_everything_from_the_gui(
+    qtbot, window: MainWindow, cluster, digits_files, tmp_path: Path, monkeypatch
+) -> None:
+    log_in(qtbot, window, cluster.api_url, unique("new"), create=True)
+    participate(qtbot, window)
+
+    window.mode_buttons["requestor"].click()
+    window.projects.new_button.click()
+    form = window.new_project
+    with qtbot.waitSignal(form.inspected, timeout=WAIT_MS):
+        form.set_files(
+            {"model": digits_files.model, "data": digits_files.data, "labels": digits_files.labels}
+        )
+    form.form.set_values({"epochs": 2, "total_tasks": 4, "task_size": 2, "passes": 1})
+    with qtbot.waitSignal(form.created, timeout=WAIT_MS):
+        form.create_button.click()
+
+    detail = window.detail
+    seen: list[tuple[str, str]] = []
+    detail.refreshed.connect(
+        lambda: seen.append((detail.project["state"], detail.stats["round"].value.text()))
+    )
+    qtbot.waitUntil(lambda: detail.project.get("state") == "done", timeout=TRAIN_MS)
+    # The screen followed the training by itself, from the start to the end.
+    assert seen[0][1] == "0 of 2" and seen[0][0] != "done", seen
+    assert seen[-1] == ("done", "2 of 2"), seen
+    assert detail.chart.point_count("loss") == 2 and detail.chart.point_count("accuracy") == 2
+    assert detail.round_model.rowCount() == 2
+    assert detail.progress.value() == 1000 and detail.stats["ETA"].value.text() == "—"
+
+    target = tmp_path / "trained.h5"
+    monkeypatch.setattr(detail, "ask_save_path", lambda: target)
+    with qtbot.waitSignal(detail.downloaded, timeout=WAIT_MS):
+        detail.download_button.click()
+    assert "weights after 2 rounds" in detail.message.text()
+    assert held_out_accuracy(target, digits_files.test_data, digits_files.test_labels) > 0.5
+
+    window.mode_buttons["provider"].click()
+    provider = window.provider
+    assert provider.tasks_done.value.text() == "4"
+    with qtbot.waitSignal(provider.running_changed, timeout=WAIT_MS):
+        provider.stop_button.click()
+    assert provider.state.text().startswith("Stopped.")
+    assert provider.tasks_done.value.text() == "4"  # kept for the session
+
+
+def test_stop_gives_a_running_task_back_at_once(
+    qtbot, window: MainWindow, cluster, digits_files
+) -> None:
+    requestor = cluster.account("requestor", PASSWORD)
+    # One long task (the whole data set, many epochs): Stop lands mid-training.
+    project = requestor.create_project(
+        "long", Hyperparameters(epochs=300, total_tasks=1, task_size=1, passes=1)
+    )
+    for kind in ("model", "data", "labels"):
+        requestor.upload_file(project["id"], kind, getattr(digits_files, kind))
+    requestor.start(project["id"])
+
+    log_in(qtbot, window, cluster.api_url, unique("volunteer"), create=True)
+    participate(qtbot, window)
+    provider = window.provider
+    qtbot.waitUntil(lambda: provider.progress.value() > 0, timeout=TRAIN_MS)
+    assert provider.project_label.text() == project["id"]
+    assert provider.round_label.text() == "1"
+    assert requestor.project(project["id"])["active_contributors"] == 1
+
+    with qtbot.waitSignal(provider.running_changed, timeout=15_000):
+        provider.stop_button.click()
+    # Given back, not left to expire: nobody holds the task any more.
+    assert requestor.project(project["id"])["active_contributors"] == 0
+    assert provider.tasks_done.value.text() == "0"
+    requestor.cancel(project["id"])
