@@ -167,6 +167,23 @@ class DaigClient:
     def release(self, claim_id: str | uuid.UUID) -> None:
         self.request("POST", f"/v1/claims/{claim_id}/release")
 
+    # --- credits ----------------------------------------------------------------------------
+    def credits(self) -> dict[str, Any]:
+        """Balance, granted, earned, spent, committed and available credits."""
+        return dict(self.json("GET", "/v1/credits"))
+
+    def credit_history(self, limit: int = 100) -> list[dict[str, Any]]:
+        return list(self.json("GET", "/v1/credits/history", params={"limit": limit}))
+
+    def project_cost(self, project_id: str | uuid.UUID) -> dict[str, Any]:
+        return dict(self.json("GET", f"/v1/projects/{project_id}/cost"))
+
+    def leaderboard(
+        self, project_id: str | uuid.UUID | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        path = f"/v1/projects/{project_id}/leaderboard" if project_id else "/v1/leaderboard"
+        return list(self.json("GET", path, params={"limit": limit}))
+
 
 def raise_for_status(response: httpx.Response) -> None:
     if response.status_code < 400:

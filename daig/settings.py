@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     login_window_seconds: float = Field(default=300.0, gt=0)
     signups_per_ip: int = Field(default=20, ge=0)
     signup_window_seconds: float = Field(default=3600.0, gt=0)
+    # Credits a new account starts with (1 credit = 1 sample x epoch x model parameter).
+    credit_signup_grant: int = Field(default=1_000_000_000_000, ge=0)
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -259,3 +259,43 @@ class RateEvent(Base):
     bucket: Mapped[str] = mapped_column(String(32))  # e.g. "login_user", "login_ip", "signup_ip"
     key: Mapped[str] = mapped_column(String(255))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CreditTransfer(Base):
+    """One movement of credit: a group of entries that sum to zero (double entry).
+
+    Append-only (a database trigger refuses UPDATE and DELETE). ``(kind, reference)`` is
+    unique, so posting the same movement twice (a redelivered result, a retried grant) is a
+    no-op: ``work`` transfers are keyed by task id, ``grant`` transfers by user id.
+    """
+
+    __tablename__ = "credit_transfers"
+    __table_args__ = (UniqueConstraint("kind", "reference", name="uq_credit_transfers_kind_ref"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # grant | work
+    reference: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    task_id: Mapped[uuid.UUID | None] = mapped_column()
+    result_id: Mapped[uuid.UUID | None] = mapped_column()
+    memo: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class CreditEntry(Base):
+    """One side of a transfer: ``amount`` > 0 credits ``account``, < 0 debits it.
+
+    Accounts are ``user:<id>`` (an account's balance is the sum of its entries) or
+    ``system:grants`` (where sign-up grants come from; it goes negative by what was granted).
+    """
+
+    __tablename__ = "credit_entries"
+    __table_args__ = (Index("ix_credit_entries_account", "account", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("credit_transfers.id"), index=True)
+    account: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(Integer)  # the account's user, if any
+    amount: Mapped[int] = mapped_column(BigInteger)

@@ -25,6 +25,7 @@ from daig import keys
 from daig.blobstore import BlobStore
 from daig.broker import Delivery, Outcome
 from daig.broker import Session as BrokerSession
+from daig.credits import ledger
 from daig.db.models import (
     Claim,
     ClaimState,
@@ -354,6 +355,8 @@ class Aggregator:
             session, message, ResultStatus.ACCEPTED, None, None, samples=stop - start
         )
         row.delta_norm = norm
+        # Paid in this transaction: a result recorded once is paid once, restart or not.
+        ledger.pay_for_result(session, project=project, task=task, result=row)
         task.state, task.done_at = TaskState.DONE, now()
         claim.state, claim.ended_at = ClaimState.FINISHED, now()
         # A straggler's or a lapsed lease's other claims lost: free their slots right away.

@@ -14,7 +14,7 @@ from daig.broker import Publisher
 from daig.db.session import make_engine, make_sessionmaker
 from daig.settings import Settings
 from services.api import errors
-from services.api.api.routes import auth, blobs, files, health, projects, tasks
+from services.api.api.routes import auth, blobs, credits, files, health, projects, tasks
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -43,6 +43,6 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (auth, projects, files, tasks, blobs, health):
+    for module in (auth, projects, files, tasks, blobs, health, credits):
         app.include_router(module.router)
     return app

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy.exc import IntegrityError
 
+from daig.credits import ledger
 from daig.db.models import User
 from daig.settings import Settings
 from services.api import crud
@@ -78,6 +79,8 @@ def signup(
         session.commit()
     except IntegrityError as exc:
         raise ApiError(409, f"the username {body.username!r} is taken", "taken") from exc
+    ledger.ensure_grant(session, user.id, settings.credit_signup_grant)
+    session.commit()
     return UserOut(id=user.id, username=user.username)
 
 

@@ -20,7 +20,8 @@ from daig.db.models import Project, ProjectState, Result, User
 from daig.messages import EventKind, ProjectEvent
 from daig.topology import EVENTS
 from services.api import crud, lifecycle, modelfile
-from services.api.api.deps import BlobsDep, CurrentUser, PublisherDep, SessionDep
+from services.api.api.deps import BlobsDep, CurrentUser, PublisherDep, SessionDep, SettingsDep
+from services.api.credit_check import require_credit
 from services.api.errors import ApiError
 from services.api.schemas import ProjectCreate, ProjectOut, RoundOut
 
@@ -81,12 +82,14 @@ def start_project(
     session: SessionDep,
     blobs: BlobsDep,
     publisher: PublisherDep,
+    settings: SettingsDep,
 ) -> ProjectOut:
-    """Check the files and hyperparameters together and queue the project for training."""
+    """Check the files, hyperparameters and credit together and queue the project."""
     project = crud.get_owned_project(
         session=session, project_id=project_id, user=user, for_update=True
     )
     lifecycle.start(session=session, blobs=blobs, project=project)
+    require_credit(session=session, project=project, grant=settings.credit_signup_grant)
     session.commit()
     _notify(publisher, project, EventKind.PROJECT_STARTED)
     return crud.project_out(session=session, project=project)

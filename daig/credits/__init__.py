@@ -1,0 +1,1 @@
+"""Credits: what work costs (``pricing``), the double-entry ``ledger``, and ``reports``."""

@@ -1,0 +1,170 @@
+"""Posting to the double-entry credit ledger, and reading balances back.
+
+Every movement is one ``CreditTransfer`` with entries that sum to zero; balances are never
+stored, only summed from entries. Posting is idempotent: a transfer is keyed by
+``(kind, reference)`` and inserted with ``ON CONFLICT DO NOTHING``, so a retried grant or a
+result handled again (redelivery, aggregator restart) posts nothing the second time. These
+functions never commit: the caller's transaction (e.g. the one accepting a result) owns them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from daig.credits.pricing import task_cost
+from daig.db.models import CreditEntry, CreditTransfer, Project, Result, Task
+from daig.weights.schema import WeightSchema
+
+log = logging.getLogger(__name__)
+
+GRANTS = "system:grants"  # the source of sign-up grants
+GRANT = "grant"
+WORK = "work"
+
+
+def user_account(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One entry of a transfer to be posted: ``amount`` > 0 credits the account."""
+
+    account: str
+    amount: int
+    user_id: int | None = None
+
+
+def post(
+    session: Session,
+    *,
+    kind: str,
+    reference: str,
+    legs: Sequence[Leg],
+    project_id: uuid.UUID | None = None,
+    task_id: uuid.UUID | None = None,
+    result_id: uuid.UUID | None = None,
+    memo: str = "",
+) -> int | None:
+    """Record one transfer; its id, or None if ``(kind, reference)`` was already posted."""
+    if len(legs) < 2 or sum(leg.amount for leg in legs) != 0:
+        raise ValueError(f"a transfer needs two or more entries summing to zero, not {legs}")
+    transfer_id = session.scalar(
+        insert(CreditTransfer)
+        .values(
+            kind=kind,
+            reference=reference,
+            project_id=project_id,
+            task_id=task_id,
+            result_id=result_id,
+            memo=memo[:255],
+        )
+        .on_conflict_do_nothing(constraint="uq_credit_transfers_kind_ref")
+        .returning(CreditTransfer.id)
+    )
+    if transfer_id is None:
+        return None
+    session.add_all(
+        CreditEntry(
+            transfer_id=transfer_id, account=leg.account, user_id=leg.user_id, amount=leg.amount
+        )
+        for leg in legs
+    )
+    session.flush()
+    return int(transfer_id)
+
+
+def ensure_grant(session: Session, user_id: int, amount: int) -> bool:
+    """Give a new account its sign-up grant once (later calls do nothing); True if given now."""
+    if amount <= 0:
+        return False
+    posted = post(
+        session,
+        kind=GRANT,
+        reference=str(user_id),
+        legs=[Leg(GRANTS, -amount), Leg(user_account(user_id), amount, user_id)],
+        memo="sign-up grant",
+    )
+    return posted is not None
+
+
+def parameters_of(project: Project) -> int:
+    assert project.weight_schema is not None, "a started project has a weight schema"
+    return WeightSchema.from_json(project.weight_schema).parameters
+
+
+def pay_for_result(session: Session, *, project: Project, task: Task, result: Result) -> int:
+    """Move an accepted result's worth from the project's owner to its provider.
+
+    Keyed by task: a task is paid at most once, whichever of its results was accepted.
+    Returns the credits moved (0 if the task was paid already).
+    """
+    assert result.provider_id is not None
+    amount = task_cost(
+        samples=result.samples, epochs=project.epochs, parameters=parameters_of(project)
+    )
+    if amount == 0:
+        return 0
+    posted = post(
+        session,
+        kind=WORK,
+        reference=str(task.id),
+        legs=[
+            Leg(user_account(project.owner_id), -amount, project.owner_id),
+            Leg(user_account(result.provider_id), amount, result.provider_id),
+        ],
+        project_id=project.id,
+        task_id=task.id,
+        result_id=result.id,
+        memo=f"round {task.round_index} shard {task.shard}: {result.samples} samples",
+    )
+    if posted is None:
+        log.warning("project %s task %s: already paid; not paying again", project.id, task.id)
+        return 0
+    log.info(
+        "project %s round %s task %s: %s credits from user %s to provider %s",
+        project.id,
+        task.round_index,
+        task.id,
+        amount,
+        project.owner_id,
+        result.provider_id,
+    )
+    return amount
+
+
+@dataclass(frozen=True)
+class Balance:
+    """An account's balance and where it came from (all derived from entries)."""
+
+    balance: int
+    granted: int
+    earned: int
+    spent: int
+
+
+def balance_of(session: Session, user_id: int) -> Balance:
+    account = user_account(user_id)
+    is_work = CreditTransfer.kind == WORK
+    row = session.execute(
+        select(
+            func.coalesce(func.sum(CreditEntry.amount), 0),
+            func.coalesce(func.sum(case((CreditTransfer.kind == GRANT, CreditEntry.amount))), 0),
+            func.coalesce(
+                func.sum(case(((CreditEntry.amount > 0) & is_work, CreditEntry.amount))), 0
+            ),
+            func.coalesce(
+                func.sum(case(((CreditEntry.amount < 0) & is_work, -CreditEntry.amount))), 0
+            ),
+        )
+        .join(CreditTransfer, CreditTransfer.id == CreditEntry.transfer_id)
+        .where(CreditEntry.account == account)
+    ).one()
+    return Balance(*(int(value) for value in row))
