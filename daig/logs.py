@@ -1,4 +1,10 @@
-"""Logging setup for every DAIG process: readable lines, or JSON lines when configured."""
+"""Logging setup for every DAIG process: readable lines, or JSON lines when configured.
+
+Every line carries the project, round and task it is about: code that works on one wraps the
+work in ``log_context(project=..., round=..., task=...)`` (a context variable, so it follows
+threads started with a copied context and asyncio tasks), and ``ContextFilter`` copies the ids
+onto each record. JSON lines always have the three keys (null outside any project).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,59 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
+
+LOG_IDS = ("project", "round", "task")
+_ids: ContextVar[Mapping[str, str]] = ContextVar("daig_log_ids", default=MappingProxyType({}))
+
+
+@contextmanager
+def log_context(**ids: object) -> Iterator[None]:
+    """Tag every log line inside the block with these ids (``None`` values are ignored)."""
+    unknown = set(ids) - set(LOG_IDS)
+    if unknown:
+        raise TypeError(f"log_context takes {', '.join(LOG_IDS)}, not {', '.join(unknown)}")
+    token = _ids.set({**_ids.get(), **{k: str(v) for k, v in ids.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _ids.reset(token)
+
+
+def current_ids() -> Mapping[str, str]:
+    return _ids.get()
+
+
+class ContextFilter(logging.Filter):
+    """Copies the current project/round/task ids onto each record (and a text suffix)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ids = _ids.get()
+        for name in LOG_IDS:
+            setattr(record, name, ids.get(name))
+        record.ids = "".join(f" {name}={ids[name]}" for name in LOG_IDS if name in ids)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, process: str = "daig") -> None:
+        super().__init__()
+        self._process = process
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, str | None] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
+            "process": self._process,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for name in LOG_IDS:
+            entry[name] = getattr(record, name, None)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
@@ -46,11 +94,12 @@ def quiet_tensorflow() -> None:
 
 def setup_logging(level: str = "INFO", *, json_lines: bool = False, process: str = "daig") -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
     if json_lines:
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(process))
     else:
         handler.setFormatter(
-            logging.Formatter(f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s")
+            logging.Formatter(f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s%(ids)s")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]

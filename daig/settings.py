@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     credit_signup_grant: int = Field(default=1_000_000_000_000, ge=0)
     log_level: str = "INFO"
     log_json: bool = False
+    # The scheduler and the aggregator serve /metrics and /healthz here (unset: not served);
+    # the API serves both on its own port.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:

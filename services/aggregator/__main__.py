@@ -8,6 +8,7 @@ from daig.blobstore import open_blob_store
 from daig.broker import run_consumer
 from daig.db.session import make_engine, make_sessionmaker
 from daig.logs import setup_logging
+from daig.metrics import BrokerLink, role_health, serve
 from daig.process import TRANSIENT_ERRORS, stop_on_signals, wait_for_database
 from daig.settings import Settings
 from daig.topology import RESULTS
@@ -23,6 +24,9 @@ def main() -> None:
     wait_for_database(engine)
     sessions, blobs = make_sessionmaker(engine), open_blob_store(settings)
     aggregator = Aggregator(sessions, blobs, settings)
+    link = BrokerLink()
+    if settings.metrics_port is not None:
+        serve(settings.metrics_port, role_health(engine, link))
     # Per-round evaluation runs beside result handling, never in its way.
     evaluator = threading.Thread(
         target=Evaluator(sessions, blobs).run, args=(stop,), name="evaluator", daemon=True
@@ -36,6 +40,7 @@ def main() -> None:
             stop,
             prefetch=4,
             transient=TRANSIENT_ERRORS,
+            on_connect=link.on_connect,
         )
     finally:
         stop.set()

@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from daig import keys
+from daig import keys, metrics
 from daig.blobstore import BlobStore
 from daig.broker import Delivery, Outcome
 from daig.broker import Session as BrokerSession
@@ -37,6 +37,7 @@ from daig.db.models import (
     Task,
     TaskState,
 )
+from daig.logs import log_context
 from daig.messages import EventKind, ProjectEvent, TrainResult, decode
 from daig.messages import ResultStatus as MessageStatus
 from daig.planning import shard_rows
@@ -63,6 +64,16 @@ class Verdict:
     status: ResultStatus
     reason: RejectReason | None = None
     round_closed: bool = False
+
+
+def _count(verdict: Verdict) -> None:
+    """Metrics of a recorded result (after its commit, so a rolled-back one never counts)."""
+    if verdict.status == ResultStatus.ACCEPTED:
+        metrics.RESULTS_ACCEPTED.inc()
+    else:
+        metrics.RESULTS_REJECTED.labels(str(verdict.reason or verdict.status)).inc()
+    if verdict.round_closed:
+        metrics.ROUNDS_CLOSED.inc()
 
 
 class Sender(Enum):
@@ -120,12 +131,15 @@ class Aggregator:
         the message's ``provider_id``.
         """
         pending: list[tuple[Any, ...]] = []  # folded into the running mean after the commit
-        with self._sessions.begin() as session:
-            verdict = self._decide(session, message, sender, pending)
-        for key, result_id, delta, samples in pending:
-            self._folds.add(key, result_id, delta, samples)
-        if verdict is not None and verdict.round_closed:
-            self._folds.forget((message.project_id, message.round))
+        with log_context(project=message.project_id, round=message.round, task=message.task_id):
+            with self._sessions.begin() as session:
+                verdict = self._decide(session, message, sender, pending)
+            for key, result_id, delta, samples in pending:
+                self._folds.add(key, result_id, delta, samples)
+            if verdict is not None and verdict.round_closed:
+                self._folds.forget((message.project_id, message.round))
+        if verdict is not None:
+            _count(verdict)
         return verdict
 
     def _decide(
@@ -221,8 +235,11 @@ class Aggregator:
             if size > limit:
                 raise Rejection(RejectReason.BAD_DELTA, f"the delta is {size} bytes, too large")
             data = self._blobs.get_bytes(expected_key)
+            metrics.DELTA_BYTES.labels("blob").inc(len(data))
         elif len(data) > limit:
             raise Rejection(RejectReason.BAD_DELTA, f"the delta is {len(data)} bytes, too large")
+        else:
+            metrics.DELTA_BYTES.labels("inline").inc(len(data))
         if hashlib.sha256(data).hexdigest() != message.sha256:
             raise Rejection(RejectReason.CHECKSUM_MISMATCH, "the delta's sha256 does not match")
         try:

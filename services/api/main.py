@@ -12,9 +12,11 @@ from fastapi import FastAPI
 from daig.blobstore import open_blob_store
 from daig.broker import Publisher
 from daig.db.session import make_engine, make_sessionmaker
+from daig.metrics_asgi import MeteringMiddleware
 from daig.settings import Settings
 from services.api import errors
 from services.api.api.routes import auth, blobs, credits, files, health, projects, tasks
+from services.api.api.routes import metrics as metrics_route
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -45,4 +47,6 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for module in (auth, projects, files, tasks, blobs, health, credits):
         app.include_router(module.router)
+    app.include_router(metrics_route.router)
+    app.add_middleware(MeteringMiddleware)
     return app

@@ -7,6 +7,7 @@ import threading
 from daig.broker import run_consumer
 from daig.db.session import make_engine, make_sessionmaker
 from daig.logs import setup_logging
+from daig.metrics import BrokerLink, register_queue_depths, role_health, serve
 from daig.process import TRANSIENT_ERRORS, stop_on_signals, wait_for_database
 from daig.settings import Settings
 from daig.topology import DEAD, EVENTS
@@ -23,6 +24,10 @@ def main() -> None:
     sessions = make_sessionmaker(engine)
     scheduler = Scheduler(sessions, settings)
     recorder = DeadLetterRecorder(sessions)
+    link = BrokerLink()
+    if settings.metrics_port is not None:
+        register_queue_depths(settings.amqp_url)
+        serve(settings.metrics_port, role_health(engine, link))
     # One connection per thread: dead letters are consumed beside the main event loop.
     dead_letters = threading.Thread(
         target=run_consumer,
@@ -42,6 +47,7 @@ def main() -> None:
             idle=scheduler.tick,
             idle_seconds=settings.scheduler_tick_seconds,
             transient=TRANSIENT_ERRORS,
+            on_connect=link.on_connect,
         )
     finally:
         stop.set()

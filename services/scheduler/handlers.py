@@ -16,9 +16,11 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from daig import metrics
 from daig.broker import Delivery, Outcome
 from daig.broker import Session as BrokerSession
 from daig.db.models import Claim, ClaimState, Project, ProjectState, Round, Task, TaskState
+from daig.logs import log_context
 from daig.messages import ProjectEvent, TrainTask, decode
 from daig.planning import round_shards
 from daig.settings import Settings
@@ -51,6 +53,10 @@ class Scheduler:
             self.reconcile(project_id, broker)
 
     def reconcile(self, project_id: uuid.UUID, broker: BrokerSession) -> None:
+        with log_context(project=project_id):
+            self._reconcile(project_id, broker)
+
+    def _reconcile(self, project_id: uuid.UUID, broker: BrokerSession) -> None:
         # Two transactions: task rows must be committed before any message naming them is
         # published, or a fast provider would claim a task that does not exist yet.
         with self._sessions.begin() as session:
@@ -136,6 +142,7 @@ class Scheduler:
             )
         )
         for task_id in set(expired):
+            metrics.TASKS_REISSUED.labels("lease_expired").inc()
             log.info("project %s task %s: lease expired, giving it out again", project.id, task_id)
             still_held = (
                 select(Claim.id)
@@ -177,6 +184,7 @@ class Scheduler:
         ).tuples()
         for task_id, youngest in running:
             if logic.is_straggler((now() - youngest).total_seconds(), deadline):
+                metrics.TASKS_REISSUED.labels("straggler").inc()
                 log.info(
                     "project %s round %s task %s: straggler (> %.1f s), giving it out again",
                     project.id,
@@ -247,14 +255,16 @@ class Scheduler:
                 attempt=task.dispatches + 1,
             )
             broker.publish(TASKS, message)
+            metrics.TASKS_PUBLISHED.inc()
             task.state = TaskState.QUEUED
             task.dispatches += 1
             task.dispatched_at = now()
-            log.info(
-                "project %s round %s task %s: published (shard %s, attempt %s)",
-                project.id,
-                task.round_index,
-                task.id,
-                task.shard,
-                message.attempt,
-            )
+            with log_context(round=task.round_index, task=task.id):
+                log.info(
+                    "project %s round %s task %s: published (shard %s, attempt %s)",
+                    project.id,
+                    task.round_index,
+                    task.id,
+                    task.shard,
+                    message.attempt,
+                )

@@ -7,10 +7,12 @@ import uuid
 
 from fastapi import APIRouter
 
-from daig.db.models import Project
+from daig import metrics
+from daig.db.models import Project, Task
+from daig.logs import log_context
 from daig.messages import EventKind, ProjectEvent
 from daig.topology import EVENTS, RESULTS, TASKS
-from services.api import claims
+from services.api import claims, crud
 from services.api.api.deps import BlobsDep, CurrentUser, PublisherDep, SessionDep, SettingsDep
 from services.api.broker_accounts import BrokerAccountsUnavailable, ensure_provider_account
 from services.api.errors import ApiError
@@ -56,15 +58,25 @@ def claim_task(
     settings: SettingsDep,
 ) -> ClaimGrant:
     """Claim a task announced on the task queue; 409 says why it is not yours."""
-    grant = claims.claim(
-        session=session,
-        blobs=blobs,
-        settings=settings,
-        user=user,
-        task_id=task_id,
-        agent_id=body.agent_id,
-    )
-    session.commit()
+    with metrics.CLAIM_SECONDS.time(), log_context(task=task_id):
+        try:
+            grant = claims.claim(
+                session=session,
+                blobs=blobs,
+                settings=settings,
+                user=user,
+                task_id=task_id,
+                agent_id=body.agent_id,
+            )
+            task = session.get(Task, task_id)  # in the session already: no query
+            published = task.dispatched_at if task is not None else None
+            session.commit()
+        except ApiError as exc:
+            metrics.CLAIMS_REFUSED.labels(exc.reason).inc()
+            raise
+    metrics.TASKS_CLAIMED.inc()
+    if published is not None:
+        metrics.CLAIM_WAIT_SECONDS.observe(max(0.0, (crud.now() - published).total_seconds()))
     log.info(
         "project %s round %s task %s: claimed by user %s (%s)",
         grant.project_id,
