@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from daig.cli import project, servers
+from daig.cli import credits, project, servers
 
 app = typer.Typer(
     help="DAIG, the Distributed A.I. Grid: train Keras models on volunteers' computers.",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 servers.register(app)
 app.add_typer(project.app, name="project")
+credits.register(app)
 
 
 @app.command()
