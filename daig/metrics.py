@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import Counter, Histogram, make_wsgi_app
+from prometheus_client import Counter, Histogram, disable_created_metrics, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
 log = logging.getLogger(__name__)
+disable_created_metrics()  # the *_created series only double what operators read
 
 # Scheduler
 TASKS_PUBLISHED = Counter(

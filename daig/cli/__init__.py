@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from daig.cli import credits, project, servers
@@ -29,6 +31,36 @@ def demo(
     quiet_tensorflow()
 
     raise typer.Exit(run_demo(providers=providers, keep=keep))
+
+
+@app.command()
+def up(
+    host: str = typer.Option("127.0.0.1", help="Address the API listens on."),
+    port: int = typer.Option(8000, help="Port of the API (and of its /metrics)."),
+    metrics_port: int = typer.Option(
+        9100, help="Scheduler's /metrics and /healthz port; aggregator N uses this + N."
+    ),
+    aggregators: int = typer.Option(1, min=1, max=16, help="Aggregator processes to start."),
+    log_dir: Path = typer.Option(
+        None, help="Where each role's log goes (default ~/.local/state/daig/logs)."
+    ),
+    migrate: bool = typer.Option(True, help="Apply database migrations first."),
+) -> None:
+    """Run the API, scheduler and aggregators here as processes until Ctrl-C (DAIG_* settings)."""
+    from daig.cli.up import UpOptions, run_up
+
+    raise typer.Exit(
+        run_up(
+            UpOptions(
+                host=host,
+                port=port,
+                metrics_port=metrics_port,
+                aggregators=aggregators,
+                log_dir=log_dir,
+                migrate=migrate,
+            )
+        )
+    )
 
 
 @app.command()
