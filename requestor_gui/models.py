@@ -112,14 +112,34 @@ class ProjectTableModel(QAbstractTableModel):
 
 
 # Metrics shown as columns, in this order when present; others ending in loss/accuracy follow.
-KNOWN_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+KNOWN_METRICS = (
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "held_out_loss",
+    "held_out_accuracy",
+)
+
+
+def round_metrics(r: dict[str, Any]) -> dict[str, Any]:
+    """A round's training metrics plus the aggregator's score of its new model on the
+    requestor's validation files (``evaluation``), as ``held_out_loss``/``held_out_accuracy``."""
+    metrics = dict(r.get("metrics") or {})
+    evaluation = r.get("evaluation") or {}
+    if "error" not in evaluation:
+        for name in ("loss", "accuracy"):
+            value = evaluation.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                metrics[f"held_out_{name}"] = value
+    return metrics
 
 
 def metric_names(rounds: list[dict[str, Any]]) -> list[str]:
     """The loss and accuracy metrics that any round reported, in a stable order."""
     seen: set[str] = set()
     for r in rounds:
-        seen.update(r.get("metrics") or {})
+        seen.update(round_metrics(r))
     chartable = {m for m in seen if m.endswith(("loss", "accuracy", "acc"))}
     known = [m for m in KNOWN_METRICS if m in chartable]
     return known + sorted(chartable - set(known))
@@ -174,7 +194,7 @@ class RoundTableModel(QAbstractTableModel):
             return closed.astimezone().strftime("%H:%M:%S") if closed else "open"
         if name == "Duration":
             return _duration(parse_time(r.get("opened_at")), parse_time(r.get("closed_at")))
-        value = (r.get("metrics") or {}).get(name)
+        value = round_metrics(r).get(name)
         return "—" if value is None else f"{float(value):.4f}"
 
 

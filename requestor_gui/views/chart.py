@@ -8,19 +8,24 @@ import pyqtgraph as pg
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QHBoxLayout, QWidget
 
-from requestor_gui.models import metric_names
+from requestor_gui.models import metric_names, round_metrics
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#3a4756")
 
-COLOURS = {"loss": "#2f6fde", "accuracy": "#1e8e3e"}
-VALIDATION_COLOURS = {"loss": "#e67e22", "accuracy": "#8e44ad"}
+# Per panel: the providers' training metric, Keras's validation split, the held-out files.
+COLOURS = {
+    "loss": {"": "#2f6fde", "val_": "#e67e22", "held_out_": "#c0392b"},
+    "accuracy": {"": "#1e8e3e", "val_": "#8e44ad", "held_out_": "#b7950b"},
+}
+# Loss falls and accuracy rises: each legend goes where its curves usually are not.
+LEGEND_OFFSETS = {"loss": (-10, 10), "accuracy": (-10, -30)}
 
 
 def series(rounds: list[dict[str, Any]], name: str) -> tuple[list[int], list[float]]:
     """(round numbers, values) of one metric, skipping rounds that did not report it."""
     xs, ys = [], []
     for r in rounds:
-        value = (r.get("metrics") or {}).get(name)
+        value = round_metrics(r).get(name)
         if r.get("closed_at") and value is not None:
             xs.append(int(r["index"]) + 1)
             ys.append(float(value))
@@ -34,18 +39,20 @@ class MetricsChart(QWidget):
         super().__init__(parent)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.plots = {"loss": self._plot("Loss"), "accuracy": self._plot("Accuracy")}
+        self.plots = {key: self._plot(key) for key in ("loss", "accuracy")}
         for plot in self.plots.values():
             layout.addWidget(plot)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self._empty = {key: self._placeholder(plot) for key, plot in self.plots.items()}
 
-    def _plot(self, title: str) -> pg.PlotWidget:
+    def _plot(self, key: str) -> pg.PlotWidget:
         plot = pg.PlotWidget()
-        plot.setTitle(title, size="11pt")
+        plot.setTitle(key.capitalize(), size="11pt")
         plot.setLabel("bottom", "round")
         plot.showGrid(x=True, y=True, alpha=0.2)
-        plot.addLegend(offset=(-10, 10))
+        plot.addLegend(
+            offset=LEGEND_OFFSETS[key], brush=pg.mkBrush(255, 255, 255, 210), pen="#d5dbe3"
+        )
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
         plot.setMinimumHeight(220)
@@ -71,11 +78,10 @@ class MetricsChart(QWidget):
 
     def _curve(self, name: str) -> pg.PlotDataItem:
         panel = self._panel(name)
-        validation = name not in ("loss", "accuracy")
-        colour = (VALIDATION_COLOURS if validation else COLOURS)[panel]
-        pen = pg.mkPen(
-            colour, width=2, style=Qt.PenStyle.DashLine if validation else Qt.PenStyle.SolidLine
-        )
+        prefix = next((p for p in ("held_out_", "val_") if name.startswith(p)), "")
+        colour = COLOURS[panel].get(prefix, "#7f8c8d")
+        style = {"": Qt.PenStyle.SolidLine, "val_": Qt.PenStyle.DashLine}
+        pen = pg.mkPen(colour, width=2, style=style.get(prefix, Qt.PenStyle.DotLine))
         curve = self.plots[panel].plot(
             [],
             [],

@@ -112,8 +112,19 @@ class ProjectDetailView(QWidget):
         row = QHBoxLayout()
         self.stats = {
             name: Stat(name)
-            for name in ("round", "contributors", "elapsed", "ETA", "loss", "accuracy")
+            for name in (
+                "round",
+                "contributors",
+                "elapsed",
+                "ETA",
+                "loss",
+                "accuracy",
+                "held-out accuracy",
+            )
         }
+        self.stats["held-out accuracy"].setToolTip(
+            "The latest model scored on your validation files (rows no volunteer trained on)."
+        )
         for stat in self.stats.values():
             row.addWidget(stat)
         return row
@@ -178,6 +189,12 @@ class ProjectDetailView(QWidget):
             "loss": _metric(metrics.get("loss")),
             "accuracy": _metric(metrics.get("accuracy")),
         }
+        evaluation = project.get("latest_evaluation") or {}
+        held_out = evaluation.get("accuracy")
+        if "error" in evaluation or not isinstance(held_out, int | float):
+            held_out = None
+        values["held-out accuracy"] = _metric(held_out)
+        self.stats["held-out accuracy"].setVisible(held_out is not None)
         for name, value in values.items():
             self.stats[name].set(value)
         for action, (_, states) in ACTIONS.items():

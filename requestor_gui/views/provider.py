@@ -113,8 +113,11 @@ class ProviderView(QWidget):
         self.threads_box.setRange(0, max(cpus, 1) * 4)
         self.threads_box.setSpecialValueText(f"all ({cpus})")
         self.threads_box.setValue(self._settings.threads)
-        self.threads_box.setSuffix(" threads")
         self.threads_box.valueChanged.connect(self._save_limits)
+        self.threads_box.valueChanged.connect(
+            lambda n: self.threads_box.setSuffix(" thread" if n == 1 else " threads")
+        )
+        self.threads_box.setSuffix(" thread" if self.threads_box.value() == 1 else " threads")
         self.threads_box.setMaximumWidth(220)
         form.addRow("CPU threads", self.threads_box)
         self.memory_box = QSpinBox()

@@ -46,7 +46,13 @@ def test_a_new_user_does_everything_from_the_gui(
     form = window.new_project
     with qtbot.waitSignal(form.inspected, timeout=WAIT_MS):
         form.set_files(
-            {"model": digits_files.model, "data": digits_files.data, "labels": digits_files.labels}
+            {
+                "model": digits_files.model,
+                "data": digits_files.data,
+                "labels": digits_files.labels,
+                "validation_data": digits_files.test_data,
+                "validation_labels": digits_files.test_labels,
+            }
         )
     form.form.set_values({"epochs": 2, "total_tasks": 4, "task_size": 2, "passes": 1})
     with qtbot.waitSignal(form.created, timeout=WAIT_MS):
@@ -63,6 +69,10 @@ def test_a_new_user_does_everything_from_the_gui(
     assert seen[-1] == ("done", "2 of 2"), seen
     assert detail.chart.point_count("loss") == 2 and detail.chart.point_count("accuracy") == 2
     assert detail.round_model.rowCount() == 2
+    # The aggregator scores each new model on the validation files, shortly after its round.
+    qtbot.waitUntil(lambda: detail.chart.point_count("held_out_accuracy") == 2, timeout=WAIT_MS)
+    assert detail.stats["held-out accuracy"].isVisible()
+    assert float(detail.stats["held-out accuracy"].value.text()) > 0.5
     assert detail.progress.value() == 1000 and detail.stats["ETA"].value.text() == "—"
 
     target = tmp_path / "trained.h5"

@@ -73,18 +73,21 @@ def test_round_rows_show_the_metrics_that_exist(qtmodeltester) -> None:
                 "accepted": 4,
                 "rejected": 1,
                 "metrics": {"loss": 0.51234, "accuracy": 0.8, "val_loss": 0.6, "samples": 9},
+                "evaluation": {"loss": 0.7, "accuracy": 0.75},
             },
             {"index": 1, "opened_at": now.isoformat(), "closed_at": None, "accepted": 1,
-             "rejected": 0, "metrics": None},
+             "rejected": 0, "metrics": None, "evaluation": {"error": "the model is gone"}},
         ]
     )  # fmt: skip
     qtmodeltester.check(model)
     assert model.columns == ["Round", "Accepted", "Rejected", "loss", "accuracy", "val_loss",
+                             "held_out_loss", "held_out_accuracy",
                              "Closed", "Duration"]  # fmt: skip
+    assert model.headerData(7, Qt.Orientation.Horizontal) == "held out accuracy"
     first = _cells(model)
-    assert first[:6] == ["1", "4", "1", "0.5123", "0.8000", "0.6000"]
-    assert first[7] == "30 s"
-    assert _cells(model, 1)[3:] == ["—", "—", "—", "open", "—"]
+    assert first[:8] == ["1", "4", "1", "0.5123", "0.8000", "0.6000", "0.7000", "0.7500"]
+    assert first[9] == "30 s"
+    assert _cells(model, 1)[3:] == ["—", "—", "—", "—", "—", "open", "—"]
 
 
 def test_layer_rows(qtmodeltester) -> None:

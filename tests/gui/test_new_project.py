@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PyQt5.QtWidgets import QSpinBox
 
-from daig import validation
 from requestor_gui.main_window import MainWindow
 from requestor_gui.views.new_project import NewProjectView
 from tests.gui.conftest import WAIT_MS, log_in
@@ -151,12 +150,7 @@ def test_validation_files_are_optional_and_explained(
     project_id, warnings = created.args
     _, client = requestor
     kinds = {f["kind"] for f in client.project(project_id)["files"]}
-    if "validation_data" in getattr(validation, "OPTIONAL_KINDS", ()):
-        assert kinds >= {"validation_data", "validation_labels"} and warnings == []
-    else:  # a server without validation files: a clear note, and the project is made anyway
-        assert kinds == {"model", "data", "labels"}
-        assert len(warnings) == 1 and "does not accept validation files yet" in warnings[0]
-        assert window.detail.message.isVisible()
-        assert "does not accept validation files yet" in window.detail.message.text()
+    assert kinds == {"model", "data", "labels", "validation_data", "validation_labels"}
+    assert warnings == []
     qtbot.waitUntil(lambda: window.detail.project.get("state") == "created", timeout=WAIT_MS)
     assert window.detail.action_buttons["start"].isVisible()

@@ -12,6 +12,7 @@ from daig.hyperparams import Hyperparameters
 from requestor_gui import operations
 from requestor_gui.errors import Cancelled
 from requestor_gui.main_window import MainWindow
+from tests.conftest import ApiServer
 from tests.gui.conftest import WAIT_MS, log_in
 
 
@@ -130,3 +131,23 @@ def test_a_cancelled_upload_leaves_no_project_behind(requestor, gui_api, digits_
         )
     assert [p["name"] for p in client.projects()] == []
     assert calls[0] == operations.Transfer("model", 0, digits_files.model.stat().st_size)
+
+
+def test_a_server_going_down_is_a_message_not_a_crash(
+    qtbot, window: MainWindow, requestor, gui_api, digits_files
+) -> None:
+    user, client = requestor
+    uploaded_project(client, digits_files, "kept")
+    second = ApiServer(gui_api.settings)  # the same database, on a server we can stop
+    with second:
+        log_in(qtbot, window, second.url, user, create=False)
+        window.mode.requestor_button.click()
+        projects = window.projects
+        qtbot.waitUntil(lambda: projects.model.rowCount() == 1, timeout=WAIT_MS)
+    # Down: the last list stays on screen, with a sentence saying what is wrong.
+    qtbot.waitUntil(lambda: projects.message.property("role") == "error", timeout=WAIT_MS)
+    text = projects.message.text()
+    expected = f"Could not refresh the projects: Cannot reach the DAIG server at {second.url}"
+    assert text.startswith(expected), text
+    assert "Traceback" not in text and projects.model.rowCount() == 1
+    assert window.stack.currentWidget() is projects and window.account is not None
