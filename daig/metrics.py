@@ -18,6 +18,8 @@ from prometheus_client import Counter, Histogram, disable_created_metrics, make_
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
+from daig.db.models import RejectReason
+
 log = logging.getLogger(__name__)
 disable_created_metrics()  # the *_created series only double what operators read
 
@@ -30,6 +32,9 @@ TASKS_REISSUED = Counter(
     "Tasks given out again, by why: lease_expired or straggler",
     ["reason"],
 )
+
+for _reason in ("lease_expired", "straggler"):
+    TASKS_REISSUED.labels(_reason)  # exported as 0 before the first re-issue
 
 # API
 TASKS_CLAIMED = Counter("daig_tasks_claimed", "Claims the API granted")
@@ -57,6 +62,8 @@ RESULTS_ACCEPTED = Counter("daig_results_accepted", "Results accepted into a rou
 RESULTS_REJECTED = Counter(
     "daig_results_rejected", "Results rejected (or reported failed), by reason", ["reason"]
 )
+for _reason in RejectReason:
+    RESULTS_REJECTED.labels(_reason.value)
 DELTA_BYTES = Counter(
     "daig_aggregator_delta_bytes",
     "Delta bytes the aggregator read, by how they came: inline (in the message) or blob",
