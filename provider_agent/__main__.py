@@ -25,11 +25,22 @@ def main() -> None:
     parser.add_argument("--user", required=True)
     parser.add_argument("--password", required=True)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--memory-mb", type=int, default=None)
+    parser.add_argument("--idle-minutes", type=float, default=None)
+    parser.add_argument("--hours", default=None, help="e.g. 22:00-07:00")
+    parser.add_argument("--on-battery", action="store_true", help="keep working on battery")
     args = parser.parse_args()
     setup_logging(process="provider")
     run(
         AgentConfig(
-            server=args.server, username=args.user, password=args.password, threads=args.threads
+            server=args.server,
+            username=args.user,
+            password=args.password,
+            threads=args.threads,
+            memory_mb=args.memory_mb,
+            idle_minutes=args.idle_minutes,
+            hours=args.hours,
+            pause_on_battery=not args.on_battery,
         )
     )
 

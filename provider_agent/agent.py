@@ -11,6 +11,7 @@ or SIGTERM) the current task is given back at once.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 import socket
@@ -21,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,11 +38,13 @@ from provider_agent import fetch
 from provider_agent.cache import ShardCache
 from provider_agent.config import AgentConfig
 from provider_agent.keepalive import KeepAlive, TaskAbandoned
+from provider_agent.politeness import Hours, Politeness, describe
 from provider_agent.trainer import Trainer, TrainingCancelled, TrainJob, TrainOutcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_SECONDS = 120.0  # how long an API or upload outage is ridden out before giving up
+POLITENESS_CHECK_SECONDS = 5.0  # how often idle, hours and power are looked at
 
 
 @dataclass
@@ -56,6 +59,9 @@ class AgentStatus:
     tasks_done: int = 0
     seconds_contributed: float = 0.0
     last_error: str | None = None
+    # Every polite-volunteering setting and what the machine says now (politeness.py).
+    limits: dict[str, str] = field(default_factory=dict)
+    paused_because: str | None = None  # why no work is taken now, if so
 
 
 class _Stopwatch:
@@ -90,6 +96,15 @@ class ProviderAgent:
         self._user_id = 0
         self._broker_user = ""  # our own broker user, stamped into every result's user_id
         self._unsent: list[TrainResult] = []
+        self.politeness = Politeness(
+            idle_minutes=config.idle_minutes,
+            hours=Hours.parse(config.hours) if config.hours else None,
+            pause_on_battery=config.pause_on_battery,
+            threads=config.threads,
+            memory_mb=config.memory_mb,
+        )
+        self._checked_at = float("-inf")
+        self._polite = True
 
     def run(self) -> None:
         """Log in, then take tasks until stopped."""
@@ -97,23 +112,63 @@ class ProviderAgent:
         broker = self._client.provider_config()
         self._user_id = int(broker["user_id"])
         self._broker_user = str(broker["broker_user"])
-        self.status.state = "waiting for tasks"
-        log.info("agent %s: waiting for tasks as user %s", self.agent_id, self.config.username)
+        log.info("agent %s: volunteering as user %s", self.agent_id, self.config.username)
         try:
-            run_consumer(
-                broker["amqp_url"],
-                TASKS.queue,
-                self._on_task,
-                self.stop,
-                prefetch=1,
-                on_connect=self._publish_unsent,
-                declare=False,  # our broker user may not; the servers declare the topology
-            )
+            while not self.stop.is_set():
+                self._wait_until_polite()
+                if self.stop.is_set():
+                    break
+                self.status.state = "waiting for tasks"
+                # Consume only while polite: a paused agent holds no task message.
+                consuming = threading.Event()
+                run_consumer(
+                    broker["amqp_url"],
+                    TASKS.queue,
+                    self._on_task,
+                    consuming,
+                    prefetch=1,
+                    idle=functools.partial(self._stop_consuming_if_needed, consuming),
+                    on_connect=self._publish_unsent,
+                    declare=False,  # our broker user may not; the servers declare the topology
+                )
         finally:
             self._trainer.close()
             self._client.close()
             self._http.close()
             self.status.state = "stopped"
+
+    # --- politeness -------------------------------------------------------------------------
+    def polite_now(self, *, force: bool = False) -> bool:
+        """Whether the volunteer's conditions allow work now (looked at every few seconds)."""
+        if not force and time.monotonic() - self._checked_at < POLITENESS_CHECK_SECONDS:
+            return self._polite
+        self._checked_at = time.monotonic()
+        verdict = self.politeness.check()
+        if verdict.status != self.status.limits:
+            log.info("agent %s: limits: %s", self.agent_id, describe(verdict.status))
+        self.status.limits = verdict.status
+        because = "; ".join(verdict.reasons) or None
+        if because != self.status.paused_because:
+            if because:
+                log.info("agent %s: pausing: %s", self.agent_id, because)
+            else:
+                log.info("agent %s: resuming: every condition is met", self.agent_id)
+        self.status.paused_because = because
+        self._polite = verdict.ok
+        return verdict.ok
+
+    def _wait_until_polite(self) -> None:
+        while not self.polite_now(force=True) and not self.stop.is_set():
+            self.status.state = f"paused: {self.status.paused_because}"
+            self.stop.wait(POLITENESS_CHECK_SECONDS)
+
+    def _stop_consuming_if_needed(self, consuming: threading.Event, _: BrokerSession) -> None:
+        if self.stop.is_set() or not self.polite_now():
+            consuming.set()
+
+    def _should_stop_training(self) -> bool:
+        """Stop (and give the task back) on Ctrl-C, or when a condition no longer holds."""
+        return self.stop.is_set() or not self.polite_now()
 
     def _publish_unsent(self, broker: BrokerSession) -> None:
         while self._unsent:
@@ -123,7 +178,7 @@ class ProviderAgent:
 
     # --- one task ---------------------------------------------------------------------------
     def _on_task(self, delivery: Delivery, broker: BrokerSession) -> Outcome:
-        if self.stop.is_set():
+        if self.stop.is_set() or not self.polite_now():
             return Outcome.REQUEUE
         task = decode(TrainTask, delivery.body, delivery.message_type)
         try:
@@ -173,7 +228,7 @@ class ProviderAgent:
                 outcome = self._trainer.run(
                     job,
                     wait=keepalive.wait,
-                    should_stop=self.stop.is_set,
+                    should_stop=self._should_stop_training,
                     on_progress=lambda f: setattr(self.status, "progress", f),
                 )
             delta = Path(job.delta_path).read_bytes() if outcome.ok else b""

@@ -22,3 +22,7 @@ class AgentConfig:
     memory_mb: int | None = None  # the training process is stopped above this (None: no cap)
     shard_cache_mb: int = 2048  # disk kept for shards already fetched (0: no cache)
     max_tasks: int | None = None  # stop after this many tasks (None: until stopped)
+    # Polite volunteering (provider_agent/politeness.py): each is shown in the agent's status.
+    idle_minutes: float | None = None  # work only after this long without user input
+    hours: str | None = None  # work only in this daily window, e.g. "22:00-07:00"
+    pause_on_battery: bool = True  # no work while the machine runs on battery

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 
-def child_main(pipe: Connection, threads: int | None) -> None:
+def child_main(pipe: Connection, threads: int | None, memory_mb: int | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when training stops
     from daig.logs import quiet_tensorflow
 
@@ -27,6 +27,7 @@ def child_main(pipe: Connection, threads: int | None) -> None:
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
+    limit_memory(memory_mb)
     worker = ChildWorker(pipe)
     while True:
         try:
@@ -38,10 +39,52 @@ def child_main(pipe: Connection, threads: int | None) -> None:
             if op == "prepare":
                 worker.prepare(message["model_path"], message["model_sha256"])
                 continue
+            if op == "limits":
+                pipe.send(limits_in_force(tf))
+                continue
             pipe.send(worker.train(message))
         except Exception as exc:  # report, don't die: the agent publishes the failure
             if op == "train":
-                pipe.send({"type": "error", "error": f"{type(exc).__name__}: {exc}"[:2000]})
+                pipe.send(
+                    {
+                        "type": "error",
+                        "error": f"{type(exc).__name__}: {exc}"[:2000],
+                        # Out of memory under the volunteer's cap: their limit, not the model.
+                        "resource_limit": bool(memory_mb) and _out_of_memory(exc),
+                    }
+                )
+
+
+def limit_memory(memory_mb: int | None) -> None:
+    """Cap the heap (RLIMIT_DATA) at the volunteer's limit: allocations beyond it fail.
+
+    Set after TensorFlow's import, which needs what it needs (the agent's resident-memory
+    watch covers that). Not RLIMIT_AS: TensorFlow reserves far more address space than it
+    uses (about 1.6 GB of virtual memory for 0.7 GB resident after the import alone).
+    """
+    if not memory_mb:
+        return
+    import resource
+
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
+def limits_in_force(tf: Any) -> dict[str, Any]:
+    """What this process is really held to, for the agent's status and for tests."""
+    import resource
+
+    data_limit = resource.getrlimit(resource.RLIMIT_DATA)[0]
+    return {
+        "type": "limits",
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "data_limit_bytes": None if data_limit == resource.RLIM_INFINITY else data_limit,
+    }
+
+
+def _out_of_memory(exc: Exception) -> bool:
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "ResourceExhaustedError"
 
 
 class ChildWorker:

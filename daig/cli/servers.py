@@ -63,6 +63,18 @@ def provider(
         None, min=256, help="Stop a task whose training process uses more memory (MB)."
     ),
     max_tasks: int = typer.Option(None, min=1, help="Stop after this many tasks."),
+    idle_minutes: float = typer.Option(
+        None,
+        min=0.1,
+        help="Work only after this many minutes without keyboard or mouse input (X11; "
+        "elsewhere idle time is unknown and this is not enforced, as the status says).",
+    ),
+    hours: str = typer.Option(
+        None, help="Work only within these daily hours, e.g. 22:00-07:00 (local time)."
+    ),
+    on_battery: bool = typer.Option(
+        False, "--on-battery", help="Keep working on battery (by default work pauses)."
+    ),
 ) -> None:
     """Volunteer this machine: train tasks until stopped; Ctrl-C gives the current task back."""
     from daig.client import ClientError
@@ -80,10 +92,24 @@ def provider(
                 threads=threads,
                 memory_mb=memory_mb,
                 max_tasks=max_tasks,
+                idle_minutes=idle_minutes,
+                hours=_checked_hours(hours),
+                pause_on_battery=not on_battery,
             )
         )
     except ClientError as exc:
         fail(str(exc) + _signup_hint(exc, server, user))
+
+
+def _checked_hours(hours: str | None) -> str | None:
+    from provider_agent.politeness import Hours
+
+    if hours:
+        try:
+            Hours.parse(hours)
+        except ValueError as exc:
+            fail(f"--hours: {exc}")
+    return hours
 
 
 def signup(
