@@ -19,6 +19,7 @@ from PyQt5.QtWidgets import (
 from requestor_gui.account import Account
 from requestor_gui.settings import GuiSettings
 from requestor_gui.views.common import button, label
+from requestor_gui.views.credits import CreditsPanel
 from requestor_gui.views.login import LoginView
 from requestor_gui.views.mode import PROVIDER, REQUESTOR, ModeView
 from requestor_gui.views.new_project import NewProjectView
@@ -101,6 +102,7 @@ class MainWindow(QMainWindow):
         self.detail.back.connect(self.show_projects)
         self.provider = ProviderView(self.settings)
         self.provider.running_changed.connect(self._provider_running)
+        self._add_credit_panels()
         for view in (
             self.login,
             self.mode,
@@ -110,6 +112,17 @@ class MainWindow(QMainWindow):
             self.provider,
         ):
             self.stack.addWidget(view)
+
+    def _add_credit_panels(self) -> None:
+        """Balance and history in both modes: under the projects, and under the limits."""
+        self.requestor_credits = CreditsPanel(self.runner, provider=False)
+        projects_layout = self.projects.layout()
+        assert isinstance(projects_layout, QVBoxLayout)
+        projects_layout.addWidget(self.requestor_credits)
+        self.provider_credits = CreditsPanel(self.runner, provider=True)
+        provider_layout = self.provider.layout()
+        assert isinstance(provider_layout, QVBoxLayout)
+        provider_layout.insertWidget(provider_layout.count() - 1, self.provider_credits, 1)
 
     # --- navigation -------------------------------------------------------------------------
     def show_login(self) -> None:
@@ -121,6 +134,8 @@ class MainWindow(QMainWindow):
         self.account = account
         for view in (self.projects, self.new_project, self.detail, self.provider):
             view.set_account(account)
+        self.requestor_credits.set_account(account)
+        self.provider_credits.set_account(account)
         self.user_label.setText(f"{account.username} @ {account.server}")
         self.mode.set_user(account.username)
         self.header.show()
@@ -174,6 +189,8 @@ class MainWindow(QMainWindow):
         self.account = None
         for view in (self.projects, self.new_project, self.detail, self.provider):
             view.set_account(None)
+        self.requestor_credits.set_account(None)
+        self.provider_credits.set_account(None)
         self.login.reset()
         self.show_login()
 

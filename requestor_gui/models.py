@@ -122,6 +122,17 @@ KNOWN_METRICS = (
 )
 
 
+METRIC_PREFIXES = {"val_": "val", "held_out_": "held-out"}
+
+
+def column_title(name: str) -> str:
+    """``held_out_accuracy`` -> "held-out" over "accuracy": narrow columns, whole words."""
+    for prefix, title in METRIC_PREFIXES.items():
+        if name.startswith(prefix):
+            return f"{title}\n{name.removeprefix(prefix).replace('_', ' ')}"
+    return name.replace("_", " ")
+
+
 def round_metrics(r: dict[str, Any]) -> dict[str, Any]:
     """A round's training metrics plus the aggregator's score of its new model on the
     requestor's validation files (``evaluation``), as ``held_out_loss``/``held_out_accuracy``."""
@@ -173,7 +184,7 @@ class RoundTableModel(QAbstractTableModel):
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.columns[section].replace("_", " ")
+            return column_title(self.columns[section])
         return None
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

@@ -122,7 +122,7 @@ def shoot(api_url: str, out: Path, work: Path) -> None:
     assert isinstance(app, QApplication)
     style.apply(app)
     window = MainWindow(GuiSettings(server=api_url, username=USER))
-    window.resize(1180, 780)
+    window.resize(1200, 860)
     window.show()
     settle(app)
 

@@ -8,7 +8,7 @@ import pyqtgraph as pg
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QHBoxLayout, QWidget
 
-from requestor_gui.models import metric_names, round_metrics
+from requestor_gui.models import column_title, metric_names, round_metrics
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#3a4756")
 
@@ -89,7 +89,7 @@ class MetricsChart(QWidget):
             symbol="o",
             symbolSize=6,
             symbolBrush=colour,
-            name=name.replace("_", " "),
+            name=column_title(name).replace("\n", " "),
         )
         self.curves[name] = curve
         return curve

@@ -83,7 +83,7 @@ def test_round_rows_show_the_metrics_that_exist(qtmodeltester) -> None:
     assert model.columns == ["Round", "Accepted", "Rejected", "loss", "accuracy", "val_loss",
                              "held_out_loss", "held_out_accuracy",
                              "Closed", "Duration"]  # fmt: skip
-    assert model.headerData(7, Qt.Orientation.Horizontal) == "held out accuracy"
+    assert model.headerData(7, Qt.Orientation.Horizontal) == "held-out\naccuracy"
     first = _cells(model)
     assert first[:8] == ["1", "4", "1", "0.5123", "0.8000", "0.6000", "0.7000", "0.7500"]
     assert first[9] == "30 s"

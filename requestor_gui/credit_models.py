@@ -1,0 +1,95 @@
+"""The credit history as a Qt table model (testable without a window).
+
+Requestor mode lists every entry of the account (grants, projects' charges, earnings) with
+the balance after it; provider mode lists what each accepted task earned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PyQt5.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
+
+_INDEX = QModelIndex()
+KIND_TEXT = {"grant": "sign-up grant", "work": "training"}
+
+
+def credits_text(amount: int, *, signed: bool = False) -> str:
+    return f"{amount:+,}" if signed else f"{amount:,}"
+
+
+def when_text(at: str) -> str:
+    """``2026-11-30T03:01:02.123+00:00`` as ``2026-11-30 03:01:02``."""
+    return at[:19].replace("T", " ")
+
+
+class CreditHistoryModel(QAbstractTableModel):
+    """Entries of the account, newest first; ``earnings_only`` keeps one row per paid task."""
+
+    def __init__(self, *, earnings_only: bool = False, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.earnings_only = earnings_only
+        self.columns = (
+            ("When (UTC)", "Project", "Task", "Credits earned")
+            if earnings_only
+            else ("When (UTC)", "What", "Project", "Amount", "Balance after")
+        )
+        self._lines: list[dict[str, Any]] = []
+
+    def set_history(self, lines: list[dict[str, Any]]) -> None:
+        if self.earnings_only:
+            lines = [line for line in lines if line["kind"] == "work" and line["amount"] > 0]
+        self.beginResetModel()
+        self._lines = list(lines)
+        self.endResetModel()
+
+    def line(self, row: int) -> dict[str, Any]:
+        return self._lines[row]
+
+    def rowCount(self, parent: QModelIndex = _INDEX) -> int:  # noqa: N802 - Qt API
+        return 0 if parent.isValid() else len(self._lines)
+
+    def columnCount(self, parent: QModelIndex = _INDEX) -> int:  # noqa: N802 - Qt API
+        return 0 if parent.isValid() else len(self.columns)
+
+    def headerData(  # noqa: N802 - Qt API
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.columns[section]
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._lines):
+            return None
+        line = self._lines[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._text(line, index.column())
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return line.get("memo") or None
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() >= len(self.columns) - 2:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _text(self, line: dict[str, Any], column: int) -> str:
+        project = (line.get("project_id") or "")[:8] or "—"
+        values: tuple[str, ...]
+        if self.earnings_only:
+            values = (
+                when_text(line["at"]),
+                project,
+                (line.get("task_id") or "")[:8],
+                credits_text(line["amount"]),
+            )
+        else:
+            kind = KIND_TEXT.get(line["kind"], line["kind"])
+            if line["kind"] == "work":
+                kind = "earned for a task" if line["amount"] > 0 else "paid for a task"
+            values = (
+                when_text(line["at"]),
+                kind,
+                project,
+                credits_text(line["amount"], signed=True),
+                credits_text(line["balance_after"]),
+            )
+        return values[column]

@@ -1,0 +1,110 @@
+"""A credits panel for both modes: balance, what it is made of, and the history.
+
+In provider mode the history lists each accepted task and the credit it earned; in
+requestor mode, every entry with the balance after it. It refreshes every few seconds while
+it is on screen (network calls run in workers, never on the UI thread).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PyQt5.QtCore import QTimer, pyqtSignal
+from PyQt5.QtWidgets import QGroupBox, QHBoxLayout, QTableView, QVBoxLayout, QWidget
+
+from daig.client import DaigClient
+from requestor_gui.account import Account
+from requestor_gui.credit_models import CreditHistoryModel, credits_text
+from requestor_gui.views.common import Message, Stat, button, label, read_only_table
+from requestor_gui.workers import Runner
+
+REFRESH_MS = 5_000
+HISTORY_LINES = 200
+
+
+def fetch_credits(client: DaigClient) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    return client.credits(), client.credit_history(HISTORY_LINES)
+
+
+class CreditsPanel(QGroupBox):
+    """Emits ``refreshed`` after each successful refresh (tests wait on it)."""
+
+    refreshed = pyqtSignal()
+
+    def __init__(self, runner: Runner, *, provider: bool, parent: QWidget | None = None) -> None:
+        super().__init__("Credits (1 credit = 1 sample x epoch x model parameter)", parent)
+        self._runner = runner
+        self._account: Account | None = None
+        self._loading = False
+        self.provider = provider
+        layout = QVBoxLayout(self)
+        stats = QHBoxLayout()
+        self.balance = Stat("balance")
+        self.earned = Stat("earned by volunteering")
+        self.spent = Stat("spent by your projects")
+        self.available = Stat("available for new projects")
+        for stat in (self.balance, self.earned, self.spent, self.available):
+            stats.addWidget(stat)
+        self.refresh_button = button("Refresh")
+        self.refresh_button.clicked.connect(self.refresh)
+        stats.addWidget(self.refresh_button)
+        layout.addLayout(stats)
+        self.message = Message()
+        layout.addWidget(self.message)
+        layout.addWidget(
+            label(
+                "Credit earned for each task this account trained (accepted results only):"
+                if provider
+                else "Your account's history, newest first:",
+                "hint",
+            )
+        )
+        self.model = CreditHistoryModel(earnings_only=provider, parent=self)
+        self.table = read_only_table(QTableView())
+        self.table.setModel(self.model)
+        self.table.setMinimumHeight(140)
+        layout.addWidget(self.table, 1)
+        self.timer = QTimer(self)
+        self.timer.setInterval(REFRESH_MS)
+        self.timer.timeout.connect(self._refresh_if_shown)
+
+    def set_account(self, account: Account | None) -> None:
+        self._account = account
+        if account is None:
+            self.timer.stop()
+            self.model.set_history([])
+            for stat in (self.balance, self.earned, self.spent, self.available):
+                stat.set("—")
+            return
+        self.timer.start()
+        self.refresh()
+
+    def _refresh_if_shown(self) -> None:
+        if self.isVisible():
+            self.refresh()
+
+    def refresh(self) -> None:
+        account = self._account
+        if account is None or self._loading:
+            return
+        self._loading = True
+        self._runner.start(
+            account.call,
+            fetch_credits,
+            on_returned=self._show,
+            on_errored=self.message.show_error,
+            on_finished=self._done,
+        )
+
+    def _done(self) -> None:
+        self._loading = False
+
+    def _show(self, result: tuple[dict[str, Any], list[dict[str, Any]]]) -> None:
+        totals, history = result
+        self.message.clear()
+        self.balance.set(credits_text(totals["balance"]))
+        self.earned.set(credits_text(totals["earned"]))
+        self.spent.set(credits_text(totals["spent"]))
+        self.available.set(credits_text(totals["available"]))
+        self.model.set_history(history)
+        self.refreshed.emit()
