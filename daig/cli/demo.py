@@ -29,6 +29,7 @@ DEMO_PARAMS = Hyperparameters(
     epochs=5, batch_size=32, validation_split=0.0, total_tasks=12, task_size=4, passes=3
 )
 USER, PASSWORD = "demo", "demo-password"
+VOLUNTEER = "volunteer-{}"  # each provider process volunteers as its own account
 
 
 def run_demo(*, providers: int = 3, keep: bool = False) -> int:
@@ -134,13 +135,14 @@ def _run(
     with DaigClient(api_url) as client:
         client.signup(USER, PASSWORD)
         for index in range(providers):
+            client.signup(VOLUNTEER.format(index + 1), PASSWORD)
             cluster.start(
                 f"provider-{index + 1}",
                 "provider",
                 "--server",
                 api_url,
                 "--user",
-                USER,
+                VOLUNTEER.format(index + 1),
                 "--password",
                 PASSWORD,
             )
@@ -161,7 +163,44 @@ def _run(
             return 1
         model_path = work / "trained.h5"
         client.download_model(project["id"], model_path)
+        if not _report_credits(client, api_url, project["id"], providers):
+            return 1
     return _report(files, model_path, wall, providers)
+
+
+def _report_credits(client: DaigClient, api_url: str, project_id: str, providers: int) -> bool:
+    """Each volunteer's earned credit and the requestor's spend; True if they agree exactly."""
+    table = Table(title="credits (1 credit = 1 sample x epoch x model parameter)")
+    table.add_column("account")
+    table.add_column("tasks", justify="right")
+    table.add_column("earned", justify="right")
+    table.add_column("spent", justify="right")
+    earned_total = 0
+    board = {row["username"]: row for row in client.leaderboard(project_id, limit=providers)}
+    for index in range(providers):
+        name = VOLUNTEER.format(index + 1)
+        with DaigClient(api_url) as volunteer:
+            volunteer.login(name, PASSWORD)
+            earned = int(volunteer.credits()["earned"])
+        earned_total += earned
+        tasks = board.get(name, {}).get("tasks", 0)
+        table.add_row(f"provider {name}", str(tasks), f"{earned:,}", "")
+    spent = int(client.credits()["spent"])
+    cost = client.project_cost(project_id)
+    table.add_row(f"requestor {USER}", str(cost["paid_tasks"]), "", f"{spent:,}", end_section=True)
+    table.add_row("providers' total", "", f"{earned_total:,}", "")
+    console.print(table)
+    if earned_total != spent or spent != cost["spent"]:
+        console.print(
+            f"[red]the ledger does not agree: providers earned {earned_total:,}, "
+            f"the requestor spent {spent:,}, the project cost {cost['spent']:,}[/]"
+        )
+        return False
+    console.print(
+        f"[green]providers earned exactly what the requestor spent: {spent:,} credits "
+        f"(estimate {cost['estimate']:,})[/]"
+    )
+    return True
 
 
 def _follow(client: DaigClient, project_id: str) -> dict[str, Any]:
