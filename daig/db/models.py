@@ -279,9 +279,7 @@ class CreditTransfer(Base):
     task_id: Mapped[uuid.UUID | None] = mapped_column()
     result_id: Mapped[uuid.UUID | None] = mapped_column()
     memo: Mapped[str] = mapped_column(String(255), default="")
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class CreditEntry(Base):
