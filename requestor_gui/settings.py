@@ -32,6 +32,9 @@ class GuiSettings:
     mode: str = ""  # "requestor" or "provider": the last mode chosen
     threads: int = 0  # CPU threads training may use; 0 = all
     memory_mb: int = 0  # stop a task whose training uses more memory; 0 = no cap
+    idle_minutes: int = 0  # work only after this long without input; 0 = whenever
+    hours: str = ""  # work only in this daily window, e.g. "22:00-07:00"; "" = any time
+    work_on_battery: bool = False
 
     @classmethod
     def load(cls, path: Path | None = None) -> GuiSettings:
@@ -54,11 +57,14 @@ class GuiSettings:
         for spec in fields(cls):
             value = raw.get(spec.name, getattr(defaults, spec.name))
             wanted = type(getattr(defaults, spec.name))
-            if isinstance(value, wanted) and not isinstance(value, bool):
+            if isinstance(value, wanted) and (wanted is bool or not isinstance(value, bool)):
                 values[spec.name] = value
         settings = cls(**values)
         settings.threads = max(0, settings.threads)
         settings.memory_mb = max(0, settings.memory_mb)
+        settings.idle_minutes = max(0, settings.idle_minutes)
+        if settings.hours and not _valid_hours(settings.hours):
+            settings.hours = ""
         return settings
 
     def save(self, path: Path | None = None) -> None:
@@ -70,3 +76,13 @@ class GuiSettings:
             temp.replace(path)
         except OSError as exc:  # settings are a convenience: never fail the GUI over them
             log.warning("could not save GUI settings to %s (%s)", path, exc)
+
+
+def _valid_hours(text: str) -> bool:
+    from provider_agent.politeness import Hours
+
+    try:
+        Hours.parse(text)
+    except ValueError:
+        return False
+    return True

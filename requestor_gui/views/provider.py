@@ -21,6 +21,7 @@ from requestor_gui.agent_thread import AgentThread
 from requestor_gui.settings import GuiSettings
 from requestor_gui.timing import format_duration
 from requestor_gui.views.common import Message, Stat, button, label
+from requestor_gui.views.politeness import PolitenessBox
 
 POLL_MS = 300
 STATES = {
@@ -86,6 +87,8 @@ class ProviderView(QWidget):
         stats.addWidget(self.contributed)
         layout.addLayout(stats)
         layout.addWidget(self._limits_group())
+        self.politeness = PolitenessBox(self._settings)
+        layout.addWidget(self.politeness)
         layout.addStretch(1)
 
     def _task_group(self) -> QGroupBox:
@@ -165,6 +168,7 @@ class ProviderView(QWidget):
             password=self._account.password,
             threads=self.threads_box.value() or None,
             memory_mb=self.memory_box.value() or None,
+            **self.politeness.agent_options(),
         )
         self.message.clear()
         self.agent_thread = AgentThread(config, self)
@@ -214,6 +218,7 @@ class ProviderView(QWidget):
             str(status.round + 1) if training and status.round is not None else "—"
         )
         self.progress.setValue(int(1000 * status.progress) if training else 0)
+        self.politeness.show_status(status.limits, status.paused_because)
         self.tasks_done.set(str(self._done_before + status.tasks_done))
         self.contributed.set(format_duration(self._seconds_before + status.seconds_contributed))
 
@@ -226,6 +231,7 @@ class ProviderView(QWidget):
         )
         self.threads_box.setEnabled(not running)
         self.memory_box.setEnabled(not running)
+        self.politeness.set_editable(not running)
         if not running:
             for widget in (self.project_label, self.task_label, self.round_label):
                 widget.setText("—")
