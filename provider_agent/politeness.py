@@ -69,7 +69,7 @@ class Idle:
 def x11_idle() -> Idle:
     """The X server's idle time: ``xprintidle`` if installed, else libXss via ctypes."""
     if not os.environ.get("DISPLAY"):
-        return Idle(None, "no X11 display (DISPLAY unset)")
+        return Idle(None, "no X11 display")
     tool = shutil.which("xprintidle")
     if tool:
         try:

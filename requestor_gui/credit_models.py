@@ -67,7 +67,11 @@ class CreditHistoryModel(QAbstractTableModel):
             return self._text(line, index.column())
         if role == Qt.ItemDataRole.ToolTipRole:
             return line.get("memo") or None
-        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() >= len(self.columns) - 2:
+        numeric = 1 if self.earnings_only else 2  # the last columns hold amounts
+        if (
+            role == Qt.ItemDataRole.TextAlignmentRole
+            and index.column() >= len(self.columns) - numeric
+        ):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 

@@ -62,7 +62,7 @@ class CreditsPanel(QGroupBox):
         self.model = CreditHistoryModel(earnings_only=provider, parent=self)
         self.table = read_only_table(QTableView())
         self.table.setModel(self.model)
-        self.table.setMinimumHeight(140)
+        self.table.setMinimumHeight(90)
         layout.addWidget(self.table, 1)
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)

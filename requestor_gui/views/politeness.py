@@ -56,7 +56,7 @@ class PolitenessBox(QGroupBox):
         self.battery_check.setChecked(settings.work_on_battery)
         form.addRow("Battery", self.battery_check)
         self.status = label("", "hint", wrap=True)
-        form.addRow("Now", self.status)
+        form.addRow(self.status)  # the whole width: what the agent says now
         for signal in (
             self.idle_box.valueChanged,
             self.hours_check.toggled,
@@ -100,8 +100,12 @@ class PolitenessBox(QGroupBox):
             self.status.setText("")
 
     def show_status(self, limits: dict[str, str], paused_because: str | None) -> None:
-        """Every limit as the running agent sees it, and why it waits, if it does."""
-        lines = [f"{name}: {value}" for name, value in limits.items()]
-        if paused_because:
-            lines.insert(0, f"paused: {paused_because}")
-        self.status.setText("\n".join(lines))
+        """Why the agent waits (if it does) and what this computer says about idle and power.
+
+        Threads, memory and hours are on screen already as set; every limit as the agent
+        sees it is in the tooltip.
+        """
+        lines = [f"paused: {paused_because}" if paused_because else "every condition is met"]
+        lines += [f"{name}: {limits[name]}" for name in ("idle", "power") if name in limits]
+        self.status.setText("\n".join(lines) if limits else "")
+        self.status.setToolTip("\n".join(f"{name}: {value}" for name, value in limits.items()))

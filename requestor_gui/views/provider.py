@@ -86,9 +86,11 @@ class ProviderView(QWidget):
         stats.addWidget(self.tasks_done)
         stats.addWidget(self.contributed)
         layout.addLayout(stats)
-        layout.addWidget(self._limits_group())
+        limits = QHBoxLayout()
+        limits.addWidget(self._limits_group(), 1)
         self.politeness = PolitenessBox(self._settings)
-        layout.addWidget(self.politeness)
+        limits.addWidget(self.politeness, 1)
+        layout.addLayout(limits)
         layout.addStretch(1)
 
     def _task_group(self) -> QGroupBox:

@@ -53,6 +53,7 @@ def test_hours_outside_now_pause_the_agent_and_say_why(
     idle = next(line for line in status.splitlines() if line.startswith("idle: "))
     assert "needs 3" in idle  # measured on X11, else "unknown ... not enforced"
     assert "power: " in status and "battery allowed" in status
+    assert "threads: all" in box.status.toolTip() and "hours: " in box.status.toolTip()
     assert agent.status.tasks_done == 0
 
     with qtbot.waitSignal(provider.running_changed, timeout=AGENT_MS):
