@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -143,13 +144,22 @@ def run_project(
 PHASES = ("dispatch", "download", "fit", "encode", "upload", "transit", "aggregation", "other")
 
 
-def round_report(cluster: BenchCluster, project_id: str) -> list[dict[str, float]]:
-    """Per round: wall time and where it went, along the task that closed the round.
+def _seconds(delta: Any) -> float:
+    return float(delta.total_seconds())
 
-    dispatch: from the previous close to that task's claim; download/fit/encode/upload: the
-    provider's own timings; transit: the rest until the aggregator recorded it (publish,
-    broker, queueing); aggregation: from then to the round's close; other: what remains
-    (the training child's own overhead around ``fit``).
+
+def round_report(cluster: BenchCluster, project_id: str) -> list[dict[str, float]]:
+    """Per round: wall time and where it went, along the round's critical path.
+
+    The critical path is the chain of tasks the provider that closed the round worked through
+    in that round (one task when there are at least K providers; several when fewer
+    providers take turns). Along it: dispatch is the time from the previous close (or the
+    provider's previous task of the round) to the claim; download/fit/encode/upload are the
+    provider's own timings; other is the training child's overhead around ``fit`` (loading
+    weights and rows, the pipe); transit is the last result's way to the aggregator
+    (publish, broker, queueing); aggregation is from its arrival to the round's close.
+    ``slowest_fit`` is the largest total ``fit`` of one provider in the round, and
+    ``overhead`` the wall time minus it: what coordination costs.
     """
     rounds = cluster.sql(
         "SELECT index, opened_at, closed_at FROM rounds WHERE project_id = :p ORDER BY index",
@@ -160,38 +170,41 @@ def round_report(cluster: BenchCluster, project_id: str) -> list[dict[str, float
     previous_close = started
     for index, _opened, closed in rounds:
         results = cluster.sql(
-            "SELECT r.received_at, r.fit_seconds, r.timings, c.claimed_at FROM results r "
-            "JOIN claims c ON c.id = r.claim_id WHERE r.project_id = :p AND r.round_index = :i "
-            "AND r.status = 'accepted' ORDER BY r.received_at",
+            "SELECT r.received_at, r.fit_seconds, r.timings, c.claimed_at, c.agent_id "
+            "FROM results r JOIN claims c ON c.id = r.claim_id WHERE r.project_id = :p "
+            "AND r.round_index = :i AND r.status = 'accepted' ORDER BY c.claimed_at",
             p=project_id,
             i=index,
         )
-        received, fit, timings, claimed = results[-1]
-        timings = timings or {}
-        wall = (closed - previous_close).total_seconds()
-        phase = {
-            "dispatch": (claimed - previous_close).total_seconds(),
-            "download": timings.get("download", 0.0),
-            "fit": timings.get("fit", fit),
-            "encode": timings.get("encode", 0.0),
-            "upload": timings.get("upload", 0.0),
-        }
-        train_other = max(0.0, timings.get("train", fit) - phase["fit"] - phase["encode"])
-        phase["transit"] = max(
-            0.0,
-            (received - claimed).total_seconds()
-            - phase["download"]
-            - timings.get("train", fit)
-            - phase["upload"],
-        )
-        phase["aggregation"] = (closed - received).total_seconds()
-        phase["other"] = train_other
-        slowest_fit = max(r[1] for r in results)
+        closer = max(results, key=lambda r: r[0])[4]
+        chain = [r for r in results if r[4] == closer]
+        phase = dict.fromkeys(PHASES, 0.0)
+        free_at = previous_close  # when the provider could take its next task
+        for received, fit, timings, claimed, _agent in chain:
+            timings = timings or {}
+            train = timings.get("train", fit)
+            phase["dispatch"] += max(0.0, _seconds(claimed - free_at))
+            phase["download"] += timings.get("download", 0.0)
+            phase["fit"] += timings.get("fit", fit)
+            phase["encode"] += timings.get("encode", 0.0)
+            phase["upload"] += timings.get("upload", 0.0)
+            phase["other"] += max(0.0, train - timings.get("fit", fit) - timings.get("encode", 0.0))
+            work = timings.get("download", 0.0) + train + timings.get("upload", 0.0)
+            free_at = claimed + timedelta(seconds=work)
+            last_received = received
+        phase["transit"] = max(0.0, _seconds(last_received - free_at))
+        phase["aggregation"] = _seconds(closed - last_received)
+        fits: dict[str, float] = {}
+        for _received, fit, _timings, _claimed, agent in results:
+            fits[agent] = fits.get(agent, 0.0) + fit
+        wall = _seconds(closed - previous_close)
+        slowest_fit = max(fits.values())
         report.append(
             {
                 "round": index,
                 "wall": wall,
                 **phase,
+                "tasks_on_path": len(chain),
                 "slowest_fit": slowest_fit,
                 "overhead": wall - slowest_fit,
             }
