@@ -585,18 +585,28 @@ class Sampler:
         pids["generator"] = {os.getpid()}
         return pids
 
-    def _backends(self) -> dict[str, int]:
-        """This database's other connections by what they do now (a lock wait is the tell)."""
+    def _backends(self, pids: dict[str, set[int]]) -> dict[str, int]:
+        """This database's other connections by what they do now (a lock wait is the tell).
+
+        Lock waits are also counted per server ("lock_wait:api", ...), found by matching each
+        connection's client port to the sockets the server's processes hold.
+        """
         query = text(
-            "SELECT CASE WHEN wait_event_type = 'Lock' THEN 'lock_wait' ELSE state END, count(*) "
-            "FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid() GROUP BY 1"
+            "SELECT CASE WHEN wait_event_type = 'Lock' THEN 'lock_wait' ELSE state END, "
+            "client_port FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"
         )
         try:
             with self._engine.connect() as connection:
                 rows = connection.execute(query, {"db": self._database}).all()
         except SQLAlchemyError:
             return {}
-        return {str(state): int(count) for state, count in rows}
+        owners = _port_owners({n: pids.get(n, set()) for n in ("api", "scheduler", "aggregator")})
+        counts: Counter[str] = Counter()
+        for state, port in rows:
+            counts[str(state)] += 1
+            if state == "lock_wait":
+                counts[f"lock_wait:{owners.get(port, 'other')}"] += 1
+        return dict(counts)
 
     def _run(self) -> None:
         connection: pika.BlockingConnection | None = None
@@ -613,7 +623,7 @@ class Sampler:
             except AMQPError:
                 connection = channel = None
             busy, total = _machine_ticks()
-            backends = self._backends()
+            backends = self._backends(pids)
             self.samples.append(
                 Sample(
                     at=time.monotonic(),
@@ -629,6 +639,28 @@ class Sampler:
         if connection is not None and connection.is_open:
             with contextlib.suppress(AMQPError):
                 connection.close()
+
+
+def _port_owners(groups: dict[str, set[int]]) -> dict[int, str]:
+    """Local TCP port -> the group whose processes hold that socket (from /proc)."""
+    inodes: dict[str, str] = {}
+    for name, pids in groups.items():
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    with contextlib.suppress(OSError):
+                        link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                        if link.startswith("socket:["):
+                            inodes[link[8:-1]] = name
+    owners: dict[int, str] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                if len(fields) > 9 and fields[9] in inodes:
+                    owners[int(fields[1].rsplit(":", 1)[1], 16)] = inodes[fields[9]]
+    return owners
 
 
 def resources(samples: Sequence[Sample], began: float, ended: float) -> dict[str, Any]:
@@ -661,7 +693,14 @@ def resources(samples: Sequence[Sample], began: float, ended: float) -> dict[str
             }
     backends = {
         state: statistics.fmean(s.backends.get(state, 0) for s in window)
-        for state in ("active", "lock_wait", "idle in transaction")
+        for state in (
+            "active",
+            "lock_wait",
+            "idle in transaction",
+            "lock_wait:api",
+            "lock_wait:scheduler",
+            "lock_wait:aggregator",
+        )
     }
     others = machine - sum(cpu.values())
     return {
@@ -811,6 +850,12 @@ def bottlenecks(row: dict[str, Any]) -> list[str]:
     results_queue = queues.get(RESULTS.queue, {})
     if results_queue.get("max", 0) > 50 and results_queue["last"] > results_queue["first"]:
         found.append(f"aggregator backlog ({results_queue['max']} results waiting)")
+    waits = row.get("db_backends_mean", {})
+    if waits.get("lock_wait:aggregator", 0.0) >= 0.3:
+        found.append(
+            f"aggregator waiting on a row lock {waits['lock_wait:aggregator']:.0%} of the time "
+            f"(API connections waiting: {waits.get('lock_wait:api', 0.0):.1f} on average)"
+        )
     events = queues.get(EVENTS.queue, {})
     if events.get("max", 0) > 50:
         found.append(f"scheduler event backlog ({events['max']} events waiting)")
@@ -884,7 +929,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         f"{'prov':>5}{'offer/s':>8}{'claim/s':>8}{'acc/s':>7}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'refused':>8}{'err':>5}{'lag p99':>8}{'busy':>6}{'api%':>6}{'sch%':>6}{'agg%':>6}"
         f"{'pg%':>6}{'mq%':>6}{'gen%':>6}{'host%':>7}{'q.task':>7}{'q.res':>6}{'q.evt':>6}"
-        f"{'lockw':>6}"
+        f"{'lockw':>6}{'aggW':>5}"
     )
     print(header)
     for row in rows:
@@ -906,6 +951,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 for q, w in ((TASKS.queue, 7), (RESULTS.queue, 6), (EVENTS.queue, 6))
             )
             + _fmt(row.get("db_backends_mean", {}).get("lock_wait"), 6, 1)
+            + _fmt(row.get("db_backends_mean", {}).get("lock_wait:aggregator"), 5, 2)
         )
     print(
         "prov: virtual providers; offer/s: providers / mean fit time; claim/s: granted claims; "
@@ -913,7 +959,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         "recorded by the aggregator (ms); busy: share of provider time spent 'fitting';\n"
         "CPU in % of one core (api, scheduler, aggregator, postgres backends of this database, "
         "rabbitmq, this generator, whole host); q.*: most messages ready in a queue;\n"
-        "lockw: mean number of this database's connections waiting on a lock."
+        "lockw: mean number of this database's connections waiting on a lock; aggW: of them, "
+        "the aggregator's (its share of time spent waiting for a row lock)."
     )
 
 
