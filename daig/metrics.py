@@ -39,6 +39,16 @@ for _reason in ("lease_expired", "straggler"):
 # API
 TASKS_CLAIMED = Counter("daig_tasks_claimed", "Claims the API granted")
 CLAIMS_REFUSED = Counter("daig_claims_refused", "Claims the API refused, by reason", ["reason"])
+# What services/api/claims.py refuses a claim for; exported as 0 until it happens.
+for _reason in (
+    "unknown_task",
+    "project_not_running",
+    "stale_round",
+    "task_done",
+    "task_claimed",
+    "contributor_cap",
+):
+    CLAIMS_REFUSED.labels(_reason)
 CLAIM_SECONDS = Histogram(
     "daig_claim_duration_seconds",
     "Time the API took to answer a claim (granted or refused)",

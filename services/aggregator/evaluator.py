@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from daig import keys
 from daig.blobstore import BlobStore
 from daig.db.models import Project, ProjectFile, Round
+from daig.logs import log_context
 from daig.process import sandbox_environment
 from services.aggregator.evaluation_child import child_main
 
@@ -85,13 +86,14 @@ class Evaluator:
             row = session.get(Round, (project_id, index))
             if row is not None and row.evaluation is None:
                 row.evaluation = evaluation
-        log.info(
-            "project %s round %s: evaluated weights version %s: %s",
-            project_id,
-            index,
-            index + 1,
-            evaluation,
-        )
+        with log_context(project=project_id, round=index):
+            log.info(
+                "project %s round %s: evaluated weights version %s: %s",
+                project_id,
+                index,
+                index + 1,
+                evaluation,
+            )
         return True
 
     def _evaluate(

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from daig.broker import Delivery, Outcome
 from daig.broker import Session as BrokerSession
 from daig.db.models import DeadLetter, Project, ProjectState, Task, TaskState
+from daig.logs import log_context
 from daig.messages import MessageRejected, TrainTask, decode
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ class DeadLetterRecorder:
             )
             if task is not None:
                 session.flush()
-                self._give_task_out_again(session, task)
+                with log_context(project=task.project_id, round=task.round, task=task.task_id):
+                    self._give_task_out_again(session, task)
         return Outcome.ACK
 
     def _give_task_out_again(self, session: Session, message: TrainTask) -> None:

@@ -42,7 +42,8 @@ class Scheduler:
 
     def on_event(self, delivery: Delivery, broker: BrokerSession) -> Outcome:
         event = decode(ProjectEvent, delivery.body, delivery.message_type)
-        log.info("project %s round %s: event %s", event.project_id, event.round, event.kind)
+        with log_context(project=event.project_id, round=event.round):
+            log.info("project %s round %s: event %s", event.project_id, event.round, event.kind)
         self.reconcile(event.project_id, broker)
         return Outcome.ACK
 

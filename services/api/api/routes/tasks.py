@@ -77,14 +77,15 @@ def claim_task(
     metrics.TASKS_CLAIMED.inc()
     if published is not None:
         metrics.CLAIM_WAIT_SECONDS.observe(max(0.0, (crud.now() - published).total_seconds()))
-    log.info(
-        "project %s round %s task %s: claimed by user %s (%s)",
-        grant.project_id,
-        grant.round,
-        task_id,
-        user.id,
-        body.agent_id,
-    )
+    with log_context(project=grant.project_id, round=grant.round, task=task_id):
+        log.info(
+            "project %s round %s task %s: claimed by user %s (%s)",
+            grant.project_id,
+            grant.round,
+            task_id,
+            user.id,
+            body.agent_id,
+        )
     return grant
 
 
