@@ -23,6 +23,19 @@ app = typer.Typer(
 out = Console()
 
 
+def _table(*columns: tuple[str, str], show_header: bool = True) -> Table:
+    """Numbers never wrap or shrink (a narrow terminal wraps only the ``wrap`` column)."""
+    table = Table(show_header=show_header)
+    for name, how in columns:
+        table.add_column(
+            name,
+            justify="right" if how == "right" else "left",
+            no_wrap=how != "wrap",
+            overflow="fold" if how == "wrap" else "ignore",
+        )
+    return table
+
+
 def _ask(client: DaigClient, call: Any, *args: Any) -> Any:
     try:
         return call(*args)
@@ -37,7 +50,7 @@ def balance(server: str = ServerOpt, user: str = UserOpt, password: str = Passwo
     """Your balance, what it is made of, and what your unfinished projects will still cost."""
     client = session.connect(server, user, password)
     totals = _ask(client, client.credits)
-    table = Table("", "credits", show_header=False)
+    table = _table(("", "left"), ("credits", "right"), show_header=False)
     for label, key in (
         ("balance", "balance"),
         ("granted at sign-up", "granted"),
@@ -60,17 +73,24 @@ def history(
     """Your account's entries, newest first, with the balance after each."""
     client = session.connect(server, user, password)
     lines = _ask(client, client.credit_history, limit)
-    table = Table("when (UTC)", "kind", "amount", "balance", "project", "what")
+    table = _table(
+        ("when (UTC)", "left"), ("amount", "right"), ("balance", "right"), ("what", "wrap")
+    )
     for line in lines:
         table.add_row(
-            line["at"][:19].replace("T", " "),
-            line["kind"],
+            line["at"][5:19].replace("T", " "),
             f"{line['amount']:+,}",
             f"{line['balance_after']:,}",
-            (line["project_id"] or "")[:8],
-            line["memo"],
+            _what(line),
         )
     out.print(table if lines else "no entries yet")
+
+
+def _what(line: dict[str, Any]) -> str:
+    if line["kind"] == "grant":
+        return "sign-up grant"
+    verb = "earned" if line["amount"] > 0 else "paid"
+    return f"{verb}, project {(line['project_id'] or '')[:8]}, {line['memo']}"
 
 
 @app.command()
@@ -84,7 +104,7 @@ def cost(
     client = session.connect(server, user, password)
     report = _ask(client, client.project_cost, project_id)
     estimate = report["estimate"]
-    table = Table("", "credits", show_header=False)
+    table = _table(("", "left"), ("credits", "right"), show_header=False)
     table.add_row(
         "estimate",
         "unknown until model and data are uploaded" if estimate is None else f"{estimate:,}",
@@ -107,7 +127,9 @@ def leaderboard(
     """Contributors ranked by credits earned, in one project or overall."""
     client = session.connect(server, user, password)
     rows = _ask(client, client.leaderboard, project_id, limit)
-    table = Table("#", "contributor", "credits", "tasks")
+    table = _table(
+        ("#", "right"), ("contributor", "left"), ("credits", "right"), ("tasks", "right")
+    )
     for row in rows:
         table.add_row(str(row["rank"]), row["username"], f"{row['credits']:,}", str(row["tasks"]))
     out.print(table if rows else "no accepted work yet")

@@ -1,0 +1,62 @@
+"""``daig credits`` and ``daig leaderboard`` as a person runs them (subprocesses) against the
+real API, after a real aggregator accepted a volunteer's results."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from daig.credits.pricing import task_cost
+from daig.hyperparams import Hyperparameters
+from services.aggregator.handlers import Aggregator
+from tests.integration.conftest import PASSWORD, Started, drain_tasks
+from tests.integration.test_aggregator import ROWS, Provider, _delta, schema  # noqa: F401
+from tests.integration.test_cli_uploads import _daig
+
+
+def test_balance_history_cost_and_leaderboard_commands(
+    start_project: Callable[..., Started],
+    api_server,
+    make_user,
+    aggregator: Aggregator,
+    schema,  # noqa: F811
+    amqp_url: str,
+    tmp_path,
+) -> None:
+    started = start_project(Hyperparameters(total_tasks=3, task_size=3, epochs=2))
+    volunteer = Provider(make_user(api_server.url, "vol"))
+    name = volunteer.client.me()["username"]
+    paid = {}
+    for seed, message in enumerate(drain_tasks(amqp_url)):
+        grant = volunteer.claim(message.task_id)
+        assert aggregator.handle(volunteer.result(grant, _delta(schema, seed))).status == "accepted"
+        paid[grant["task_id"]] = task_cost(
+            samples=ROWS[grant["shard"]], epochs=2, parameters=schema.parameters
+        )
+    earned, granted = sum(paid.values()), api_server.settings.credit_signup_grant
+    login = ["--server", api_server.url, "--user", name, "--password", PASSWORD]
+
+    balance = _daig(tmp_path / "vol", "credits", "balance", *login)
+    assert balance.returncode == 0, balance.stderr
+    assert f"{granted + earned:,}" in balance.stdout and f"{earned:,}" in balance.stdout
+
+    history = _daig(tmp_path / "vol", "credits", "history")  # the login is remembered
+    assert history.returncode == 0, history.stderr
+    for amount in paid.values():
+        assert f"+{amount:,}" in history.stdout
+    assert f"+{granted:,}" in history.stdout and "sign-up grant" in history.stdout
+
+    board = _daig(tmp_path / "vol", "leaderboard", str(started.id))
+    assert board.returncode == 0, board.stderr
+    assert name in board.stdout and f"{earned:,}" in board.stdout
+    overall = _daig(tmp_path / "vol", "leaderboard", "--limit", "500")
+    assert name in overall.stdout
+
+    owner = ["--server", api_server.url, "--user", started.owner.me()["username"]]
+    cost = _daig(
+        tmp_path / "owner", "credits", "cost", str(started.id), *owner, "--password", PASSWORD
+    )
+    assert cost.returncode == 0, cost.stderr
+    assert f"{earned:,} (3 tasks)" in cost.stdout  # the whole estimate, all spent
+    missing = _daig(tmp_path / "owner", "credits", "cost", str(uuid.uuid4()))
+    assert missing.returncode == 1 and "no project" in missing.stderr
