@@ -51,6 +51,9 @@ class ProjectDetailView(QWidget):
         self.project: dict[str, Any] = {}
         self.rounds: list[dict[str, Any]] = []
         self._loading = False
+        # Bumped by every pause/resume/cancel: a refresh fetched before it is stale.
+        self._changes = 0
+        self._stale = False
         self._download: Worker | None = None
         self._build()
         self.timer = QTimer(self)
@@ -152,18 +155,21 @@ class ProjectDetailView(QWidget):
         if self._account is None or self.project_id is None or self._loading:
             return
         self._loading = True
-        project_id = self.project_id
+        project_id, changes = self.project_id, self._changes
         self._runner.start(
             operations.project_detail,
             self._account,
             project_id,
-            on_returned=lambda detail: self._loaded(project_id, detail),
+            on_returned=lambda detail: self._loaded(project_id, changes, detail),
             on_errored=self._refresh_failed,
             on_finished=self._refresh_done,
         )
 
-    def _loaded(self, project_id: str, detail: operations.Detail) -> None:
+    def _loaded(self, project_id: str, changes: int, detail: operations.Detail) -> None:
         if project_id != self.project_id:
+            return
+        if changes != self._changes:
+            self._stale = True
             return
         self.show_project(detail.project, detail.rounds)
         self.refreshed.emit()
@@ -173,6 +179,9 @@ class ProjectDetailView(QWidget):
 
     def _refresh_done(self) -> None:
         self._loading = False
+        if self._stale:  # the result was dropped: fetch again now, not at the next tick
+            self._stale = False
+            self.refresh()
 
     def show_project(self, project: dict[str, Any], rounds: list[dict[str, Any]]) -> None:
         self.project, self.rounds = project, rounds
@@ -216,6 +225,7 @@ class ProjectDetailView(QWidget):
             return
         for widget in self.action_buttons.values():
             widget.setEnabled(False)
+        self._changes += 1
         self._runner.start(
             operations.change_state,
             self._account,
@@ -227,6 +237,7 @@ class ProjectDetailView(QWidget):
         )
 
     def _changed(self, action: str, project: dict[str, Any]) -> None:
+        self._changes += 1
         self.message.show_info(f"Training {DONE_WORDS[action]}.")
         self.show_project(project, self.rounds)
         self.refresh()

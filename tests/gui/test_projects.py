@@ -67,17 +67,22 @@ def test_pause_resume_cancel_and_download(
     buttons = detail.action_buttons
     assert [a for a, b in buttons.items() if b.isVisible()] == ["start", "cancel"]
 
-    for action, state in (("start", "queued"), ("pause", "paused"), ("resume", "running")):
+    def press(action: str) -> None:
+        # As a person would: the buttons are disabled while a change is on its way.
+        qtbot.waitUntil(lambda: buttons[action].isEnabled(), timeout=WAIT_MS)
         buttons[action].click()
+
+    for action, state in (("start", "queued"), ("pause", "paused"), ("resume", "running")):
+        press(action)
         qtbot.waitUntil(lambda s=state: detail.project.get("state") == s, timeout=WAIT_MS)
         assert client.project(project_id)["state"] == state
     assert detail.pill.text() == "Training"
 
     monkeypatch.setattr(detail, "confirm", lambda question, text: False)
-    buttons["cancel"].click()  # asked, and the person said no
+    press("cancel")  # asked, and the person said no
     assert client.project(project_id)["state"] == "running"
     monkeypatch.setattr(detail, "confirm", lambda question, text: True)
-    buttons["cancel"].click()
+    press("cancel")
     qtbot.waitUntil(lambda: detail.project.get("state") == "cancelled", timeout=WAIT_MS)
     assert not any(b.isVisible() for b in buttons.values())
 
@@ -90,7 +95,8 @@ def test_pause_resume_cancel_and_download(
         assert "model_config" in saved.attrs
     assert f"Saved {target}" in detail.message.text()
     assert "the model as uploaded" in detail.message.text()
-    assert not detail.download_bar.isVisible()
+    qtbot.waitUntil(lambda: not detail.download_bar.isVisible(), timeout=WAIT_MS)
+    assert detail.download_button.text() == "Download model…"
 
 
 def test_errors_on_the_project_screen_are_messages(
