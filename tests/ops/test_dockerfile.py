@@ -7,6 +7,7 @@ the ``daig`` entrypoint, and a build context (.dockerignore) holding what the CO
 
 from __future__ import annotations
 
+import fnmatch
 import shutil
 import subprocess
 import sys
@@ -87,3 +88,100 @@ def test_build_context_holds_what_the_copies_need() -> None:
         for source in sources:
             assert (ROOT / source).exists(), f"COPY {source}: no such path"
             assert source in allowed, f"COPY {source}: excluded by .dockerignore"
+
+
+def _in_build_context(path: str, patterns: list[str]) -> bool:
+    """Whether .dockerignore lets ``path`` into the build context (last match wins)."""
+    included = True
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        bare = pattern[1:] if negated else pattern
+        bare = bare.rstrip("/")
+        glob = bare.replace("**/", "*").replace("**", "*")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if any(p == bare or fnmatch.fnmatch(p, glob) for p in prefixes) or any(
+            fnmatch.fnmatch(part, glob.lstrip("*")) for part in parts if glob.startswith("*")
+        ):
+            included = negated
+    return included
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_build_context_installs_a_working_daig(database_url: str, tmp_path: Path) -> None:
+    """What the Dockerfile's build stage does, from exactly the files .dockerignore lets in:
+    build the wheel, install it (dependencies taken from this virtualenv, as the image's
+    dependency layer would have them) and run `daig migrate` on a new database."""
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    from daig.db.migrate import drop_database
+
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    context = tmp_path / "context"
+    tracked = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    copied = [p for p in tracked if (ROOT / p).is_file() and _in_build_context(p, patterns)]
+    assert "pyproject.toml" in copied and not any(p.startswith("tests/") for p in copied)
+    for path in copied:
+        (context / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / path, context / path)
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    parent_site = next(p for p in sys.path if p.endswith("site-packages"))
+    (site / "parent.pth").write_text(parent_site + "\n")  # the dependency layer
+    wheels = tmp_path / "wheels"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(context)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = wheels.glob("daig-*.whl")
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install"]
+        + ["--no-deps", "-q", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    daig = venv / "bin" / "daig"
+    assert subprocess.run([daig, "--help"], capture_output=True, timeout=60).returncode == 0
+    where = subprocess.run(
+        [venv / "bin" / "python", "-c", "import daig, services; print(daig.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert where.stdout.startswith(str(site)), where  # the wheel's code, not this checkout's
+    fresh = make_url(database_url).set(database=f"daig_test_{uuid.uuid4().hex[:12]}")
+    url = fresh.render_as_string(hide_password=False)
+    try:
+        migrated = subprocess.run(
+            [daig, "migrate"],
+            env={"PATH": "/usr/bin:/bin", "DAIG_DATABASE_URL": url, "HOME": str(tmp_path)},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrated.returncode == 0, migrated.stderr[-3000:]
+        assert "up to date" in migrated.stderr
+    finally:
+        drop_database(url)
