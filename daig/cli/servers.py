@@ -23,22 +23,28 @@ def api(
     port: int = typer.Option(8000, help="Port to listen on."),
 ) -> None:
     """Run the HTTP API (settings from DAIG_* environment variables)."""
+    from daig.cli.settings_check import require_valid_settings
     from services.api.__main__ import main
 
+    require_valid_settings()
     main(host=host, port=port)
 
 
 def scheduler() -> None:
     """Run the scheduler: plan rounds and publish tasks."""
+    from daig.cli.settings_check import require_valid_settings
     from services.scheduler.__main__ import main
 
+    require_valid_settings()
     main()
 
 
 def aggregator() -> None:
     """Run the aggregator: accept results and combine them into new weights."""
+    from daig.cli.settings_check import require_valid_settings
     from services.aggregator.__main__ import main
 
+    require_valid_settings()
     main()
 
 

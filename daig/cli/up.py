@@ -101,7 +101,9 @@ def _report_death(role: Role) -> None:
 
 def run_up(options: UpOptions) -> int:
     from daig.cli.demo import _services_reachable
+    from daig.cli.settings_check import require_valid_settings
 
+    require_valid_settings(code=2)
     settings = Settings()
     log_dir = options.log_dir or _default_log_dir()
     api_url = f"http://{_client_host(options.host)}:{options.port}"
