@@ -92,7 +92,12 @@ def quiet_tensorflow() -> None:
         os.close(saved)
 
 
-def setup_logging(level: str = "INFO", *, json_lines: bool = False, process: str = "daig") -> None:
+def setup_logging(
+    level: str = "INFO", *, json_lines: bool | None = None, process: str = "daig"
+) -> None:
+    """Log to stderr; ``json_lines`` None means as ``DAIG_LOG_JSON`` says (providers, migrate)."""
+    if json_lines is None:
+        json_lines = os.environ.get("DAIG_LOG_JSON", "").strip().lower() in ("1", "true", "yes")
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ContextFilter())
     if json_lines:

@@ -50,13 +50,21 @@ def aggregator() -> None:
 
 def migrate() -> None:
     """Create the database if needed and apply all schema migrations."""
+    from sqlalchemy.exc import OperationalError
+
     from daig.db.migrate import upgrade
     from daig.logs import setup_logging
     from daig.settings import Settings
 
     setup_logging(process="migrate")
     settings = Settings()
-    upgrade(settings.database_url)
+    try:
+        upgrade(settings.database_url)
+    except OperationalError as exc:
+        fail(
+            f"cannot reach PostgreSQL ({str(exc.orig).strip().splitlines()[0]}); "
+            "check DAIG_DATABASE_URL and that the server runs"
+        )
     console.print("[green]database schema is up to date[/]")
 
 

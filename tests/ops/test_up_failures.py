@@ -87,3 +87,21 @@ def test_a_role_refuses_bad_settings_naming_the_variable(role: str) -> None:
     assert done.returncode == 1
     assert "DAIG_SECRET_KEY is the development default" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_migrate_names_an_unreachable_database() -> None:
+    """The compose file's `migrate` service: a clear line in its logs, exit 1."""
+    done = subprocess.run(
+        [sys.executable, "-m", "daig", "migrate"],
+        env=os.environ
+        | {
+            "DAIG_DATABASE_URL": "postgresql+psycopg2://postgres@127.0.0.1:1/daig",
+            "COLUMNS": "200",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "cannot reach PostgreSQL" in done.stderr and "DAIG_DATABASE_URL" in done.stderr
+    assert "Traceback" not in done.stderr
