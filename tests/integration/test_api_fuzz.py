@@ -81,7 +81,8 @@ def real_ids(
     project = create_started_project(fuzz_user, digits_files.model, data, params)
     settings = fuzz_server.settings
     engine = make_engine(settings.database_url)
-    connection = connect(settings.amqp_url)
+    # Idle while the module fuzzes (minutes): no heartbeats, or the broker drops it.
+    connection = connect(settings.amqp_url, heartbeat=0)
     try:
         channel = connection.channel()
         topology.declare(channel)
