@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 ONE_SHOT = {"migrate", "provider-account"}
 SERVER_ROLES = ("api", "scheduler", "aggregator")
+JSON_LOGGING = (*SERVER_ROLES, "provider")
 
 
 def _command(service: dict[str, Any], translation: Translation, name: str) -> list[str]:
@@ -135,7 +136,7 @@ def _rerun_one_shot(
 def _check_json_logs(clusters: dict[str, LocalCluster]) -> None:
     """DAIG_LOG_JSON=true (the .env.example default): each line is one JSON object with the
     project, round and task keys."""
-    for role in SERVER_ROLES:
+    for role in JSON_LOGGING:
         lines = [line for line in clusters[role].log(role).splitlines() if line.strip()]
         assert lines, f"{role} logged nothing"
         for line in lines:
