@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from types import TracebackType
@@ -31,11 +32,28 @@ def _unexpected(
         QMessageBox.warning(None, "DAIG", describe(exc))
 
 
+NO_DISPLAY = (
+    "daig gui needs a graphical display, and none was found (DISPLAY and WAYLAND_DISPLAY are "
+    "unset). Run it from a desktop session, over `ssh -X`, or under `xvfb-run`; "
+    "QT_QPA_PLATFORM=offscreen runs it without showing anything (for tests and screenshots)."
+)
+
+
+def display_missing() -> bool:
+    """On Linux, Qt aborts the process without a display: say so in a sentence instead."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="daig-gui", description=__doc__)
     parser.add_argument("--server", help="URL of the DAIG API (remembered once you log in)")
     parser.add_argument("--log-level", default="WARNING", help="e.g. INFO or DEBUG")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if display_missing():
+        print(NO_DISPLAY, file=sys.stderr)
+        return 1
     # Until the window exists, Ctrl-C or SIGTERM simply ends the start-up.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: sys.exit(0))

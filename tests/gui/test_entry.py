@@ -29,3 +29,18 @@ def test_daig_gui_starts_and_stops_cleanly(tmp_path: Path) -> None:
             process.kill()
     assert process.returncode == 0, stderr[-2000:]
     assert "Traceback" not in stderr
+
+
+def test_without_a_display_it_says_so_instead_of_aborting(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.pop("QT_QPA_PLATFORM", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "daig", "gui"],
+        env=env | {"XDG_CONFIG_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "daig gui needs a graphical display" in result.stderr
+    assert "xvfb-run" in result.stderr and "Traceback" not in result.stderr
