@@ -37,8 +37,10 @@ def participate(qtbot, window: MainWindow) -> None:
 
 
 def test_a_new_user_does_everything_from_the_gui_and_stop_gives_the_task_back(
-    qtbot, window: MainWindow, cluster, digits_files, tmp_path: Path, monkeypatch
+    qtbot, cluster, window: MainWindow, digits_files, tmp_path: Path, monkeypatch
 ) -> None:
+    # ``cluster`` before ``window``: torn down in reverse, so the window (and its agent) closes
+    # while the API is still there to take a task back.
     log_in(qtbot, window, cluster.api_url, unique("new"), create=True)
     participate(qtbot, window)
 
