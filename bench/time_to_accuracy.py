@@ -57,7 +57,7 @@ def daig_run(files: DigitsFiles, providers: int, params: Hyperparameters) -> dic
     from daig.examples import held_out_accuracy
 
     load_before = load()
-    with bench_cluster(scheduler_tick_seconds="0.5") as cluster:
+    with bench_cluster() as cluster:
         cluster.add_providers(providers)
         warm_up(cluster, files)
         project_id, wall = run_project(cluster, files, params)
