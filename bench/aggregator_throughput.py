@@ -92,7 +92,7 @@ def fold_throughput(deltas_count: int, repeats: int) -> dict[str, dict[str, floa
     return out
 
 
-def results_per_second(tasks: int) -> dict[str, float]:
+def results_per_second(tasks: int, directory: Path) -> dict[str, float]:
     from bench.harness import bench_cluster
     from daig.examples import write_digits
     from daig.hyperparams import Hyperparameters
@@ -100,7 +100,7 @@ def results_per_second(tasks: int) -> dict[str, float]:
     from daig.weights.h5weights import read_weights
     from tests.integration.provider_broker import ProviderBroker
 
-    files = write_digits(Path(tempfile.mkdtemp(prefix="daig-aggtp-")))
+    files = write_digits(directory)
     weights = read_weights(files.model)
     with bench_cluster(scheduler_tick_seconds="0.5") as cluster:
         requestor = cluster.client("requestor")
@@ -176,7 +176,7 @@ def _save_big_model(path: str) -> None:
     build_mlp(hidden=BIG_HIDDEN).save(path)
 
 
-def big_model_through_aggregator(tasks: int) -> dict[str, float]:
+def big_model_through_aggregator(tasks: int, directory: Path) -> dict[str, float]:
     """K fp32 deltas of a 10.5M-parameter model through the real aggregator process."""
     import multiprocessing
 
@@ -189,7 +189,7 @@ def big_model_through_aggregator(tasks: int) -> dict[str, float]:
     from daig.weights.h5weights import read_weights
     from tests.integration.provider_broker import ProviderBroker
 
-    work = Path(tempfile.mkdtemp(prefix="daig-aggbig-"))
+    work = directory
     files = write_digits(work)
     model = work / "big-mlp.h5"
     child = multiprocessing.get_context("spawn").Process(target=_save_big_model, args=(str(model),))
@@ -284,8 +284,9 @@ def main() -> int:
     parser.add_argument("--big-tasks", type=int, default=8, help="K of the 10.5M-parameter run")
     args = parser.parse_args()
     folds = fold_throughput(args.deltas, args.repeats)
-    rate = results_per_second(args.tasks)
-    big = big_model_through_aggregator(args.big_tasks)
+    with tempfile.TemporaryDirectory(prefix="daig-aggtp-") as directory:  # removed afterwards
+        rate = results_per_second(args.tasks, Path(directory) / "tiny")
+        big = big_model_through_aggregator(args.big_tasks, Path(directory) / "big")
     print(
         f"\nfolding {args.deltas} deltas of a 10.5M-parameter model (fp32-equivalent MB/s, "
         f"best of {args.repeats})\n"
