@@ -1004,8 +1004,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
     random.seed(config.seed)
-    work = Path(tempfile.mkdtemp(prefix="daig-dispatch-"))
-    files = write_files(work, config)
+    with tempfile.TemporaryDirectory(prefix="daig-dispatch-") as work:  # removed afterwards
+        files = write_files(Path(work), config)
+        return run_benchmark(config, files)
+
+
+def run_benchmark(config: Config, files: dict[str, Path]) -> int:
+    """Start the cluster and the projects, ramp the providers, print the table and JSON."""
     began = datetime.now(UTC)
     load = os.getloadavg()
     with bench_cluster() as cluster:
