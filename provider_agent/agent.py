@@ -32,6 +32,7 @@ from pika.exceptions import AMQPConnectionError, AMQPError
 from daig.broker import Delivery, Outcome, run_consumer
 from daig.broker import Session as BrokerSession
 from daig.client import ClientError, DaigClient
+from daig.logs import log_context
 from daig.messages import ResultStatus, TrainResult, TrainTask, decode
 from daig.topology import RESULTS, TASKS
 from provider_agent import fetch
@@ -181,6 +182,10 @@ class ProviderAgent:
         if self.stop.is_set() or not self.polite_now():
             return Outcome.REQUEUE
         task = decode(TrainTask, delivery.body, delivery.message_type)
+        with log_context(task=task.task_id):
+            return self._claim_and_work(task, broker)
+
+    def _claim_and_work(self, task: TrainTask, broker: BrokerSession) -> Outcome:
         try:
             grant = self._retrying(
                 lambda: self._call(self._client.claim, task.task_id, self.agent_id), broker.pump
@@ -198,7 +203,8 @@ class ProviderAgent:
             return Outcome.REQUEUE
         self._set_status("training", grant)
         try:
-            return self._work(grant, broker)
+            with log_context(project=grant["project_id"], round=grant["round"]):
+                return self._work(grant, broker)
         except TrainingCancelled:
             return self._give_back(grant)
         except TaskAbandoned as exc:

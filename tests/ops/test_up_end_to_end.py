@@ -136,6 +136,7 @@ def test_daig_up_and_providers_train_a_project(
         assert project["state"] == "done"
         _check_metrics(api, metrics_port, project, digits_files)
         _check_logs(logs, project_id)
+        _check_provider_logs(processes, project_id)
     finally:
         processes.stop("provider-1")
         processes.stop("provider-2")
@@ -199,3 +200,19 @@ def _check_logs(logs: LocalCluster, project_id: str) -> None:
             if re.search(r"task \S+: (accepted|published|claimed)", entry["message"]):
                 assert entry["round"] is not None and entry["task"] is not None, entry
     assert about_project > 0
+
+
+def _check_provider_logs(processes: LocalCluster, project_id: str) -> None:
+    """Providers' JSON lines about a task carry its id, and once claimed its project too."""
+    about_task = 0
+    for name in ("provider-1", "provider-2"):
+        for line in processes.log(name).splitlines():
+            if not line.startswith("{"):
+                continue  # e.g. TensorFlow's own start-up lines from the training child
+            entry = json.loads(line)
+            named = re.search(r"task (\S+): result \S+ sent", entry["message"])
+            if named:
+                about_task += 1
+                assert entry["task"] == named.group(1), entry
+                assert entry["project"] == project_id and entry["round"] is not None, entry
+    assert about_task > 0
