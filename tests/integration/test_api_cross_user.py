@@ -55,6 +55,9 @@ PROJECT_ROUTES: dict[tuple[str, str], Attempt] = {
         ("GET", "/v1/projects/{project_id}/model"),
         ("GET", "/v1/projects/{project_id}/files"),
         ("PUT", "/v1/projects/{project_id}/files/{kind}"),
+        ("GET", "/v1/projects/{project_id}/cost"),
+        # The per-project leaderboard is for the owner and the project's contributors only.
+        ("GET", "/v1/projects/{project_id}/leaderboard"),
     ]
 }
 CLAIM_ROUTES: dict[tuple[str, str], Attempt] = {
