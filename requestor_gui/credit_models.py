@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from PyQt5.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
+from PyQt5.QtCore import QModelIndex, QObject, Qt
 
-_INDEX = QModelIndex()
+from requestor_gui.table_model import RowsTableModel
+
 KIND_TEXT = {"grant": "sign-up grant", "work": "training"}
 
 
@@ -23,7 +24,7 @@ def when_text(at: str) -> str:
     return at[:19].replace("T", " ")
 
 
-class CreditHistoryModel(QAbstractTableModel):
+class CreditHistoryModel(RowsTableModel):
     """Entries of the account, newest first; ``earnings_only`` keeps one row per paid task."""
 
     def __init__(self, *, earnings_only: bool = False, parent: QObject | None = None) -> None:
@@ -34,35 +35,20 @@ class CreditHistoryModel(QAbstractTableModel):
             if earnings_only
             else ("When (UTC)", "What", "Project", "Amount", "Balance after")
         )
-        self._lines: list[dict[str, Any]] = []
 
     def set_history(self, lines: list[dict[str, Any]]) -> None:
         if self.earnings_only:
             lines = [line for line in lines if line["kind"] == "work" and line["amount"] > 0]
-        self.beginResetModel()
-        self._lines = list(lines)
-        self.endResetModel()
+        self.replace_rows(lines)
 
     def line(self, row: int) -> dict[str, Any]:
-        return self._lines[row]
-
-    def rowCount(self, parent: QModelIndex = _INDEX) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self._lines)
-
-    def columnCount(self, parent: QModelIndex = _INDEX) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self.columns)
-
-    def headerData(  # noqa: N802 - Qt API
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.columns[section]
-        return None
+        line: dict[str, Any] = self._rows[row]
+        return line
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._lines):
+        line = self.row_at(index)
+        if line is None:
             return None
-        line = self._lines[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(line, index.column())
         if role == Qt.ItemDataRole.ToolTipRole:

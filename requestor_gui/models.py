@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from PyQt5.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
+from PyQt5.QtCore import QModelIndex, QObject, Qt
 
+from requestor_gui.table_model import RowsTableModel
 from requestor_gui.timing import elapsed_seconds, eta_seconds, format_duration, parse_time
 
 ProgressRole = Qt.ItemDataRole.UserRole + 1  # float 0..1 for the progress bar delegate
@@ -22,8 +23,6 @@ STATE_LABELS = {
     "cancelled": "Cancelled",
 }
 
-_INDEX = QModelIndex()
-
 
 def state_label(state: str) -> str:
     return STATE_LABELS.get(state, state.capitalize())
@@ -34,55 +33,38 @@ def rounds_text(project: dict[str, Any]) -> str:
     return f"{project.get('round', 0)} of {total}" if total else "—"
 
 
-class ProjectTableModel(QAbstractTableModel):
+class ProjectTableModel(RowsTableModel):
     """The requestor's projects: name, state, round r of R, progress, contributors, times."""
 
     COLUMNS = ("Name", "State", "Round", "Progress", "Contributors", "Elapsed", "ETA")
+    columns = COLUMNS
     PROGRESS = 3
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._projects: list[dict[str, Any]] = []
 
     def set_projects(self, projects: list[dict[str, Any]]) -> None:
         """Replace the rows; same projects in the same order only refresh their cells."""
-        same = [p["id"] for p in projects] == [p["id"] for p in self._projects]
+        same = [p["id"] for p in projects] == [p["id"] for p in self._rows]
         if same and projects:
-            self._projects = list(projects)
+            self._rows = list(projects)
             self.dataChanged.emit(
                 self.index(0, 0), self.index(len(projects) - 1, len(self.COLUMNS) - 1)
             )
             return
-        self.beginResetModel()
-        self._projects = list(projects)
-        self.endResetModel()
+        self.replace_rows(projects)
 
     def project(self, row: int) -> dict[str, Any]:
-        return self._projects[row]
+        project: dict[str, Any] = self._rows[row]
+        return project
 
     def row_of(self, project_id: str) -> int | None:
-        for row, project in enumerate(self._projects):
+        for row, project in enumerate(self._rows):
             if project["id"] == project_id:
                 return row
         return None
 
-    def rowCount(self, parent: QModelIndex = _INDEX) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self._projects)
-
-    def columnCount(self, parent: QModelIndex = _INDEX) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(  # noqa: N802 - Qt API
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.COLUMNS[section]
-        return None
-
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._projects):
+        project = self.row_at(index)
+        if project is None:
             return None
-        project = self._projects[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(project, index.column())
         if role == ProgressRole:
@@ -156,45 +138,34 @@ def metric_names(rounds: list[dict[str, Any]]) -> list[str]:
     return known + sorted(chartable - set(known))
 
 
-class RoundTableModel(QAbstractTableModel):
+class RoundTableModel(RowsTableModel):
     """One row per round: results accepted and rejected, metrics, when it closed, how long."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._rounds: list[dict[str, Any]] = []
-        self._metrics: list[str] = []
+        self.columns = self._columns_for([])
 
-    @property
-    def columns(self) -> list[str]:
-        return ["Round", "Accepted", "Rejected", *self._metrics, "Closed", "Duration"]
+    @staticmethod
+    def _columns_for(rounds: list[dict[str, Any]]) -> list[str]:
+        return ["Round", "Accepted", "Rejected", *metric_names(rounds), "Closed", "Duration"]
 
     def set_rounds(self, rounds: list[dict[str, Any]]) -> None:
         self.beginResetModel()
-        self._rounds = list(rounds)
-        self._metrics = metric_names(self._rounds)
+        self._rows = list(rounds)
+        self.columns = self._columns_for(self._rows)
         self.endResetModel()
 
-    def rowCount(self, parent: QModelIndex = _INDEX) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self._rounds)
-
-    def columnCount(self, parent: QModelIndex = _INDEX) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self.columns)
-
-    def headerData(  # noqa: N802 - Qt API
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return column_title(self.columns[section])
-        return None
+    def header(self, section: int) -> str:
+        return column_title(self.columns[section])
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rounds):
+        r = self.row_at(index)
+        if r is None:
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignCenter)
         if role != Qt.ItemDataRole.DisplayRole:
             return None
-        r = self._rounds[index.row()]
         name = self.columns[index.column()]
         if name == "Round":  # 1-based, like "round r of R" (r rounds closed)
             return str(int(r.get("index", 0)) + 1)
@@ -215,40 +186,20 @@ def _duration(opened: datetime | None, closed: datetime | None) -> str:
     return format_duration((closed - opened).total_seconds())
 
 
-class LayerTableModel(QAbstractTableModel):
+class LayerTableModel(RowsTableModel):
     """The picked model's layers: name, type, settings, parameters (like ``model.summary()``)."""
 
     COLUMNS = ("Layer", "Type", "Settings", "Parameters")
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._layers: list[Any] = []
+    columns = COLUMNS
 
     def set_layers(self, layers: list[Any]) -> None:
         """``layers``: objects with ``name``, ``type``, ``detail`` and ``parameters``."""
-        self.beginResetModel()
-        self._layers = list(layers)
-        self.endResetModel()
-
-    def rowCount(self, parent: QModelIndex = _INDEX) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self._layers)
-
-    def columnCount(self, parent: QModelIndex = _INDEX) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(  # noqa: N802 - Qt API
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.COLUMNS[section]
-        return None
+        self.replace_rows(layers)
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
+        layer = self.row_at(index)
+        if role != Qt.ItemDataRole.DisplayRole or layer is None:
             return None
-        if not 0 <= index.row() < len(self._layers):
-            return None
-        layer = self._layers[index.row()]
         column = index.column()
         if column == 0:
             return layer.name
