@@ -42,6 +42,7 @@ from daig.logs import quiet_tensorflow
 from daig.reference import reference_accuracy
 from daig.settings import Settings
 from services.aggregator.audit import audit_project
+from services.api.broker_accounts import forget_provider_accounts
 
 PARAMS = Hyperparameters(epochs=3, batch_size=32, total_tasks=12, task_size=3, passes=5)
 SENT = re.compile(r"result ([0-9a-f-]{36}) sent")
@@ -188,6 +189,7 @@ def main() -> int:
         cluster.stop_all()
         drop_database(database)
         subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=120)
+        forget_provider_accounts(base, vhost)
     print(json.dumps(report, indent=2))
     return 0 if report["passed"] else 1
 

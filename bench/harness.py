@@ -29,6 +29,7 @@ from daig.cluster import LocalCluster, free_port
 from daig.db.migrate import drop_database, upgrade
 from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
+from services.api.broker_accounts import forget_provider_accounts
 
 
 def rabbitmqctl(*args: str) -> None:
@@ -114,6 +115,7 @@ def bench_cluster(**settings: str) -> Iterator[BenchCluster]:
         processes.stop_all()
         drop_database(database_url)
         subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=120)
+        forget_provider_accounts(base, vhost)
 
 
 def _seconds(delta: Any) -> float:

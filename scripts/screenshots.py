@@ -33,6 +33,7 @@ from daig.client import DaigClient  # noqa: E402
 from daig.cluster import LocalCluster, free_port  # noqa: E402
 from daig.hyperparams import Hyperparameters  # noqa: E402
 from daig.settings import Settings  # noqa: E402
+from services.api.broker_accounts import forget_provider_accounts  # noqa: E402
 
 USER, PASSWORD = "ada", "a long password"
 VHOST = "daig_screenshots"  # its own RabbitMQ vhost: never another run's queues
@@ -107,6 +108,7 @@ def main() -> int:
         cluster.stop_all()
         drop_database(database_url)
         rabbitmqctl("delete_vhost", VHOST)
+        forget_provider_accounts(base, VHOST)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -102,3 +102,27 @@ def _put(http: httpx.Client, path: str, body: dict[str, Any]) -> None:
         raise BrokerAccountsUnavailable(
             f"{where} answered HTTP {response.status_code} to PUT {path}: {response.text[:300]}"
         )
+
+
+def forget_provider_accounts(settings: Settings, vhost: str) -> int:
+    """Delete every provider broker user made for ``vhost`` (after the vhost itself is gone).
+
+    For throw-away installations (benchmarks, screenshots): deleting a vhost in RabbitMQ
+    leaves its users behind. Returns how many were deleted; quietly 0 without a management API.
+    """
+    suffix = "@" + vhost
+    deleted = 0
+    try:
+        with httpx.Client(
+            base_url=settings.management_url,
+            auth=settings.management_credentials,
+            timeout=TIMEOUT_SECONDS,
+        ) as http:
+            for user in http.get("/api/users").json():
+                name = str(user["name"])
+                if name.startswith("daig-provider-") and name.endswith(suffix):
+                    http.delete(f"/api/users/{quote(name, safe='')}")
+                    deleted += 1
+    except (httpx.HTTPError, ValueError, TypeError, KeyError):
+        pass
+    return deleted
