@@ -87,6 +87,13 @@ def _put(http: httpx.Client, path: str, body: dict[str, Any]) -> None:
     where = f"RabbitMQ's management API at {http.base_url}"
     try:
         response = http.put(path, json=body)
+        # Two PUTs creating the same user at once (two agents of one account starting
+        # together): RabbitMQ answers the loser 400 user_already_exists instead of updating.
+        # The user exists now, so the same PUT again updates it.
+        for _ in range(3):
+            if response.status_code != 400 or "user_already_exists" not in response.text:
+                break
+            response = http.put(path, json=body)
     except httpx.TransportError as exc:
         raise BrokerAccountsUnavailable(
             f"{where} is unreachable ({exc or type(exc).__name__}); enable the "
