@@ -26,8 +26,7 @@ from daig.weights.codec import decode_weights
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
 from services.aggregator.outer import outer_step
-from services.aggregator.rounds import velocity_schema
-from services.aggregator.strategies import make_strategy
+from services.aggregator.rounds import project_strategy, stored_velocity
 
 
 @dataclass
@@ -108,16 +107,10 @@ def _audit_round(
         deltas.append((decode_weights(blobs.get_bytes(result.blob_key), schema), result.samples))
     if not deltas:
         return
-    strategy = make_strategy(
-        project.aggregation, trim_fraction=project.trim_fraction, clip_factor=project.clip_factor
-    )
+    strategy = project_strategy(project)
     base = decode_weights(blobs.get_bytes(keys.weights_key(project.id, index)), schema)
     stored = decode_weights(blobs.get_bytes(keys.weights_key(project.id, index + 1)), schema)
-    velocity = None
-    if project.outer_optimizer != "average" and index > 0:
-        velocity = decode_weights(
-            blobs.get_bytes(keys.velocity_key(project.id, index)), velocity_schema(schema)
-        )
+    velocity = stored_velocity(blobs, project, schema, index)
     expected, _ = outer_step(
         base,
         strategy.combine(deltas),

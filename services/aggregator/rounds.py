@@ -24,7 +24,7 @@ from daig.weights.h5weights import write_weights
 from daig.weights.schema import NDArrays, TensorSpec, WeightSchema
 from services.aggregator import logic
 from services.aggregator.outer import outer_step
-from services.aggregator.strategies import make_strategy
+from services.aggregator.strategies import Strategy, make_strategy
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,7 @@ def close_round(
             assert result.blob_key is not None
             yield decode_weights(blobs.get_bytes(result.blob_key), schema), result.samples
 
-    strategy = make_strategy(
-        project.aggregation, trim_fraction=project.trim_fraction, clip_factor=project.clip_factor
-    )
+    strategy = project_strategy(project)
     update = mean if mean is not None else strategy.combine(deltas())
     base = decode_weights(blobs.get_bytes(keys.weights_key(project.id, index)), schema)
     new_weights = apply_outer_step(blobs, project, schema, base, update)
@@ -89,16 +87,31 @@ def velocity_schema(schema: WeightSchema) -> WeightSchema:
     return WeightSchema(tuple(TensorSpec(t.shape, "<f4") for t in schema.tensors))
 
 
+def stored_velocity(
+    blobs: BlobStore, project: Project, schema: WeightSchema, index: int
+) -> NDArrays | None:
+    """The outer optimizer's velocity going into round ``index`` (None: plain averaging, or
+    nothing accumulated yet)."""
+    if project.outer_optimizer == "average" or index == 0:
+        return None
+    return decode_weights(
+        blobs.get_bytes(keys.velocity_key(project.id, index)), velocity_schema(schema)
+    )
+
+
+def project_strategy(project: Project) -> Strategy:
+    """The project's robust-aggregation strategy with its settings."""
+    return make_strategy(
+        project.aggregation, trim_fraction=project.trim_fraction, clip_factor=project.clip_factor
+    )
+
+
 def apply_outer_step(
     blobs: BlobStore, project: Project, schema: WeightSchema, base: NDArrays, update: NDArrays
 ) -> NDArrays:
     """Weights version r+1; writes the outer optimizer's velocity r+1 when it keeps one."""
     index = project.current_round
-    velocity = None
-    if project.outer_optimizer != "average" and index > 0:
-        velocity = decode_weights(
-            blobs.get_bytes(keys.velocity_key(project.id, index)), velocity_schema(schema)
-        )
+    velocity = stored_velocity(blobs, project, schema, index)
     new_weights, new_velocity = outer_step(
         base,
         update,
