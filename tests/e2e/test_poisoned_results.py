@@ -8,39 +8,22 @@ round, and the services keep running.
 
 from __future__ import annotations
 
-import hashlib
-
-import httpx
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
 from daig.hyperparams import Hyperparameters
-from daig.messages import ResultStatus, TrainResult, TrainTask, decode
-from daig.weights.codec import encode_weights
+from daig.messages import TrainResult, TrainTask, decode
 from daig.weights.h5weights import read_weights
 from tests.conftest import wait_until
 from tests.integration.provider_broker import provider_broker
+from tests.results import trained_result
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def _result(grant: dict, provider_id: int, delta: list[np.ndarray] | None) -> TrainResult:
-    body = encode_weights(delta) if delta is not None else b""
-    if delta is not None:
-        assert httpx.put(grant["result_url"], content=body).status_code == 201
-    return TrainResult(
-        project_id=grant["project_id"],
-        round=grant["round"],
-        task_id=grant["task_id"],
-        claim_id=grant["claim_id"],
-        provider_id=provider_id,
-        status=ResultStatus.TRAINED,
-        blob_key=grant["result_key"],
-        sha256=hashlib.sha256(body).hexdigest(),
-        schema_hash=grant["schema_hash"],
-        samples=100,
-    )
+    return trained_result(grant, provider_id, delta, upload_statuses=(201,), samples=100)
 
 
 def _reasons(database_url: str) -> dict[str, str]:

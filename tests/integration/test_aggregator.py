@@ -26,7 +26,7 @@ from daig.db.models import Project, Result, Task
 from daig.hyperparams import Hyperparameters
 from daig.messages import EventKind, ProjectEvent, ResultStatus, TrainResult, decode
 from daig.topology import RESULTS
-from daig.weights.codec import decode_weights, encode_weights
+from daig.weights.codec import decode_weights
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
 from services.aggregator.handlers import Aggregator
@@ -34,6 +34,7 @@ from services.scheduler.handlers import Scheduler
 from tests.conftest import wait_until
 from tests.integration.conftest import Started, drain, drain_tasks, ready_count
 from tests.integration.provider_broker import provider_broker
+from tests.results import trained_result
 
 ROWS = {0: 3, 1: 3, 2: 4}  # shard sizes of 10 rows in 3 shards
 
@@ -52,26 +53,12 @@ class Provider:
         self, grant: dict[str, Any], delta: Sequence[np.ndarray] | None, **fields
     ) -> TrainResult:
         """Upload ``delta`` (unless None) and describe it in a result message."""
-        body = b""
-        if delta is not None:
-            body = encode_weights(delta)
-            response = httpx.put(grant["result_url"], content=body)
-            assert response.status_code in (200, 201), response.text
         values: dict[str, Any] = {
-            "project_id": grant["project_id"],
-            "round": grant["round"],
-            "task_id": grant["task_id"],
-            "claim_id": grant["claim_id"],
-            "provider_id": self.id,
-            "status": ResultStatus.TRAINED,
-            "blob_key": grant["result_key"],
-            "sha256": hashlib.sha256(body).hexdigest(),
-            "schema_hash": grant["schema_hash"],
             "samples": ROWS.get(grant["shard"], 1),
             "fit_seconds": 1.5,
             "history": {"loss": [2.0, 1.0 + grant["shard"]]},
         }
-        return TrainResult(**(values | fields))
+        return trained_result(grant, self.id, delta, **(values | fields))
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ own; the last tests run the real aggregator consumer on results published by tho
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,12 +31,12 @@ from daig.hyperparams import Hyperparameters
 from daig.messages import EventKind, ProjectEvent, ResultStatus, TrainResult, TrainTask
 from daig.settings import Settings, amqp_vhost
 from daig.topology import DEAD, EVENTS, RESULTS, TASKS, provider_broker_user
-from daig.weights.codec import encode_weights
 from daig.weights.schema import WeightSchema
 from services.aggregator.handlers import Aggregator
 from tests.conftest import ApiServer, free_port, wait_until
 from tests.integration.conftest import Started, drain_tasks, ready_count
 from tests.integration.provider_broker import ProviderBroker, provider_broker
+from tests.results import trained_result
 
 ACCESS_REFUSED, PRECONDITION_FAILED = 403, 406
 
@@ -213,21 +212,7 @@ def _trained(provider_id: int, grant: dict[str, Any], seed: int = 0) -> TrainRes
     rng = np.random.default_rng(seed)
     schema = WeightSchema.from_json(grant["weight_schema"])
     delta = [(rng.standard_normal(t.shape) * 0.01).astype(t.dtype) for t in schema.tensors]
-    body = encode_weights(delta)
-    assert httpx.put(grant["result_url"], content=body).status_code in (200, 201)
-    return TrainResult(
-        project_id=grant["project_id"],
-        round=grant["round"],
-        task_id=grant["task_id"],
-        claim_id=grant["claim_id"],
-        provider_id=provider_id,
-        status=ResultStatus.TRAINED,
-        blob_key=grant["result_key"],
-        sha256=hashlib.sha256(body).hexdigest(),
-        schema_hash=grant["schema_hash"],
-        samples=3,
-        fit_seconds=1.0,
-    )
+    return trained_result(grant, provider_id, delta, samples=3, fit_seconds=1.0)
 
 
 @contextmanager
