@@ -23,6 +23,7 @@ from pika.exceptions import AMQPError
 
 from daig import topology
 from daig.messages import Message, MessageRejected
+from daig.publishing import ConfirmingChannel, message_properties
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,9 @@ def connect(url: str, *, heartbeat: int = 30) -> pika.BlockingConnection:
 
 
 def properties(message: Message, user_id: str | None = None) -> pika.BasicProperties:
-    return pika.BasicProperties(
-        content_type="application/json",
-        delivery_mode=pika.DeliveryMode.Persistent,
+    return message_properties(
         message_id=str(message.message_id),
-        type=message.type_name,
+        message_type=message.type_name,
         timestamp=int(message.sent_at.timestamp()),
         user_id=user_id,
     )
@@ -78,8 +77,9 @@ def publish_on(
 class Publisher:
     """A thread-safe, lazily connected, confirming publisher for processes that don't consume."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, partitions: int = topology.DEFAULT_RESULT_PARTITIONS) -> None:
         self._url = url
+        self._partitions = partitions
         self._lock = threading.Lock()
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
@@ -100,7 +100,7 @@ class Publisher:
             # No heartbeat: this connection is idle between publishes; a dead one is retried.
             self._connection = connect(self._url, heartbeat=0)
             self._channel = self._connection.channel()
-            topology.declare(self._channel)
+            topology.declare(self._channel, self._partitions)
             self._channel.confirm_delivery()
         return self._channel
 
@@ -134,6 +134,7 @@ class Delivery:
     headers: dict[str, Any] = field(default_factory=dict)
     # The publisher's broker user, validated by RabbitMQ; None if the publisher set none.
     user_id: str | None = None
+    partition: int | None = None  # the result partition queue it came from, if one
 
 
 class Session:
@@ -142,6 +143,13 @@ class Session:
     def __init__(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
         self.connection = connection
         self._channel = channel
+        self._confirming: ConfirmingChannel | None = None
+
+    def confirming(self) -> ConfirmingChannel:
+        """A channel of this connection that publishes batches with one wait for confirms."""
+        if self._confirming is None or not self._confirming.is_open:
+            self._confirming = ConfirmingChannel(self.connection)
+        return self._confirming
 
     def publish(
         self, route: topology.Route, message: Message, *, user_id: str | None = None
@@ -167,7 +175,8 @@ class ConsumerOptions:
     delivery limit and could dead-letter a perfectly good message during an outage.
     ``on_connect`` runs after every (re)connection, before consuming. ``declare=False`` is
     for clients without the ``configure`` permission (providers): they consume queues the
-    servers declared and, until those exist, keep retrying.
+    servers declared and, until those exist, keep retrying. ``partitions`` is the number of
+    result partitions declared with the topology.
     """
 
     prefetch: int = 1
@@ -177,6 +186,7 @@ class ConsumerOptions:
     transient: Transient = ()
     on_connect: IdleHook | None = None
     declare: bool = True
+    partitions: int = topology.DEFAULT_RESULT_PARTITIONS
 
 
 def run_consumer(
@@ -192,10 +202,11 @@ def run_consumer(
     transient: Transient = (),
     on_connect: IdleHook | None = None,
     declare: bool = True,
+    partitions: int = topology.DEFAULT_RESULT_PARTITIONS,
 ) -> None:
     """Consume ``queue`` until ``stop`` is set, reconnecting with capped backoff."""
     options = ConsumerOptions(
-        prefetch, idle, idle_seconds, heartbeat, transient, on_connect, declare
+        prefetch, idle, idle_seconds, heartbeat, transient, on_connect, declare, partitions
     )
     backoff = RECONNECT_MIN_SECONDS
     while not stop.is_set():
@@ -215,7 +226,7 @@ def _consume_once(
     try:
         channel = connection.channel()
         if options.declare:
-            topology.declare(channel)
+            topology.declare(channel, options.partitions)
         channel.basic_qos(prefetch_count=options.prefetch)
         publish_channel = connection.channel()
         publish_channel.confirm_delivery()
@@ -302,8 +313,8 @@ def _settle(channel: BlockingChannel, tag: int, outcome: Outcome) -> None:
         channel.basic_nack(tag, requeue=True)
 
 
-def queue_depths(url: str) -> dict[str, int]:
-    """Messages ready in each DAIG queue.
+def queue_depths(url: str, partitions: int = topology.DEFAULT_RESULT_PARTITIONS) -> dict[str, int]:
+    """Messages ready in each DAIG queue (the result partitions summed as ``daig.results``).
 
     The topology is declared first (idempotent, as every DAIG client does on connecting):
     on a fresh broker the queues do not exist until some process declares them, and a
@@ -312,11 +323,16 @@ def queue_depths(url: str) -> dict[str, int]:
     connection = connect(url, heartbeat=0)
     try:
         channel = connection.channel()
-        topology.declare(channel)
-        depths: dict[str, Any] = {}
-        for route in topology.ALL_ROUTES:
+        topology.declare(channel, partitions)
+        depths: dict[str, int] = {}
+        for route in topology.all_routes(partitions):
             frame = channel.queue_declare(route.queue, passive=True)
-            depths[route.queue] = frame.method.message_count
+            name = (
+                topology.RESULTS_EXCHANGE
+                if route.exchange == topology.RESULTS_EXCHANGE
+                else route.queue
+            )
+            depths[name] = depths.get(name, 0) + int(frame.method.message_count)
         return depths
     finally:
         connection.close()

@@ -49,6 +49,11 @@ HINTS = {
     ),
     "outer_learning_rate": "Step size of the outer optimizer (1.0 with average = plain averaging).",
     "outer_momentum": "Momentum of the outer optimizer (momentum and nesterov only).",
+    "share": (
+        "Your project's weight when projects share the volunteers (1 = an equal share). "
+        "Lower it to let others, or your own other projects, go first; an operator may "
+        "raise it."
+    ),
     "max_norm_ratio": (
         "Reject an update whose norm exceeds this multiple of the median norm of recent "
         "accepted updates (0 = never)."
@@ -82,6 +87,7 @@ class Hyperparameters(BaseModel):
     )
     outer_momentum: float = Field(default=0.9, ge=0.0, lt=1.0, description=HINTS["outer_momentum"])
     max_norm_ratio: float = Field(default=10.0, ge=0.0, le=1e6, description=HINTS["max_norm_ratio"])
+    share: float = Field(default=1.0, ge=0.05, le=1.0, description=HINTS["share"])
 
     @model_validator(mode="after")
     def _consistent(self) -> Hyperparameters:

@@ -25,15 +25,16 @@ disable_created_metrics()  # the *_created series only double what operators rea
 
 # Scheduler
 TASKS_PUBLISHED = Counter(
-    "daig_tasks_published", "Task messages the scheduler published (first dispatches and re-issues)"
+    "daig_tasks_published",
+    "Task messages published from the outbox (first dispatches, refills and re-issues)",
 )
 TASKS_REISSUED = Counter(
     "daig_tasks_reissued",
-    "Tasks given out again, by why: lease_expired or straggler",
+    "Tasks given out again, by why: lease_expired, straggler or unclaimed (message lost)",
     ["reason"],
 )
 
-for _reason in ("lease_expired", "straggler"):
+for _reason in ("lease_expired", "straggler", "unclaimed"):
     TASKS_REISSUED.labels(_reason)  # exported as 0 before the first re-issue
 
 # API
@@ -111,14 +112,14 @@ class QueueDepths(Collector):
         yield family
 
 
-def register_queue_depths(amqp_url: str) -> None:
+def register_queue_depths(amqp_url: str, partitions: int) -> None:
     """Report queue depths from this process (idempotent per process)."""
     from daig.broker import queue_depths
 
     global _queue_collector
     with _lock:
         if _queue_collector is None:
-            _queue_collector = QueueDepths(lambda: queue_depths(amqp_url))
+            _queue_collector = QueueDepths(lambda: queue_depths(amqp_url, partitions))
             REGISTRY.register(_queue_collector)
 
 

@@ -14,6 +14,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from daig.topology import DEFAULT_RESULT_PARTITIONS
+
 DEV_SECRET = "daig-development-secret-change-me"
 
 
@@ -57,6 +59,21 @@ class Settings(BaseSettings):
     straggler_floor_seconds: float = 30.0
     scheduler_tick_seconds: float = 1.0
     max_task_failures: int = 3
+    # Published, unclaimed task messages per project at once (times its share): a project's
+    # tasks wait in the shared queue in proportion to it, so projects share volunteers fairly.
+    dispatch_window: int = Field(default=32, ge=1, le=10_000)
+    # A task message nobody claimed within this many seconds expires and is published again
+    # (a purged queue or a consumer that swallows messages costs seconds, not the project).
+    republish_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # Results are routed by project to this many partition queues (``daig.results.<n>``), each
+    # recorded by one aggregator at a time. Every process of an installation must agree.
+    result_partitions: int = Field(default=DEFAULT_RESULT_PARTITIONS, ge=1, le=1024)
+    # Result messages an aggregator takes per partition queue before acking, and records per
+    # transaction.
+    aggregator_prefetch: int = Field(default=64, ge=1, le=10_000)
+    aggregator_batch_size: int = Field(default=128, ge=1, le=10_000)
+    # Global weights up to this size travel inside the claim grant (0: always downloaded).
+    inline_weights_max_bytes: int = Field(default=256 * 1024, ge=0, le=4 * 1024 * 1024)
     # Deltas up to this size travel inside the result message (0: always via the blob store).
     inline_delta_max_bytes: int = Field(default=256 * 1024, ge=0, le=1024 * 1024)
     # Login and sign-up limits, counted in Postgres so every API replica shares them (0 = off).

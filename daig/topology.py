@@ -3,6 +3,12 @@
 All queues are durable quorum queues with a delivery limit, dead-lettering into
 ``daig.dead`` with the reason recorded by the broker (``x-first-death-reason``).
 
+Results are partitioned by project: the ``daig.results`` exchange routes ``result.<n>`` to the
+queue ``daig.results.<n>``, and a project's results always go to partition
+``project_id mod partitions`` (the API puts the routing key in each claim grant). Partition
+queues have a single active consumer, so each partition -- and so each project -- is recorded
+by one aggregator at a time, and a waiting aggregator takes over when the active one dies.
+
 Servers connect as an administrator and declare the topology. Each DAIG account's provider
 agents connect as that account's own broker user (``provider_broker_user``), which may only
 consume tasks and publish results (``PROVIDER_PERMISSIONS``) and must stamp its name into
@@ -12,12 +18,14 @@ every result's ``user_id`` property, which RabbitMQ verifies.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 DEAD_LETTER_EXCHANGE = "daig.dead"
 DEAD_LETTER_QUEUE = "daig.dead"
 DELIVERY_LIMIT = 20
+DEFAULT_RESULT_PARTITIONS = 16
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,7 @@ def _quorum() -> dict[str, Any]:
 
 
 TASKS = Route("daig.tasks", "direct", "daig.tasks", "task", "task", _quorum())
-RESULTS = Route("daig.results", "direct", "daig.results", "result", "result", _quorum())
+RESULTS_EXCHANGE = "daig.results"
 EVENTS = Route("daig.events", "topic", "daig.scheduler.events", "#", "event", _quorum())
 # Dead letters are only recorded; one that cannot even be recorded is dropped after the limit.
 DEAD = Route(
@@ -51,7 +59,44 @@ DEAD = Route(
     {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT},
 )
 
-ALL_ROUTES = (TASKS, RESULTS, EVENTS, DEAD)
+FIXED_ROUTES = (TASKS, EVENTS, DEAD)
+
+
+@dataclass(frozen=True)
+class ResultPartitions:
+    """The partitions of the results: which queue and routing key serve which project."""
+
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ValueError(f"there must be at least one result partition, not {self.count}")
+
+    def of(self, project_id: uuid.UUID) -> int:
+        """The partition of a project (uuid4s are random, so projects spread evenly)."""
+        return project_id.int % self.count
+
+    def route(self, partition: int) -> Route:
+        if not 0 <= partition < self.count:
+            raise ValueError(f"result partition {partition} is outside 0..{self.count - 1}")
+        key = f"result.{partition}"
+        arguments = _quorum() | {"x-single-active-consumer": True}
+        return Route(RESULTS_EXCHANGE, "direct", f"daig.results.{partition}", key, key, arguments)
+
+    def route_for(self, project_id: uuid.UUID) -> Route:
+        return self.route(self.of(project_id))
+
+    def routes(self) -> tuple[Route, ...]:
+        return tuple(self.route(partition) for partition in range(self.count))
+
+
+def result_route(routing_key: str) -> Route:
+    """Where a provider publishes a result: the results exchange with its grant's key."""
+    return Route(RESULTS_EXCHANGE, "direct", "", routing_key, routing_key)
+
+
+def all_routes(partitions: int) -> tuple[Route, ...]:
+    return FIXED_ROUTES + ResultPartitions(partitions).routes()
 
 
 @dataclass(frozen=True)
@@ -66,7 +111,7 @@ class Permissions:
 # Providers declare nothing, publish only to the results exchange, consume only the tasks queue.
 PROVIDER_PERMISSIONS = Permissions(
     configure="^$",
-    write=f"^{re.escape(RESULTS.exchange)}$",
+    write=f"^{re.escape(RESULTS_EXCHANGE)}$",
     read=f"^{re.escape(TASKS.queue)}$",
 )
 
@@ -83,9 +128,9 @@ def provider_broker_user(user_id: int, vhost: str = "/") -> str:
     return name if vhost == "/" else f"{name}@{vhost}"
 
 
-def declare(channel: Any) -> None:
+def declare(channel: Any, partitions: int = DEFAULT_RESULT_PARTITIONS) -> None:
     """Declare every exchange, queue and binding (idempotent)."""
-    for route in ALL_ROUTES:
+    for route in all_routes(partitions):
         channel.exchange_declare(route.exchange, exchange_type=route.exchange_type, durable=True)
         channel.queue_declare(route.queue, durable=True, arguments=route.arguments)
         channel.queue_bind(route.queue, route.exchange, routing_key=route.binding_key)

@@ -34,7 +34,7 @@ from daig.broker import Session as BrokerSession
 from daig.client import ClientError, DaigClient
 from daig.logs import log_context
 from daig.messages import ResultStatus, TrainResult, TrainTask, decode
-from daig.topology import RESULTS, TASKS
+from daig.topology import TASKS, Route, result_route
 from provider_agent import fetch
 from provider_agent.cache import ShardCache
 from provider_agent.config import AgentConfig
@@ -96,7 +96,7 @@ class ProviderAgent:
         self._shards = ShardCache(config.cache_dir / "shards", config.shard_cache_mb)
         self._user_id = 0
         self._broker_user = ""  # our own broker user, stamped into every result's user_id
-        self._unsent: list[TrainResult] = []
+        self._unsent: list[tuple[Route, TrainResult]] = []  # published after a reconnect
         self.politeness = Politeness(
             idle_minutes=config.idle_minutes,
             hours=Hours.parse(config.hours) if config.hours else None,
@@ -173,8 +173,9 @@ class ProviderAgent:
 
     def _publish_unsent(self, broker: BrokerSession) -> None:
         while self._unsent:
-            broker.publish(RESULTS, self._unsent[0], user_id=self._broker_user)
-            log.info("task %s: result published after reconnecting", self._unsent[0].task_id)
+            route, result = self._unsent[0]
+            broker.publish(route, result, user_id=self._broker_user)
+            log.info("task %s: result published after reconnecting", result.task_id)
             self._unsent.pop(0)
 
     # --- one task ---------------------------------------------------------------------------
@@ -250,20 +251,22 @@ class ProviderAgent:
                     return self._give_back(grant)
         timings.seconds |= {"fit": outcome.fit_seconds, "encode": outcome.encode_seconds}
         result = self._result_message(grant, outcome, delta, inline, timings.seconds)
-        self._send(result, broker, keepalive)
+        self._send(result_route(grant["result_routing_key"]), result, broker, keepalive)
         self._count(grant, outcome, result)
         return Outcome.ACK
 
-    def _send(self, result: TrainResult, broker: BrokerSession, keepalive: KeepAlive) -> None:
+    def _send(
+        self, route: Route, result: TrainResult, broker: BrokerSession, keepalive: KeepAlive
+    ) -> None:
         """Publish with confirms, or keep it for after the reconnect if the broker is gone."""
         if not keepalive.broker_broken:
             try:
                 # Confirmed before the task is acked.
-                broker.publish(RESULTS, result, user_id=self._broker_user)
+                broker.publish(route, result, user_id=self._broker_user)
                 return
             except AMQPError as exc:
                 log.warning("task %s: publishing failed (%s)", result.task_id, exc)
-        self._unsent.append(result)
+        self._unsent.append((route, result))
         # The task message cannot be acked on a dead channel: reconnect; the broker gives it
         # back, and by then our result is published (so the task is done or ours).
         raise AMQPConnectionError("broker connection lost with a result to publish")

@@ -140,13 +140,18 @@ class ApiServer:
     def __init__(self, settings: Settings) -> None:
         import uvicorn
 
+        from services.api.__main__ import KEEP_ALIVE_SECONDS
         from services.api.main import create_app
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.settings = settings.model_copy(update={"public_api_url": self.url})
         config = uvicorn.Config(
-            create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning"
+            create_app(self.settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

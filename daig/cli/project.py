@@ -69,6 +69,7 @@ def create(
     outer_optimizer: str = typer.Option("average", help=HINTS["outer_optimizer"]),
     outer_learning_rate: float = typer.Option(1.0, help=HINTS["outer_learning_rate"]),
     outer_momentum: float = typer.Option(0.9, help=HINTS["outer_momentum"]),
+    share: float = typer.Option(1.0, help=HINTS["share"]),
     start: bool = typer.Option(False, "--start", help="Start training after the upload."),
     wait: bool = typer.Option(False, "--wait", help="Show progress until training ends."),
     trust_object_arrays: bool = typer.Option(
@@ -99,6 +100,7 @@ def create(
             outer_optimizer=outer_optimizer,  # type: ignore[arg-type]
             outer_learning_rate=outer_learning_rate,
             outer_momentum=outer_momentum,
+            share=share,
         )
     except ValidationError as exc:
         fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()))

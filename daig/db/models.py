@@ -2,7 +2,8 @@
 
 State machines (strings, checked by the code that moves them):
 - project: created -> queued -> running <-> paused; -> done | failed | cancelled
-- task: pending (needs a task message) -> queued (message published) -> claimed -> done
+- task: pending (needs a task message) -> queued (message published) -> claimed -> done;
+  ``lease_expires_at`` holds the latest live lease, so a claim is decided on the task row alone
 - claim: active -> finished | released | expired | superseded
 - result: accepted | rejected (with a reason) | failed (training error on the provider)
 """
@@ -20,8 +21,10 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Identity,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -85,6 +88,7 @@ class RejectReason(StrEnum):
     TRAINING_FAILED = "training_failed"
     NORM_OUTLIER = "norm_outlier"
     RESOURCE_LIMIT = "resource_limit"
+    WRONG_PARTITION = "wrong_partition"  # published with another project's routing key
 
 
 class User(Base):
@@ -119,6 +123,8 @@ class Project(Base):
     outer_optimizer: Mapped[str] = mapped_column(String(16), server_default="average")
     outer_learning_rate: Mapped[float] = mapped_column(Float, server_default="1.0")
     outer_momentum: Mapped[float] = mapped_column(Float, server_default="0.9")
+    # weight in sharing volunteers with other projects (its dispatch window scales with it)
+    share: Mapped[float] = mapped_column(Float, server_default="1.0")
     # known once the files are in and the project is started
     total_rows: Mapped[int | None] = mapped_column(BigInteger)
     weight_schema: Mapped[Any | None] = mapped_column(JsonDoc)
@@ -166,7 +172,23 @@ class Round(Base):
 
 class Task(Base):
     __tablename__ = "tasks"
-    __table_args__ = (UniqueConstraint("project_id", "round_index", "slot"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "round_index", "slot"),
+        Index(
+            "ix_tasks_pending",
+            "project_id",
+            "round_index",
+            "slot",
+            postgresql_where=text("state = 'pending'"),
+        ),
+        Index("ix_tasks_queued", "dispatched_at", postgresql_where=text("state = 'queued'")),
+        Index(
+            "ix_tasks_queued_round",
+            "project_id",
+            "round_index",
+            postgresql_where=text("state = 'queued'"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
@@ -178,11 +200,20 @@ class Task(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the latest lease of its active claims (claimed and past it: free to claim again)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Claim(Base):
     __tablename__ = "claims"
-    __table_args__ = (Index("ix_claims_project_state", "project_id", "state"),)
+    __table_args__ = (
+        Index("ix_claims_project_state", "project_id", "state"),
+        Index(
+            "ix_claims_active_lease",
+            "lease_expires_at",
+            postgresql_where=text("state = 'active'"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     task_id: Mapped[uuid.UUID] = mapped_column(
@@ -226,6 +257,7 @@ class Result(Base):
     history: Mapped[Any | None] = mapped_column(JsonDoc)
     delta_norm: Mapped[float | None] = mapped_column(Float)  # L2 norm of an accepted delta
     timings: Mapped[Any | None] = mapped_column(JsonDoc)  # the provider's seconds per phase
+    recorded_by: Mapped[str | None] = mapped_column(String(128))  # the aggregator's id
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
@@ -247,6 +279,52 @@ class DeadLetter(Base):
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class OutboxMessage(Base):
+    """A broker message decided in a transaction, published after it commits (then deleted).
+
+    Whoever commits the row publishes it right away; the scheduler publishes any that are left
+    (a crash between commit and publish). Publishing twice is harmless: consumers are
+    idempotent, and a task message is only an invitation to claim.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    exchange: Mapped[str] = mapped_column(String(255))
+    routing_key: Mapped[str] = mapped_column(String(255))
+    message_type: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[uuid.UUID] = mapped_column()
+    expiration_ms: Mapped[int | None] = mapped_column(Integer)  # per-message TTL in the queue
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AggregatorPartition(Base):
+    """Who records the results of one partition of the projects; ``epoch`` fences old owners.
+
+    An aggregator takes a partition (``epoch`` + 1) when the broker makes it the partition
+    queue's single active consumer; every batch it records updates the row first, so batches
+    of one partition are serialized across aggregators and a former owner cannot commit.
+    """
+
+    __tablename__ = "aggregator_partitions"
+
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    epoch: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AggregatorProcess(Base):
+    """A live aggregator (``seen_at`` refreshed every few seconds), for fair partition shares."""
+
+    __tablename__ = "aggregators"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class RateEvent(Base):

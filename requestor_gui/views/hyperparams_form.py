@@ -46,7 +46,13 @@ LABELS = {
     "delta_codec": "Update encoding",
 }
 DECIMALS = {"max_norm_ratio": 1}
-STEPS = {"validation_split": 0.05, "trim_fraction": 0.05, "clip_factor": 0.1, "max_norm_ratio": 1}
+STEPS = {
+    "validation_split": 0.05,
+    "trim_fraction": 0.05,
+    "clip_factor": 0.1,
+    "max_norm_ratio": 1,
+    "share": 0.05,
+}
 # A field that only matters for some values of another: (controlling field, those values).
 DEPENDS = {
     "trim_fraction": ("aggregation", {"trimmed_mean"}),

@@ -1,17 +1,16 @@
-"""``daig aggregator``: consume results until stopped; evaluate new models beside it."""
+"""``daig aggregator``: record results in batches until stopped; evaluate new models beside it."""
 
 from __future__ import annotations
 
 import threading
 
 from daig.blobstore import open_blob_store
-from daig.broker import run_consumer
 from daig.db.session import make_engine, make_sessionmaker
 from daig.logs import setup_logging
 from daig.metrics import BrokerLink, role_health, serve
 from daig.process import TRANSIENT_ERRORS, stop_on_signals, wait_for_database
 from daig.settings import Settings
-from daig.topology import RESULTS
+from services.aggregator.consumer import BatchOptions, run_batches
 from services.aggregator.evaluator import Evaluator
 from services.aggregator.handlers import Aggregator
 
@@ -33,18 +32,23 @@ def main() -> None:
     )
     evaluator.start()
     try:
-        run_consumer(
+        run_batches(
             settings.amqp_url,
-            RESULTS.queue,
-            aggregator.on_result,
+            aggregator.partitions,
+            aggregator.on_batch,
             stop,
-            prefetch=4,
-            transient=TRANSIENT_ERRORS,
+            options=BatchOptions(
+                prefetch=settings.aggregator_prefetch,
+                batch_size=settings.aggregator_batch_size,
+                transient=TRANSIENT_ERRORS,
+            ),
+            idle=aggregator.idle,
             on_connect=link.on_connect,
         )
     finally:
         stop.set()
         evaluator.join(15)
+        aggregator.close()
         engine.dispose()
 
 

@@ -71,6 +71,19 @@ class WeightedMean:
             for s, a in zip(self._sums, arrays, strict=True)
         ]
 
+    def result_with_many(self, pairs: Sequence[tuple[Sequence[np.ndarray], int]]) -> NDArrays:
+        """The mean as if every ``(delta, samples)`` of ``pairs`` were added too, leaving this
+        accumulator unchanged."""
+        extra = WeightedMean()
+        for arrays, samples in pairs:
+            extra.add(arrays, samples)
+        if self._sums is None:
+            return extra.result()
+        if extra._sums is None:
+            return self.result()
+        total = self._total + extra._total
+        return [(s + e) / total for s, e in zip(self._sums, extra._sums, strict=True)]
+
 
 def aggregate(results: Iterable[tuple[NDArrays, int]]) -> NDArrays:
     """Sample-weighted mean of ``(delta, samples)`` pairs."""

@@ -49,5 +49,17 @@ class RoundFolds:
             return None
         return fold.mean.result_with(delta, samples)
 
+    def mean_with_many(
+        self, key: RoundKey, others: set[uuid.UUID], extra: list[tuple[NDArrays, int]]
+    ) -> NDArrays | None:
+        """The round's mean including the ``extra`` deltas, if the fold holds exactly
+        ``others`` (the round's accepted results before them)."""
+        fold = self._folds.get(key)
+        if fold is None:
+            return WeightedMean().result_with_many(extra) if not others else None
+        if fold.results != others:
+            return None
+        return fold.mean.result_with_many(extra)
+
     def forget(self, key: RoundKey) -> None:
         self._folds.pop(key, None)

@@ -1,76 +1,134 @@
-"""Task claims: the API's side of handing a task to a provider, with a lease and a cap."""
+"""Task claims: handing a task to a provider with a lease, in one short transaction on its row.
+
+A claim locks its task row and nothing else, so claims of different tasks -- of one project or
+of many -- run at once, and 32 claims of one task queue on that row: the first wins, the others
+find it claimed. The project's state and round are read *after* the task row is locked, in a
+statement of their own: a pause or a cancel updates the project row before its tasks, so it
+either committed before that read (and the claim is refused) or waits for the task row (and
+then ends the claim it finds). Rounds cannot close under a claim: a round closes only when all
+its tasks are done, and a done task is never claimed.
+
+Only when the contributor cap can bind (``max_contributors`` < K) do a project's claims take
+its row lock, so that counting its tasks in flight is exact; with the default cap K they never
+do. Everything that needs no lock (presigning, the grant) happens after the commit.
+"""
 
 from __future__ import annotations
 
-import random
-import time
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from psycopg2.errors import LockNotAvailable
-from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from daig import keys
-from daig.blobstore import BlobStore
 from daig.db.models import Claim, ClaimState, Project, ProjectState, Task, TaskState, User
-from daig.npy import NpyHeader
-from daig.planning import shard_rows
+from daig.dispatch import DispatchPolicy, queue_pending, tasks_in_flight, top_up
 from daig.settings import Settings
-from daig.weights.schema import WeightSchema
 from services.api import crud
+from services.api.catalog import ProjectCatalog, ProjectFacts
 from services.api.errors import ApiError
-from services.api.schemas import ClaimGrant, RemoteArray
-
-# Delta streams are the weights plus small headers; anything much bigger is refused.
-RESULT_OVERHEAD_BYTES = 64 * 1024
-# How long a claim keeps stepping aside for the project row lock before queueing for it.
-YIELD_LOCK_SECONDS = 2.0
+from services.api.grants import ClaimedTask
 
 
-def _lock_project(session: Session, project_id: uuid.UUID) -> Project | None:
-    """Lock the project row, letting the aggregator and the scheduler go first.
+@dataclass(frozen=True)
+class ClaimDecision:
+    """A committed-to-be claim: the task, the project's facts, and what else it queued."""
 
-    Postgres queues row-lock waiters in order, so with many claims of one project waiting, the
-    aggregator waited behind all of them for every result (bench/dispatch_scale.py measured it
-    waiting 60-90% of the time, recording 1-3 results/s). A claim instead tries NOWAIT, backs
-    off briefly and retries; after ``YIELD_LOCK_SECONDS`` it queues like everyone else.
-    """
-    query = select(Project).where(Project.id == project_id)
-    deadline = time.monotonic() + YIELD_LOCK_SECONDS
-    delay = 0.002
-    while time.monotonic() < deadline:
-        try:
-            with session.begin_nested():  # a released savepoint keeps the lock it took
-                return session.scalar(query.with_for_update(nowait=True))
-        except OperationalError as exc:
-            if not isinstance(exc.orig, LockNotAvailable):
-                raise
-        time.sleep(delay * random.uniform(0.5, 1.5))
-        delay = min(delay * 2, 0.05)
-    return session.scalar(query.with_for_update())
+    task: ClaimedTask
+    facts: ProjectFacts
+    published_at: datetime | None  # when the claimed task's message was published
+    queued: int  # tasks queued to refill the project's window (their messages in the outbox)
 
 
 def claim(
     *,
     session: Session,
-    blobs: BlobStore,
+    catalog: ProjectCatalog,
+    policy: DispatchPolicy,
     settings: Settings,
     user: User,
     task_id: uuid.UUID,
     agent_id: str,
-) -> ClaimGrant:
-    """Give ``task_id`` to this provider or raise 404/409 saying why not."""
-    task = session.get(Task, task_id)
+) -> ClaimDecision:
+    """Give ``task_id`` to this provider or raise 404/409 saying why not (caller commits)."""
+    task = _lock_task(session, task_id)
     if task is None:
         raise ApiError(404, f"no task {task_id}", "unknown_task")
-    # Lock the project row: claims of one project are serialized, so the cap holds.
-    project = _lock_project(session, task.project_id)
-    assert project is not None
-    session.refresh(task)
-    if project.state != ProjectState.RUNNING:
-        raise ApiError(409, f"the project is {project.state}", "project_not_running")
+    facts = catalog.get(session, task.project_id)
+    if facts is None:
+        raise ApiError(409, "the project has not started", "project_not_running")
+    if facts.cap_binds:
+        # Lock order everywhere: the project row before its task rows.
+        session.rollback()
+        project = _project(session, facts.id, lock=True)
+        task = _lock_task(session, task_id)
+        assert task is not None  # tasks are deleted only with their project
+    else:
+        project = _project(session, facts.id, lock=False)
+    now = crud.now()
+    _refuse_unclaimable(task, project, now)
+    if facts.cap_binds:
+        _refuse_over_cap(session, facts, task, now)
+    claim_id = uuid.uuid4()
+    lease = now + timedelta(seconds=settings.lease_seconds)
+    session.execute(
+        insert(Claim).values(
+            id=claim_id,
+            task_id=task_id,
+            project_id=facts.id,
+            provider_id=user.id,
+            agent_id=agent_id,
+            state=ClaimState.ACTIVE,
+            claimed_at=now,
+            lease_expires_at=lease,
+        )
+    )
+    session.execute(
+        update(Task)
+        .where(Task.id == task_id)
+        .values(
+            state=TaskState.CLAIMED,
+            lease_expires_at=func.greatest(func.coalesce(Task.lease_expires_at, lease), lease),
+        )
+    )
+    queued = 0
+    if facts.cap_binds:
+        queued = top_up(session, facts.plan, task.round_index, policy)
+    elif task.state == TaskState.QUEUED:  # its place in the window is free: fill it
+        window = policy.window_for(facts.share)
+        queued = queue_pending(session, facts.id, task.round_index, window, policy)
+    claimed = ClaimedTask(claim_id, task_id, task.round_index, task.shard)
+    return ClaimDecision(claimed, facts, task.dispatched_at, queued)
+
+
+def _lock_task(session: Session, task_id: uuid.UUID) -> Any:
+    return session.execute(
+        select(
+            Task.project_id,
+            Task.round_index,
+            Task.shard,
+            Task.state,
+            Task.lease_expires_at,
+            Task.dispatched_at,
+        )
+        .where(Task.id == task_id)
+        .with_for_update()
+    ).first()
+
+
+def _project(session: Session, project_id: uuid.UUID, *, lock: bool) -> Any:
+    query = select(Project.state, Project.current_round).where(Project.id == project_id)
+    if lock:
+        query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE
+    return session.execute(query).first()
+
+
+def _refuse_unclaimable(task: Any, project: Any, now: datetime) -> None:
+    if project is None or project.state != ProjectState.RUNNING:
+        state = project.state if project is not None else "gone"
+        raise ApiError(409, f"the project is {state}", "project_not_running")
     if task.round_index != project.current_round:
         raise ApiError(
             409,
@@ -80,91 +138,20 @@ def claim(
         )
     if task.state == TaskState.DONE:
         raise ApiError(409, "the task is already done", "task_done")
-    # The cap counts tasks in flight; a straggler's re-issue is the same task, so it fits.
-    reissue = crud.has_active_claim(session=session, task_id=task.id)
     # A claimed task whose every lease lapsed is free again, even before the scheduler notices.
-    if task.state == TaskState.CLAIMED and reissue:
+    if task.state == TaskState.CLAIMED and (task.lease_expires_at or now) > now:
         raise ApiError(409, "another provider is working on this task", "task_claimed")
-    # Only the current round's K tasks can be unfinished (a round closes when all K are done),
-    # so with a cap of K or more (the default) counting them, under the lock, is wasted.
-    if (
-        not reissue
-        and project.max_contributors < project.task_size
-        and crud.tasks_in_flight(session=session, project_id=project.id) >= project.max_contributors
-    ):
+
+
+def _refuse_over_cap(session: Session, facts: ProjectFacts, task: Any, now: datetime) -> None:
+    """Under the project's row lock, refuse a claim over the contributor cap. The cap counts
+    tasks in flight, so a straggler's re-issue (a task with a live lease) fits."""
+    reissue = task.lease_expires_at is not None and task.lease_expires_at > now
+    in_flight = tasks_in_flight(session, facts.id, task.round_index)
+    if not reissue and in_flight >= facts.max_contributors:
         raise ApiError(
             409, "the project has as many tasks in flight as it allows", "contributor_cap"
         )
-    now = crud.now()
-    row = Claim(
-        id=uuid.uuid4(),
-        task_id=task.id,
-        project_id=project.id,
-        provider_id=user.id,
-        agent_id=agent_id,
-        state=ClaimState.ACTIVE,
-        claimed_at=now,
-        lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
-    )
-    session.add(row)
-    task.state = TaskState.CLAIMED
-    return _grant(
-        session=session, blobs=blobs, settings=settings, project=project, task=task, claim=row
-    )
-
-
-def _grant(
-    *,
-    session: Session,
-    blobs: BlobStore,
-    settings: Settings,
-    project: Project,
-    task: Task,
-    claim: Claim,
-) -> ClaimGrant:
-    files = crud.files_of(session=session, project_id=project.id)
-    ttl = settings.presign_ttl_seconds
-    assert project.total_rows is not None and project.weight_schema is not None
-    start, stop = shard_rows(task.shard, project.total_rows, project.total_tasks)
-    schema = WeightSchema.from_json(project.weight_schema)
-
-    def remote(kind: str) -> RemoteArray:
-        header = NpyHeader.from_json(files[kind].meta)
-        first, last = header.byte_range(start, stop)
-        return RemoteArray(
-            url=blobs.presign_get(files[kind].blob_key, ttl),
-            byte_start=first,
-            byte_end=last,
-            dtype=header.dtype,
-            row_shape=list(header.row_shape),
-            rows=stop - start,
-        )
-
-    result_key = keys.result_key(project.id, task.round_index, task.id, claim.id)
-    max_bytes = schema.nbytes + RESULT_OVERHEAD_BYTES + 128 * len(schema)
-    return ClaimGrant(
-        claim_id=claim.id,
-        task_id=task.id,
-        project_id=project.id,
-        round=task.round_index,
-        shard=task.shard,
-        lease_seconds=settings.lease_seconds,
-        model_url=blobs.presign_get(files["model"].blob_key, ttl),
-        model_sha256=files["model"].sha256,
-        weights_url=blobs.presign_get(keys.weights_key(project.id, task.round_index), ttl),
-        weight_schema=project.weight_schema,
-        schema_hash=str(project.schema_hash),
-        data=remote("data"),
-        labels=remote("labels"),
-        epochs=project.epochs,
-        batch_size=project.batch_size,
-        validation_split=project.validation_split,
-        result_key=result_key,
-        result_url=blobs.presign_put(result_key, ttl, max_bytes),
-        result_max_bytes=max_bytes,
-        delta_codec=project.delta_codec,
-        inline_max_bytes=settings.inline_delta_max_bytes,
-    )
 
 
 def _owned_active_claim(*, session: Session, claim_id: uuid.UUID, user: User) -> Claim:
@@ -188,7 +175,9 @@ def heartbeat(*, session: Session, settings: Settings, user: User, claim_id: uui
         raise ApiError(409, "another provider finished this task first", "task_done")
     if project.state != ProjectState.RUNNING:
         raise ApiError(409, f"the project is {project.state}", "project_not_running")
-    row.lease_expires_at = crud.now() + timedelta(seconds=settings.lease_seconds)
+    lease = crud.now() + timedelta(seconds=settings.lease_seconds)
+    row.lease_expires_at = lease
+    task.lease_expires_at = max(task.lease_expires_at or lease, lease)
     return settings.lease_seconds
 
 
@@ -197,15 +186,16 @@ def release(*, session: Session, user: User, claim_id: uuid.UUID) -> Claim:
     row = _owned_active_claim(session=session, claim_id=claim_id, user=user)
     row.state = ClaimState.RELEASED
     row.ended_at = crud.now()
-    still_claimed = session.scalar(
-        select(Claim.id)
-        .where(Claim.task_id == row.task_id, Claim.state == ClaimState.ACTIVE, Claim.id != row.id)
-        .limit(1)
+    others = select(Claim.lease_expires_at).where(
+        Claim.task_id == row.task_id, Claim.state == ClaimState.ACTIVE, Claim.id != row.id
     )
-    if still_claimed is None:
+    latest = session.scalar(select(func.max(others.subquery().c.lease_expires_at)))
+    if latest is None:
         session.execute(
             update(Task)
             .where(Task.id == row.task_id, Task.state == TaskState.CLAIMED)
-            .values(state=TaskState.PENDING)
+            .values(state=TaskState.PENDING, lease_expires_at=None)
         )
+    else:
+        session.execute(update(Task).where(Task.id == row.task_id).values(lease_expires_at=latest))
     return row

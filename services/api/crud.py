@@ -65,6 +65,7 @@ def hyperparameters_of(project: Project) -> Hyperparameters:
         outer_optimizer=project.outer_optimizer,  # type: ignore[arg-type]
         outer_learning_rate=project.outer_learning_rate,
         outer_momentum=project.outer_momentum,
+        share=project.share,
     )
 
 
@@ -106,6 +107,22 @@ def tasks_in_flight(*, session: Session, project_id: uuid.UUID) -> int:
         .subquery()
     )
     return int(session.scalar(select(func.count()).select_from(live)) or 0)
+
+
+def queued_tasks(*, session: Session, project_id: uuid.UUID, round_index: int) -> int:
+    """Tasks of the round whose message is published and not yet claimed."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Task)
+            .where(
+                Task.project_id == project_id,
+                Task.round_index == round_index,
+                Task.state == TaskState.QUEUED,
+            )
+        )
+        or 0
+    )
 
 
 def has_active_claim(*, session: Session, task_id: uuid.UUID) -> bool:

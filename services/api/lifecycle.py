@@ -75,13 +75,8 @@ def pause(*, session: Session, project: Project) -> None:
             "not_running",
         )
     project.state = ProjectState.PAUSED
-    _release_claims(session, project)
     # Task messages already queued will be refused while paused; publish them anew on resume.
-    session.execute(
-        update(Task)
-        .where(Task.project_id == project.id, Task.state != TaskState.DONE)
-        .values(state=TaskState.PENDING)
-    )
+    _stop_tasks(session, project)
 
 
 def resume(*, session: Session, project: Project) -> None:
@@ -99,6 +94,23 @@ def cancel(*, session: Session, project: Project) -> None:
         raise ApiError(409, f"the project is already {project.state}", "finished")
     project.state = ProjectState.CANCELLED
     project.finished_at = crud.now()
+    _stop_tasks(session, project)
+
+
+def _stop_tasks(session: Session, project: Project) -> None:
+    """Every claim released and unfinished tasks back to pending.
+
+    Claims lock only their task row and read the project's state after it, so updating the
+    tasks waits for any claim in progress; releasing claims once more afterwards (a fresh
+    snapshot) catches the claim such a transaction committed meanwhile. Claims first, then
+    tasks: the order heartbeats and lease expiry take them in.
+    """
+    _release_claims(session, project)
+    session.execute(
+        update(Task)
+        .where(Task.project_id == project.id, Task.state != TaskState.DONE)
+        .values(state=TaskState.PENDING, lease_expires_at=None)
+    )
     _release_claims(session, project)
 
 

@@ -12,11 +12,15 @@ from fastapi import FastAPI
 from daig.blobstore import open_blob_store
 from daig.broker import Publisher
 from daig.db.session import make_engine, make_sessionmaker
+from daig.dispatch import DispatchPolicy
 from daig.metrics_asgi import MeteringMiddleware
 from daig.settings import Settings
 from services.api import errors
 from services.api.api.routes import auth, blobs, credits, files, health, projects, tasks
 from services.api.api.routes import metrics as metrics_route
+from services.api.catalog import ProjectCatalog
+from services.api.grants import InlineWeights
+from services.api.relay import BackgroundRelay
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -29,11 +33,17 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.settings = settings
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.blobs = open_blob_store(settings)
-        app.state.publisher = Publisher(settings.amqp_url)
+        app.state.publisher = Publisher(settings.amqp_url, settings.result_partitions)
         app.state.upload_dir = Path(upload_dir.name)
+        app.state.catalog = ProjectCatalog()
+        app.state.inline_weights = InlineWeights(settings.inline_weights_max_bytes)
+        app.state.dispatch_policy = DispatchPolicy.from_settings(settings)
+        app.state.relay = BackgroundRelay(app.state.sessionmaker, settings.amqp_url)
+        app.state.relay.start()
         try:
             yield
         finally:
+            app.state.relay.close()
             app.state.publisher.close()
             engine.dispose()
             upload_dir.cleanup()

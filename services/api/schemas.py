@@ -127,6 +127,10 @@ class ClaimGrant(BaseModel):
     model_url: str
     model_sha256: str
     weights_url: str
+    weights_inline: str | None = Field(
+        default=None,
+        description="The global weights (base64 of the stream weights_url serves), when small",
+    )
     weight_schema: list[list[Any]]
     schema_hash: str
     data: RemoteArray
@@ -137,6 +141,9 @@ class ClaimGrant(BaseModel):
     result_key: str
     result_url: str
     result_max_bytes: int
+    result_routing_key: str = Field(
+        description="Publish the result to the results exchange with this routing key"
+    )
     delta_codec: str = Field(description="Encode the delta with this codec (fp32, fp16, int8)")
     inline_max_bytes: int = Field(description="Send deltas up to this size inside the message")
 
@@ -157,6 +164,8 @@ class ProviderConfig(BaseModel):
     broker_user: str
     tasks_queue: str
     results_exchange: str
-    results_routing_key: str
+    results_routing_key: str = Field(
+        description="Deprecated: results are partitioned; use each grant's result_routing_key"
+    )
     lease_seconds: float
     user_id: int

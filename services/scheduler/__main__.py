@@ -26,13 +26,17 @@ def main() -> None:
     recorder = DeadLetterRecorder(sessions)
     link = BrokerLink()
     if settings.metrics_port is not None:
-        register_queue_depths(settings.amqp_url)
+        register_queue_depths(settings.amqp_url, settings.result_partitions)
         serve(settings.metrics_port, role_health(engine, link))
     # One connection per thread: dead letters are consumed beside the main event loop.
     dead_letters = threading.Thread(
         target=run_consumer,
         args=(settings.amqp_url, DEAD.queue, recorder.on_dead, stop),
-        kwargs={"prefetch": 10, "transient": TRANSIENT_ERRORS},
+        kwargs={
+            "prefetch": 10,
+            "transient": TRANSIENT_ERRORS,
+            "partitions": settings.result_partitions,
+        },
         name="dead-letters",
         daemon=True,
     )
@@ -48,6 +52,7 @@ def main() -> None:
             idle_seconds=settings.scheduler_tick_seconds,
             transient=TRANSIENT_ERRORS,
             on_connect=link.on_connect,
+            partitions=settings.result_partitions,
         )
     finally:
         stop.set()

@@ -1,7 +1,9 @@
 """Recording dead-lettered messages, and giving their tasks out again.
 
 A message lands in ``daig.dead`` when a consumer rejected it (unparseable, wrong schema) or
-when it exceeded its queue's delivery limit (it kept failing). Each one is recorded with the
+when it exceeded its queue's delivery limit (it kept failing). Task messages that expired
+unclaimed (their time to live in the queue is the republish interval) are dropped here: the
+scheduler publishes their tasks again. Each one is recorded with the
 broker's reason so an operator can see it. A dead ``TrainTask`` would otherwise leave its task
 ``queued`` forever, so the task goes back to ``pending`` -- unless its messages keep dying,
 which means the task itself breaks providers: then the project fails with that explanation.
@@ -34,6 +36,11 @@ class DeadLetterRecorder:
         task = _as_task(delivery)
         reason = str(delivery.headers.get("x-first-death-reason", "unknown"))
         queue = str(delivery.headers.get("x-first-death-queue", "unknown"))
+        if task is not None and reason == "expired":
+            # Nobody took it within its time to live (every volunteer busy, or none online):
+            # not a poison message. The scheduler publishes the task again if still unclaimed.
+            log.debug("task %s: message expired unclaimed", task.task_id)
+            return Outcome.ACK
         with self._sessions.begin() as session:
             session.add(
                 DeadLetter(

@@ -1,9 +1,12 @@
-"""Reconciling each active project's tasks with what should be in flight, and publishing them.
+"""The reconciler: starts projects, keeps their windows full, and repairs what went astray.
 
-Postgres holds the truth; every tick (and every event) the scheduler compares it with the
-plan and acts: create the current round's tasks, expire lapsed claims, re-issue stragglers,
-publish pending tasks up to the cap, and mark finished projects done. Running it twice, or
-after a crash, does no harm: a duplicate task message is refused at claim time.
+Postgres holds the truth. Rounds after the first are opened by the aggregator in the
+transaction that closes the previous one, and windows are refilled by each claim, so the
+scheduler is off the hot path. It acts on the API's events (start, pause, resume, cancel,
+release) and every tick: it expires lapsed leases, gives stragglers' tasks out again,
+publishes again the tasks whose message nobody claimed in time (a purged queue, a consumer
+that swallows messages), tops up windows, marks finished projects done, and publishes
+whatever is left in the outbox. Running it twice, or after a crash, does no harm.
 """
 
 from __future__ import annotations
@@ -12,23 +15,37 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from daig import metrics
 from daig.broker import Delivery, Outcome
 from daig.broker import Session as BrokerSession
-from daig.db.models import Claim, ClaimState, Project, ProjectState, Round, Task, TaskState
+from daig.db.models import Claim, ClaimState, Project, ProjectState, Task, TaskState
+from daig.dispatch import DispatchPolicy, RoundPlan, open_round, republish_unclaimed, top_up
 from daig.logs import log_context
-from daig.messages import ProjectEvent, TrainTask, decode
-from daig.planning import round_shards
+from daig.messages import ProjectEvent, decode
+from daig.outbox import OutboxRelay
 from daig.settings import Settings
-from daig.topology import TASKS
 from services.scheduler import logic
 
 log = logging.getLogger(__name__)
 ACTIVE_STATES = (ProjectState.QUEUED, ProjectState.RUNNING)
+
+# Projects that may need the reconciler now: starting, finishing, or with pending tasks in
+# their current round (a release, an expiry, a straggler, a resume).
+_NEEDING_ATTENTION = text(
+    "SELECT id FROM projects WHERE state = 'queued'"
+    " OR (state = 'running' AND current_round >= total_rounds)"
+    " UNION SELECT DISTINCT t.project_id FROM tasks t"
+    " JOIN projects p ON p.id = t.project_id AND t.round_index = p.current_round"
+    " WHERE p.state = 'running' AND t.state = 'pending'"
+)
+# Running projects with a task claimed for longer than the straggler floor.
+_LONG_CLAIMED = text(
+    "SELECT DISTINCT c.project_id FROM claims c JOIN projects p ON p.id = c.project_id"
+    " WHERE c.state = 'active' AND p.state = 'running' AND c.claimed_at < :since"
+)
 
 
 def now() -> datetime:
@@ -39,6 +56,8 @@ class Scheduler:
     def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
         self._sessions = sessions
         self._settings = settings
+        self._policy = DispatchPolicy.from_settings(settings)
+        self._relay = OutboxRelay(sessions)
 
     def on_event(self, delivery: Delivery, broker: BrokerSession) -> Outcome:
         event = decode(ProjectEvent, delivery.body, delivery.message_type)
@@ -48,18 +67,33 @@ class Scheduler:
         return Outcome.ACK
 
     def tick(self, broker: BrokerSession) -> None:
+        """The periodic repair pass over every project."""
+        self._expire_leases()
+        self._reissue_stragglers()
+        with self._sessions.begin() as session:
+            republished = republish_unclaimed(session, policy=self._policy)
+        if republished:
+            metrics.TASKS_REISSUED.labels("unclaimed").inc(republished)
+            log.info("%s task(s) nobody claimed in time: published again", republished)
         with self._sessions() as session:
-            ids = list(session.scalars(select(Project.id).where(Project.state.in_(ACTIVE_STATES))))
+            ids = list(session.scalars(_NEEDING_ATTENTION))
         for project_id in ids:
-            self.reconcile(project_id, broker)
+            with log_context(project=project_id):
+                self._reconcile(project_id)
+        self.publish_outbox(broker)
 
     def reconcile(self, project_id: uuid.UUID, broker: BrokerSession) -> None:
+        """Everything the tick does, for one project (on its events)."""
         with log_context(project=project_id):
-            self._reconcile(project_id, broker)
+            self._expire_leases(project_id)
+            self._reissue_stragglers(project_id)
+            self._reconcile(project_id)
+        self.publish_outbox(broker)
 
-    def _reconcile(self, project_id: uuid.UUID, broker: BrokerSession) -> None:
-        # Two transactions: task rows must be committed before any message naming them is
-        # published, or a fast provider would claim a task that does not exist yet.
+    def publish_outbox(self, broker: BrokerSession) -> None:
+        self._relay.drain(broker.confirming())
+
+    def _reconcile(self, project_id: uuid.UUID) -> None:
         with self._sessions.begin() as session:
             project = self._lock(session, project_id)
             if project is None:
@@ -71,21 +105,23 @@ class Scheduler:
             if project.state == ProjectState.QUEUED:
                 project.state = ProjectState.RUNNING
                 log.info("project %s: running, %s rounds", project.id, project.total_rounds)
-            self._open_round(session, project)
-            self._expire_leases(session, project)
-            self._reissue_stragglers(session, project)
-        with self._sessions.begin() as session:
-            # Claims lock the project row too, so none can interleave with publishing.
-            project = self._lock(session, project_id)
-            if project is not None and project.state == ProjectState.RUNNING:
-                self._dispatch(session, project, broker)
+            plan = RoundPlan(
+                project.id,
+                project.total_tasks,
+                project.task_size,
+                project.max_contributors,
+                project.share,
+            )
+            # The aggregator opens every round after the first; this repairs a missing one.
+            if not open_round(session, plan, project.current_round, self._policy):
+                top_up(session, plan, project.current_round, self._policy)
 
     def _lock(self, session: Session, project_id: uuid.UUID) -> Project | None:
-        """The active project, locked; None if inactive or another scheduler holds it now."""
+        """The active project, locked; None if inactive or someone else holds it now."""
         return session.scalar(
             select(Project)
             .where(Project.id == project_id, Project.state.in_(ACTIVE_STATES))
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True, key_share=True)
         )
 
     def _finish(self, project: Project) -> None:
@@ -95,68 +131,53 @@ class Scheduler:
         project.finished_at = now()
         log.info("project %s: done after %s rounds", project.id, project.total_rounds)
 
-    def _open_round(self, session: Session, project: Project) -> None:
-        index = project.current_round
-        opened = session.scalar(
-            insert(Round)
-            .values(project_id=project.id, index=index)
-            .on_conflict_do_nothing()
-            .returning(Round.index)
+    def _expire_leases(self, project_id: uuid.UUID | None = None) -> None:
+        """Claims whose lease lapsed end; their tasks go back to pending (of one project, or
+        of all)."""
+        lapsed = update(Claim).where(
+            Claim.state == ClaimState.ACTIVE, Claim.lease_expires_at <= now()
         )
-        if opened is None:
-            # The round exists, so do its tasks (both are inserted in one transaction). Not
-            # re-inserting K task rows on every event and tick matters: it held the project
-            # row lock (which claims and results wait for) for tens of ms per reconcile.
-            return
-        shards = round_shards(index, project.total_tasks, project.task_size)
-        session.execute(
-            insert(Task)
-            .values(
-                [
-                    {
-                        "id": uuid.uuid4(),
-                        "project_id": project.id,
-                        "round_index": index,
-                        "slot": slot,
-                        "shard": shard,
-                        "state": TaskState.PENDING,
-                        "dispatches": 0,
-                        "failures": 0,
-                    }
-                    for slot, shard in enumerate(shards)
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["project_id", "round_index", "slot"])
-        )
-
-    def _expire_leases(self, session: Session, project: Project) -> None:
-        expired = list(
-            session.scalars(
-                update(Claim)
-                .where(
-                    Claim.project_id == project.id,
-                    Claim.state == ClaimState.ACTIVE,
-                    Claim.lease_expires_at <= now(),
+        if project_id is not None:
+            lapsed = lapsed.where(Claim.project_id == project_id)
+        with self._sessions.begin() as session:
+            expired = session.execute(
+                lapsed.values(state=ClaimState.EXPIRED, ended_at=now()).returning(
+                    Claim.project_id, Claim.task_id
                 )
-                .values(state=ClaimState.EXPIRED, ended_at=now())
-                .returning(Claim.task_id)
-            )
-        )
-        for task_id in set(expired):
+            ).all()
+            task_ids = list({task_id for _, task_id in expired})
+            if task_ids:
+                # A task whose lease is still live on its own row is held by a newer claim
+                # (checked on the row itself, so a claim committing meanwhile is seen).
+                session.execute(
+                    update(Task)
+                    .where(
+                        Task.id.in_(task_ids),
+                        Task.state == TaskState.CLAIMED,
+                        Task.lease_expires_at <= now(),
+                    )
+                    .values(state=TaskState.PENDING, lease_expires_at=None)
+                )
+        for project_id, task_id in expired:
             metrics.TASKS_REISSUED.labels("lease_expired").inc()
-            log.info("project %s task %s: lease expired, giving it out again", project.id, task_id)
-            still_held = (
-                select(Claim.id)
-                .where(Claim.task_id == task_id, Claim.state == ClaimState.ACTIVE)
-                .exists()
-            )
-            session.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.state == TaskState.CLAIMED, ~still_held)
-                .values(state=TaskState.PENDING)
-            )
+            log.info("project %s task %s: lease expired, giving it out again", project_id, task_id)
 
-    def _reissue_stragglers(self, session: Session, project: Project) -> None:
+    def _reissue_stragglers(self, only: uuid.UUID | None = None) -> None:
+        """Give out again tasks running past the round's straggler deadline (of one project,
+        or of all)."""
+        floor = self._settings.straggler_floor_seconds
+        since = datetime.fromtimestamp(now().timestamp() - floor, UTC)
+        with self._sessions() as session:
+            candidates = list(session.scalars(_LONG_CLAIMED, {"since": since}))
+        for project_id in candidates:
+            if only is not None and project_id != only:
+                continue
+            with self._sessions.begin() as session:
+                project = self._lock(session, project_id)
+                if project is not None and project.state == ProjectState.RUNNING:
+                    self._stragglers_of(session, project)
+
+    def _stragglers_of(self, session: Session, project: Project) -> None:
         index = project.current_round
         first = session.scalar(
             select(func.min(func.extract("epoch", Claim.ended_at - Claim.claimed_at)))
@@ -193,79 +214,7 @@ class Scheduler:
                     task_id,
                     deadline,
                 )
+                # Pending with its live lease: queued first, and it fits under the cap.
                 session.execute(
                     update(Task).where(Task.id == task_id).values(state=TaskState.PENDING)
-                )
-
-    def _in_flight(self, session: Session, project: Project) -> int:
-        live = (
-            select(Claim.id)
-            .where(
-                Claim.task_id == Task.id,
-                Claim.state == ClaimState.ACTIVE,
-                Claim.lease_expires_at > now(),
-            )
-            .exists()
-        )
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(Task)
-                .where(
-                    Task.project_id == project.id,
-                    Task.round_index == project.current_round,
-                    Task.state != TaskState.DONE,
-                    or_(Task.state == TaskState.QUEUED, live),
-                )
-            )
-            or 0
-        )
-
-    def _dispatch(self, session: Session, project: Project, broker: BrokerSession) -> None:
-        budget = logic.dispatch_budget(project.max_contributors, self._in_flight(session, project))
-        live = (
-            select(Claim.id)
-            .where(
-                Claim.task_id == Task.id,
-                Claim.state == ClaimState.ACTIVE,
-                Claim.lease_expires_at > now(),
-            )
-            .exists()
-        )
-        pending = session.scalars(
-            select(Task)
-            .where(
-                Task.project_id == project.id,
-                Task.round_index == project.current_round,
-                Task.state == TaskState.PENDING,
-            )
-            # a straggler's re-issue is already in flight: it does not use up the budget
-            .order_by(live.desc(), Task.slot)
-        ).all()
-        for task in pending:
-            reissue = bool(session.scalar(select(live.where(Claim.task_id == task.id))))
-            if not reissue:
-                if budget <= 0:
-                    break
-                budget -= 1
-            message = TrainTask(
-                project_id=project.id,
-                round=task.round_index,
-                task_id=task.id,
-                shard=task.shard,
-                attempt=task.dispatches + 1,
-            )
-            broker.publish(TASKS, message)
-            metrics.TASKS_PUBLISHED.inc()
-            task.state = TaskState.QUEUED
-            task.dispatches += 1
-            task.dispatched_at = now()
-            with log_context(round=task.round_index, task=task.id):
-                log.info(
-                    "project %s round %s task %s: published (shard %s, attempt %s)",
-                    project.id,
-                    task.round_index,
-                    task.id,
-                    task.shard,
-                    message.attempt,
                 )

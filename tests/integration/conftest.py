@@ -8,7 +8,9 @@ unique user names, project ids and blob keys.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,18 +21,21 @@ from typing import Any
 import numpy as np
 import pika
 import pytest
+from pika.exceptions import AMQPError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from daig import topology
 from daig.blobstore import BlobStore, open_blob_store
 from daig.broker import Session as BrokerSession
-from daig.broker import connect
+from daig.broker import connect, queue_depths
 from daig.client import DaigClient
 from daig.db.session import make_engine, make_sessionmaker
 from daig.hyperparams import Hyperparameters
 from daig.messages import TrainTask, decode
+from daig.process import TRANSIENT_ERRORS
 from daig.settings import Settings
+from services.aggregator.consumer import BatchOptions, run_batches
 from services.aggregator.handlers import Aggregator
 from services.scheduler.handlers import Scheduler
 from tests.conftest import AMQP_HOST, PG_ADMIN_URL, ApiServer
@@ -161,8 +166,9 @@ def broker_session(amqp_url: str) -> Iterator[BrokerSession]:
     topology.declare(channel)
     channel.confirm_delivery()
     yield BrokerSession(connection, channel)
-    if connection.is_open:
-        connection.close()
+    with contextlib.suppress(AMQPError):  # a long test may have outlived its heartbeats
+        if connection.is_open:
+            connection.close()
 
 
 def ready_count(amqp_url: str, queue: str) -> int:
@@ -189,6 +195,35 @@ def drain(amqp_url: str, queue: str) -> list[tuple[pika.BasicProperties, bytes]]
             messages.append((props, body))
     finally:
         connection.close()
+
+
+@contextmanager
+def consuming_results(
+    amqp_url: str, aggregator: Aggregator, on_connect: Callable[..., None] | None = None
+) -> Iterator[None]:
+    """The aggregator consuming every result partition in a thread, as in production."""
+    stop = threading.Event()
+    consumer = threading.Thread(
+        target=run_batches,
+        args=(amqp_url, aggregator.partitions, aggregator.on_batch, stop),
+        kwargs={
+            "options": BatchOptions(idle_seconds=0.2, transient=TRANSIENT_ERRORS),
+            "idle": aggregator.idle,
+            "on_connect": on_connect,
+        },
+        daemon=True,
+    )
+    consumer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        consumer.join(10)
+
+
+def results_ready(amqp_url: str) -> int:
+    """Result messages waiting in every partition queue."""
+    return queue_depths(amqp_url)["daig.results"]
 
 
 def drain_tasks(amqp_url: str) -> list[TrainTask]:

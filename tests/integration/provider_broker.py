@@ -17,7 +17,9 @@ from pika.adapters.blocking_connection import BlockingChannel
 from daig.broker import connect, publish_on
 from daig.client import DaigClient
 from daig.messages import Message
-from daig.topology import RESULTS, Route
+from daig.topology import DEFAULT_RESULT_PARTITIONS, ResultPartitions, Route
+
+PARTITIONS = ResultPartitions(DEFAULT_RESULT_PARTITIONS)  # what the test servers use
 
 
 class ProviderBroker:
@@ -32,13 +34,14 @@ class ProviderBroker:
         channel.confirm_delivery()
         return channel
 
-    def publish(self, message: Message, route: Route = RESULTS) -> None:
-        """Publish as the agent does: confirmed, ``user_id`` set to our own broker user."""
-        publish_on(self.channel(), route, message, user_id=self.user)
+    def publish(self, message: Message, route: Route | None = None) -> None:
+        """Publish as the agent does: confirmed, ``user_id`` set to our own broker user, to
+        the message's project's result partition unless ``route`` says otherwise."""
+        publish_on(self.channel(), route or _result_route(message), message, user_id=self.user)
 
-    def publish_as(self, message: Message, user_id: str | None, route: Route = RESULTS) -> None:
+    def publish_as(self, message: Message, user_id: str | None, route: Route | None = None) -> None:
         """Publish with any ``user_id`` (or none): the broker decides whether it is allowed."""
-        publish_on(self.channel(), route, message, user_id=user_id)
+        publish_on(self.channel(), route or _result_route(message), message, user_id=user_id)
 
     def close(self) -> None:
         if self.connection.is_open:
@@ -53,3 +56,7 @@ def provider_broker(client: DaigClient) -> Iterator[ProviderBroker]:
         yield broker
     finally:
         broker.close()
+
+
+def _result_route(message: Message) -> Route:
+    return PARTITIONS.route_for(message.project_id)

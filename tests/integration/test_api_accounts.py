@@ -217,6 +217,7 @@ def test_defaults_fill_in_and_max_contributors_defaults_to_k(url: str, make_user
         "outer_optimizer": "average",
         "outer_learning_rate": 1.0,
         "outer_momentum": 0.9,
+        "share": 1.0,
     }
     assert project["state"] == "created" and project["round"] == 0
 

@@ -190,7 +190,8 @@ def test_queues_are_durable_quorum_queues_with_dead_lettering(amqp_url: str) -> 
     channel = connection.channel()
     topology.declare(channel)
     topology.declare(channel)  # idempotent
-    for route in topology.ALL_ROUTES:
+    routes = topology.all_routes(topology.DEFAULT_RESULT_PARTITIONS)
+    for route in routes:
         channel.queue_declare(route.queue, passive=True)
     connection.close()
     vhost = amqp_url.rsplit("/", 1)[1]
@@ -203,14 +204,18 @@ def test_queues_are_durable_quorum_queues_with_dead_lettering(amqp_url: str) -> 
         timeout=60,
     )
     queues = {q["name"]: q for q in json.loads(listing.stdout)}
-    assert set(queues) == {route.queue for route in topology.ALL_ROUTES}
+    assert set(queues) == {route.queue for route in routes}
+    assert sum(1 for name in queues if name.startswith("daig.results.")) == 16
     for name, queue in queues.items():
         assert queue["type"] == "quorum", name
         assert queue["durable"] is True, name
-    for route in (topology.TASKS, topology.RESULTS, topology.EVENTS):
+    partitions = topology.ResultPartitions(topology.DEFAULT_RESULT_PARTITIONS).routes()
+    for route in (topology.TASKS, topology.EVENTS, *partitions):
         arguments = dict(_pairs(queues[route.queue]["arguments"]))
         assert arguments["x-dead-letter-exchange"] == topology.DEAD_LETTER_EXCHANGE
         assert arguments["x-delivery-limit"] == topology.DELIVERY_LIMIT
+    for route in partitions:  # each partition is recorded by one aggregator at a time
+        assert dict(_pairs(queues[route.queue]["arguments"]))["x-single-active-consumer"]
 
 
 def _pairs(arguments: object) -> list[tuple[str, object]]:
@@ -240,7 +245,12 @@ def test_queue_depths_counts_ready_messages(amqp_url: str, publisher: Publisher)
 
 def test_queue_depths_on_a_fresh_vhost_are_zero_not_an_error(amqp_url: str) -> None:
     # Nothing has declared the topology yet (e.g. only the API runs): the broker is still up.
-    assert queue_depths(amqp_url) == {route.queue: 0 for route in topology.ALL_ROUTES}
+    assert queue_depths(amqp_url) == {
+        "daig.tasks": 0,
+        "daig.results": 0,
+        "daig.scheduler.events": 0,
+        "daig.dead": 0,
+    }
 
 
 def test_consumer_reconnects_after_the_broker_drops_it(amqp_url: str, publisher: Publisher) -> None:

@@ -7,7 +7,6 @@ own; the last tests run the real aggregator consumer on results published by tho
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,19 +22,25 @@ from pika.exceptions import ChannelClosedByBroker
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daig.broker import Publisher, connect, publish_on, run_consumer
+from daig.broker import Publisher, connect, publish_on
 from daig.broker import Session as BrokerSession
 from daig.client import ClientError, DaigClient
 from daig.db.models import Claim, Result, Task
 from daig.hyperparams import Hyperparameters
 from daig.messages import EventKind, ProjectEvent, ResultStatus, TrainResult, TrainTask
 from daig.settings import Settings, amqp_vhost
-from daig.topology import DEAD, EVENTS, RESULTS, TASKS, provider_broker_user
+from daig.topology import DEAD, EVENTS, RESULTS_EXCHANGE, TASKS, provider_broker_user
 from daig.weights.schema import WeightSchema
 from services.aggregator.handlers import Aggregator
 from tests.conftest import ApiServer, free_port, wait_until
-from tests.integration.conftest import Started, drain_tasks, ready_count
-from tests.integration.provider_broker import ProviderBroker, provider_broker
+from tests.integration.conftest import (
+    Started,
+    consuming_results,
+    drain_tasks,
+    ready_count,
+    results_ready,
+)
+from tests.integration.provider_broker import PARTITIONS, ProviderBroker, provider_broker
 from tests.results import trained_result
 
 ACCESS_REFUSED, PRECONDITION_FAILED = 403, 406
@@ -120,7 +125,8 @@ def test_a_provider_may_consume_tasks_and_publish_results_and_nothing_else(
         method, _, body = broker.channel().basic_get(TASKS.queue, auto_ack=True)
         assert method is not None and TrainTask.model_validate_json(body) == task
         broker.publish(result)  # confirmed
-        assert ready_count(amqp_url, RESULTS.queue) == 1
+        results = PARTITIONS.route_for(project_id)
+        assert ready_count(amqp_url, results.queue) == 1
 
         def publish(route: Any, message: Any) -> Callable[[BlockingChannel], None]:
             return lambda ch: publish_on(ch, route, message, user_id=broker.user)
@@ -133,7 +139,7 @@ def test_a_provider_may_consume_tasks_and_publish_results_and_nothing_else(
             "publish an event": publish(EVENTS, event),
             "publish a dead letter": publish(DEAD, result),
             "publish straight to the tasks queue": direct,
-            "read results": lambda ch: ch.basic_get(RESULTS.queue),
+            "read results": lambda ch: ch.basic_get(results.queue),
             "read events": lambda ch: ch.basic_get(EVENTS.queue),
             "read dead letters": lambda ch: ch.basic_get(DEAD.queue),
             "declare a queue": lambda ch: ch.queue_declare("daig.mine", durable=True),
@@ -141,18 +147,18 @@ def test_a_provider_may_consume_tasks_and_publish_results_and_nothing_else(
                 TASKS.queue, durable=True, arguments=TASKS.arguments
             ),
             "delete the tasks queue": lambda ch: ch.queue_delete(TASKS.queue),
-            "delete the results queue": lambda ch: ch.queue_delete(RESULTS.queue),
+            "delete the results queue": lambda ch: ch.queue_delete(results.queue),
             "declare an exchange": lambda ch: ch.exchange_declare("daig.mine", "fanout"),
-            "delete the results exchange": lambda ch: ch.exchange_delete(RESULTS.exchange),
+            "delete the results exchange": lambda ch: ch.exchange_delete(RESULTS_EXCHANGE),
             "bind the tasks queue to results": lambda ch: ch.queue_bind(
-                TASKS.queue, RESULTS.exchange, routing_key=RESULTS.publish_key
+                TASKS.queue, RESULTS_EXCHANGE, routing_key=results.publish_key
             ),
         }
         refusals = {what: _refusal(broker, action) for what, action in forbidden.items()}
     assert refusals == dict.fromkeys(forbidden, ACCESS_REFUSED)
     assert ready_count(amqp_url, TASKS.queue) == 0
     assert ready_count(amqp_url, EVENTS.queue) == 0
-    assert ready_count(amqp_url, RESULTS.queue) == 1, "the results are all still there"
+    assert ready_count(amqp_url, results.queue) == 1, "the results are all still there"
 
 
 def test_the_broker_refuses_a_result_with_a_forged_user_id(
@@ -181,11 +187,11 @@ def test_the_broker_refuses_a_result_with_a_forged_user_id(
         channel = admin.channel()
         channel.confirm_delivery()
         with pytest.raises(ChannelClosedByBroker) as error:
-            publish_on(channel, RESULTS, result, user_id=alice_user)
+            publish_on(channel, PARTITIONS.route_for(result.project_id), result, user_id=alice_user)
         assert error.value.reply_code == PRECONDITION_FAILED
     finally:
         admin.close()
-    assert ready_count(amqp_url, RESULTS.queue) == 0
+    assert results_ready(amqp_url) == 0
 
 
 @pytest.mark.parametrize("fault", ["unreachable", "bad-admin-credentials"])
@@ -213,24 +219,6 @@ def _trained(provider_id: int, grant: dict[str, Any], seed: int = 0) -> TrainRes
     schema = WeightSchema.from_json(grant["weight_schema"])
     delta = [(rng.standard_normal(t.shape) * 0.01).astype(t.dtype) for t in schema.tensors]
     return trained_result(grant, provider_id, delta, samples=3, fit_seconds=1.0)
-
-
-@contextmanager
-def aggregating(amqp_url: str, aggregator: Aggregator) -> Iterator[None]:
-    """The aggregator's real consumer loop on the results queue, in a thread."""
-    stop = threading.Event()
-    consumer = threading.Thread(
-        target=run_consumer,
-        args=(amqp_url, RESULTS.queue, aggregator.on_result, stop),
-        kwargs={"idle_seconds": 0.2},
-        daemon=True,
-    )
-    consumer.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        consumer.join(10)
 
 
 def _outcomes(sessions: sessionmaker[Session], project_id: uuid.UUID) -> dict[uuid.UUID, Any]:
@@ -264,7 +252,7 @@ def test_only_the_claimants_own_broker_user_gets_a_result_accepted(
         mallory_broker.publish(as_mallory)
         publisher = Publisher(amqp_url)
         try:
-            publisher.publish(RESULTS, unsigned)
+            publisher.publish(PARTITIONS.route_for(unsigned.project_id), unsigned)
         finally:
             publisher.close()
         alice_broker.publish(genuine)
@@ -273,9 +261,9 @@ def test_only_the_claimants_own_broker_user_gets_a_result_accepted(
         outcomes = _outcomes(sessions, started.id)
         return outcomes if len(outcomes) == 4 else None
 
-    with aggregating(amqp_url, aggregator):
+    with consuming_results(amqp_url, aggregator):
         outcomes = wait_until(all_recorded, 20, what="all four results recorded")
-        wait_until(lambda: ready_count(amqp_url, RESULTS.queue) == 0, 10, what="all acked")
+        wait_until(lambda: results_ready(amqp_url) == 0, 10, what="all acked")
 
     vhost = amqp_vhost(amqp_url)
     mallory_user = provider_broker_user(mallory_id, vhost)

@@ -59,6 +59,22 @@ def _claim_row(sessions: sessionmaker[Session], claim_id: str) -> Claim:
         return row
 
 
+def _lapse_lease(engine, claim_id: str) -> None:
+    """Let a claim's lease run out, as time would: on the claim and on its task's row."""
+    past = "now() - interval '1 second'"
+    with engine.begin() as connection:
+        connection.execute(
+            text(f"UPDATE claims SET lease_expires_at = {past} WHERE id = :id"), {"id": claim_id}
+        )
+        connection.execute(
+            text(
+                f"UPDATE tasks SET lease_expires_at = {past} "
+                "WHERE id = (SELECT task_id FROM claims WHERE id = :id)"
+            ),
+            {"id": claim_id},
+        )
+
+
 def test_reconcile_opens_round_zero_and_publishes_up_to_the_cap(
     start_project: Callable[..., Started],
     sessions: sessionmaker[Session],
@@ -241,17 +257,13 @@ def test_expired_lease_gets_the_task_published_again(
     api_server,
     amqp_url: str,
 ) -> None:
-    started = start_project(Hyperparameters(total_tasks=3, task_size=3))
+    start_project(Hyperparameters(total_tasks=3, task_size=3))
     task = drain_tasks(amqp_url)[0]
     grant = provider.claim(task.task_id, "agent-1")
-    scheduler.reconcile(started.id, broker_session)  # a live lease: nothing to do
+    scheduler.tick(broker_session)  # a live lease: nothing to do
     assert ready_count(amqp_url, "daig.tasks") == 0
-    with engine.begin() as connection:
-        connection.execute(
-            text("UPDATE claims SET lease_expires_at = now() - interval '1 second' WHERE id = :id"),
-            {"id": grant["claim_id"]},
-        )
-    scheduler.reconcile(started.id, broker_session)
+    _lapse_lease(engine, grant["claim_id"])
+    scheduler.tick(broker_session)
     [again] = drain_tasks(amqp_url)
     assert (again.task_id, again.attempt) == (task.task_id, 2)
     assert _claim_row(sessions, grant["claim_id"]).state == "expired"
@@ -276,11 +288,7 @@ def test_a_task_whose_lease_lapsed_can_be_claimed_before_the_scheduler_notices(
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
     task = drain_tasks(amqp_url)[0]
     first = provider.claim(task.task_id, "agent-1")
-    with engine.begin() as connection:
-        connection.execute(
-            text("UPDATE claims SET lease_expires_at = now() - interval '1 second' WHERE id = :id"),
-            {"id": first["claim_id"]},
-        )
+    _lapse_lease(engine, first["claim_id"])
     second = make_user(api_server.url, "next").claim(task.task_id, "agent-2")
     assert second["claim_id"] != first["claim_id"]
     assert {t.id: t.state for t in _tasks(sessions, started.id)}[task.task_id] == "claimed"

@@ -104,11 +104,17 @@ def test_accepted_results_pay_once_and_rejected_or_duplicate_ones_nothing(
     assert alice.client.credits()["earned"] == 0
 
     # Shard 0's lease lapses; the task is re-dispatched to bob, and alice's result wins.
+    lapsed = datetime.now(UTC) - timedelta(seconds=1)
     with sessions.begin() as session:
         session.execute(
             update(Claim)
             .where(Claim.id == uuid.UUID(second["claim_id"]))
-            .values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+            .values(lease_expires_at=lapsed)
+        )
+        session.execute(
+            update(Task)
+            .where(Task.id == uuid.UUID(second["task_id"]))
+            .values(lease_expires_at=lapsed)
         )
     bob_grant = bob.claim(second["task_id"])
     win = alice.result(second, _delta(schema, 1))

@@ -153,12 +153,13 @@ def test_garbage_dead_letters_are_recorded_with_the_brokers_reason(
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
     channel.basic_publish(
-        "daig.results", "result", b"not json", pika.BasicProperties(type="daig.TrainResult")
+        "daig.results", "result.0", b"not json", pika.BasicProperties(type="daig.TrainResult")
     )
-    method, _, _ = channel.basic_get("daig.results")
-    while method is None:
-        method, _, _ = channel.basic_get("daig.results")
+    # Partition queues have a single active consumer: no basic.get, so consume one.
+    method, _, _ = next(channel.consume("daig.results.0", inactivity_timeout=10))
+    assert method is not None
     channel.basic_reject(method.delivery_tag, requeue=False)
+    channel.cancel()
     connection.close()
     [(props, body)] = _wait_dead(amqp_url)
     recorder = DeadLetterRecorder(sessions)
@@ -174,7 +175,7 @@ def test_garbage_dead_letters_are_recorded_with_the_brokers_reason(
     )
     with sessions() as session:
         row = session.scalars(select(DeadLetter)).one()
-    assert (row.queue, row.reason, row.body) == ("daig.results", "rejected", "not json")
+    assert (row.queue, row.reason, row.body) == ("daig.results.0", "rejected", "not json")
 
 
 def _wait_dead(amqp_url: str) -> list:

@@ -26,6 +26,7 @@ def test_defaults() -> None:
         "outer_optimizer": "average",
         "outer_learning_rate": 1.0,
         "outer_momentum": 0.9,
+        "share": 1.0,
     }
     assert params.contributors == 4
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -12,11 +13,23 @@ from sqlalchemy.orm import Session
 from daig.blobstore import BlobStore
 from daig.broker import Publisher
 from daig.db.models import User
+from daig.dispatch import DispatchPolicy
 from daig.settings import Settings
+from services.api.catalog import ProjectCatalog
 from services.api.core.security import user_id_from_token
+from services.api.grants import InlineWeights
 from services.api.ratelimit import RateLimiter
+from services.api.relay import BackgroundRelay
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token")
+
+
+@dataclass(frozen=True)
+class ClaimContext:
+    catalog: ProjectCatalog
+    inline_weights: InlineWeights
+    policy: DispatchPolicy
+    relay: BackgroundRelay
 
 
 def get_settings(request: Request) -> Settings:
@@ -48,12 +61,19 @@ def get_publisher(request: Request) -> Publisher:
     return publisher
 
 
+def get_claim_context(request: Request) -> ClaimContext:
+    """What claims share across requests: project facts, inline weights, the relay."""
+    state = request.app.state
+    return ClaimContext(state.catalog, state.inline_weights, state.dispatch_policy, state.relay)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_db)]
 BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 TokenDep = Annotated[str, Depends(oauth2_scheme)]
 RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
+ClaimContextDep = Annotated[ClaimContext, Depends(get_claim_context)]
 ClientIpDep = Annotated[str, Depends(get_client_ip)]
 
 

@@ -25,7 +25,8 @@ def _database(request: Request) -> dict[str, Any]:
 
 def _broker(request: Request) -> dict[str, Any]:
     try:
-        return {"ok": True, "queues": queue_depths(request.app.state.settings.amqp_url)}
+        settings = request.app.state.settings
+        return {"ok": True, "queues": queue_depths(settings.amqp_url, settings.result_partitions)}
     except Exception as exc:
         return {"ok": False, "error": str(exc) or type(exc).__name__}
 

@@ -52,6 +52,7 @@ def create_project(body: ProjectCreate, user: CurrentUser, session: SessionDep) 
         outer_optimizer=body.outer_optimizer,
         outer_learning_rate=body.outer_learning_rate,
         outer_momentum=body.outer_momentum,
+        share=body.share,
         current_round=0,
     )
     session.add(project)

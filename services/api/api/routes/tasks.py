@@ -8,14 +8,22 @@ import uuid
 from fastapi import APIRouter
 
 from daig import metrics
-from daig.db.models import Project, Task
+from daig.db.models import Project
 from daig.logs import log_context
 from daig.messages import EventKind, ProjectEvent
-from daig.topology import EVENTS, RESULTS, TASKS
+from daig.topology import EVENTS, RESULTS_EXCHANGE, TASKS
 from services.api import claims, crud
-from services.api.api.deps import BlobsDep, CurrentUser, PublisherDep, SessionDep, SettingsDep
+from services.api.api.deps import (
+    BlobsDep,
+    ClaimContextDep,
+    CurrentUser,
+    PublisherDep,
+    SessionDep,
+    SettingsDep,
+)
 from services.api.broker_accounts import BrokerAccountsUnavailable, ensure_provider_account
 from services.api.errors import ApiError
+from services.api.grants import build_grant
 from services.api.schemas import ClaimGrant, ClaimRequest, Lease, ProviderConfig
 
 router = APIRouter(prefix="/v1", tags=["providers"])
@@ -41,8 +49,8 @@ def provider_config(user: CurrentUser, settings: SettingsDep) -> ProviderConfig:
         amqp_url=account.amqp_url,
         broker_user=account.username,
         tasks_queue=TASKS.queue,
-        results_exchange=RESULTS.exchange,
-        results_routing_key=RESULTS.publish_key,
+        results_exchange=RESULTS_EXCHANGE,
+        results_routing_key="",  # each grant names its own (results are partitioned)
         lease_seconds=settings.lease_seconds,
         user_id=user.id,
     )
@@ -56,27 +64,38 @@ def claim_task(
     session: SessionDep,
     blobs: BlobsDep,
     settings: SettingsDep,
+    context: ClaimContextDep,
 ) -> ClaimGrant:
     """Claim a task announced on the task queue; 409 says why it is not yours."""
     with metrics.CLAIM_SECONDS.time(), log_context(task=task_id):
         try:
-            grant = claims.claim(
+            decision = claims.claim(
                 session=session,
-                blobs=blobs,
+                catalog=context.catalog,
+                policy=context.policy,
                 settings=settings,
                 user=user,
                 task_id=task_id,
                 agent_id=body.agent_id,
             )
-            task = session.get(Task, task_id)  # in the session already: no query
-            published = task.dispatched_at if task is not None else None
             session.commit()
         except ApiError as exc:
+            session.rollback()
             metrics.CLAIMS_REFUSED.labels(exc.reason).inc()
             raise
+        if decision.queued:
+            context.relay.wake()
+        grant = build_grant(
+            blobs=blobs,
+            settings=settings,
+            facts=decision.facts,
+            task=decision.task,
+            inline=context.inline_weights,
+        )
     metrics.TASKS_CLAIMED.inc()
-    if published is not None:
-        metrics.CLAIM_WAIT_SECONDS.observe(max(0.0, (crud.now() - published).total_seconds()))
+    if decision.published_at is not None:
+        waited = (crud.now() - decision.published_at).total_seconds()
+        metrics.CLAIM_WAIT_SECONDS.observe(max(0.0, waited))
     with log_context(project=grant.project_id, round=grant.round, task=task_id):
         log.info(
             "project %s round %s task %s: claimed by user %s (%s)",

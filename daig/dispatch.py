@@ -1,0 +1,233 @@
+"""Dispatching tasks: opening rounds and publishing tasks within each project's window.
+
+Shared by the three services, which all move tasks: the scheduler opens round 0 and tops up
+windows, the aggregator opens round r+1 in the transaction that closes round r, and the API
+refills a project's window in the transaction of each claim. Task messages go out through
+the outbox, so a task is ``queued`` exactly when its message is committed to be published.
+
+The window: a project has at most ``dispatch_window x share`` tasks published and unclaimed
+at once. Every claim of a queued task queues the project's next pending task, so each project
+keeps its window's worth of messages in the shared queue, and volunteers taking messages in
+order share themselves between projects in proportion to their windows -- a big project
+cannot bury a small one's tasks under thousands of its own, and a project with few tasks left
+has them near the head of the queue.
+
+A published message lives ``republish_seconds`` in the queue (a per-message TTL); a task still
+unclaimed after that is published again, so a purged queue or a consumer that swallows
+messages delays a project by seconds instead of stalling it.
+
+A task's ``lease_expires_at`` is the latest lease of its claims: a task with a live lease is
+in flight (claimed, or a straggler given out again while its first claim still runs).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from daig.db.models import Round, Task, TaskState
+from daig.messages import TrainTask
+from daig.outbox import Staged, stage
+from daig.planning import round_shards
+from daig.settings import Settings
+from daig.topology import TASKS
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    window: int
+    republish_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DispatchPolicy:
+        return cls(settings.dispatch_window, settings.republish_seconds)
+
+    def window_for(self, share: float) -> int:
+        """Published, unclaimed tasks a project of this share may have at once."""
+        return max(1, math.ceil(self.window * share))
+
+    @property
+    def expiration_ms(self) -> int:
+        return max(1, round(self.republish_seconds * 1000))
+
+
+class Pending(Enum):
+    """Which pending tasks to queue: any, only re-issued stragglers, or only fresh ones."""
+
+    ANY = ""
+    REISSUES = " AND lease_expires_at > now()"
+    FRESH = " AND (lease_expires_at IS NULL OR lease_expires_at <= now())"
+
+
+def _queue_sql(which: Pending) -> str:
+    # Counting the round's queued tasks in the same statement keeps the window from drifting
+    # when several transactions refill it at once.
+    return (
+        "UPDATE tasks SET state = 'queued', dispatched_at = now(), dispatches = dispatches + 1"
+        " WHERE id IN ("
+        "  SELECT id FROM tasks WHERE project_id = :project AND round_index = :round"
+        f"  AND state = 'pending'{which.value} ORDER BY slot"
+        "  LIMIT GREATEST(0, LEAST(:limit, :window - ("
+        "   SELECT count(*) FROM tasks WHERE project_id = :project AND round_index = :round"
+        "   AND state = 'queued')))"
+        "  FOR UPDATE SKIP LOCKED)"
+        " RETURNING id, shard, dispatches"
+    )
+
+
+_QUEUE = {which: text(_queue_sql(which)) for which in Pending}
+
+_IN_FLIGHT = text(
+    "SELECT count(*) FILTER (WHERE lease_expires_at > now()),"
+    " count(*) FILTER (WHERE state = 'queued'"
+    "  AND (lease_expires_at IS NULL OR lease_expires_at <= now()))"
+    " FROM tasks WHERE project_id = :project AND round_index = :round AND state <> 'done'"
+)
+
+_REPUBLISH = text(
+    "UPDATE tasks SET dispatched_at = now(), dispatches = dispatches + 1"
+    " WHERE id IN ("
+    "  SELECT t.id FROM tasks t JOIN projects p ON p.id = t.project_id"
+    "  WHERE t.state = 'queued' AND t.dispatched_at < :cutoff AND p.state = 'running'"
+    "  AND t.round_index = p.current_round"
+    "  ORDER BY t.dispatched_at LIMIT :limit FOR UPDATE OF t SKIP LOCKED)"
+    " RETURNING id, project_id, round_index, shard, dispatches"
+)
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """What dispatching a project's round needs to know (fixed once the project started)."""
+
+    project_id: uuid.UUID
+    total_tasks: int
+    task_size: int
+    max_contributors: int
+    share: float
+
+    @property
+    def cap_binds(self) -> bool:
+        return self.max_contributors < self.task_size
+
+
+def open_round(session: Session, plan: RoundPlan, round_index: int, policy: DispatchPolicy) -> bool:
+    """Create round ``round_index`` with its K pending tasks and queue its first window.
+
+    Idempotent: False (and nothing done) if the round exists already.
+    """
+    opened = session.scalar(
+        insert(Round)
+        .values(project_id=plan.project_id, index=round_index)
+        .on_conflict_do_nothing()
+        .returning(Round.index)
+    )
+    if opened is None:
+        return False
+    shards = round_shards(round_index, plan.total_tasks, plan.task_size)
+    session.execute(
+        insert(Task).values(
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "project_id": plan.project_id,
+                    "round_index": round_index,
+                    "slot": slot,
+                    "shard": shard,
+                    "state": TaskState.PENDING,
+                    "dispatches": 0,
+                    "failures": 0,
+                }
+                for slot, shard in enumerate(shards)
+            ]
+        )
+    )
+    top_up(session, plan, round_index, policy)
+    return True
+
+
+def top_up(session: Session, plan: RoundPlan, round_index: int, policy: DispatchPolicy) -> int:
+    """Queue the round's pending tasks up to the project's window -- and when the contributor
+    cap binds, up to the cap (re-issued stragglers are in flight already: they fit)."""
+    window = policy.window_for(plan.share)
+    if not plan.cap_binds:
+        return queue_pending(session, plan.project_id, round_index, window, policy)
+    queued = queue_pending(
+        session, plan.project_id, round_index, window, policy, which=Pending.REISSUES
+    )
+    in_flight, fresh_queued = session.execute(
+        _IN_FLIGHT, {"project": plan.project_id, "round": round_index}
+    ).one()
+    budget = plan.max_contributors - int(in_flight) - int(fresh_queued)
+    return queued + queue_pending(
+        session, plan.project_id, round_index, window, policy, limit=budget, which=Pending.FRESH
+    )
+
+
+def tasks_in_flight(session: Session, project_id: uuid.UUID, round_index: int) -> int:
+    """Unfinished tasks of the round with a live lease."""
+    in_flight, _ = session.execute(_IN_FLIGHT, {"project": project_id, "round": round_index}).one()
+    return int(in_flight)
+
+
+def queue_pending(
+    session: Session,
+    project_id: uuid.UUID,
+    round_index: int,
+    window: int,
+    policy: DispatchPolicy,
+    *,
+    limit: int | None = None,
+    which: Pending = Pending.ANY,
+) -> int:
+    """Queue pending tasks of the round (slot order) until ``window`` of its tasks are queued,
+    at most ``limit`` now; their messages go to the outbox. Tasks other transactions hold are
+    skipped, never waited for."""
+    limit = window if limit is None else min(limit, window)
+    if limit <= 0:
+        return 0
+    rows = session.execute(
+        _QUEUE[which],
+        {"project": project_id, "round": round_index, "limit": limit, "window": window},
+    ).all()
+    staged = [(task, project_id, round_index, shard, n) for task, shard, n in rows]
+    _stage_tasks(session, staged, policy)
+    return len(rows)
+
+
+def republish_unclaimed(session: Session, *, policy: DispatchPolicy, limit: int = 2000) -> int:
+    """Publish again the running projects' tasks whose message nobody claimed in time."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=policy.republish_seconds)
+    rows = session.execute(_REPUBLISH, {"cutoff": cutoff, "limit": limit}).all()
+    _stage_tasks(session, [tuple(row) for row in rows], policy)
+    return len(rows)
+
+
+def _stage_tasks(
+    session: Session,
+    tasks: list[tuple[uuid.UUID, uuid.UUID, int, int, int]],
+    policy: DispatchPolicy,
+) -> None:
+    stage(
+        session,
+        [
+            Staged(
+                TASKS,
+                TrainTask(
+                    project_id=project_id,
+                    round=round_index,
+                    task_id=task_id,
+                    shard=shard,
+                    attempt=attempt,
+                ),
+                expiration_ms=policy.expiration_ms,
+            )
+            for task_id, project_id, round_index, shard, attempt in tasks
+        ],
+    )
