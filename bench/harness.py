@@ -9,6 +9,7 @@ breakdown of where the wall time went.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import statistics
 import subprocess
 import tempfile
@@ -21,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -116,6 +118,35 @@ def bench_cluster(**settings: str) -> Iterator[BenchCluster]:
         drop_database(database_url)
         subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=120)
         forget_provider_accounts(base, vhost)
+
+
+def _write_mlp_project(directory: str, rows: int, hidden: int, seed: int) -> None:
+    from daig.examples import build_mlp
+
+    rng = np.random.default_rng(seed)
+    out = Path(directory)
+    np.save(out / "x.npy", rng.random((rows, 64), dtype=np.float32), allow_pickle=False)
+    np.save(out / "y.npy", rng.integers(0, 10, rows, dtype=np.int64), allow_pickle=False)
+    build_mlp(hidden=hidden).save(out / "model.h5")
+
+
+def write_mlp_project(
+    directory: Path, rows: int, *, hidden: int = 64, seed: int = 0
+) -> dict[str, Path]:
+    """The digits MLP (.h5) with ``rows`` random rows and labels, written by a child process
+    so that TensorFlow stays out of the benchmark's own process."""
+    child = multiprocessing.get_context("spawn").Process(
+        target=_write_mlp_project, args=(str(directory), rows, hidden, seed)
+    )
+    child.start()
+    child.join(300)
+    if child.exitcode != 0:
+        raise RuntimeError(f"writing the model and data failed (exit {child.exitcode})")
+    return {
+        "model": directory / "model.h5",
+        "data": directory / "x.npy",
+        "labels": directory / "y.npy",
+    }
 
 
 def _seconds(delta: Any) -> float:
