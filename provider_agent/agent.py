@@ -6,6 +6,10 @@ if the server says the task is no longer ours (done elsewhere, project paused), 
 stops. Outages are ridden out: API calls are retried with backoff, and a result that could
 not be published (broker down) is published first thing after reconnecting. On stop (Ctrl-C
 or SIGTERM) the current task is given back at once.
+
+The training process starts with the agent, before it logs in, and imports and warms up
+TensorFlow in the background (``AgentStatus.state`` says "starting TensorFlow" meanwhile), so
+the first task does not wait for the import; Stop ends it at once, mid-import too.
 """
 
 from __future__ import annotations
@@ -40,12 +44,14 @@ from provider_agent.cache import ShardCache
 from provider_agent.config import AgentConfig
 from provider_agent.keepalive import KeepAlive, TaskAbandoned
 from provider_agent.politeness import Hours, Politeness, describe
-from provider_agent.trainer import Trainer, TrainingCancelled, TrainJob, TrainOutcome
+from provider_agent.trainer import RowsLike, Trainer, TrainingCancelled, TrainJob, TrainOutcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_SECONDS = 120.0  # how long an API or upload outage is ridden out before giving up
 POLITENESS_CHECK_SECONDS = 5.0  # how often idle, hours and power are looked at
+STARTING_TENSORFLOW = "starting TensorFlow"  # the state while the training process warms up
+WAITING = "waiting for tasks"
 
 
 @dataclass
@@ -108,18 +114,20 @@ class ProviderAgent:
         self._polite = True
 
     def run(self) -> None:
-        """Log in, then take tasks until stopped."""
-        self._client.login(self.config.username, self.config.password)
-        broker = self._client.provider_config()
-        self._user_id = int(broker["user_id"])
-        self._broker_user = str(broker["broker_user"])
-        log.info("agent %s: volunteering as user %s", self.agent_id, self.config.username)
+        """Start the training process, log in, then take tasks until stopped."""
         try:
+            if self.polite_now(force=True):
+                self._trainer.start()  # TensorFlow imports while we log in and connect
+            self._client.login(self.config.username, self.config.password)
+            broker = self._client.provider_config()
+            self._user_id = int(broker["user_id"])
+            self._broker_user = str(broker["broker_user"])
+            log.info("agent %s: volunteering as user %s", self.agent_id, self.config.username)
             while not self.stop.is_set():
                 self._wait_until_polite()
                 if self.stop.is_set():
                     break
-                self.status.state = "waiting for tasks"
+                self._keep_trainer_warm()
                 # Consume only while polite: a paused agent holds no task message.
                 consuming = threading.Event()
                 run_consumer(
@@ -128,7 +136,7 @@ class ProviderAgent:
                     self._on_task,
                     consuming,
                     prefetch=1,
-                    idle=functools.partial(self._stop_consuming_if_needed, consuming),
+                    idle=functools.partial(self._between_tasks, consuming),
                     on_connect=self._publish_unsent,
                     declare=False,  # our broker user may not; the servers declare the topology
                 )
@@ -163,9 +171,26 @@ class ProviderAgent:
             self.status.state = f"paused: {self.status.paused_because}"
             self.stop.wait(POLITENESS_CHECK_SECONDS)
 
-    def _stop_consuming_if_needed(self, consuming: threading.Event, _: BrokerSession) -> None:
+    def _between_tasks(self, consuming: threading.Event, _: BrokerSession) -> None:
+        """Every second while no task runs: stop consuming if we must, else keep warm."""
         if self.stop.is_set() or not self.polite_now():
             consuming.set()
+        else:
+            self._keep_trainer_warm()
+
+    def _keep_trainer_warm(self) -> None:
+        """Have a training process started (unless the last one could not start TensorFlow:
+        then the next task tries again) and show whether it is still warming up."""
+        state = self._trainer.poll()
+        if state == "stopped" and self._trainer.startup_error is None:
+            self._trainer.start()
+            state = self._trainer.state
+        elif state == "stopped":
+            self.status.last_error = self._trainer.startup_error
+        waiting = STARTING_TENSORFLOW if state == "starting" else WAITING
+        if waiting != self.status.state:
+            log.info("agent %s: %s", self.agent_id, waiting)
+        self.status.state = waiting
 
     def _should_stop_training(self) -> bool:
         """Stop (and give the task back) on Ctrl-C, or when a condition no longer holds."""
@@ -211,8 +236,10 @@ class ProviderAgent:
             log.info("task %s: abandoned (%s)", task.task_id, exc)
             return Outcome.ACK
         finally:
-            self.status.state = "waiting for tasks"
+            self.status.state = WAITING
             self.status.progress = 0.0
+            if not self.stop.is_set():
+                self._keep_trainer_warm()  # a child killed mid-task is replaced at once
 
     def _work(self, grant: dict[str, Any], broker: BrokerSession) -> Outcome:
         keepalive = KeepAlive(
@@ -249,6 +276,7 @@ class ProviderAgent:
                     )
                     return self._give_back(grant)
         timings.seconds |= {"fit": outcome.fit_seconds, "encode": outcome.encode_seconds}
+        timings.seconds |= outcome.timings  # wait_ready, load, trace, setup (trainer.py)
         result = self._result_message(grant, outcome, delta, inline, timings.seconds)
         self._send(result, broker, keepalive)
         self._count(grant, outcome, result)
@@ -287,13 +315,14 @@ class ProviderAgent:
         )
 
     def _prepare(self, grant: dict[str, Any], work: Path) -> TrainJob:
-        """Fetch what the task needs; the child loads the model while the rows download."""
+        """Fetch what the task needs; the child loads the model and traces its training step
+        while the rows download."""
         model = fetch.cached_model(
             self._http, grant["model_url"], grant["model_sha256"], self.config.cache_dir / "models"
         )
-        self._trainer.prepare(str(model), grant["model_sha256"])
+        self._trainer.prepare(str(model), grant["model_sha256"], _rows_like(grant))
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="fetch") as pool:
-            weights = pool.submit(fetch.download, self._http, grant["weights_url"], work / "w.dwt")
+            weights = pool.submit(self._weights, grant, work / "w.dwt")
             x = pool.submit(self._shard, grant, "data", work / "x.npy")
             y = pool.submit(self._shard, grant, "labels", work / "y.npy")
             paths = weights.result(), x.result(), y.result()
@@ -310,6 +339,13 @@ class ProviderAgent:
             delta_path=str(work / "delta.dwt"),
             delta_codec=str(grant.get("delta_codec", "fp32")),
         )
+
+    def _weights(self, grant: dict[str, Any], target: Path) -> Path:
+        """The round's global weights: inside the grant for small models, else downloaded."""
+        inline = grant.get("weights_inline")
+        if inline is not None:
+            return fetch.write_inline(inline, target)
+        return fetch.download(self._http, grant["weights_url"], target)
 
     def _shard(self, grant: dict[str, Any], kind: str, target: Path) -> Path:
         remote = grant[kind]
@@ -410,3 +446,14 @@ class ProviderAgent:
         self.status.task_id = str(grant["task_id"])
         self.status.round = int(grant["round"])
         self.status.progress = 0.0
+
+
+def _rows_like(grant: dict[str, Any]) -> RowsLike:
+    """The task's rows as far as tracing the model's training step is concerned."""
+    return RowsLike(
+        x_dtype=str(grant["data"]["dtype"]),
+        x_row_shape=[int(n) for n in grant["data"]["row_shape"]],
+        y_dtype=str(grant["labels"]["dtype"]),
+        y_row_shape=[int(n) for n in grant["labels"]["row_shape"]],
+        validation=float(grant["validation_split"]) > 0,
+    )

@@ -15,6 +15,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from provider_agent.agent import STARTING_TENSORFLOW, WAITING
 from provider_agent.config import AgentConfig
 from requestor_gui.account import Account
 from requestor_gui.agent_thread import AgentThread
@@ -27,7 +28,8 @@ POLL_MS = 300
 STATES = {
     "idle": "Not participating. Click Participate to lend this computer to DAIG.",
     "starting": "Connecting to the DAIG server…",
-    "waiting for tasks": "Participating: waiting for a task…",
+    STARTING_TENSORFLOW: "Participating: starting TensorFlow for the first task…",
+    WAITING: "Participating: waiting for a task…",
     "training": "Training a task for a requestor…",
     "stopping": "Stopping: giving the current task back…",
     "stopped": "Stopped. Click Participate to volunteer again.",

@@ -139,6 +139,11 @@ class ClaimGrant(BaseModel):
     result_max_bytes: int
     delta_codec: str = Field(description="Encode the delta with this codec (fp32, fp16, int8)")
     inline_max_bytes: int = Field(description="Send deltas up to this size inside the message")
+    weights_inline: str | None = Field(
+        default=None,
+        description="For small models: base64 of the round's global weight stream (the bytes "
+        "weights_url serves), so the provider need not download it",
+    )
 
 
 class Lease(BaseModel):
