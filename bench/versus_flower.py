@@ -182,10 +182,9 @@ def daig_run(
     )
     load_before = load_average()
     with bench_cluster() as cluster:
-        started = time.monotonic()
         cluster.add_providers(work.clients)
         if cold_start:
-            time.sleep(max(0.0, provider_lead - (time.monotonic() - started)))
+            time.sleep(provider_lead)  # from the last provider's start to the project's
         else:
             warm_up(cluster, files, work.clients)
         project_id, wall = run_project(cluster, files, params)

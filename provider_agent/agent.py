@@ -14,19 +14,15 @@ the first task does not wait for the import; Stop ends it at once, mid-import to
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import logging
 import socket
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,53 +33,21 @@ from daig.broker import Delivery, Outcome, run_consumer
 from daig.broker import Session as BrokerSession
 from daig.client import ClientError, DaigClient
 from daig.logs import log_context
-from daig.messages import ResultStatus, TrainResult, TrainTask, decode
+from daig.messages import TrainResult, TrainTask, decode
 from daig.topology import RESULTS, TASKS
 from provider_agent import fetch
 from provider_agent.cache import ShardCache
 from provider_agent.config import AgentConfig
 from provider_agent.keepalive import KeepAlive, TaskAbandoned
 from provider_agent.politeness import Hours, Politeness, describe
+from provider_agent.results import result_message
+from provider_agent.status import STARTING_TENSORFLOW, WAITING, AgentStatus, Stopwatch
 from provider_agent.trainer import RowsLike, Trainer, TrainingCancelled, TrainJob, TrainOutcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_SECONDS = 120.0  # how long an API or upload outage is ridden out before giving up
 POLITENESS_CHECK_SECONDS = 5.0  # how often idle, hours and power are looked at
-STARTING_TENSORFLOW = "starting TensorFlow"  # the state while the training process warms up
-WAITING = "waiting for tasks"
-
-
-@dataclass
-class AgentStatus:
-    """What the agent is doing, for the CLI and the GUI."""
-
-    state: str = "starting"
-    project_id: str | None = None
-    task_id: str | None = None
-    round: int | None = None
-    progress: float = 0.0
-    tasks_done: int = 0
-    seconds_contributed: float = 0.0
-    last_error: str | None = None
-    # Every polite-volunteering setting and what the machine says now (politeness.py).
-    limits: dict[str, str] = field(default_factory=dict)
-    paused_because: str | None = None  # why no work is taken now, if so
-
-
-class _Stopwatch:
-    """Seconds spent per phase of a task, reported with the result."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        began = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
 
 
 class _Transient(Exception):
@@ -247,7 +211,7 @@ class ProviderAgent:
             lambda: self._call(self._client.heartbeat, grant["claim_id"]),
             float(grant["lease_seconds"]),
         )
-        timings = _Stopwatch()
+        timings = Stopwatch()
         with tempfile.TemporaryDirectory(prefix="daig-task-") as directory:
             work = Path(directory)
             try:
@@ -277,7 +241,7 @@ class ProviderAgent:
                     return self._give_back(grant)
         timings.seconds |= {"fit": outcome.fit_seconds, "encode": outcome.encode_seconds}
         timings.seconds |= outcome.timings  # wait_ready, load, trace, setup (trainer.py)
-        result = self._result_message(grant, outcome, delta, inline, timings.seconds)
+        result = result_message(grant, outcome, delta, inline, timings.seconds, self._user_id)
         self._send(result, broker, keepalive)
         self._count(grant, outcome, result)
         return Outcome.ACK
@@ -364,41 +328,6 @@ class ProviderAgent:
             raise fetch.FetchUnavailable(f"result upload got HTTP {response.status_code}")
         if response.status_code >= 300:
             raise fetch.FetchError(f"result upload refused with HTTP {response.status_code}")
-
-    def _result_message(
-        self,
-        grant: dict[str, Any],
-        outcome: TrainOutcome,
-        delta: bytes,
-        inline: bool,
-        timings: dict[str, float],
-    ) -> TrainResult:
-        common: dict[str, Any] = dict(
-            project_id=grant["project_id"],
-            round=grant["round"],
-            task_id=grant["task_id"],
-            claim_id=grant["claim_id"],
-            provider_id=self._user_id,
-            timings=timings,
-        )
-        if not outcome.ok:
-            return TrainResult(
-                status=ResultStatus.FAILED,
-                error=outcome.error,
-                resource_limit=outcome.resource_limit,
-                **common,
-            )
-        return TrainResult(
-            status=ResultStatus.TRAINED,
-            blob_key=grant["result_key"],
-            sha256=hashlib.sha256(delta).hexdigest(),
-            inline_delta=base64.b64encode(delta).decode() if inline else None,
-            schema_hash=grant["schema_hash"],
-            samples=outcome.samples,
-            fit_seconds=outcome.fit_seconds,
-            history=outcome.history,
-            **common,
-        )
 
     def _give_back(self, grant: dict[str, Any]) -> Outcome:
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -26,6 +27,10 @@ def child_main(pipe: Connection, threads: int | None, memory_mb: int | None = No
     """Import and warm up TensorFlow within the volunteer's limits, say ``ready``, then serve."""
     began = time.perf_counter()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when training stops
+    # Keras imports scikit-learn (and SciPy) at start-up only for its optional scikit-learn
+    # wrappers, which training never uses: blocked, the import takes ~2 s less CPU (of 9-12)
+    # and the process 60 MB less memory.
+    sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
     from daig.logs import quiet_tensorflow
 
     quiet_tensorflow()

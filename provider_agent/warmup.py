@@ -61,7 +61,7 @@ def warm_up() -> dict[str, Any]:
         )
         zeros = np.zeros((_ROWS, 4), dtype=np.float32), np.zeros(_ROWS, dtype=np.int64)
         build_state(model, *zeros)
-        model.fit(*zeros, batch_size=_BATCH, epochs=1, validation_data=zeros, verbose=0)
+        model.fit(*zeros, batch_size=_BATCH, epochs=1, verbose=0)
         del model
         keras.backend.clear_session()
         # What a first task imports besides Keras: model checks and loading, the weight codec.

@@ -15,8 +15,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from provider_agent.agent import STARTING_TENSORFLOW, WAITING
 from provider_agent.config import AgentConfig
+from provider_agent.status import STARTING_TENSORFLOW, WAITING
 from requestor_gui.account import Account
 from requestor_gui.agent_thread import AgentThread
 from requestor_gui.settings import GuiSettings

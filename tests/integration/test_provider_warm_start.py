@@ -9,8 +9,9 @@ import threading
 import time
 from pathlib import Path
 
-from provider_agent.agent import STARTING_TENSORFLOW, WAITING, ProviderAgent
+from provider_agent.agent import ProviderAgent
 from provider_agent.config import AgentConfig
+from provider_agent.status import STARTING_TENSORFLOW, WAITING
 from provider_agent.trainer import RowsLike, Trainer
 from tests.conftest import wait_until
 from tests.integration.conftest import PASSWORD
