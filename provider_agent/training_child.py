@@ -41,7 +41,10 @@ def child_main(pipe: Connection, threads: int | None, memory_mb: int | None = No
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     limit_memory(memory_mb)
-    pipe.send({"type": "ready", "import_seconds": imported - began} | warm_up())
+    # A task that arrived during the import pays the first fit's set-up itself, sooner than
+    # after a throwaway fit (which, under CPU contention, took 6 s of a 48 s start).
+    warm = {"warmup_seconds": 0.0} if pipe.poll(0) else warm_up()
+    pipe.send({"type": "ready", "import_seconds": imported - began} | warm)
     worker = ChildWorker(pipe)
     while True:
         try:
