@@ -187,6 +187,9 @@ def run_project(
 
 
 PHASES = ("dispatch", "download", "fit", "encode", "upload", "transit", "aggregation", "other")
+# Parts of "other" a provider reports (provider_agent/trainer.py): waiting for its training
+# process to start TensorFlow, loading a new model, tracing its training step.
+CHILD_PHASES = ("wait_ready", "load", "trace")
 
 
 def round_report(cluster: BenchCluster, project_id: str) -> list[dict[str, float]]:
@@ -199,6 +202,8 @@ def round_report(cluster: BenchCluster, project_id: str) -> list[dict[str, float
     provider's own timings; other is the training child's overhead around ``fit`` (loading
     weights and rows, the pipe); transit is the last result's way to the aggregator
     (publish, broker, queueing); aggregation is from its arrival to the round's close.
+    ``CHILD_PHASES`` are the child's own seconds within download and other (it loads and traces
+    a new model while the agent downloads): waiting for TensorFlow to start, model load, trace.
     ``slowest_fit`` is the largest total ``fit`` of one provider in the round, and
     ``overhead`` the wall time minus it: what coordination costs.
     """
@@ -219,7 +224,7 @@ def round_report(cluster: BenchCluster, project_id: str) -> list[dict[str, float
         )
         closer = max(results, key=lambda r: r[0])[4]
         chain = [r for r in results if r[4] == closer]
-        phase = dict.fromkeys(PHASES, 0.0)
+        phase = dict.fromkeys((*PHASES, *CHILD_PHASES), 0.0)
         free_at = previous_close  # when the provider could take its next task
         for received, fit, timings, claimed, _agent in chain:
             timings = timings or {}
@@ -230,6 +235,8 @@ def round_report(cluster: BenchCluster, project_id: str) -> list[dict[str, float
             phase["encode"] += timings.get("encode", 0.0)
             phase["upload"] += timings.get("upload", 0.0)
             phase["other"] += max(0.0, train - timings.get("fit", fit) - timings.get("encode", 0.0))
+            for name in CHILD_PHASES:
+                phase[name] += timings.get(name, 0.0)
             work = timings.get("download", 0.0) + train + timings.get("upload", 0.0)
             free_at = claimed + timedelta(seconds=work)
             last_received = received

@@ -17,7 +17,8 @@ an ordinary volunteer account's broker user, in three scenarios:
 For each it prints how long the project took and the worst delay of a task: from its round's
 opening to the claim that got it done.
 
-    .venv/bin/python -m bench.lost_tasks [--providers 4] [--rounds 5] [--task-size 8] [--purge-every 0.1]
+    .venv/bin/python -m bench.lost_tasks [--providers 4] [--rounds 5] [--task-size 8]
+        [--purge-every 0.1]
 """
 
 from __future__ import annotations

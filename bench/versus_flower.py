@@ -31,7 +31,13 @@ same work, with final accuracy within 1 point.
 
     .venv/bin/python -m bench.versus_flower [--clients 4] [--shards 8] [--epochs 5]
         [--batch-size 32] [--passes 5] [--flower legacy deployment] [--skip-daig]
-        [--repeats 1]
+        [--skip-flower] [--repeats 1] [--cold-start] [--provider-lead-seconds 10]
+
+With ``--cold-start`` DAIG runs without the warm-up project: its providers start
+``--provider-lead-seconds`` before the project is created, so round 0 shows what a provider's
+first task costs (the training process warms up when the agent starts; the first task still
+loads and traces its model). Every DAIG run prints round 0's wall time next to the median of
+the other rounds, and their ratio (target: at most 2x).
 
 With ``--repeats N`` DAIG and long-lived Flower run N times each, alternating (the machine's
 load changes while other work runs on it); the verdict compares the median of their runs'
@@ -58,7 +64,15 @@ from typing import Any
 import numpy as np
 
 from bench.flower.task import Work
-from bench.harness import PHASES, BenchCluster, bench_cluster, round_report, run_project, summarize
+from bench.harness import (
+    CHILD_PHASES,
+    PHASES,
+    BenchCluster,
+    bench_cluster,
+    round_report,
+    run_project,
+    summarize,
+)
 from daig.cluster import LocalCluster, free_port
 from daig.examples import DigitsFiles
 from daig.hyperparams import Hyperparameters
@@ -152,7 +166,11 @@ def dispatch_split(cluster: BenchCluster, project_id: str) -> list[dict[str, flo
     ]
 
 
-def daig_run(files: DigitsFiles, work: Work) -> dict[str, Any]:
+def daig_run(
+    files: DigitsFiles, work: Work, *, cold_start: bool = False, provider_lead: float = 10.0
+) -> dict[str, Any]:
+    """One DAIG run; ``cold_start``: no warm-up project, providers started ``provider_lead``
+    seconds before the project."""
     from daig.examples import held_out_accuracy
 
     params = Hyperparameters(
@@ -165,7 +183,10 @@ def daig_run(files: DigitsFiles, work: Work) -> dict[str, Any]:
     load_before = load_average()
     with bench_cluster() as cluster:
         cluster.add_providers(work.clients)
-        warm_up(cluster, files, work.clients)
+        if cold_start:
+            time.sleep(provider_lead)  # from the last provider's start to the project's
+        else:
+            warm_up(cluster, files, work.clients)
         project_id, wall = run_project(cluster, files, params)
         report = round_report(cluster, project_id)
         split = dispatch_split(cluster, project_id)
@@ -175,6 +196,9 @@ def daig_run(files: DigitsFiles, work: Work) -> dict[str, Any]:
     walls = [r["wall"] for r in report]
     return {
         "system": "DAIG",
+        "cold_start": cold_start,
+        "provider_lead_seconds": provider_lead if cold_start else None,
+        "round0": report[0] if report else {},
         "rounds": len(report),
         "round_seconds": walls,
         "median_round": median_after_first(walls),
@@ -389,6 +413,36 @@ def reference_accuracy(files: DigitsFiles, work: Work) -> float:
     )
 
 
+def first_round(run: dict[str, Any]) -> dict[str, float]:
+    """Round 0's wall time against the median of the others (target: at most 2x)."""
+    walls = run["round_seconds"]
+    return {"round0": walls[0], "median_others": run["median_round"]} | {
+        "ratio": walls[0] / run["median_round"] if run["median_round"] else float("nan")
+    }
+
+
+def print_first_round(runs: list[dict[str, Any]]) -> None:
+    """Per DAIG run: round 0 vs the median of the other rounds, and round 0's breakdown."""
+    print("\nDAIG round 0 vs the median of rounds 1..R-1 (target: round 0 <= 2x):")
+    for run in runs:
+        first = first_round(run)
+        start = (
+            f"cold start, providers started {run['provider_lead_seconds']:.0f} s before"
+            if run.get("cold_start")
+            else "after a warm-up project"
+        )
+        verdict = "MET" if first["ratio"] <= 2 else "NOT MET"
+        print(
+            f"  {start}: round 0 {first['round0']:.2f} s, median {first['median_others']:.2f} s, "
+            f"{first['ratio']:.2f}x -> {verdict}"
+        )
+        zero = run.get("round0") or {}
+        parts = ", ".join(
+            f"{k} {zero[k]:.3f}" for k in (*PHASES, *CHILD_PHASES) if zero.get(k) is not None
+        )
+        print(f"    round 0 along its critical path: {parts}")
+
+
 def print_report(work: Work, runs: list[dict[str, Any]], reference: float) -> dict[str, Any]:
     print(
         f"\ndigits, {work.total_shards} shards, K={work.clients} clients, {work.rounds} rounds "
@@ -429,6 +483,7 @@ def print_report(work: Work, runs: list[dict[str, Any]], reference: float) -> di
         print(f"{m['slowest_fit']:>13.3f}")
         parts = ", ".join(f"{k} {v:.3f}" for k, v in daig["dispatch_median"].items())
         print(f"DAIG dispatch, split (median of rounds 1..R-1): {parts}")
+        print_first_round(by_system["DAIG"])
     for run in runs:
         if "clients_median" in run:
             parts = ", ".join(f"{k} {v:.2f}" for k, v in run["clients_median"].items())
@@ -472,6 +527,7 @@ def print_report(work: Work, runs: list[dict[str, Any]], reference: float) -> di
             for r in runs
         ],
         "target": verdicts,
+        "first_round": [first_round(r) for r in runs if r["system"] == "DAIG"],
     }
 
 
@@ -486,18 +542,29 @@ def main() -> int:
     parser.add_argument("--passes", type=int, default=5, help="rounds = passes * ceil(T/K)")
     parser.add_argument("--flower", nargs="*", choices=list(MODES), default=list(MODES))
     parser.add_argument("--skip-daig", action="store_true")
+    parser.add_argument("--skip-flower", action="store_true", help="DAIG only (no flwr needed)")
+    parser.add_argument(
+        "--cold-start",
+        action="store_true",
+        help="DAIG without the warm-up project: providers start --provider-lead-seconds "
+        "before the project",
+    )
+    parser.add_argument("--provider-lead-seconds", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=1800, help="per Flower run, seconds")
     parser.add_argument(
         "--repeats", type=int, default=1, help="runs of DAIG and long-lived Flower, alternating"
     )
     args = parser.parse_args()
-    try:
-        import flwr
-    except ImportError:
-        print(INSTALL_HINT, file=sys.stderr)
-        return 2
-    if flwr.__version__ != FLWR_VERSION:
-        print(f"note: measured with flwr {flwr.__version__}, written for {FLWR_VERSION}")
+    if args.skip_flower:
+        args.flower = []
+    if args.flower:
+        try:
+            import flwr
+        except ImportError:
+            print(INSTALL_HINT, file=sys.stderr)
+            return 2
+        if flwr.__version__ != FLWR_VERSION:
+            print(f"note: measured with flwr {flwr.__version__}, written for {FLWR_VERSION}")
 
     from daig.examples import write_digits
     from daig.logs import quiet_tensorflow
@@ -519,7 +586,14 @@ def main() -> int:
     # DAIG and long-lived Flower alternate, so both see the same machine load on average.
     for repeat in range(args.repeats):
         if not args.skip_daig:
-            runs.append(daig_run(files, work))
+            runs.append(
+                daig_run(
+                    files,
+                    work,
+                    cold_start=args.cold_start,
+                    provider_lead=args.provider_lead_seconds,
+                )
+            )
         if "legacy" in args.flower:
             runs.append(legacy_run(files, work, root / f"r{repeat}", args.timeout))
     if "deployment" in args.flower:

@@ -6,23 +6,23 @@ if the server says the task is no longer ours (done elsewhere, project paused), 
 stops. Outages are ridden out: API calls are retried with backoff, and a result that could
 not be published (broker down) is published first thing after reconnecting. On stop (Ctrl-C
 or SIGTERM) the current task is given back at once.
+
+The training process starts with the agent, before it logs in, and imports and warms up
+TensorFlow in the background (``AgentStatus.state`` says "starting TensorFlow" meanwhile), so
+the first task does not wait for the import; Stop ends it at once, mid-import too.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import logging
 import socket
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,51 +33,21 @@ from daig.broker import Delivery, Outcome, run_consumer
 from daig.broker import Session as BrokerSession
 from daig.client import ClientError, DaigClient
 from daig.logs import log_context
-from daig.messages import ResultStatus, TrainResult, TrainTask, decode
+from daig.messages import TrainResult, TrainTask, decode
 from daig.topology import TASKS, Route, result_route
 from provider_agent import fetch
 from provider_agent.cache import ShardCache
 from provider_agent.config import AgentConfig
 from provider_agent.keepalive import KeepAlive, TaskAbandoned
 from provider_agent.politeness import Hours, Politeness, describe
-from provider_agent.trainer import Trainer, TrainingCancelled, TrainJob, TrainOutcome
+from provider_agent.results import result_message
+from provider_agent.status import STARTING_TENSORFLOW, WAITING, AgentStatus, Stopwatch
+from provider_agent.trainer import RowsLike, Trainer, TrainingCancelled, TrainJob, TrainOutcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_SECONDS = 120.0  # how long an API or upload outage is ridden out before giving up
 POLITENESS_CHECK_SECONDS = 5.0  # how often idle, hours and power are looked at
-
-
-@dataclass
-class AgentStatus:
-    """What the agent is doing, for the CLI and the GUI."""
-
-    state: str = "starting"
-    project_id: str | None = None
-    task_id: str | None = None
-    round: int | None = None
-    progress: float = 0.0
-    tasks_done: int = 0
-    seconds_contributed: float = 0.0
-    last_error: str | None = None
-    # Every polite-volunteering setting and what the machine says now (politeness.py).
-    limits: dict[str, str] = field(default_factory=dict)
-    paused_because: str | None = None  # why no work is taken now, if so
-
-
-class _Stopwatch:
-    """Seconds spent per phase of a task, reported with the result."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        began = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
 
 
 class _Transient(Exception):
@@ -108,18 +78,20 @@ class ProviderAgent:
         self._polite = True
 
     def run(self) -> None:
-        """Log in, then take tasks until stopped."""
-        self._client.login(self.config.username, self.config.password)
-        broker = self._client.provider_config()
-        self._user_id = int(broker["user_id"])
-        self._broker_user = str(broker["broker_user"])
-        log.info("agent %s: volunteering as user %s", self.agent_id, self.config.username)
+        """Start the training process, log in, then take tasks until stopped."""
         try:
+            if self.polite_now(force=True):
+                self._trainer.start()  # TensorFlow imports while we log in and connect
+            self._client.login(self.config.username, self.config.password)
+            broker = self._client.provider_config()
+            self._user_id = int(broker["user_id"])
+            self._broker_user = str(broker["broker_user"])
+            log.info("agent %s: volunteering as user %s", self.agent_id, self.config.username)
             while not self.stop.is_set():
                 self._wait_until_polite()
                 if self.stop.is_set():
                     break
-                self.status.state = "waiting for tasks"
+                self._keep_trainer_warm()
                 # Consume only while polite: a paused agent holds no task message.
                 consuming = threading.Event()
                 run_consumer(
@@ -128,7 +100,7 @@ class ProviderAgent:
                     self._on_task,
                     consuming,
                     prefetch=1,
-                    idle=functools.partial(self._stop_consuming_if_needed, consuming),
+                    idle=functools.partial(self._between_tasks, consuming),
                     on_connect=self._publish_unsent,
                     declare=False,  # our broker user may not; the servers declare the topology
                 )
@@ -163,9 +135,26 @@ class ProviderAgent:
             self.status.state = f"paused: {self.status.paused_because}"
             self.stop.wait(POLITENESS_CHECK_SECONDS)
 
-    def _stop_consuming_if_needed(self, consuming: threading.Event, _: BrokerSession) -> None:
+    def _between_tasks(self, consuming: threading.Event, _: BrokerSession) -> None:
+        """Every second while no task runs: stop consuming if we must, else keep warm."""
         if self.stop.is_set() or not self.polite_now():
             consuming.set()
+        else:
+            self._keep_trainer_warm()
+
+    def _keep_trainer_warm(self) -> None:
+        """Have a training process started (unless the last one could not start TensorFlow:
+        then the next task tries again) and show whether it is still warming up."""
+        state = self._trainer.poll()
+        if state == "stopped" and self._trainer.startup_error is None:
+            self._trainer.start()
+            state = self._trainer.state
+        elif state == "stopped":
+            self.status.last_error = self._trainer.startup_error
+        waiting = STARTING_TENSORFLOW if state == "starting" else WAITING
+        if waiting != self.status.state:
+            log.info("agent %s: %s", self.agent_id, waiting)
+        self.status.state = waiting
 
     def _should_stop_training(self) -> bool:
         """Stop (and give the task back) on Ctrl-C, or when a condition no longer holds."""
@@ -212,8 +201,10 @@ class ProviderAgent:
             log.info("task %s: abandoned (%s)", task.task_id, exc)
             return Outcome.ACK
         finally:
-            self.status.state = "waiting for tasks"
+            self.status.state = WAITING
             self.status.progress = 0.0
+            if not self.stop.is_set():
+                self._keep_trainer_warm()  # a child killed mid-task is replaced at once
 
     def _work(self, grant: dict[str, Any], broker: BrokerSession) -> Outcome:
         keepalive = KeepAlive(
@@ -221,7 +212,7 @@ class ProviderAgent:
             lambda: self._call(self._client.heartbeat, grant["claim_id"]),
             float(grant["lease_seconds"]),
         )
-        timings = _Stopwatch()
+        timings = Stopwatch()
         with tempfile.TemporaryDirectory(prefix="daig-task-") as directory:
             work = Path(directory)
             try:
@@ -250,7 +241,8 @@ class ProviderAgent:
                     )
                     return self._give_back(grant)
         timings.seconds |= {"fit": outcome.fit_seconds, "encode": outcome.encode_seconds}
-        result = self._result_message(grant, outcome, delta, inline, timings.seconds)
+        timings.seconds |= outcome.timings  # wait_ready, load, trace, setup (trainer.py)
+        result = result_message(grant, outcome, delta, inline, timings.seconds, self._user_id)
         self._send(result_route(grant["result_routing_key"]), result, broker, keepalive)
         self._count(grant, outcome, result)
         return Outcome.ACK
@@ -290,13 +282,14 @@ class ProviderAgent:
         )
 
     def _prepare(self, grant: dict[str, Any], work: Path) -> TrainJob:
-        """Fetch what the task needs; the child loads the model while the rows download."""
+        """Fetch what the task needs; the child loads the model and traces its training step
+        while the rows download."""
         model = fetch.cached_model(
             self._http, grant["model_url"], grant["model_sha256"], self.config.cache_dir / "models"
         )
-        self._trainer.prepare(str(model), grant["model_sha256"])
+        self._trainer.prepare(str(model), grant["model_sha256"], _rows_like(grant))
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="fetch") as pool:
-            weights = pool.submit(fetch.download, self._http, grant["weights_url"], work / "w.dwt")
+            weights = pool.submit(self._weights, grant, work / "w.dwt")
             x = pool.submit(self._shard, grant, "data", work / "x.npy")
             y = pool.submit(self._shard, grant, "labels", work / "y.npy")
             paths = weights.result(), x.result(), y.result()
@@ -313,6 +306,13 @@ class ProviderAgent:
             delta_path=str(work / "delta.dwt"),
             delta_codec=str(grant.get("delta_codec", "fp32")),
         )
+
+    def _weights(self, grant: dict[str, Any], target: Path) -> Path:
+        """The round's global weights: inside the grant for small models, else downloaded."""
+        inline = grant.get("weights_inline")
+        if inline is not None:
+            return fetch.write_inline(inline, target)
+        return fetch.download(self._http, grant["weights_url"], target)
 
     def _shard(self, grant: dict[str, Any], kind: str, target: Path) -> Path:
         remote = grant[kind]
@@ -331,41 +331,6 @@ class ProviderAgent:
             raise fetch.FetchUnavailable(f"result upload got HTTP {response.status_code}")
         if response.status_code >= 300:
             raise fetch.FetchError(f"result upload refused with HTTP {response.status_code}")
-
-    def _result_message(
-        self,
-        grant: dict[str, Any],
-        outcome: TrainOutcome,
-        delta: bytes,
-        inline: bool,
-        timings: dict[str, float],
-    ) -> TrainResult:
-        common: dict[str, Any] = dict(
-            project_id=grant["project_id"],
-            round=grant["round"],
-            task_id=grant["task_id"],
-            claim_id=grant["claim_id"],
-            provider_id=self._user_id,
-            timings=timings,
-        )
-        if not outcome.ok:
-            return TrainResult(
-                status=ResultStatus.FAILED,
-                error=outcome.error,
-                resource_limit=outcome.resource_limit,
-                **common,
-            )
-        return TrainResult(
-            status=ResultStatus.TRAINED,
-            blob_key=grant["result_key"],
-            sha256=hashlib.sha256(delta).hexdigest(),
-            inline_delta=base64.b64encode(delta).decode() if inline else None,
-            schema_hash=grant["schema_hash"],
-            samples=outcome.samples,
-            fit_seconds=outcome.fit_seconds,
-            history=outcome.history,
-            **common,
-        )
 
     def _give_back(self, grant: dict[str, Any]) -> Outcome:
         try:
@@ -413,3 +378,14 @@ class ProviderAgent:
         self.status.task_id = str(grant["task_id"])
         self.status.round = int(grant["round"])
         self.status.progress = 0.0
+
+
+def _rows_like(grant: dict[str, Any]) -> RowsLike:
+    """The task's rows as far as tracing the model's training step is concerned."""
+    return RowsLike(
+        x_dtype=str(grant["data"]["dtype"]),
+        x_row_shape=[int(n) for n in grant["data"]["row_shape"]],
+        y_dtype=str(grant["labels"]["dtype"]),
+        y_row_shape=[int(n) for n in grant["labels"]["row_shape"]],
+        validation=float(grant["validation_split"]) > 0,
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 from pathlib import Path
@@ -59,6 +61,20 @@ def cached_model(http: httpx.Client, url: str, sha256: str, cache_dir: Path) -> 
 
 def download(http: httpx.Client, url: str, target: Path) -> Path:
     _get(http, url, target)
+    return target
+
+
+def write_inline(encoded: str, target: Path) -> Path:
+    """Write bytes the server sent inside a message (base64) to ``target``.
+
+    Invalid base64 is refused like a failed download (the task is given back); what the bytes
+    hold is checked where they are read (the weight stream's headers against the schema).
+    """
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise FetchError(f"the grant's inline weights are not valid base64 ({exc})") from exc
+    target.write_bytes(data)
     return target
 
 

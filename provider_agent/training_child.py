@@ -1,8 +1,10 @@
 """The training child process: the only place on a volunteer's machine where Keras runs.
 
-It answers one message at a time from the agent over a pipe: ``prepare`` loads a model ahead
-of its first task (while the agent still downloads the shard), ``train`` runs one task and
-replies with progress messages and a final ``done`` or ``error``. The model stays loaded
+It starts as soon as the agent does: it imports TensorFlow, warms it up (``warmup.py``) and
+says ``ready`` (with how long that took) before any task arrives. Then it answers one message
+at a time from the agent over a pipe: ``prepare`` loads a model ahead of its first task and
+traces its training step (while the agent still downloads the shard), ``train`` runs one task
+and replies with progress messages and a final ``done`` or ``error``. The model stays loaded
 between tasks of the same model file; each task starts from the global weights with the
 optimizer reset to its just-compiled state (no recompilation, so no retracing and no memory
 growth from it).
@@ -10,24 +12,39 @@ growth from it).
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import sys
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from provider_agent.warmup import TraceSpec, build_state, trace_training, warm_up
+
 
 def child_main(pipe: Connection, threads: int | None, memory_mb: int | None = None) -> None:
+    """Import and warm up TensorFlow within the volunteer's limits, say ``ready``, then serve."""
+    began = time.perf_counter()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when training stops
+    # Keras imports scikit-learn (and SciPy) at start-up only for its optional scikit-learn
+    # wrappers, which training never uses: blocked, the import takes ~2 s less CPU (of 9-12)
+    # and the process 60 MB less memory.
+    sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
     from daig.logs import quiet_tensorflow
 
     quiet_tensorflow()
     import tensorflow as tf
 
+    imported = time.perf_counter()
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     limit_memory(memory_mb)
+    # A task that arrived during the import pays the first fit's set-up itself, sooner than
+    # after a throwaway fit (which, under CPU contention, took 6 s of a 48 s start).
+    warm = {"warmup_seconds": 0.0} if pipe.poll(0) else warm_up()
+    pipe.send({"type": "ready", "import_seconds": imported - began} | warm)
     worker = ChildWorker(pipe)
     while True:
         try:
@@ -37,7 +54,12 @@ def child_main(pipe: Connection, threads: int | None, memory_mb: int | None = No
         op = message.pop("op", "train")
         try:
             if op == "prepare":
-                worker.prepare(message["model_path"], message["model_sha256"])
+                trace = message.get("trace")
+                worker.prepare(
+                    message["model_path"],
+                    message["model_sha256"],
+                    TraceSpec.from_message(trace) if trace else None,
+                )
                 continue
             if op == "limits":
                 pipe.send(limits_in_force(tf))
@@ -93,19 +115,31 @@ class ChildWorker:
         self._model: Any = None
         self._model_sha: str | None = None
         self._optimizer: Any = None
+        self._traced: set[TraceSpec] = set()
+        # Seconds spent loading and tracing for the next task, reported with its result.
+        self._timings: dict[str, float] = {}
 
-    def prepare(self, model_path: str, model_sha256: str) -> Any:
-        """Load (checked, safe_mode) and compile the model unless it is already loaded."""
+    def prepare(self, model_path: str, model_sha256: str, trace: TraceSpec | None = None) -> Any:
+        """Load (checked, safe_mode) and compile the model unless it is already loaded; with
+        ``trace``, also trace its training step for rows like that unless already done."""
         import keras
 
         from daig.modelfile.keras_load import FreshOptimizer, load_model
 
         if self._model_sha != model_sha256:
-            self._model = self._model_sha = None
-            keras.backend.clear_session()
+            began = time.perf_counter()
+            if self._model is not None:  # forget the old model (a gc pass: 0.3-0.7 s here)
+                self._model = self._model_sha = self._optimizer = None
+                self._traced.clear()
+                keras.backend.clear_session()
             model, _ = load_model(Path(model_path))
             self._optimizer = FreshOptimizer(model)
             self._model, self._model_sha = model, model_sha256
+            self._timings["load"] = time.perf_counter() - began
+        if trace is not None and trace not in self._traced:
+            self._traced.add(trace)  # a failed trace is not tried again: fit reports the error
+            with contextlib.suppress(Exception):  # the task's own fit fails with the real error
+                self._timings["trace"] = trace_training(self._model, trace)
         return self._model
 
     def train(self, job: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +151,7 @@ class ChildWorker:
         from daig.weights.schema import WeightSchema
 
         model = self.prepare(job["model_path"], job["model_sha256"])
+        setup_began = time.perf_counter()
         schema = WeightSchema.from_json(job["weight_schema"])
         start = load_weights(Path(job["weights_path"]), schema)
         variables = canonical_weights(model)
@@ -126,6 +161,7 @@ class ChildWorker:
         self._optimizer.reset()  # as if the model file had just been loaded
         x = np.load(job["x_path"], allow_pickle=False)
         y = np.load(job["y_path"], allow_pickle=False)
+        build_state(model, x, y)  # when not prepared and traced already
         pipe, epochs = self._pipe, job["epochs"]
 
         class _Progress(keras.callbacks.Callback):
@@ -133,6 +169,7 @@ class ChildWorker:
                 pipe.send({"type": "progress", "fraction": (epoch + 1) / epochs})
 
         began = time.perf_counter()
+        timings, self._timings = self._timings | {"setup": began - setup_began}, {}
         history = model.fit(
             x,
             y,
@@ -154,4 +191,5 @@ class ChildWorker:
             "samples": int(len(x)),
             "fit_seconds": fit_seconds,
             "encode_seconds": time.perf_counter() - began - fit_seconds,
+            "timings": timings,  # load and trace when this task brought a new model; setup
         }

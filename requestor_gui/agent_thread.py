@@ -11,8 +11,9 @@ import logging
 
 from PyQt5.QtCore import QObject, QThread, pyqtSignal
 
-from provider_agent.agent import AgentStatus, ProviderAgent
+from provider_agent.agent import ProviderAgent
 from provider_agent.config import AgentConfig
+from provider_agent.status import AgentStatus
 from requestor_gui.errors import describe
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from PyQt5.QtWidgets import (
 )
 
 from provider_agent.config import AgentConfig
+from provider_agent.status import STARTING_TENSORFLOW, WAITING
 from requestor_gui.account import Account
 from requestor_gui.agent_thread import AgentThread
 from requestor_gui.settings import GuiSettings
@@ -27,7 +28,8 @@ POLL_MS = 300
 STATES = {
     "idle": "Not participating. Click Participate to lend this computer to DAIG.",
     "starting": "Connecting to the DAIG server…",
-    "waiting for tasks": "Participating: waiting for a task…",
+    STARTING_TENSORFLOW: "Participating: starting TensorFlow for the first task…",
+    WAITING: "Participating: waiting for a task…",
     "training": "Training a task for a requestor…",
     "stopping": "Stopping: giving the current task back…",
     "stopped": "Stopped. Click Participate to volunteer again.",

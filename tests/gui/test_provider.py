@@ -32,9 +32,12 @@ def test_participate_and_stop(qtbot, window: MainWindow, requestor, gui_api) -> 
     assert thread is not None and thread.isRunning()
     assert (thread.agent.config.threads, thread.agent.config.memory_mb) == (1, 1024)
     assert not provider.participate_button.isEnabled() and not provider.threads_box.isEnabled()
+    # The training process imports TensorFlow when the agent starts, not at the first task.
+    qtbot.waitUntil(lambda: "starting TensorFlow" in provider.state.text(), timeout=AGENT_MS)
     qtbot.waitUntil(
         lambda: provider.state.text() == "Participating: waiting for a task…", timeout=AGENT_MS
     )
+    assert thread.agent._trainer.state == "ready"
     assert window.volunteering.isVisible()
 
     # Switching to requestor mode keeps volunteering in the background.
