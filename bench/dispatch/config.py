@@ -79,7 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--steps", type=int, nargs="+", default=list(DEFAULT_STEPS), help="providers per step")
     add("--step-seconds", type=float, default=40.0, help="length of each step")
-    add("--warmup", type=float, default=10.0, help="seconds of each step left out of its figures")
+    add(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds at the start of each step left out of its figures (default: a quarter)",
+    )
     add("--accounts", type=int, default=25, help="DAIG accounts the providers are spread over")
     add(
         "--providers-per-connection",
@@ -109,6 +114,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     args = parser.parse_args(argv)
     if sorted(args.steps) != args.steps or min(args.steps) < 1:
         parser.error("--steps must be positive and increase")
+    if args.warmup is None:
+        args.warmup = args.step_seconds / 4
     if not 0 <= args.warmup < args.step_seconds:
         parser.error("--warmup must be shorter than --step-seconds")
     if not 0 < args.fit[0] <= args.fit[1]:

@@ -40,15 +40,19 @@ def _closest_to_a_core(row: dict[str, Any]) -> tuple[str, float] | None:
     return max(candidates.items(), key=lambda item: item[1], default=None)
 
 
-def _generator_limits(row: dict[str, Any]) -> list[str]:
+def _generator_limit(row: dict[str, Any]) -> list[str]:
+    """The generator itself near a full core: the server was offered less than it seems."""
+    cpu = row.get("generator", {}).get("cpu_percent", 0.0)
+    return [f"the load generator itself ({cpu:.0f}% of a core)"] if cpu >= 70 else []
+
+
+def _starved(row: dict[str, Any]) -> list[str]:
+    """A lagging event loop with CPU to spare: the machine, not the generator, is short."""
     generator = row.get("generator", {})
-    found = []
-    if generator.get("cpu_percent", 0.0) >= 70:
-        found.append(f"the load generator itself ({generator['cpu_percent']:.0f}% of a core)")
     lag = generator.get("loop_lag_ms", {}).get("p99")
-    if lag is not None and lag > 50:
-        found.append(f"the load generator's event loop (lag p99 {lag:.0f} ms)")
-    return found
+    if lag is None or lag <= 50 or generator.get("cpu_percent", 0.0) >= 70:
+        return []
+    return [f"generator's event loop lagging {lag:.0f} ms p99 (the machine is short of CPU)"]
 
 
 def _backlogs(row: dict[str, Any]) -> list[str]:
@@ -82,7 +86,7 @@ def _lock_waits(row: dict[str, Any]) -> list[str]:
 
 def bottlenecks(row: dict[str, Any]) -> list[str]:
     """What is at its limit in a step, most telling first."""
-    found = _generator_limits(row) + _backlogs(row) + _lock_waits(row)
+    found = _generator_limit(row) + _backlogs(row) + _lock_waits(row)
     closest = _closest_to_a_core(row)
     if closest is not None and closest[1] >= 80:
         found.append(f"{closest[0]} CPU {closest[1]:.0f}% of a core")
@@ -91,7 +95,7 @@ def bottlenecks(row: dict[str, Any]) -> list[str]:
         found.append(f"machine CPU {row['machine_cpu']:.0f}% of {cores * 100}%")
     if closest is not None and not any(closest[0] in f for f in found):
         found.append(f"closest to a full core: {closest[0]} ({closest[1]:.0f}%)")
-    return found
+    return found + _starved(row)
 
 
 def knee(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
