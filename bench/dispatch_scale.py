@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.dispatch.config import Config, parse_args
-from bench.dispatch.figures import summarize_step
+from bench.dispatch.figures import python_reference_us, summarize_step
 from bench.dispatch.fleet import ramp
 from bench.dispatch.report import knee, print_details, print_json, print_table, print_verdict
 from bench.dispatch.sampler import Sampler, Watch
@@ -69,7 +69,7 @@ def _describe(config: Config, accounts: int, projects: list[str], dispatch: floa
 def run_benchmark(config: Config, files: dict[str, Path]) -> dict[str, Any]:
     """Start the cluster and the projects, ramp the providers; every figure, as a dict."""
     began = datetime.now(UTC)
-    load = os.getloadavg()
+    load, speed = os.getloadavg(), python_reference_us()
     with bench_cluster() as cluster:
         accounts = make_accounts(cluster, config.accounts)
         projects = start_projects(cluster, files, config)
@@ -94,6 +94,7 @@ def run_benchmark(config: Config, files: dict[str, Path]) -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "loadavg_before": load,
             "loadavg_after": os.getloadavg(),
+            "python_reference_us": speed,
         },
         "config": asdict(config),
         "steps": rows,

@@ -8,5 +8,7 @@
 - ``recorder``: what the generator saw, per measured window (claims, latencies, busy time).
 - ``fleet``: the providers, their connections, the ramp of steps and the loop-lag watch.
 - ``sampler``: a child process sampling CPU by role, queue depths and lock waits.
-- ``report``: per-step figures from the recorder, the samples and the database; the knee.
+- ``queues``: every queue's depth from RabbitMQ's management API, grouped by route.
+- ``figures``: one step's figures from the recorder, the samples and the database.
+- ``report``: bottlenecks, the knee, the printed table and the JSON line.
 """

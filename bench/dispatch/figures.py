@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +26,20 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BENCH = ("generator", "sampler")
 COMPONENTS = ("api", "scheduler", "aggregator", "postgres", "rabbitmq", *BENCH)
 BACKEND_STATES = ("active", "lock_wait", "idle in transaction")
+
+
+def python_reference_us(loops: int = 100) -> float:
+    """CPU microseconds this machine's CPython takes for ``sum(range(10_000))``, best of 5.
+
+    A yardstick for comparing CPU-per-task figures measured on different machines.
+    """
+    best = float("inf")
+    for _ in range(5):
+        began = time.process_time()
+        for _ in range(loops):
+            sum(range(10_000))
+        best = min(best, (time.process_time() - began) / loops)
+    return round(best * 1e6, 1)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

@@ -161,8 +161,9 @@ class _Probe:
     def groups(self) -> dict[str, set[int]]:
         processes = _processes()
         roots = dict(self._watch.processes)
-        beam = [pid for pid, _, command in processes if "beam.smp" in command]
-        if beam:  # its tree: beam.smp, erl_child_setup, inet_gethost
+        # The broker's Erlang VM (not a passing rabbitmqctl's) and its children.
+        beam = [pid for pid, _, cmd in processes if "beam.smp" in cmd and "rabbit boot" in cmd]
+        if beam:
             roots["rabbitmq"] = min(beam)
         groups = _trees(processes, roots)
         postgres, shared = set(), set()
