@@ -33,8 +33,10 @@ def failures(row: dict[str, Any]) -> list[str]:
 
 def _closest_to_a_core(row: dict[str, Any]) -> tuple[str, float] | None:
     """The server part nearest a full core: a single Python process, Postgres or RabbitMQ."""
+    cpu = row.get("cpu")
+    if not cpu:
+        return None  # no samples in the step
     candidates = dict(row.get("cpu_busiest_process", {}))
-    cpu = row.get("cpu", {})
     for name in ("postgres", "rabbitmq"):
         candidates[name] = cpu.get(name, 0.0)
     return max(candidates.items(), key=lambda item: item[1], default=None)

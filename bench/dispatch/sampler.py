@@ -219,13 +219,14 @@ class _Probe:
         self._engine.dispose()
 
 
-def _run(watch: Watch, stop: Event, out: Connection) -> None:
+def _run(watch: Watch, ready: Event, stop: Event, out: Connection) -> None:
     """The child process: sample every ``period`` until ``stop``, then send the samples."""
     probe = _Probe(watch)
     samples = []
     try:
         while not stop.is_set():
             samples.append(probe.sample())
+            ready.set()
             stop.wait(watch.period)
     finally:
         probe.close()
@@ -238,14 +239,20 @@ class Sampler:
 
     def __init__(self, watch: Watch) -> None:
         context = multiprocessing.get_context("spawn")
-        self._stop = context.Event()
+        self._ready, self._stop = context.Event(), context.Event()
         self._receive, send = context.Pipe(duplex=False)
         self._process = context.Process(
-            target=_run, args=(watch, self._stop, send), name="dispatch-sampler", daemon=True
+            target=_run,
+            args=(watch, self._ready, self._stop, send),
+            name="dispatch-sampler",
+            daemon=True,
         )
 
-    def start(self) -> None:
+    def start(self, timeout: float = 120) -> None:
+        """Start the child and wait for its first sample (its imports take seconds)."""
         self._process.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the sampler process did not start sampling")
 
     def stop(self) -> list[Sample]:
         self._stop.set()

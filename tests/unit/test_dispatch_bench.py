@@ -156,7 +156,9 @@ def test_knee_is_the_largest_step_meeting_every_target() -> None:
     rows = [
         _row(100, 79.0, 0.95, 40),
         _row(250, 195.0, 0.93, 150),
-        _row(500, 230.0, 0.6, 900, cpu_busiest_process={"aggregator": 99.0}),
+        _row(
+            500, 230.0, 0.6, 900, cpu={"postgres": 40.0}, cpu_busiest_process={"aggregator": 99.0}
+        ),
     ]
     verdict = knee(rows)
     assert verdict["knee_providers"] == 250
