@@ -35,6 +35,7 @@ from typing import Any
 from bench.dispatch.config import Config, parse_args
 from bench.dispatch.figures import python_reference_us, summarize_step
 from bench.dispatch.fleet import ramp
+from bench.dispatch.recorder import Recorder
 from bench.dispatch.report import knee, print_details, print_json, print_table, print_verdict
 from bench.dispatch.sampler import Sampler, Watch
 from bench.dispatch.setup import make_accounts, start_projects, wait_for_round_zero, write_files
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print_table(report["steps"], config.projects)
     print()
-    print_details(report["steps"])
+    print_details(report["steps"], report["run_totals"])
     print()
     print_verdict(report["verdict"])
     print_json(report)
@@ -85,9 +86,7 @@ def run_benchmark(config: Config, files: dict[str, Path]) -> dict[str, Any]:
             summarize_step(cluster, recorder, window, samples, config, projects)
             for window in recorder.windows
         ]
-        totals = cluster.sql(
-            "SELECT status, coalesce(reason, ''), count(*) FROM results GROUP BY 1, 2"
-        )
+        totals = _run_totals(cluster, recorder)
     return {
         "date": began.isoformat(timespec="seconds"),
         "machine": {
@@ -99,9 +98,22 @@ def run_benchmark(config: Config, files: dict[str, Path]) -> dict[str, Any]:
         "config": asdict(config),
         "steps": rows,
         "verdict": knee(rows),
-        "results_total": {f"{s}:{r}" if r else s: n for s, r, n in totals},
+        "run_totals": totals,
         "fleet": asdict(fleet),
         "project_ids": projects,
+    }
+
+
+def _run_totals(cluster: BenchCluster, recorder: Recorder) -> dict[str, Any]:
+    """Whole-run counts from both sides: they differ only by what was cut off at the end."""
+    results = cluster.sql(
+        "SELECT status, coalesce(reason, ''), count(*) FROM results GROUP BY 1, 2"
+    )
+    return {
+        "claims_generator": recorder.total("claims_ok"),
+        "claims_db": cluster.sql("SELECT count(*) FROM claims")[0][0],
+        "results_published": recorder.total("published"),
+        "results_db": {f"{s}:{r}" if r else s: n for s, r, n in results},
     }
 
 

@@ -59,6 +59,7 @@ class Recorder:
     def __init__(self) -> None:
         self.windows: list[Window] = []
         self.active = Window(providers=0)  # scratch until the first window opens
+        self.gaps = [self.active]  # the scratch windows (warm-ups), for whole-run totals
         self.published_at: dict[str, float] = {}  # claim id -> wall time of the confirm
 
     def open(self, providers: int) -> Window:
@@ -72,6 +73,11 @@ class Recorder:
         window.end, window.end_wall = time.monotonic(), datetime.now(UTC)
         window.cpu_end = time.process_time()
         self.active = Window(providers=0)
+        self.gaps.append(self.active)
+
+    def total(self, name: str) -> int:
+        """A count (``claims_ok``, ``published``...) over the whole run, warm-ups included."""
+        return sum(getattr(window, name) for window in self.windows + self.gaps)
 
     def spent(self, state: str, began: float, ended: float) -> None:
         """A provider was in ``state`` from ``began`` to ``ended`` (monotonic seconds)."""

@@ -201,8 +201,13 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda i: -i[1])) or "-"
 
 
-def print_details(rows: Sequence[dict[str, Any]]) -> None:
-    """Per step: refusals and errors by reason, and the generator's counts against the DB's."""
+def print_details(rows: Sequence[dict[str, Any]], totals: dict[str, Any]) -> None:
+    """Per step: refusals and errors by reason, and the generator's counts against the DB's.
+
+    Within a step the two sides' claim counts differ by the claims in flight at its edges
+    (the generator counts a claim when answered, the database when it was made); over the
+    whole run only by the claims whose answer was cut off when the run stopped.
+    """
     for row in rows:
         print(
             f"{row['providers']:>5} providers: refused {_counts(row['refusals'])}; "
@@ -211,6 +216,11 @@ def print_details(rows: Sequence[dict[str, Any]]) -> None:
             f"{row['claims_db']}; results published/accepted {row['results_published']}/"
             f"{row['results_accepted']}; busy ceiling {row['busy_ceiling']:.0%}"
         )
+    print(
+        f"whole run: claims generator/db {totals['claims_generator']}/{totals['claims_db']}; "
+        f"results published {totals['results_published']}, in the database "
+        f"{_counts(totals['results_db'])}"
+    )
 
 
 def print_verdict(verdict: dict[str, Any]) -> None:
