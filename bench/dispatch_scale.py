@@ -86,7 +86,7 @@ def run_benchmark(config: Config, files: dict[str, Path]) -> dict[str, Any]:
             summarize_step(cluster, recorder, window, samples, config, projects)
             for window in recorder.windows
         ]
-        totals = _run_totals(cluster, recorder)
+        totals = _run_totals(cluster, recorder) | {"claims_unanswered": fleet.claims_unanswered}
     return {
         "date": began.isoformat(timespec="seconds"),
         "machine": {

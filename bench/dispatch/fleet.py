@@ -30,6 +30,7 @@ class FleetStats:
     connections: int
     reconnects: int
     http_connections_opened: int
+    claims_unanswered: int  # claims still waiting for the API's answer at the stop
 
 
 class Fleet:
@@ -76,6 +77,7 @@ class Fleet:
 
     async def close(self) -> FleetStats:
         """Stop every provider (their task messages go back to the queue) and disconnect."""
+        unanswered = sum(1 for provider in self.providers if provider.state == "claiming")
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -89,6 +91,7 @@ class Fleet:
             connections=len(links),
             reconnects=sum(link.reconnects for link in links),
             http_connections_opened=self.shared.api.opened + self.shared.uploads.opened,
+            claims_unanswered=unanswered,
         )
 
 

@@ -115,6 +115,11 @@ class Provider:
         self.shared.recorder.spent(self._state, self._since, now)
         self._state, self._since = state, now
 
+    @property
+    def state(self) -> str:
+        """What it is doing now: one of ``recorder.STATES``."""
+        return self._state
+
     def flush(self) -> None:
         """Count the time in the current state up to now (at the end of the run)."""
         self._enter(self._state)

@@ -206,7 +206,7 @@ def print_details(rows: Sequence[dict[str, Any]], totals: dict[str, Any]) -> Non
 
     Within a step the two sides' claim counts differ by the claims in flight at its edges
     (the generator counts a claim when answered, the database when it was made); over the
-    whole run only by the claims whose answer was cut off when the run stopped.
+    whole run by the claims still unanswered when the run stopped (counted).
     """
     for row in rows:
         print(
@@ -217,7 +217,8 @@ def print_details(rows: Sequence[dict[str, Any]], totals: dict[str, Any]) -> Non
             f"{row['results_accepted']}; busy ceiling {row['busy_ceiling']:.0%}"
         )
     print(
-        f"whole run: claims generator/db {totals['claims_generator']}/{totals['claims_db']}; "
+        f"whole run: claims granted {totals['claims_generator']} + unanswered at the stop "
+        f"{totals['claims_unanswered']} (generator) / {totals['claims_db']} (database); "
         f"results published {totals['results_published']}, in the database "
         f"{_counts(totals['results_db'])}"
     )
