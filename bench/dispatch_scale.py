@@ -57,12 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _describe(config: Config, accounts: int, projects: list[str], dispatch: float) -> None:
+def _describe(config: Config, accounts: int, projects: list[str], round_zero: str) -> None:
     print(
         f"cluster up: {accounts} accounts, {len(projects)} project(s); per project "
         f"{config.per_project(config.total_tasks)} shards, K={config.per_project(config.task_size)}"
-        f", max_contributors={config.per_project(config.max_contributors)}; round 0 published "
-        f"in ~{dispatch:.0f} s",
+        f", max_contributors={config.per_project(config.max_contributors)}; {round_zero}",
         flush=True,
     )
 

@@ -148,7 +148,7 @@ def _columns(projects: int) -> list[Column]:
         ("host%", 6, 0, lambda r: r.get("machine_cpu")),
         ("srvms", 6, 1, lambda r: r["server_cpu_ms_per_task"]),
         ("genms", 6, 2, lambda r: r["generator"]["cpu_ms_per_task"]),
-        ("lag", 5, 0, lambda r: r["generator"]["loop_lag_ms"]["p99"]),
+        ("loop", 5, 0, lambda r: r["generator"]["loop_lag_ms"]["p99"]),
         ("q.task", 7, 0, lambda r: r.get("queues", {}).get("tasks", {}).get("max")),
         ("q.res", 6, 0, lambda r: r.get("queues", {}).get("results", {}).get("max")),
         ("lockw", 6, 1, lambda r: r.get("db_backends_mean", {}).get("lock_wait")),
@@ -184,7 +184,7 @@ lag99: result published -> recorded by the aggregator, p99 ms; api% sch% agg% pg
 CPU in % of one core (all processes of a role; postgres: this database's backends + shared
 processes; mq: all of RabbitMQ); host%: whole machine (100% per core); srvms: server CPU
 (api+scheduler+aggregator+postgres+rabbitmq) per accepted task, ms; genms: generator CPU per
-result it published, ms; lag: generator event-loop lag p99, ms; q.task/q.res: most messages
+result it published, ms; loop: generator event-loop lag p99, ms; q.task/q.res: most messages
 ready in the tasks / results queues (summed); lockw: mean database connections waiting on a
 lock; shmin%/shmax%/jain: smallest and largest project share of claims, Jain's index."""
 
