@@ -11,4 +11,5 @@
 - ``queues``: every queue's depth from RabbitMQ's management API, grouped by route.
 - ``figures``: one step's figures from the recorder, the samples and the database.
 - ``report``: bottlenecks, the knee, the printed table and the JSON line.
+- ``calibrate``: the generator alone against stand-ins, for its CPU per task on a machine.
 """

@@ -20,7 +20,7 @@ from bench.dispatch.provider import DeltaPool, Provider, Shared
 from bench.dispatch.recorder import Recorder
 from bench.dispatch.setup import Account
 
-LOOP_LAG_PERIOD = 0.05
+LOOP_LAG_PERIOD = 0.1
 
 
 @dataclass(frozen=True)
