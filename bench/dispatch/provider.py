@@ -15,6 +15,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from daig.weights.codec import encode_weights
 from daig.weights.schema import WeightSchema
 from services.api.schemas import ClaimGrant
 
+log = logging.getLogger(__name__)
+_LOGGED: set[str] = set()  # kinds of unexpected errors already logged
 RETRY_SECONDS = 120.0  # as the agent: how long an API outage is ridden out
 CAP_PAUSE_SECONDS = 2.0  # as the agent: wait before giving a capped task's message back
 PUBLISH_ATTEMPTS = 3
@@ -131,6 +134,13 @@ class Provider:
             self.shared.recorder.active.deliveries += 1
             try:
                 await self._one(delivery)
+            except Exception as exc:  # e.g. a grant this code cannot read: count it, go on
+                kind = f"provider: {type(exc).__name__}"
+                if kind not in _LOGGED:
+                    _LOGGED.add(kind)
+                    log.exception("%s failed a task (logged once per kind of error)", self.name)
+                self.shared.recorder.active.errors[kind] += 1
+                delivery.requeue()
             finally:
                 self._enter("waiting")
 
