@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 from urllib.parse import quote
@@ -138,6 +140,19 @@ def _feeder(amqp_url: str) -> None:
         connection.process_data_events(time_limit=0.5)
 
 
+def _wait_for_port(port: int, timeout: float = 60) -> None:
+    """Until the stub API accepts connections (its process imports for seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _print(window: Window) -> None:
     seconds = window.duration
     busy = sum(window.seconds[s] for s in BUSY_STATES) / (window.providers * seconds)
@@ -171,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         for child in children:
             child.start()
+        _wait_for_port(port)
         broker = ProviderConfig(
             amqp_url=amqp_url,
             broker_user=user,
