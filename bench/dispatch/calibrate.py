@@ -76,6 +76,7 @@ def _grant_json(task_id: str) -> bytes:
             result_key="calibration",
             result_url=rows.url,
             result_max_bytes=10**6,
+            result_routing_key="result.0",
             delta_codec="fp32",
             inline_max_bytes=256 * 1024,
         )
@@ -117,14 +118,15 @@ def _feeder(amqp_url: str) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     tasks, results = connection.channel(), connection.channel()
     results.basic_qos(prefetch_count=1000)
-    results.basic_consume(
-        topology.RESULTS.queue,
-        lambda ch, method, _props, _body: (
-            ch.basic_ack(method.delivery_tag, multiple=True)
-            if method.delivery_tag % 100 == 0
-            else None
-        ),
-    )
+    for route in topology.ResultPartitions(topology.DEFAULT_RESULT_PARTITIONS).routes():
+        results.basic_consume(
+            route.queue,
+            lambda ch, method, _props, _body: (
+                ch.basic_ack(method.delivery_tag, multiple=True)
+                if method.delivery_tag % 100 == 0
+                else None
+            ),
+        )
     while True:
         ready = tasks.queue_declare(topology.TASKS.queue, passive=True).method.message_count
         for _ in range(max(0, QUEUED - ready)):
@@ -191,8 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             amqp_url=amqp_url,
             broker_user=user,
             tasks_queue=topology.TASKS.queue,
-            results_exchange=topology.RESULTS.exchange,
-            results_routing_key=topology.RESULTS.publish_key,
+            results_exchange=topology.RESULTS_EXCHANGE,
+            results_routing_key=topology.ResultPartitions(topology.DEFAULT_RESULT_PARTITIONS)
+            .route(0)
+            .publish_key,
             lease_seconds=60.0,
             user_id=1,
         )

@@ -39,13 +39,7 @@ CAP_PAUSE_SECONDS = 2.0  # as the agent: wait before giving a capped task's mess
 PUBLISH_ATTEMPTS = 3
 
 
-class Grant(ClaimGrant):
-    """A claim grant. Servers that partition results name the routing key for the result.
-
-    Fields this code does not know (e.g. ``weights_inline``) are ignored.
-    """
-
-    result_routing_key: str | None = None
+Grant = ClaimGrant  # the server's own response model: what a provider may rely on
 
 
 @dataclass(frozen=True)
@@ -262,7 +256,7 @@ class Provider:
     async def _publish(self, grant: Grant, result: TrainResult) -> bool:
         """Publish with confirms (again after a reconnect if the connection was lost)."""
         broker = self.account.broker
-        key = grant.result_routing_key or broker.results_routing_key
+        key = grant.result_routing_key
         body = result.model_dump_json().encode()
         props = properties(result, user_id=broker.broker_user)
         for attempt in range(1, PUBLISH_ATTEMPTS + 1):

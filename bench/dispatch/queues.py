@@ -12,12 +12,12 @@ from urllib.parse import quote
 import httpx
 
 from daig.settings import Settings
-from daig.topology import DEAD, EVENTS, RESULTS, TASKS
+from daig.topology import DEAD, EVENTS, RESULTS_EXCHANGE, TASKS
 
 # (group, queue name prefix), most specific first.
 GROUPS = (
     ("tasks", TASKS.queue),
-    ("results", RESULTS.queue),
+    ("results", RESULTS_EXCHANGE),  # the partition queues are daig.results.<n>
     ("events", EVENTS.queue),
     ("dead", DEAD.queue),
 )

@@ -2,45 +2,20 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from bench.dispatch.config import Config
 from bench.dispatch.queues import QueueReader
-from bench.harness import BenchCluster
+from bench.harness import BenchCluster, write_mlp_project
 from daig.hyperparams import Hyperparameters
 from services.api.schemas import ProviderConfig
 
 
-def _write_files(directory: str, rows: int, hidden: int, seed: int) -> None:
-    """Random rows for the digits MLP; run in a child so TensorFlow stays out of this process."""
-    from daig.examples import build_mlp
-
-    rng = np.random.default_rng(seed)
-    out = Path(directory)
-    np.save(out / "x.npy", rng.random((rows, 64), dtype=np.float32), allow_pickle=False)
-    np.save(out / "y.npy", rng.integers(0, 10, rows, dtype=np.int64), allow_pickle=False)
-    build_mlp(hidden=hidden).save(out / "model.h5")
-
-
 def write_files(directory: Path, config: Config) -> dict[str, Path]:
     """The model and data every project uses (one set: the projects are the same size)."""
-    child = multiprocessing.get_context("spawn").Process(
-        target=_write_files, args=(str(directory), config.rows, config.hidden, config.seed)
-    )
-    child.start()
-    child.join(300)
-    if child.exitcode != 0:
-        raise RuntimeError(f"writing the model and data failed (exit {child.exitcode})")
-    return {
-        "model": directory / "model.h5",
-        "data": directory / "x.npy",
-        "labels": directory / "y.npy",
-    }
+    return write_mlp_project(directory, config.rows, hidden=config.hidden, seed=config.seed)
 
 
 def project_parameters(config: Config) -> Hyperparameters:
