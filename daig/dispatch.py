@@ -32,7 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from daig.db.models import Round, Task, TaskState
+from daig.db.models import Round
 from daig.messages import TrainTask
 from daig.outbox import Staged, stage
 from daig.planning import round_shards
@@ -49,9 +49,10 @@ class DispatchPolicy:
     def from_settings(cls, settings: Settings) -> DispatchPolicy:
         return cls(settings.dispatch_window, settings.republish_seconds)
 
-    def window_for(self, share: float) -> int:
-        """Published, unclaimed tasks a project of this share may have at once."""
-        return max(1, math.ceil(self.window * share))
+    def window_for(self, share: float, sized: int | None = None) -> int:
+        """Published, unclaimed tasks a project may have at once: what the scheduler sized
+        for it, else the base window times its share."""
+        return sized if sized is not None else max(1, math.ceil(self.window * share))
 
     @property
     def expiration_ms(self) -> int:
@@ -84,6 +85,13 @@ def _queue_sql(which: Pending) -> str:
 
 _QUEUE = {which: text(_queue_sql(which)) for which in Pending}
 
+# A round's K tasks in one statement (thousands of them for a large K), in slot order.
+_INSERT_TASKS = text(
+    "INSERT INTO tasks (id, project_id, round_index, slot, shard, state, dispatches, failures)"
+    " SELECT gen_random_uuid(), :project, :round, s.slot - 1, s.shard, 'pending', 0, 0"
+    " FROM unnest(CAST(:shards AS integer[])) WITH ORDINALITY AS s(shard, slot)"
+)
+
 _IN_FLIGHT = text(
     "SELECT count(*) FILTER (WHERE lease_expires_at > now()),"
     " count(*) FILTER (WHERE state = 'queued'"
@@ -102,6 +110,24 @@ _REPUBLISH = text(
 )
 
 
+def window_sizes(base: int, shares: dict[uuid.UUID, float], idle: int) -> dict[uuid.UUID, int]:
+    """Each running project's window: the base window per unit of share, plus the volunteers
+    waiting for work, split in proportion to the shares.
+
+    With volunteers waiting, messages do not wait in the queue (each goes to a waiting
+    volunteer at once), so larger windows only keep those volunteers busy; when every
+    volunteer is busy, messages queue up and the windows -- the base -- keep the projects'
+    places in the queue in proportion to their shares.
+    """
+    total_share = sum(shares.values())
+    if total_share <= 0:
+        return {}
+    total = base * total_share + max(0, idle)
+    return {
+        project: max(1, math.ceil(total * share / total_share)) for project, share in shares.items()
+    }
+
+
 @dataclass(frozen=True)
 class RoundPlan:
     """What dispatching a project's round needs to know (fixed once the project started)."""
@@ -117,7 +143,9 @@ class RoundPlan:
         return self.max_contributors < self.task_size
 
 
-def open_round(session: Session, plan: RoundPlan, round_index: int, policy: DispatchPolicy) -> bool:
+def open_round(
+    session: Session, plan: RoundPlan, round_index: int, window: int, policy: DispatchPolicy
+) -> bool:
     """Create round ``round_index`` with its K pending tasks and queue its first window.
 
     Idempotent: False (and nothing done) if the round exists already.
@@ -130,32 +158,23 @@ def open_round(session: Session, plan: RoundPlan, round_index: int, policy: Disp
     )
     if opened is None:
         return False
-    shards = round_shards(round_index, plan.total_tasks, plan.task_size)
     session.execute(
-        insert(Task).values(
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "project_id": plan.project_id,
-                    "round_index": round_index,
-                    "slot": slot,
-                    "shard": shard,
-                    "state": TaskState.PENDING,
-                    "dispatches": 0,
-                    "failures": 0,
-                }
-                for slot, shard in enumerate(shards)
-            ]
-        )
+        _INSERT_TASKS,
+        {
+            "project": plan.project_id,
+            "round": round_index,
+            "shards": round_shards(round_index, plan.total_tasks, plan.task_size),
+        },
     )
-    top_up(session, plan, round_index, policy)
+    top_up(session, plan, round_index, window, policy)
     return True
 
 
-def top_up(session: Session, plan: RoundPlan, round_index: int, policy: DispatchPolicy) -> int:
+def top_up(
+    session: Session, plan: RoundPlan, round_index: int, window: int, policy: DispatchPolicy
+) -> int:
     """Queue the round's pending tasks up to the project's window -- and when the contributor
     cap binds, up to the cap (re-issued stragglers are in flight already: they fit)."""
-    window = policy.window_for(plan.share)
     if not plan.cap_binds:
         return queue_pending(session, plan.project_id, round_index, window, policy)
     queued = queue_pending(

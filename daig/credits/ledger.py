@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from daig.credits.pricing import task_cost
-from daig.db.models import CreditEntry, CreditTransfer, Project, Result, Task
+from daig.db.models import CreditEntry, CreditTransfer, Project
 from daig.weights.schema import WeightSchema
 
 log = logging.getLogger(__name__)
@@ -100,57 +100,35 @@ def parameters_of(project: Project) -> int:
     return WeightSchema.from_json(project.weight_schema).parameters
 
 
-def pay_for_result(session: Session, *, project: Project, task: Task, result: Result) -> int:
-    """Move an accepted result's worth from the project's owner to its provider.
+@dataclass(frozen=True)
+class Payment:
+    """An accepted result to pay for: the task's worth, from the project's owner to its
+    provider."""
 
-    Keyed by task: a task is paid at most once, whichever of its results was accepted.
-    Returns the credits moved (0 if the task was paid already).
-    """
-    assert result.provider_id is not None
-    amount = task_cost(
-        samples=result.samples, epochs=project.epochs, parameters=parameters_of(project)
-    )
-    if amount == 0:
-        return 0
-    posted = post(
-        session,
-        kind=WORK,
-        reference=str(task.id),
-        legs=[
-            Leg(user_account(project.owner_id), -amount, project.owner_id),
-            Leg(user_account(result.provider_id), amount, result.provider_id),
-        ],
-        project_id=project.id,
-        task_id=task.id,
-        result_id=result.id,
-        memo=f"round {task.round_index} shard {task.shard}: {result.samples} samples",
-    )
-    if posted is None:
-        log.warning("project %s task %s: already paid; not paying again", project.id, task.id)
-        return 0
-    log.info(
-        "project %s round %s task %s: %s credits from user %s to provider %s",
-        project.id,
-        task.round_index,
-        task.id,
-        amount,
-        project.owner_id,
-        result.provider_id,
-    )
-    return amount
+    project: Project
+    task_id: uuid.UUID
+    round_index: int
+    shard: int
+    result_id: uuid.UUID
+    provider_id: int
+    samples: int
 
 
-def pay_for_results(session: Session, payments: Sequence[tuple[Project, Task, Result]]) -> int:
-    """``pay_for_result`` for many accepted results at once (two statements); credits moved."""
-    legs: dict[str, tuple[Project, Task, Result, int]] = {}
-    for project, task, result in payments:
-        assert result.provider_id is not None
+def pay_for_results(session: Session, payments: Sequence[Payment]) -> int:
+    """Move each accepted result's worth from its project's owner to its provider, in the
+    caller's transaction (two statements for the lot); the credits moved.
+
+    Keyed by task: a task is paid at most once, whichever of its results was accepted, so a
+    result handled again (redelivery, aggregator restart) posts nothing the second time."""
+    due: dict[str, tuple[Payment, int]] = {}
+    for payment in payments:
+        project = payment.project
         amount = task_cost(
-            samples=result.samples, epochs=project.epochs, parameters=parameters_of(project)
+            samples=payment.samples, epochs=project.epochs, parameters=parameters_of(project)
         )
         if amount:
-            legs[str(task.id)] = (project, task, result, amount)
-    if not legs:
+            due[str(payment.task_id)] = (payment, amount)
+    if not due:
         return 0
     posted = session.execute(
         insert(CreditTransfer)
@@ -159,28 +137,26 @@ def pay_for_results(session: Session, payments: Sequence[tuple[Project, Task, Re
                 {
                     "kind": WORK,
                     "reference": reference,
-                    "project_id": project.id,
-                    "task_id": task.id,
-                    "result_id": result.id,
-                    "memo": f"round {task.round_index} shard {task.shard}: "
-                    f"{result.samples} samples",
+                    "project_id": p.project.id,
+                    "task_id": p.task_id,
+                    "result_id": p.result_id,
+                    "memo": f"round {p.round_index} shard {p.shard}: {p.samples} samples",
                 }
-                for reference, (project, task, result, _) in legs.items()
+                for reference, (p, _) in due.items()
             ]
         )
         .on_conflict_do_nothing(constraint="uq_credit_transfers_kind_ref")
         .returning(CreditTransfer.id, CreditTransfer.reference)
     ).all()
     entries = []
-    moved = 0
     for transfer_id, reference in posted:
-        project, _task, result, amount = legs[reference]
-        provider = int(result.provider_id or 0)
+        payment, amount = due[reference]
+        owner, provider = payment.project.owner_id, payment.provider_id
         entries += [
             {
                 "transfer_id": transfer_id,
-                "account": user_account(project.owner_id),
-                "user_id": project.owner_id,
+                "account": user_account(owner),
+                "user_id": owner,
                 "amount": -amount,
             },
             {
@@ -190,12 +166,11 @@ def pay_for_results(session: Session, payments: Sequence[tuple[Project, Task, Re
                 "amount": amount,
             },
         ]
-        moved += amount
     if entries:
         session.execute(insert(CreditEntry), entries)
-    for reference in set(legs) - {reference for _, reference in posted}:
+    for reference in set(due) - {reference for _, reference in posted}:
         log.warning("task %s: already paid; not paying again", reference)
-    return moved
+    return sum(due[reference][1] for _, reference in posted)
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,9 @@ class Project(Base):
     outer_momentum: Mapped[float] = mapped_column(Float, server_default="0.9")
     # weight in sharing volunteers with other projects (its dispatch window scales with it)
     share: Mapped[float] = mapped_column(Float, server_default="1.0")
+    # published, unclaimed tasks it may have at once; sized by the scheduler every tick from
+    # its share and the volunteers waiting for work (None: the base window x share)
+    dispatch_window: Mapped[int | None] = mapped_column(Integer)
     # known once the files are in and the project is started
     total_rows: Mapped[int | None] = mapped_column(BigInteger)
     weight_schema: Mapped[Any | None] = mapped_column(JsonDoc)
@@ -165,6 +168,8 @@ class Round(Base):
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     weights_key: Mapped[str | None] = mapped_column(String(512))  # version index+1
+    # results accepted so far, kept by the transaction that accepts them (closes at K)
+    accepted: Mapped[int] = mapped_column(Integer, server_default="0")
     metrics: Mapped[Any | None] = mapped_column(JsonDoc)
     # loss and metrics of weights version index+1 on the requestor's validation files
     evaluation: Mapped[Any | None] = mapped_column(JsonDoc)

@@ -6,8 +6,10 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(database_url: str) -> Engine:
-    return create_engine(database_url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:
+    return create_engine(
+        database_url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

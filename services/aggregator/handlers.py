@@ -73,8 +73,11 @@ class Aggregator:
         self.ownership = Ownership(sessions, settings.result_partitions, self.name)
         self._folds = RoundFolds()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="delta-check")
+        self._io = ThreadPoolExecutor(max_workers=16, thread_name_prefix="delta-store")
         facts = FactsCache(sessions)
-        self._preparer = Preparer(facts, blobs, self.partitions, settings.amqp_vhost, self._pool)
+        self._preparer = Preparer(
+            facts, blobs, self.partitions, settings.amqp_vhost, self._pool, self._io
+        )
         policy = DispatchPolicy.from_settings(settings)
         self._recorder = Recorder(blobs, settings, self._folds, policy, self.name)
         self._relay = OutboxRelay(sessions)
@@ -82,6 +85,7 @@ class Aggregator:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._io.shutdown(wait=True)
 
     # --- from the broker --------------------------------------------------------------------
     def on_batch(self, deliveries: Sequence[Delivery], broker: BrokerSession) -> list[Outcome]:
@@ -163,6 +167,8 @@ class Aggregator:
             return {row[0] for row in rows}
 
     def _after_commit(self, items: Sequence[Incoming], outcome: BatchOutcome) -> None:
+        for key, norm in outcome.norms:
+            self._recorder.norms.add(key, norm)
         for accepted in outcome.accepted:
             self._folds.add(accepted.key, accepted.result_id, accepted.delta, accepted.samples)
         for key in outcome.closed:

@@ -60,6 +60,8 @@ class Prepared:
     early: Rejection | None = None  # decides the result before any database check
     late: Rejection | None = None  # applies only if the database checks pass
     delta: CheckedDelta | None = None
+    inline_key: str | None = None  # where a delta that came inline is stored
+    inline_bytes: bytes | None = None
 
     @property
     def message(self) -> TrainResult:
@@ -74,12 +76,14 @@ class Preparer:
         partitions: ResultPartitions,
         vhost: str,
         pool: Executor,
+        io: Executor,
     ) -> None:
         self._facts = facts
         self._blobs = blobs
         self._partitions = partitions
         self._vhost = vhost
         self._pool = pool
+        self._io = io
 
     def prepare(self, items: Sequence[Incoming], hopeless: set[uuid.UUID]) -> list[Prepared]:
         """Check every result; skip fetching deltas of ``hopeless`` messages (already handled,
@@ -93,7 +97,21 @@ class Preparer:
                 jobs.append(self._pool.submit(self._prepare_one, item, facts, skip))
             else:
                 jobs.append(_Done(self._prepare_one(item, facts, skip)))
-        return [job.result() for job in jobs]
+        prepared = [job.result() for job in jobs]
+        self._store_inline(prepared)
+        return prepared
+
+    def _store_inline(self, prepared: list[Prepared]) -> None:
+        """Keep deltas that came inside their message like uploaded ones, durably, before the
+        transaction that may accept them (round closes and audits read them). Written side by
+        side: each waits for the disk, and the disk takes them together."""
+        writes = [
+            self._io.submit(self._blobs.put_bytes, p.inline_key, p.inline_bytes)
+            for p in prepared
+            if p.inline_key is not None and p.inline_bytes is not None
+        ]
+        for write in writes:
+            write.result()
 
     def _prepare_one(self, item: Incoming, facts: ProjectFacts | None, skip: bool) -> Prepared:
         try:
@@ -104,9 +122,12 @@ class Preparer:
         if skip or facts is None or message.status != ResultStatus.TRAINED:
             return Prepared(item)
         try:
-            return Prepared(item, delta=self._fetch_and_check(message, facts))
+            delta, inline = self._fetch_and_check(message, facts)
         except Rejection as rejection:
             return Prepared(item, late=rejection)
+        if inline is None:
+            return Prepared(item, delta=delta)
+        return Prepared(item, delta=delta, inline_key=message.blob_key, inline_bytes=inline)
 
     def _check_route(self, item: Incoming) -> None:
         message = item.message
@@ -126,7 +147,10 @@ class Preparer:
                     f"results go to result.{owner} (the claim grant's result_routing_key)",
                 )
 
-    def _fetch_and_check(self, message: TrainResult, facts: ProjectFacts) -> CheckedDelta:
+    def _fetch_and_check(
+        self, message: TrainResult, facts: ProjectFacts
+    ) -> tuple[CheckedDelta, bytes | None]:
+        """The checked delta, and its bytes if they came inline (to be stored)."""
         if message.schema_hash != facts.schema_hash:
             raise Rejection(
                 RejectReason.SCHEMA_MISMATCH, "the delta was computed for another model"
@@ -144,10 +168,7 @@ class Preparer:
             )
         except DeltaRejected as exc:
             raise Rejection(exc.reason, exc.detail) from exc
-        if message.inline_delta:
-            # Kept like an uploaded one (before the commit): round closes and audits read it.
-            self._blobs.put_bytes(key, data)
-        return delta
+        return delta, data if message.inline_delta else None
 
     def _delta_bytes(self, message: TrainResult, key: str, limit: int) -> bytes:
         if message.inline_delta:

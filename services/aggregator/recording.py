@@ -19,23 +19,20 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, text, tuple_, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from daig.blobstore import BlobStore
 from daig.credits import ledger
 from daig.db.models import (
-    Claim,
     ClaimState,
     Project,
     ProjectState,
     RejectReason,
     Result,
     ResultStatus,
-    Task,
     TaskState,
 )
 from daig.dispatch import DispatchPolicy, open_round, top_up
@@ -44,19 +41,14 @@ from daig.messages import TrainResult
 from daig.planning import shard_rows
 from daig.settings import Settings
 from daig.weights.schema import NDArrays
-from services.aggregator import logic, rounds
+from services.aggregator import batch_rows, logic, rounds
+from services.aggregator.batch_rows import ClaimRow, TaskRow, Writes
 from services.aggregator.facts import of_project
+from services.aggregator.norms import NormCache
 from services.aggregator.prepare import Prepared, Rejection
 from services.aggregator.streaming import RoundFolds, RoundKey
 
 log = logging.getLogger(__name__)
-
-_RECENT_NORMS = text(
-    "SELECT r.project_id, r.round_index, r.delta_norm FROM results r"
-    " JOIN projects p ON p.id = r.project_id"
-    " WHERE r.project_id = ANY(:projects) AND r.status = 'accepted'"
-    " AND r.round_index >= p.current_round - 1 AND r.delta_norm IS NOT NULL"
-)
 
 
 @dataclass
@@ -74,12 +66,14 @@ class Accepted:
     result_id: uuid.UUID
     delta: NDArrays
     samples: int
+    norm: float
 
 
 @dataclass
 class BatchOutcome:
     verdicts: list[Verdict | None]  # one per result of the batch; None: handled before
-    accepted: list[Accepted] = field(default_factory=list)
+    accepted: list[Accepted] = field(default_factory=list)  # of rounds still open
+    norms: list[tuple[RoundKey, float]] = field(default_factory=list)  # every accepted norm
     closed: list[RoundKey] = field(default_factory=list)
 
 
@@ -89,14 +83,14 @@ class _State:
 
     handled: set[uuid.UUID]
     projects: dict[uuid.UUID, Project]
-    claims: dict[uuid.UUID, Claim]
-    tasks: dict[uuid.UUID, Task]
-    accepted: dict[RoundKey, int]
-    norms: dict[uuid.UUID, list[tuple[int, float]]]
+    claims: dict[uuid.UUID, ClaimRow]
+    tasks: dict[uuid.UUID, TaskRow]
+    accepted: dict[RoundKey, int]  # accepted results per round, this batch's included
+    norms: dict[RoundKey, list[float]]  # accepted norms of the current and previous rounds
     outcome: BatchOutcome
+    writes: Writes = field(default_factory=Writes)
     fresh: dict[RoundKey, list[Accepted]] = field(default_factory=lambda: defaultdict(list))
-    payments: list[tuple[Project, Task, Result]] = field(default_factory=list)
-    finished: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # task -> winning claim
+    payments: list[ledger.Payment] = field(default_factory=list)
     finishers: set[uuid.UUID] = field(default_factory=set)  # projects with a task done
     gave_back: set[uuid.UUID] = field(default_factory=set)  # projects with a task given back
 
@@ -115,13 +109,13 @@ class Recorder:
         self._folds = folds
         self._policy = policy
         self.recorded_by = recorded_by
+        self.norms = NormCache()
 
     def record(self, session: Session, batch: list[Prepared]) -> BatchOutcome:
         """Decide and write every result of ``batch`` in ``session`` (the caller commits)."""
         state = self._load(session, [p.message for p in batch])
         for prepared in batch:
             state.outcome.verdicts.append(self._decide(session, prepared, state))
-        session.flush()
         self._finish(session, state)
         return state.outcome
 
@@ -130,23 +124,31 @@ class Recorder:
         project_ids = sorted({m.project_id for m in messages})
         # The projects first: whoever else records results of them waits here, and what was
         # already recorded is read after that (a fresh snapshot once the locks are ours).
-        projects = _locked(session, Project, project_ids, key_share=True)
-        handled = set(
-            session.scalars(
-                select(Result.message_id).where(
-                    Result.message_id.in_([m.message_id for m in messages])
-                )
+        projects = {
+            p.id: p
+            for p in session.scalars(
+                select(Project)
+                .where(Project.id.in_(project_ids))
+                .order_by(Project.id)
+                .with_for_update(key_share=True)
             )
-        )
-        claims = _locked(session, Claim, sorted({m.claim_id for m in messages}))
-        tasks = _locked(session, Task, sorted({m.task_id for m in messages}))
+        }
+        ids = [m.message_id for m in messages]
+        handled = set(session.scalars(select(Result.message_id).where(Result.message_id.in_(ids))))
+        recent = [
+            (p.id, index)
+            for p in projects.values()
+            for index in (p.current_round - 1, p.current_round)
+            if index >= 0
+        ]
+        accepted = batch_rows.accepted_counts(session, recent)
         return _State(
             handled=handled,
             projects=projects,
-            claims=claims,
-            tasks=tasks,
-            accepted=_accepted_counts(session, projects),
-            norms=_recent_norms(session, project_ids),
+            claims=batch_rows.lock_claims(session, list({m.claim_id for m in messages})),
+            tasks=batch_rows.lock_tasks(session, list({m.task_id for m in messages})),
+            accepted=accepted,
+            norms={key: self.norms.get(session, key, accepted.get(key, 0)) for key in recent},
             outcome=BatchOutcome(verdicts=[]),
         )
 
@@ -167,10 +169,10 @@ class Recorder:
                 raise prepared.late
             if prepared.delta is None:
                 raise Rejection(RejectReason.BAD_DELTA, "the delta could not be checked; resend")
-            self._check_norm(state, project, prepared.delta.norm)
+            _check_norm(state, project, prepared.delta.norm)
         except Rejection as rejection:
             self._add_result(
-                session, message, ResultStatus.REJECTED, rejection.reason, rejection.detail
+                state, message, ResultStatus.REJECTED, rejection.reason, rejection.detail
             )
             log.info(
                 "project %s round %s task %s: rejected (%s: %s)",
@@ -181,60 +183,50 @@ class Recorder:
                 rejection.detail,
             )
             return Verdict(ResultStatus.REJECTED, rejection.reason)
-        assert prepared.delta is not None
         return self._accept(session, state, project, task, claim, prepared)
-
-    def _check_norm(self, state: _State, project: Project, norm: float) -> None:
-        """Reject a delta far out of line with recent accepted updates."""
-        recent = project.current_round - 1
-        norms = [n for r, n in state.norms.get(project.id, []) if r >= recent]
-        if logic.is_norm_outlier(norm, norms, project.max_norm_ratio):
-            raise Rejection(
-                RejectReason.NORM_OUTLIER,
-                f"update norm {norm:.4g} exceeds {project.max_norm_ratio:g} x the median "
-                f"{float(np.median(norms)):.4g} of recent accepted updates",
-            )
 
     def _add_result(
         self,
-        session: Session,
+        state: _State,
         message: TrainResult,
         status: ResultStatus,
         reason: RejectReason | None,
-        detail: str | None,
+        detail: str | None = None,
         samples: int = 0,
         norm: float | None = None,
-    ) -> Result:
-        row = Result(
-            id=uuid.uuid4(),
-            message_id=message.message_id,
-            project_id=message.project_id,
-            round_index=message.round,
-            task_id=message.task_id,
-            claim_id=message.claim_id,
-            provider_id=message.provider_id,
-            status=status,
-            reason=reason,
-            detail=detail,
-            blob_key=message.blob_key,
-            samples=samples,
-            fit_seconds=message.fit_seconds,
-            history=message.history,
-            timings=message.timings or None,
-            delta_norm=norm,
-            recorded_by=self.recorded_by,
-            received_at=_now(),
+    ) -> uuid.UUID:
+        result_id = uuid.uuid4()
+        state.writes.results.append(
+            {
+                "id": result_id,
+                "message_id": message.message_id,
+                "project_id": message.project_id,
+                "round_index": message.round,
+                "task_id": message.task_id,
+                "claim_id": message.claim_id,
+                "provider_id": message.provider_id,
+                "status": status,
+                "reason": reason,
+                "detail": detail,
+                "blob_key": message.blob_key,
+                "samples": samples,
+                "fit_seconds": message.fit_seconds,
+                "history": message.history,
+                "timings": message.timings or None,
+                "delta_norm": norm,
+                "recorded_by": self.recorded_by,
+                "received_at": datetime.now(UTC),
+            }
         )
-        session.add(row)
-        return row
+        return result_id
 
     def _record_failure(
         self,
         session: Session,
         state: _State,
         project: Project,
-        task: Task,
-        claim: Claim,
+        task: TaskRow,
+        claim: ClaimRow,
         message: TrainResult,
     ) -> Verdict:
         error = (message.error or "unknown error")[:2000]
@@ -243,11 +235,8 @@ class Recorder:
         reason = (
             RejectReason.RESOURCE_LIMIT if message.resource_limit else RejectReason.TRAINING_FAILED
         )
-        self._add_result(session, message, ResultStatus.FAILED, reason, error)
-        claim.state, claim.ended_at = ClaimState.RELEASED, _now()
-        if not message.resource_limit:
-            task.failures += 1
-        _give_back(session, task, claim)
+        self._add_result(state, message, ResultStatus.FAILED, reason, error)
+        batch_rows.give_back(session, task, claim, failed=not message.resource_limit)
         state.gave_back.add(project.id)
         log.warning(
             "project %s round %s task %s: training failed (%s)",
@@ -258,7 +247,7 @@ class Recorder:
         )
         if task.failures >= self._settings.max_task_failures:
             project.state = ProjectState.FAILED
-            project.finished_at = _now()
+            project.finished_at = datetime.now(UTC)
             project.error = (
                 f"training shard {task.shard} failed {task.failures} times; last error: {error}"
             )
@@ -270,33 +259,39 @@ class Recorder:
         session: Session,
         state: _State,
         project: Project,
-        task: Task,
-        claim: Claim,
+        task: TaskRow,
+        claim: ClaimRow,
         prepared: Prepared,
     ) -> Verdict:
         assert project.total_rows is not None and prepared.delta is not None
         start, stop = shard_rows(task.shard, project.total_rows, project.total_tasks)
+        norm = prepared.delta.norm
         # Weight by the server's own row count, not what the provider claims.
-        row = self._add_result(
-            session,
-            prepared.message,
-            ResultStatus.ACCEPTED,
-            None,
-            None,
-            samples=stop - start,
-            norm=prepared.delta.norm,
+        samples = stop - start
+        result_id = self._add_result(
+            state, prepared.message, ResultStatus.ACCEPTED, None, samples=samples, norm=norm
         )
         # Paid in this transaction: a result recorded once is paid once, restart or not.
-        state.payments.append((project, task, row))
-        task.state, task.done_at = TaskState.DONE, _now()
-        claim.state, claim.ended_at = ClaimState.FINISHED, _now()
-        state.finished[task.id] = claim.id
+        state.payments.append(
+            ledger.Payment(
+                project,
+                task.id,
+                task.round_index,
+                task.shard,
+                result_id,
+                claim.provider_id,
+                samples,
+            )
+        )
+        task.state, claim.state = TaskState.DONE, ClaimState.FINISHED
+        state.writes.done[task.id] = claim.id
         state.finishers.add(project.id)
         key = (project.id, task.round_index)
         state.accepted[key] = state.accepted.get(key, 0) + 1
-        state.norms.setdefault(project.id, []).append((task.round_index, prepared.delta.norm))
-        accepted = Accepted(key, row.id, prepared.delta.arrays, row.samples)
-        state.fresh[key].append(accepted)
+        state.writes.accepted[key] += 1
+        state.norms.setdefault(key, []).append(norm)
+        state.outcome.norms.append((key, norm))
+        state.fresh[key].append(Accepted(key, result_id, prepared.delta.arrays, samples, norm))
         log.info(
             "project %s round %s task %s: accepted (%s/%s)",
             project.id,
@@ -312,7 +307,7 @@ class Recorder:
 
     def _close(self, session: Session, state: _State, project: Project, key: RoundKey) -> None:
         """Close the round with its K results, then open the next one (same transaction)."""
-        session.flush()  # the round's new results are read back by the close
+        state.writes.flush(session)  # the round's new results are read back by the close
         mean = None
         fresh = state.fresh.pop(key)
         if project.aggregation == "mean":
@@ -336,21 +331,12 @@ class Recorder:
         if project.current_round < project.total_rounds:
             facts = of_project(project)
             assert facts is not None
-            open_round(session, facts.plan, project.current_round, self._policy)
+            window = self._policy.window_for(project.share, project.dispatch_window)
+            open_round(session, facts.plan, project.current_round, window, self._policy)
 
     # --- after every result was decided -----------------------------------------------------
     def _finish(self, session: Session, state: _State) -> None:
-        if state.finished:
-            # A straggler's or a lapsed lease's other claims lost: free their slots right away.
-            session.execute(
-                update(Claim)
-                .where(
-                    Claim.task_id.in_(list(state.finished)),
-                    Claim.id.not_in(list(state.finished.values())),
-                    Claim.state == ClaimState.ACTIVE,
-                )
-                .values(state=ClaimState.SUPERSEDED, ended_at=_now())
-            )
+        state.writes.flush(session)
         ledger.pay_for_results(session, state.payments)
         for project_id in state.finishers | state.gave_back:
             project = state.projects[project_id]
@@ -359,48 +345,13 @@ class Recorder:
             if facts is None or project.state != ProjectState.RUNNING:
                 continue
             if project_id in state.gave_back or facts.plan.cap_binds:
-                top_up(session, facts.plan, project.current_round, self._policy)
+                window = self._policy.window_for(project.share, project.dispatch_window)
+                top_up(session, facts.plan, project.current_round, window, self._policy)
         for accepted in state.fresh.values():
             state.outcome.accepted.extend(accepted)
 
 
-def _locked(
-    session: Session, model: Any, ids: list[uuid.UUID], *, key_share: bool = False
-) -> dict[uuid.UUID, Any]:
-    rows = session.scalars(
-        select(model)
-        .where(model.id.in_(ids))
-        .order_by(model.id)
-        .with_for_update(key_share=key_share)
-    )
-    return {row.id: row for row in rows}
-
-
-def _accepted_counts(session: Session, projects: dict[uuid.UUID, Project]) -> dict[RoundKey, int]:
-    if not projects:
-        return {}
-    current = [(project.id, project.current_round) for project in projects.values()]
-    rows = session.execute(
-        select(Result.project_id, Result.round_index, func.count())
-        .where(
-            tuple_(Result.project_id, Result.round_index).in_(current),
-            Result.status == ResultStatus.ACCEPTED,
-        )
-        .group_by(Result.project_id, Result.round_index)
-    ).tuples()
-    return {(project_id, index): int(count) for project_id, index, count in rows}
-
-
-def _recent_norms(
-    session: Session, project_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, list[tuple[int, float]]]:
-    norms: dict[uuid.UUID, list[tuple[int, float]]] = defaultdict(list)
-    for project_id, index, norm in session.execute(_RECENT_NORMS, {"projects": project_ids}):
-        norms[project_id].append((int(index), float(norm)))
-    return norms
-
-
-def _check(state: _State, message: TrainResult) -> tuple[Project, Task, Claim]:
+def _check(state: _State, message: TrainResult) -> tuple[Project, TaskRow, ClaimRow]:
     project = state.projects.get(message.project_id)
     if project is None:
         raise Rejection(RejectReason.UNKNOWN_PROJECT, "no such project")
@@ -426,20 +377,16 @@ def _check(state: _State, message: TrainResult) -> tuple[Project, Task, Claim]:
     return project, task, claim
 
 
-def _give_back(session: Session, task: Task, claim: Claim) -> None:
-    """The task back to pending, unless another provider still holds a live claim on it."""
-    latest = session.scalar(
-        select(func.max(Claim.lease_expires_at)).where(
-            Claim.task_id == task.id,
-            Claim.state == ClaimState.ACTIVE,
-            Claim.id != claim.id,
-            Claim.lease_expires_at > _now(),
+def _check_norm(state: _State, project: Project, norm: float) -> None:
+    """Reject a delta far out of line with recent accepted updates (this round, the last)."""
+    norms = [
+        n
+        for index in (project.current_round - 1, project.current_round)
+        for n in state.norms.get((project.id, index), [])
+    ]
+    if logic.is_norm_outlier(norm, norms, project.max_norm_ratio):
+        raise Rejection(
+            RejectReason.NORM_OUTLIER,
+            f"update norm {norm:.4g} exceeds {project.max_norm_ratio:g} x the median "
+            f"{float(np.median(norms)):.4g} of recent accepted updates",
         )
-    )
-    task.lease_expires_at = latest
-    if latest is None and task.state == TaskState.CLAIMED:
-        task.state = TaskState.PENDING
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from daig.db.models import Claim, ClaimState, Project, ProjectState, Task, TaskState, User
@@ -48,11 +48,12 @@ def claim(
     catalog: ProjectCatalog,
     policy: DispatchPolicy,
     settings: Settings,
-    user: User,
+    user_id: int,
     task_id: uuid.UUID,
     agent_id: str,
 ) -> ClaimDecision:
     """Give ``task_id`` to this provider or raise 404/409 saying why not (caller commits)."""
+    _commit_without_waiting_for_disk(session)
     task = _lock_task(session, task_id)
     if task is None:
         raise ApiError(404, f"no task {task_id}", "unknown_task")
@@ -62,6 +63,7 @@ def claim(
     if facts.cap_binds:
         # Lock order everywhere: the project row before its task rows.
         session.rollback()
+        _commit_without_waiting_for_disk(session)
         project = _project(session, facts.id, lock=True)
         task = _lock_task(session, task_id)
         assert task is not None  # tasks are deleted only with their project
@@ -78,7 +80,7 @@ def claim(
             id=claim_id,
             task_id=task_id,
             project_id=facts.id,
-            provider_id=user.id,
+            provider_id=user_id,
             agent_id=agent_id,
             state=ClaimState.ACTIVE,
             claimed_at=now,
@@ -94,13 +96,20 @@ def claim(
         )
     )
     queued = 0
+    window = policy.window_for(facts.share, project.dispatch_window)
     if facts.cap_binds:
-        queued = top_up(session, facts.plan, task.round_index, policy)
+        queued = top_up(session, facts.plan, task.round_index, window, policy)
     elif task.state == TaskState.QUEUED:  # its place in the window is free: fill it
-        window = policy.window_for(facts.share)
         queued = queue_pending(session, facts.id, task.round_index, window, policy)
     claimed = ClaimedTask(claim_id, task_id, task.round_index, task.shard)
     return ClaimDecision(claimed, facts, task.dispatched_at, queued)
+
+
+def _commit_without_waiting_for_disk(session: Session) -> None:
+    """A claim may be lost if Postgres itself crashes right after it (the provider's result
+    is then refused and the task given out again): nothing accepted or paid is. Not waiting
+    for the WAL flush halves the time a claim holds its task row."""
+    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
 def _lock_task(session: Session, task_id: uuid.UUID) -> Any:
@@ -119,7 +128,9 @@ def _lock_task(session: Session, task_id: uuid.UUID) -> Any:
 
 
 def _project(session: Session, project_id: uuid.UUID, *, lock: bool) -> Any:
-    query = select(Project.state, Project.current_round).where(Project.id == project_id)
+    query = select(Project.state, Project.current_round, Project.dispatch_window).where(
+        Project.id == project_id
+    )
     if lock:
         query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE
     return session.execute(query).first()
@@ -154,9 +165,9 @@ def _refuse_over_cap(session: Session, facts: ProjectFacts, task: Any, now: date
         )
 
 
-def _owned_active_claim(*, session: Session, claim_id: uuid.UUID, user: User) -> Claim:
+def _owned_active_claim(*, session: Session, claim_id: uuid.UUID, user_id: int) -> Claim:
     row = session.scalar(select(Claim).where(Claim.id == claim_id).with_for_update())
-    if row is None or row.provider_id != user.id:
+    if row is None or row.provider_id != user_id:
         raise ApiError(404, f"no claim {claim_id} of yours", "unknown_claim")
     if row.state == ClaimState.SUPERSEDED:
         raise ApiError(409, "another provider finished this task first", "task_done")
@@ -165,9 +176,9 @@ def _owned_active_claim(*, session: Session, claim_id: uuid.UUID, user: User) ->
     return row
 
 
-def heartbeat(*, session: Session, settings: Settings, user: User, claim_id: uuid.UUID) -> float:
+def heartbeat(*, session: Session, settings: Settings, user_id: int, claim_id: uuid.UUID) -> float:
     """Extend the lease; 409 tells the provider to abandon the task."""
-    row = _owned_active_claim(session=session, claim_id=claim_id, user=user)
+    row = _owned_active_claim(session=session, claim_id=claim_id, user_id=user_id)
     task = session.get(Task, row.task_id)
     project = session.get(Project, row.project_id)
     assert task is not None and project is not None
@@ -183,7 +194,7 @@ def heartbeat(*, session: Session, settings: Settings, user: User, claim_id: uui
 
 def release(*, session: Session, user: User, claim_id: uuid.UUID) -> Claim:
     """Give the task back: it is published again for another provider."""
-    row = _owned_active_claim(session=session, claim_id=claim_id, user=user)
+    row = _owned_active_claim(session=session, claim_id=claim_id, user_id=user.id)
     row.state = ClaimState.RELEASED
     row.ended_at = crud.now()
     others = select(Claim.lease_expires_at).where(

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from daig.blobstore import open_blob_store
@@ -22,13 +23,20 @@ from services.api.catalog import ProjectCatalog
 from services.api.grants import InlineWeights
 from services.api.relay import BackgroundRelay
 
+# Requests run in at most this many threads at once. Python runs one at a time (the GIL):
+# more threads than this only hold their transactions open longer while waiting for it.
+REQUEST_THREADS = 16
+
 
 def create_app(settings: Settings) -> FastAPI:
     """The API with its database, blob store and publisher attached to ``app.state``."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
+        # As many pooled connections as request threads: a connection opened beyond the pool
+        # is closed again after one request, and a new Postgres backend per claim is costly.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
+        engine = make_engine(settings.database_url, pool_size=REQUEST_THREADS, max_overflow=8)
         upload_dir = tempfile.TemporaryDirectory(prefix="daig-uploads-")
         app.state.settings = settings
         app.state.sessionmaker = make_sessionmaker(engine)

@@ -15,6 +15,7 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
+from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,11 +23,19 @@ from daig import metrics
 from daig.broker import Delivery, Outcome
 from daig.broker import Session as BrokerSession
 from daig.db.models import Claim, ClaimState, Project, ProjectState, Task, TaskState
-from daig.dispatch import DispatchPolicy, RoundPlan, open_round, republish_unclaimed, top_up
+from daig.dispatch import (
+    DispatchPolicy,
+    RoundPlan,
+    open_round,
+    republish_unclaimed,
+    top_up,
+    window_sizes,
+)
 from daig.logs import log_context
 from daig.messages import ProjectEvent, decode
 from daig.outbox import OutboxRelay
 from daig.settings import Settings
+from daig.topology import TASKS
 from services.scheduler import logic
 
 log = logging.getLogger(__name__)
@@ -40,6 +49,15 @@ _NEEDING_ATTENTION = text(
     " UNION SELECT DISTINCT t.project_id FROM tasks t"
     " JOIN projects p ON p.id = t.project_id AND t.round_index = p.current_round"
     " WHERE p.state = 'running' AND t.state = 'pending'"
+)
+_BUSY_PROVIDERS = text(
+    "SELECT count(*) FROM claims WHERE state = 'active' AND lease_expires_at > now()"
+)
+_RUNNING_SHARES = text("SELECT id, share FROM projects WHERE state = 'running'")
+_SET_WINDOWS = text(
+    "UPDATE projects p SET dispatch_window = w.size"
+    " FROM unnest(CAST(:ids AS uuid[]), CAST(:windows AS integer[])) AS w(id, size)"
+    " WHERE p.id = w.id AND p.dispatch_window IS DISTINCT FROM w.size"
 )
 # Running projects with a task claimed for longer than the straggler floor.
 _LONG_CLAIMED = text(
@@ -58,6 +76,7 @@ class Scheduler:
         self._settings = settings
         self._policy = DispatchPolicy.from_settings(settings)
         self._relay = OutboxRelay(sessions)
+        self._queue_channel: BlockingChannel | None = None
 
     def on_event(self, delivery: Delivery, broker: BrokerSession) -> Outcome:
         event = decode(ProjectEvent, delivery.body, delivery.message_type)
@@ -68,6 +87,7 @@ class Scheduler:
 
     def tick(self, broker: BrokerSession) -> None:
         """The periodic repair pass over every project."""
+        self._size_windows(broker)
         self._expire_leases()
         self._reissue_stragglers()
         with self._sessions.begin() as session:
@@ -112,9 +132,30 @@ class Scheduler:
                 project.max_contributors,
                 project.share,
             )
+            window = self._policy.window_for(project.share, project.dispatch_window)
             # The aggregator opens every round after the first; this repairs a missing one.
-            if not open_round(session, plan, project.current_round, self._policy):
-                top_up(session, plan, project.current_round, self._policy)
+            if not open_round(session, plan, project.current_round, window, self._policy):
+                top_up(session, plan, project.current_round, window, self._policy)
+
+    def _size_windows(self, broker: BrokerSession) -> None:
+        """Size every running project's dispatch window from its share and the volunteers
+        waiting for work (consumers of the tasks queue not holding a task)."""
+        consumers = self._tasks_consumers(broker)
+        with self._sessions.begin() as session:
+            busy = int(session.scalar(_BUSY_PROVIDERS) or 0)
+            shares: dict[uuid.UUID, float] = dict(session.execute(_RUNNING_SHARES).tuples().all())
+            sizes = window_sizes(self._policy.window, shares, consumers - busy)
+            if sizes:
+                session.execute(
+                    _SET_WINDOWS,
+                    {"ids": list(sizes), "windows": list(sizes.values())},
+                )
+
+    def _tasks_consumers(self, broker: BrokerSession) -> int:
+        if self._queue_channel is None or not self._queue_channel.is_open:
+            self._queue_channel = broker.connection.channel()
+        frame = self._queue_channel.queue_declare(TASKS.queue, passive=True)
+        return int(frame.method.consumer_count)
 
     def _lock(self, session: Session, project_id: uuid.UUID) -> Project | None:
         """The active project, locked; None if inactive or someone else holds it now."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
@@ -22,6 +22,8 @@ from services.api.ratelimit import RateLimiter
 from services.api.relay import BackgroundRelay
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token")
+# Dependencies that only read app.state are ``async def``: FastAPI would run a plain ``def``
+# in a worker thread, a thread hop per dependency per request.
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class ClaimContext:
     relay: BackgroundRelay
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -42,28 +44,27 @@ def get_db(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_blobs(request: Request) -> BlobStore:
+async def get_blobs(request: Request) -> BlobStore:
     blobs: BlobStore = request.app.state.blobs
     return blobs
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
+async def get_rate_limiter(request: Request) -> RateLimiter:
     return RateLimiter(request.app.state.sessionmaker)
 
 
-def get_client_ip(request: Request) -> str:
+async def get_client_ip(request: Request) -> str:
     """The caller's address (uvicorn takes it from X-Forwarded-For of trusted proxies)."""
     return request.client.host if request.client else "unknown"
 
 
-def get_publisher(request: Request) -> Publisher:
+async def get_publisher(request: Request) -> Publisher:
     publisher: Publisher = request.app.state.publisher
     return publisher
 
 
-def get_claim_context(request: Request) -> ClaimContext:
+def claim_context(state: Any) -> ClaimContext:
     """What claims share across requests: project facts, inline weights, the relay."""
-    state = request.app.state
     return ClaimContext(state.catalog, state.inline_weights, state.dispatch_policy, state.relay)
 
 
@@ -73,7 +74,6 @@ BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 TokenDep = Annotated[str, Depends(oauth2_scheme)]
 RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
-ClaimContextDep = Annotated[ClaimContext, Depends(get_claim_context)]
 ClientIpDep = Annotated[str, Depends(get_client_ip)]
 
 
@@ -94,3 +94,18 @@ def get_current_user(session: SessionDep, token: TokenDep, settings: SettingsDep
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_token_user_id(token: TokenDep, request: Request) -> int:
+    """The user a valid token names, checked without the database (for the hot routes)."""
+    user_id = user_id_from_token(token, request.app.state.settings.secret_key)
+    if user_id is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "your token is invalid or expired; log in again",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user_id
+
+
+TokenUserId = Annotated[int, Depends(get_token_user_id)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import cache
 
@@ -46,10 +47,25 @@ def create_token(*, user_id: int, secret: str, ttl_seconds: int) -> str:
 
 def user_id_from_token(token: str, secret: str) -> int | None:
     """The token's user id, or None if it is invalid or expired."""
+    known = _verified.get((token, secret))
+    if known is not None:
+        user_id, expires = known
+        return user_id if time.time() < expires else None
     try:
         payload = jwt.decode(
             token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
         )
-        return int(payload["sub"])
+        user_id = int(payload["sub"])
     except (jwt.PyJWTError, ValueError):
         return None
+    # A verified token never changes: an agent's next thousand requests skip the HMAC.
+    with _verified_lock:
+        if len(_verified) >= VERIFIED_TOKENS:
+            _verified.pop(next(iter(_verified)))
+        _verified[(token, secret)] = (user_id, float(payload["exp"]))
+    return user_id
+
+
+VERIFIED_TOKENS = 10_000
+_verified: dict[tuple[str, str], tuple[int, float]] = {}
+_verified_lock = threading.Lock()

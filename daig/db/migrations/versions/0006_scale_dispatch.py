@@ -11,8 +11,10 @@ Create Date: 2026-12-04 14:30:00
 - ``outbox``: messages written in the transaction that decides them, published after it.
 - ``aggregator_partitions`` / ``aggregators``: which aggregator owns each partition of the
   results (fencing epoch), and which aggregators are alive (for fair shares of partitions).
-- ``projects.share``: the project's weight in sharing volunteers with other projects.
-- ``results.recorded_by``: the aggregator that recorded a result.
+- ``projects.share``: the project's weight in sharing volunteers with other projects;
+  ``projects.dispatch_window``: its window of published tasks, sized by the scheduler.
+- ``results.recorded_by``: the aggregator that recorded a result; ``rounds.accepted``: how many
+  results the round accepted so far (counted where they are accepted, not recounted).
 """
 
 from __future__ import annotations
@@ -50,7 +52,14 @@ def upgrade() -> None:
         postgresql_where=sa.text("state = 'active'"),
     )
     op.add_column("projects", sa.Column("share", sa.Float(), server_default="1.0", nullable=False))
+    op.add_column("projects", sa.Column("dispatch_window", sa.Integer()))
     op.add_column("results", sa.Column("recorded_by", sa.String(length=128)))
+    op.add_column("rounds", sa.Column("accepted", sa.Integer(), server_default="0", nullable=False))
+    op.execute(
+        "UPDATE rounds SET accepted = (SELECT count(*) FROM results r"
+        " WHERE r.project_id = rounds.project_id AND r.round_index = rounds.index"
+        " AND r.status = 'accepted')"
+    )
     op.create_table(
         "outbox",
         sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
@@ -91,7 +100,9 @@ def downgrade() -> None:
     op.drop_table("aggregators")
     op.drop_table("aggregator_partitions")
     op.drop_table("outbox")
+    op.drop_column("rounds", "accepted")
     op.drop_column("results", "recorded_by")
+    op.drop_column("projects", "dispatch_window")
     op.drop_column("projects", "share")
     op.drop_index("ix_claims_active_lease", table_name="claims")
     op.drop_index("ix_tasks_queued_round", table_name="tasks")

@@ -1,0 +1,151 @@
+"""The rows a batch of results reads and writes, loaded and written set-wise.
+
+A batch locks its tasks and claims with one statement each and keeps them as plain rows it
+updates in memory while deciding; what changed is then written with one statement per kind
+of change (tasks done, claims finished, results inserted), not one per row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, text, tuple_, update
+from sqlalchemy.orm import Session
+
+from daig.db.models import Claim, ClaimState, Result, Round, Task, TaskState
+
+_NORMS = text(
+    "SELECT delta_norm FROM results WHERE project_id = :project AND round_index = :round"
+    " AND status = 'accepted' AND delta_norm IS NOT NULL"
+)
+
+
+@dataclass
+class TaskRow:
+    id: uuid.UUID
+    project_id: uuid.UUID
+    round_index: int
+    shard: int
+    state: str
+    failures: int
+
+
+@dataclass
+class ClaimRow:
+    id: uuid.UUID
+    task_id: uuid.UUID
+    provider_id: int
+    state: str
+
+
+def lock_tasks(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, TaskRow]:
+    rows = session.execute(
+        select(Task.id, Task.project_id, Task.round_index, Task.shard, Task.state, Task.failures)
+        .where(Task.id.in_(sorted(ids)))
+        .order_by(Task.id)
+        .with_for_update()
+    )
+    return {row.id: TaskRow(*row) for row in rows}
+
+
+def lock_claims(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, ClaimRow]:
+    rows = session.execute(
+        select(Claim.id, Claim.task_id, Claim.provider_id, Claim.state)
+        .where(Claim.id.in_(sorted(ids)))
+        .order_by(Claim.id)
+        .with_for_update()
+    )
+    return {row.id: ClaimRow(*row) for row in rows}
+
+
+def accepted_counts(
+    session: Session, rounds: list[tuple[uuid.UUID, int]]
+) -> dict[tuple[uuid.UUID, int], int]:
+    """Accepted results so far of each (project, round), from the rounds' own counters."""
+    if not rounds:
+        return {}
+    rows = session.execute(
+        select(Round.project_id, Round.index, Round.accepted).where(
+            tuple_(Round.project_id, Round.index).in_(rounds)
+        )
+    )
+    return {(project, index): int(count) for project, index, count in rows}
+
+
+def accepted_norms(session: Session, project_id: uuid.UUID, round_index: int) -> list[float]:
+    rows = session.execute(_NORMS, {"project": project_id, "round": round_index})
+    return [float(norm) for (norm,) in rows]
+
+
+@dataclass
+class Writes:
+    """What a batch changed, written at once by ``flush``."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    done: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # task -> winning claim
+    accepted: dict[tuple[uuid.UUID, int], int] = field(default_factory=lambda: defaultdict(int))
+
+    def flush(self, session: Session) -> None:
+        """Write what was decided so far (before a round close reads it back, and at the end)."""
+        now = datetime.now(UTC)
+        if self.results:
+            session.execute(insert(Result), self.results)
+            self.results = []
+        if self.done:
+            tasks, claims = list(self.done), list(self.done.values())
+            session.execute(
+                update(Task).where(Task.id.in_(tasks)).values(state=TaskState.DONE, done_at=now)
+            )
+            session.execute(
+                update(Claim)
+                .where(Claim.id.in_(claims))
+                .values(state=ClaimState.FINISHED, ended_at=now)
+            )
+            # A straggler's or a lapsed lease's other claims lost: free their slots right away.
+            session.execute(
+                update(Claim)
+                .where(
+                    Claim.task_id.in_(tasks),
+                    Claim.id.not_in(claims),
+                    Claim.state == ClaimState.ACTIVE,
+                )
+                .values(state=ClaimState.SUPERSEDED, ended_at=now)
+            )
+            self.done = {}
+        for (project_id, index), count in self.accepted.items():
+            session.execute(
+                update(Round)
+                .where(Round.project_id == project_id, Round.index == index)
+                .values(accepted=Round.accepted + count)
+            )
+        self.accepted = defaultdict(int)
+
+
+def give_back(session: Session, task: TaskRow, claim: ClaimRow, *, failed: bool) -> None:
+    """After a failed try: the claim released, the task pending again -- unless another
+    provider still holds a live claim on it -- with one more failure if it counts."""
+    now = datetime.now(UTC)
+    session.execute(
+        update(Claim).where(Claim.id == claim.id).values(state=ClaimState.RELEASED, ended_at=now)
+    )
+    claim.state = ClaimState.RELEASED
+    latest = session.scalar(
+        select(func.max(Claim.lease_expires_at)).where(
+            Claim.task_id == task.id,
+            Claim.state == ClaimState.ACTIVE,
+            Claim.lease_expires_at > now,
+        )
+    )
+    if failed:
+        task.failures += 1
+    if latest is None and task.state == TaskState.CLAIMED:
+        task.state = TaskState.PENDING
+    session.execute(
+        update(Task)
+        .where(Task.id == task.id)
+        .values(state=task.state, failures=task.failures, lease_expires_at=latest)
+    )
