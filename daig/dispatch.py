@@ -32,6 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from daig.db import raw
 from daig.db.models import Round
 from daig.messages import TrainTask
 from daig.outbox import Staged, stage
@@ -171,7 +172,7 @@ def open_round(
 
 
 def top_up(
-    session: Session, plan: RoundPlan, round_index: int, window: int, policy: DispatchPolicy
+    session: raw.Target, plan: RoundPlan, round_index: int, window: int, policy: DispatchPolicy
 ) -> int:
     """Queue the round's pending tasks up to the project's window -- and when the contributor
     cap binds, up to the cap (re-issued stragglers are in flight already: they fit)."""
@@ -180,23 +181,23 @@ def top_up(
     queued = queue_pending(
         session, plan.project_id, round_index, window, policy, which=Pending.REISSUES
     )
-    in_flight, fresh_queued = session.execute(
-        _IN_FLIGHT, {"project": plan.project_id, "round": round_index}
-    ).one()
+    [(in_flight, fresh_queued)] = raw.rows(
+        session, _IN_FLIGHT, {"project": plan.project_id, "round": round_index}
+    )
     budget = plan.max_contributors - int(in_flight) - int(fresh_queued)
     return queued + queue_pending(
         session, plan.project_id, round_index, window, policy, limit=budget, which=Pending.FRESH
     )
 
 
-def tasks_in_flight(session: Session, project_id: uuid.UUID, round_index: int) -> int:
+def tasks_in_flight(session: raw.Target, project_id: uuid.UUID, round_index: int) -> int:
     """Unfinished tasks of the round with a live lease."""
-    in_flight, _ = session.execute(_IN_FLIGHT, {"project": project_id, "round": round_index}).one()
+    [(in_flight, _)] = raw.rows(session, _IN_FLIGHT, {"project": project_id, "round": round_index})
     return int(in_flight)
 
 
 def queue_pending(
-    session: Session,
+    session: raw.Target,
     project_id: uuid.UUID,
     round_index: int,
     window: int,
@@ -211,10 +212,11 @@ def queue_pending(
     limit = window if limit is None else min(limit, window)
     if limit <= 0:
         return 0
-    rows = session.execute(
+    rows = raw.rows(
+        session,
         _QUEUE[which],
         {"project": project_id, "round": round_index, "limit": limit, "window": window},
-    ).all()
+    )
     staged = [(task, project_id, round_index, shard, n) for task, shard, n in rows]
     _stage_tasks(session, staged, policy)
     return len(rows)
@@ -229,7 +231,7 @@ def republish_unclaimed(session: Session, *, policy: DispatchPolicy, limit: int 
 
 
 def _stage_tasks(
-    session: Session,
+    session: raw.Target,
     tasks: list[tuple[uuid.UUID, uuid.UUID, int, int, int]],
     policy: DispatchPolicy,
 ) -> None:

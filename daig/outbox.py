@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from daig import metrics
-from daig.db.models import OutboxMessage
+from daig.db import raw
 from daig.messages import Message, TrainTask
 from daig.publishing import ConfirmingChannel, Outgoing
 from daig.topology import Route
@@ -42,12 +42,17 @@ class Staged:
     expiration_ms: int | None = None
 
 
-def stage(session: Session, staged: Sequence[Staged]) -> None:
-    """Add messages to the outbox in ``session``'s transaction (the caller commits)."""
-    if not staged:
-        return
-    session.execute(
-        insert(OutboxMessage),
+_STAGE = text(
+    "INSERT INTO outbox (exchange, routing_key, message_type, message_id, expiration_ms, body)"
+    " VALUES (:exchange, :routing_key, :message_type, :message_id, :expiration_ms, :body)"
+)
+
+
+def stage(target: raw.Target, staged: Sequence[Staged]) -> None:
+    """Add messages to the outbox in the caller's transaction (a session or a raw cursor)."""
+    raw.run_many(
+        target,
+        _STAGE,
         [
             {
                 "exchange": item.route.exchange,

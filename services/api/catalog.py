@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from daig.db.models import Project, ProjectFile
 from daig.dispatch import RoundPlan
@@ -68,19 +68,21 @@ class ProjectFacts:
 class ProjectCatalog:
     """A bounded, thread-safe cache of ``ProjectFacts`` by project id."""
 
-    def __init__(self, max_projects: int = 4096) -> None:
+    def __init__(self, sessions: sessionmaker[Session], max_projects: int = 4096) -> None:
+        self._sessions = sessions
         self._facts: OrderedDict[uuid.UUID, ProjectFacts] = OrderedDict()
         self._max = max_projects
         self._lock = threading.Lock()
 
-    def get(self, session: Session, project_id: uuid.UUID) -> ProjectFacts | None:
+    def get(self, project_id: uuid.UUID) -> ProjectFacts | None:
         """The project's facts; None if it does not exist or never started."""
         with self._lock:
             facts = self._facts.get(project_id)
             if facts is not None:
                 self._facts.move_to_end(project_id)
                 return facts
-        facts = _load(session, project_id)
+        with self._sessions() as session:
+            facts = _load(session, project_id)
         if facts is not None:
             with self._lock:
                 self._facts[project_id] = facts

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from daig.db import raw
 from daig.db.models import Claim, ClaimState, Project, ProjectState, Task, TaskState, User
 from daig.dispatch import DispatchPolicy, queue_pending, tasks_in_flight, top_up
 from daig.settings import Settings
@@ -44,7 +45,7 @@ class ClaimDecision:
 
 def claim(
     *,
-    session: Session,
+    cursor: raw.Cursor,
     catalog: ProjectCatalog,
     policy: DispatchPolicy,
     settings: Settings,
@@ -53,98 +54,100 @@ def claim(
     agent_id: str,
 ) -> ClaimDecision:
     """Give ``task_id`` to this provider or raise 404/409 saying why not (caller commits)."""
-    _commit_without_waiting_for_disk(session)
-    task = _lock_task(session, task_id)
+    task = _one(cursor, _LOCK_TASK_READ_PROJECT, {"task": task_id})
     if task is None:
         raise ApiError(404, f"no task {task_id}", "unknown_task")
-    facts = catalog.get(session, task.project_id)
+    facts = catalog.get(task.project_id)
     if facts is None:
         raise ApiError(409, "the project has not started", "project_not_running")
     if facts.cap_binds:
         # Lock order everywhere: the project row before its task rows.
-        session.rollback()
-        _commit_without_waiting_for_disk(session)
-        project = _project(session, facts.id, lock=True)
-        task = _lock_task(session, task_id)
+        cursor.connection.rollback()
+        task = _one(cursor, _LOCK_PROJECT_THEN_TASK, {"task": task_id})
         assert task is not None  # tasks are deleted only with their project
-    else:
-        project = _project(session, facts.id, lock=False)
     now = crud.now()
-    _refuse_unclaimable(task, project, now)
+    _refuse_unclaimable(task, now)
     if facts.cap_binds:
-        _refuse_over_cap(session, facts, task, now)
+        _refuse_over_cap(cursor, facts, task, now)
     claim_id = uuid.uuid4()
     lease = now + timedelta(seconds=settings.lease_seconds)
-    session.execute(
-        insert(Claim).values(
-            id=claim_id,
-            task_id=task_id,
-            project_id=facts.id,
-            provider_id=user_id,
-            agent_id=agent_id,
-            state=ClaimState.ACTIVE,
-            claimed_at=now,
-            lease_expires_at=lease,
-        )
+    raw.rows(
+        cursor,
+        _TAKE,
+        {
+            "claim": claim_id,
+            "task": task_id,
+            "project": facts.id,
+            "provider": user_id,
+            "agent": agent_id,
+            "now": now,
+            "lease": lease,
+        },
     )
-    session.execute(
-        update(Task)
-        .where(Task.id == task_id)
-        .values(
-            state=TaskState.CLAIMED,
-            lease_expires_at=func.greatest(func.coalesce(Task.lease_expires_at, lease), lease),
-        )
-    )
+    window = policy.window_for(facts.share, task.dispatch_window)
     queued = 0
-    window = policy.window_for(facts.share, project.dispatch_window)
     if facts.cap_binds:
-        queued = top_up(session, facts.plan, task.round_index, window, policy)
+        queued = top_up(cursor, facts.plan, task.round_index, window, policy)
     elif task.state == TaskState.QUEUED:  # its place in the window is free: fill it
-        queued = queue_pending(session, facts.id, task.round_index, window, policy)
+        queued = queue_pending(cursor, facts.id, task.round_index, window, policy)
     claimed = ClaimedTask(claim_id, task_id, task.round_index, task.shard)
     return ClaimDecision(claimed, facts, task.dispatched_at, queued)
 
 
-def _commit_without_waiting_for_disk(session: Session) -> None:
-    """A claim may be lost if Postgres itself crashes right after it (the provider's result
-    is then refused and the task given out again): nothing accepted or paid is. Not waiting
-    for the WAL flush halves the time a claim holds its task row."""
-    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+# A claim may be lost if Postgres itself crashes right after it (the provider's result is then
+# refused and the task given out again): nothing accepted or paid is. Not waiting for the WAL
+# flush halves the time a claim holds its task row. The project is read by a statement that
+# starts once the task's lock is ours, so it sees any pause that committed before.
+_READ = (
+    " SELECT t.project_id, t.round_index, t.shard, t.state, t.lease_expires_at,"
+    " t.dispatched_at, p.state AS project_state, p.current_round, p.dispatch_window"
+    " FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.id = :task"
+)
+_LOCK_TASK_READ_PROJECT = text(
+    "SET LOCAL synchronous_commit TO OFF; SELECT 1 FROM tasks WHERE id = :task FOR UPDATE;" + _READ
+)
+_LOCK_PROJECT_THEN_TASK = text(
+    "SET LOCAL synchronous_commit TO OFF;"
+    " SELECT 1 FROM projects WHERE id = (SELECT project_id FROM tasks WHERE id = :task)"
+    " FOR NO KEY UPDATE;"
+    " SELECT 1 FROM tasks WHERE id = :task FOR UPDATE;" + _READ
+)
+_TAKE = text(
+    "INSERT INTO claims (id, task_id, project_id, provider_id, agent_id, state, claimed_at,"
+    " lease_expires_at) VALUES (:claim, :task, :project, :provider, :agent, 'active', :now,"
+    " :lease);"
+    " UPDATE tasks SET state = 'claimed',"
+    " lease_expires_at = greatest(coalesce(lease_expires_at, :lease), :lease)"
+    " WHERE id = :task RETURNING id"
+)
 
 
-def _lock_task(session: Session, task_id: uuid.UUID) -> Any:
-    return session.execute(
-        select(
-            Task.project_id,
-            Task.round_index,
-            Task.shard,
-            Task.state,
-            Task.lease_expires_at,
-            Task.dispatched_at,
-        )
-        .where(Task.id == task_id)
-        .with_for_update()
-    ).first()
+@dataclass(frozen=True)
+class _Task:
+    project_id: uuid.UUID
+    round_index: int
+    shard: int
+    state: str
+    lease_expires_at: datetime | None
+    dispatched_at: datetime | None
+    project_state: str
+    current_round: int
+    dispatch_window: int | None
 
 
-def _project(session: Session, project_id: uuid.UUID, *, lock: bool) -> Any:
-    query = select(Project.state, Project.current_round, Project.dispatch_window).where(
-        Project.id == project_id
-    )
-    if lock:
-        query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE
-    return session.execute(query).first()
+def _one(cursor: raw.Cursor, statement: Any, params: dict[str, Any]) -> _Task | None:
+    found = raw.rows(cursor, statement, params)
+    return _Task(*found[0]) if found else None
 
 
-def _refuse_unclaimable(task: Any, project: Any, now: datetime) -> None:
-    if project is None or project.state != ProjectState.RUNNING:
-        state = project.state if project is not None else "gone"
-        raise ApiError(409, f"the project is {state}", "project_not_running")
-    if task.round_index != project.current_round:
+def _refuse_unclaimable(task: Any, now: datetime) -> None:
+    if task.project_state != ProjectState.RUNNING:
+        raise ApiError(409, f"the project is {task.project_state}", "project_not_running")
+    if task.round_index != task.current_round:
         raise ApiError(
             409,
             f"task belongs to round {task.round_index}, the project is at round "
-            f"{project.current_round}",
+            f"{task.current_round}",
             "stale_round",
         )
     if task.state == TaskState.DONE:
@@ -154,11 +157,11 @@ def _refuse_unclaimable(task: Any, project: Any, now: datetime) -> None:
         raise ApiError(409, "another provider is working on this task", "task_claimed")
 
 
-def _refuse_over_cap(session: Session, facts: ProjectFacts, task: Any, now: datetime) -> None:
+def _refuse_over_cap(cursor: raw.Cursor, facts: ProjectFacts, task: Any, now: datetime) -> None:
     """Under the project's row lock, refuse a claim over the contributor cap. The cap counts
     tasks in flight, so a straggler's re-issue (a task with a live lease) fits."""
     reissue = task.lease_expires_at is not None and task.lease_expires_at > now
-    in_flight = tasks_in_flight(session, facts.id, task.round_index)
+    in_flight = tasks_in_flight(cursor, facts.id, task.round_index)
     if not reissue and in_flight >= facts.max_contributors:
         raise ApiError(
             409, "the project has as many tasks in flight as it allows", "contributor_cap"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -64,6 +65,29 @@ class InlineWeights:
         return encoded
 
 
+class SharedUrls:
+    """Download URLs every claim of a project hands out alike (model, rows, weights), signed
+    once and reused while more than half their life remains."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._urls: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, blobs: BlobStore, key: str, ttl: int) -> str:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._urls.get(key)
+            if cached is not None and cached[1] > now:
+                return cached[0]
+        url = blobs.presign_get(key, ttl)
+        with self._lock:
+            self._urls[key] = (url, now + ttl / 2)
+            while len(self._urls) > self._max_entries:
+                self._urls.popitem(last=False)
+        return url
+
+
 def build_grant(
     *,
     blobs: BlobStore,
@@ -71,6 +95,7 @@ def build_grant(
     facts: ProjectFacts,
     task: ClaimedTask,
     inline: InlineWeights,
+    urls: SharedUrls,
 ) -> ClaimGrant:
     ttl = settings.presign_ttl_seconds
     start, stop = shard_rows(task.shard, facts.total_rows, facts.total_tasks)
@@ -80,7 +105,7 @@ def build_grant(
         header = facts.files[kind].header
         first, last = header.byte_range(start, stop)
         return RemoteArray(
-            url=blobs.presign_get(facts.files[kind].blob_key, ttl),
+            url=urls.get(blobs, facts.files[kind].blob_key, ttl),
             byte_start=first,
             byte_end=last,
             dtype=header.dtype,
@@ -98,9 +123,9 @@ def build_grant(
         round=task.round_index,
         shard=task.shard,
         lease_seconds=settings.lease_seconds,
-        model_url=blobs.presign_get(model.blob_key, ttl),
+        model_url=urls.get(blobs, model.blob_key, ttl),
         model_sha256=model.sha256,
-        weights_url=blobs.presign_get(keys.weights_key(facts.id, task.round_index), ttl),
+        weights_url=urls.get(blobs, keys.weights_key(facts.id, task.round_index), ttl),
         weights_inline=inline.get(blobs, facts, task.round_index),
         weight_schema=facts.weight_schema,
         schema_hash=facts.schema_hash,

@@ -20,7 +20,8 @@ from services.api import errors
 from services.api.api.routes import auth, blobs, credits, files, health, projects, tasks
 from services.api.api.routes import metrics as metrics_route
 from services.api.catalog import ProjectCatalog
-from services.api.grants import InlineWeights
+from services.api.fastpath import ProviderFastPath
+from services.api.grants import InlineWeights, SharedUrls
 from services.api.relay import BackgroundRelay
 
 # Requests run in at most this many threads at once. Python runs one at a time (the GIL):
@@ -43,8 +44,10 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.blobs = open_blob_store(settings)
         app.state.publisher = Publisher(settings.amqp_url, settings.result_partitions)
         app.state.upload_dir = Path(upload_dir.name)
-        app.state.catalog = ProjectCatalog()
+        app.state.engine = engine
+        app.state.catalog = ProjectCatalog(app.state.sessionmaker)
         app.state.inline_weights = InlineWeights(settings.inline_weights_max_bytes)
+        app.state.shared_urls = SharedUrls()
         app.state.dispatch_policy = DispatchPolicy.from_settings(settings)
         app.state.relay = BackgroundRelay(app.state.sessionmaker, settings.amqp_url)
         app.state.relay.start()
@@ -66,5 +69,6 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (auth, projects, files, tasks, blobs, health, credits):
         app.include_router(module.router)
     app.include_router(metrics_route.router)
+    app.add_middleware(ProviderFastPath)  # innermost: metered like every request
     app.add_middleware(MeteringMiddleware)
     return app

@@ -17,7 +17,7 @@ from daig.dispatch import DispatchPolicy
 from daig.settings import Settings
 from services.api.catalog import ProjectCatalog
 from services.api.core.security import user_id_from_token
-from services.api.grants import InlineWeights
+from services.api.grants import InlineWeights, SharedUrls
 from services.api.ratelimit import RateLimiter
 from services.api.relay import BackgroundRelay
 
@@ -30,6 +30,7 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token")
 class ClaimContext:
     catalog: ProjectCatalog
     inline_weights: InlineWeights
+    urls: SharedUrls
     policy: DispatchPolicy
     relay: BackgroundRelay
 
@@ -65,7 +66,9 @@ async def get_publisher(request: Request) -> Publisher:
 
 def claim_context(state: Any) -> ClaimContext:
     """What claims share across requests: project facts, inline weights, the relay."""
-    return ClaimContext(state.catalog, state.inline_weights, state.dispatch_policy, state.relay)
+    return ClaimContext(
+        state.catalog, state.inline_weights, state.shared_urls, state.dispatch_policy, state.relay
+    )
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from daig import metrics
 from daig.db.models import Project
-from daig.logs import log_context
 from daig.messages import EventKind, ProjectEvent
 from daig.topology import EVENTS, RESULTS_EXCHANGE, TASKS
-from services.api import claims, crud
+from services.api import claims, provider_calls
 from services.api.api.deps import (
     CurrentUser,
     PublisherDep,
     SessionDep,
     SettingsDep,
     TokenUserId,
-    claim_context,
 )
 from services.api.broker_accounts import BrokerAccountsUnavailable, ensure_provider_account
 from services.api.errors import ApiError
-from services.api.grants import build_grant
 from services.api.schemas import ClaimGrant, ClaimRequest, Lease, ProviderConfig
 
 router = APIRouter(prefix="/v1", tags=["providers"])
@@ -58,9 +53,8 @@ def provider_config(user: CurrentUser, settings: SettingsDep) -> ProviderConfig:
     )
 
 
-# The two routes every provider calls for every task are kept lean: the token is checked in
-# the event loop (no database: accounts are never deleted, a valid token names a real user),
-# and all their blocking work runs in one worker-thread hop with its own session.
+# The two routes every provider calls for every task are kept lean (``provider_calls``), and
+# served without the framework's routing and dependencies by ``fastpath`` when well formed.
 
 
 @router.post("/tasks/{task_id}/claim", response_model=ClaimGrant)
@@ -68,67 +62,17 @@ async def claim_task(
     task_id: uuid.UUID, body: ClaimRequest, user_id: TokenUserId, request: Request
 ) -> Response:
     """Claim a task announced on the task queue; 409 says why it is not yours."""
-    grant = await run_in_threadpool(_claim, request.app.state, user_id, task_id, body.agent_id)
+    grant = await run_in_threadpool(
+        provider_calls.claim, request.app.state, user_id, task_id, body.agent_id
+    )
     return Response(grant, media_type="application/json")
-
-
-def _claim(state: Any, user_id: int, task_id: uuid.UUID, agent_id: str) -> bytes:
-    context = claim_context(state)
-    with metrics.CLAIM_SECONDS.time(), log_context(task=task_id):
-        with state.sessionmaker() as session:
-            try:
-                decision = claims.claim(
-                    session=session,
-                    catalog=context.catalog,
-                    policy=context.policy,
-                    settings=state.settings,
-                    user_id=user_id,
-                    task_id=task_id,
-                    agent_id=agent_id,
-                )
-                session.commit()
-            except ApiError as exc:
-                metrics.CLAIMS_REFUSED.labels(exc.reason).inc()
-                raise
-        if decision.queued:
-            context.relay.wake()
-        grant = build_grant(
-            blobs=state.blobs,
-            settings=state.settings,
-            facts=decision.facts,
-            task=decision.task,
-            inline=context.inline_weights,
-        )
-    metrics.TASKS_CLAIMED.inc()
-    if decision.published_at is not None:
-        waited = (crud.now() - decision.published_at).total_seconds()
-        metrics.CLAIM_WAIT_SECONDS.observe(max(0.0, waited))
-    with log_context(project=grant.project_id, round=grant.round, task=task_id):
-        log.info(
-            "project %s round %s task %s: claimed by user %s (%s)",
-            grant.project_id,
-            grant.round,
-            task_id,
-            user_id,
-            agent_id,
-        )
-    return grant.model_dump_json().encode()
 
 
 @router.post("/claims/{claim_id}/heartbeat", response_model=Lease)
 async def heartbeat(claim_id: uuid.UUID, user_id: TokenUserId, request: Request) -> Response:
     """Renew the lease of a running task; 409 means: stop, the task is no longer yours."""
-    lease = await run_in_threadpool(_heartbeat, request.app.state, user_id, claim_id)
+    lease = await run_in_threadpool(provider_calls.heartbeat, request.app.state, user_id, claim_id)
     return Response(lease, media_type="application/json")
-
-
-def _heartbeat(state: Any, user_id: int, claim_id: uuid.UUID) -> bytes:
-    with state.sessionmaker() as session:
-        seconds = claims.heartbeat(
-            session=session, settings=state.settings, user_id=user_id, claim_id=claim_id
-        )
-        session.commit()
-    return Lease(claim_id=claim_id, lease_seconds=seconds).model_dump_json().encode()
 
 
 @router.post("/claims/{claim_id}/release", status_code=204)
