@@ -11,13 +11,14 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, text, tuple_, update
+from sqlalchemy import Table, func, insert, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from daig.db.models import Claim, ClaimState, Result, Round, Task, TaskState
 
+RESULTS = cast(Table, Result.__table__)
 _NORMS = text(
     "SELECT delta_norm FROM results WHERE project_id = :project AND round_index = :round"
     " AND status = 'accepted' AND delta_norm IS NOT NULL"
@@ -93,7 +94,7 @@ class Writes:
         """Write what was decided so far (before a round close reads it back, and at the end)."""
         now = datetime.now(UTC)
         if self.results:
-            session.execute(insert(Result), self.results)
+            session.execute(insert(RESULTS), self.results)  # Core: no ORM bulk path
             self.results = []
         if self.done:
             tasks, claims = list(self.done), list(self.done.values())

@@ -164,6 +164,11 @@ def _handle_batch(
     taken, subs.buffer = subs.buffer[:size], subs.buffer[size:]
     deliveries = [_delivery(p, method, props, body) for p, method, props, body in taken]
     outcomes = _outcomes(handler, deliveries, session, options.transient, stop)
+    if all(outcome is Outcome.ACK for outcome in outcomes):
+        # Delivery tags are the channel's, in order, and earlier batches are settled: one ack
+        # with ``multiple`` settles exactly this batch.
+        channel.basic_ack(taken[-1][1].delivery_tag, multiple=True)
+        return
     for (_, method, _, _), outcome in zip(taken, outcomes, strict=True):
         if outcome is Outcome.ACK:
             channel.basic_ack(method.delivery_tag)

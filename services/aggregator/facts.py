@@ -22,11 +22,7 @@ class ProjectFacts:
     schema: WeightSchema
     schema_hash: str
     plan: RoundPlan
-
-    @property
-    def max_delta_bytes(self) -> int:
-        """The largest weight stream a delta of this model can honestly be."""
-        return self.schema.nbytes + DELTA_OVERHEAD_BYTES + 128 * len(self.schema)
+    max_delta_bytes: int  # the largest weight stream a delta of this model can honestly be
 
 
 class FactsCache:
@@ -59,6 +55,6 @@ def of_project(project: Project) -> ProjectFacts | None:
     plan = RoundPlan(
         project.id, project.total_tasks, project.task_size, project.max_contributors, project.share
     )
-    return ProjectFacts(
-        project.id, WeightSchema.from_json(project.weight_schema), project.schema_hash, plan
-    )
+    schema = WeightSchema.from_json(project.weight_schema)
+    limit = schema.nbytes + DELTA_OVERHEAD_BYTES + 128 * len(schema)
+    return ProjectFacts(project.id, schema, project.schema_hash, plan, limit)

@@ -129,3 +129,13 @@ def is_norm_outlier(
     if max_ratio <= 0 or len(reference) < min_reference:
         return False
     return norm > max_ratio * float(np.median(reference))
+
+
+def exceeds_median(
+    norm: float, median: float | None, count: int, max_ratio: float, min_reference: int = 3
+) -> bool:
+    """``is_norm_outlier`` given the reference's median and size (kept up to date by the
+    caller instead of recomputed from every norm)."""
+    if max_ratio <= 0 or count < min_reference or median is None:
+        return False
+    return norm > max_ratio * median

@@ -10,8 +10,10 @@ rolled-back batch it is read again from the database.
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
 
@@ -41,3 +43,25 @@ class NormCache:
         """A norm accepted by a committed batch."""
         if key in self._norms:
             self._norms[key].append(norm)
+
+
+class SortedNorms:
+    """Norms kept sorted as they are added, so the median is read, not recomputed."""
+
+    def __init__(self, norms: Iterable[float]) -> None:
+        self._sorted = sorted(norms)
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def add(self, norm: float) -> None:
+        bisect.insort(self._sorted, norm)
+
+    def median(self) -> float | None:
+        size = len(self._sorted)
+        if size == 0:
+            return None
+        middle = size // 2
+        if size % 2:
+            return self._sorted[middle]
+        return (self._sorted[middle - 1] + self._sorted[middle]) / 2

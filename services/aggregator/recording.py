@@ -20,7 +20,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -44,7 +43,7 @@ from daig.weights.schema import NDArrays
 from services.aggregator import batch_rows, logic, rounds
 from services.aggregator.batch_rows import ClaimRow, TaskRow, Writes
 from services.aggregator.facts import of_project
-from services.aggregator.norms import NormCache
+from services.aggregator.norms import NormCache, SortedNorms
 from services.aggregator.prepare import Prepared, Rejection
 from services.aggregator.streaming import RoundFolds, RoundKey
 
@@ -88,6 +87,8 @@ class _State:
     accepted: dict[RoundKey, int]  # accepted results per round, this batch's included
     norms: dict[RoundKey, list[float]]  # accepted norms of the current and previous rounds
     outcome: BatchOutcome
+    # per project: the norms the gate compares with (its current and previous round), sorted
+    gate: dict[uuid.UUID, SortedNorms] = field(default_factory=dict)
     writes: Writes = field(default_factory=Writes)
     fresh: dict[RoundKey, list[Accepted]] = field(default_factory=lambda: defaultdict(list))
     payments: list[ledger.Payment] = field(default_factory=list)
@@ -169,7 +170,7 @@ class Recorder:
                 raise prepared.late
             if prepared.delta is None:
                 raise Rejection(RejectReason.BAD_DELTA, "the delta could not be checked; resend")
-            _check_norm(state, project, prepared.delta.norm)
+            _check_norm(_gate(state, project), project, prepared.delta.norm)
         except Rejection as rejection:
             self._add_result(
                 state, message, ResultStatus.REJECTED, rejection.reason, rejection.detail
@@ -290,6 +291,7 @@ class Recorder:
         state.accepted[key] = state.accepted.get(key, 0) + 1
         state.writes.accepted[key] += 1
         state.norms.setdefault(key, []).append(norm)
+        _gate(state, project).add(norm)
         state.outcome.norms.append((key, norm))
         state.fresh[key].append(Accepted(key, result_id, prepared.delta.arrays, samples, norm))
         log.info(
@@ -326,6 +328,7 @@ class Recorder:
             )
             mean = self._folds.mean_with_many(key, others, [(a.delta, a.samples) for a in fresh])
         rounds.close_round(session, self._blobs, project, mean=mean)
+        state.gate.pop(project.id, None)  # compares with other rounds from now on
         state.outcome.closed.append(key)
         assert project.total_rounds is not None
         if project.current_round < project.total_rounds:
@@ -377,16 +380,22 @@ def _check(state: _State, message: TrainResult) -> tuple[Project, TaskRow, Claim
     return project, task, claim
 
 
-def _check_norm(state: _State, project: Project, norm: float) -> None:
+def _gate(state: _State, project: Project) -> SortedNorms:
+    """The norms a new delta of ``project`` is compared with: its current and last round's."""
+    gate = state.gate.get(project.id)
+    if gate is None:
+        rounds = (project.current_round - 1, project.current_round)
+        gate = SortedNorms(n for index in rounds for n in state.norms.get((project.id, index), []))
+        state.gate[project.id] = gate
+    return gate
+
+
+def _check_norm(gate: SortedNorms, project: Project, norm: float) -> None:
     """Reject a delta far out of line with recent accepted updates (this round, the last)."""
-    norms = [
-        n
-        for index in (project.current_round - 1, project.current_round)
-        for n in state.norms.get((project.id, index), [])
-    ]
-    if logic.is_norm_outlier(norm, norms, project.max_norm_ratio):
+    median = gate.median()
+    if logic.exceeds_median(norm, median, len(gate), project.max_norm_ratio):
         raise Rejection(
             RejectReason.NORM_OUTLIER,
             f"update norm {norm:.4g} exceeds {project.max_norm_ratio:g} x the median "
-            f"{float(np.median(norms)):.4g} of recent accepted updates",
+            f"{median:.4g} of recent accepted updates",
         )

@@ -1,12 +1,13 @@
 """Claims and lease heartbeats served without the web framework's routing and dependencies.
 
 Every task costs a claim, and at hundreds of tasks a second FastAPI's per-request machinery
-(routing, dependency solving, response validation) cost more CPU than the claim itself. This
-ASGI middleware answers a well-formed ``POST /v1/tasks/{id}/claim`` or
-``POST /v1/claims/{id}/heartbeat`` directly, with the same functions the routes call
-(``provider_calls``) and the same error bodies. Anything else -- a missing or invalid token,
-a body that does not parse -- goes on to FastAPI with its body replayed, so every unusual
-request is answered exactly as the documented routes answer it.
+(middleware, routing, dependency solving, response validation) cost more CPU than the claim
+itself. This ASGI app sits in front of FastAPI's middleware (``main.DaigApi``) and answers a
+well-formed ``POST /v1/tasks/{id}/claim`` or ``POST /v1/claims/{id}/heartbeat`` directly,
+with the same functions the routes call (``provider_calls``) and the same error bodies.
+Anything else -- a missing or invalid token, a body that does not parse -- goes on to FastAPI
+with its body replayed, so every unusual request is answered exactly as the documented routes
+answer it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from daig import metrics
 from daig.metrics_asgi import ASGIApp, Message, Receive, Scope, Send
 from services.api import provider_calls
 from services.api.core.security import user_id_from_token
@@ -60,6 +62,9 @@ class ProviderFastPath:
             await self.app(scope, _replay(body, more, receive), send)
             return
         status, payload, headers = await _answer(call)
+        group = metrics.route_group(path)  # counted as the metering middleware would
+        metrics.UPLOAD_BYTES.labels(group).inc(len(body))
+        metrics.DOWNLOAD_BYTES.labels(group).inc(len(payload))
         await _send_json(send, status, payload, headers)
 
 

@@ -23,6 +23,7 @@ from daig.publishing import ConfirmingChannel
 
 log = logging.getLogger(__name__)
 IDLE_DRAIN_SECONDS = 5.0
+COALESCE_SECONDS = 0.005
 RETRY_SECONDS = 2.0
 
 
@@ -62,7 +63,10 @@ class BackgroundRelay:
         try:
             channel = ConfirmingChannel(connection)
             while not self._stop.is_set():
-                self._wake.wait(IDLE_DRAIN_SECONDS)
+                if self._wake.wait(IDLE_DRAIN_SECONDS):
+                    # Let the claims committing right now join this batch: one transaction
+                    # and one wait for confirms for several messages.
+                    self._stop.wait(COALESCE_SECONDS)
                 self._wake.clear()
                 self._relay.drain(channel)
         finally:
