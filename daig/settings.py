@@ -59,9 +59,10 @@ class Settings(BaseSettings):
     straggler_floor_seconds: float = 30.0
     scheduler_tick_seconds: float = 1.0
     max_task_failures: int = 3
-    # Published, unclaimed task messages per project at once (times its share): a project's
-    # tasks wait in the shared queue in proportion to it, so projects share volunteers fairly.
-    dispatch_window: int = Field(default=32, ge=1, le=10_000)
+    # Published, unclaimed task messages per project at once (times its share) when every
+    # volunteer is busy: a project's tasks wait in the shared queue in proportion to it, so
+    # projects share volunteers fairly. The scheduler adds the volunteers waiting for work.
+    dispatch_window: int = Field(default=8, ge=1, le=10_000)
     # A task message nobody claimed within this many seconds expires and is published again
     # (a purged queue or a consumer that swallows messages costs seconds, not the project).
     republish_seconds: float = Field(default=10.0, gt=0, le=3600)

@@ -53,8 +53,13 @@ def _start(
     return project_id
 
 
-def _volunteer(client: DaigClient, claims: int) -> list[uuid.UUID]:
-    """Take task messages in queue order and claim them; the projects of the claims made."""
+def _volunteer(client: DaigClient, claims: int, queued: int | None = None) -> list[uuid.UUID]:
+    """Take task messages in queue order and claim them; the projects of the claims made.
+
+    With ``queued``, wait after each claim until the queue holds that many messages again
+    (the claim's refill is published a few milliseconds after it), as a volunteer whose
+    next task comes a moment later would find it.
+    """
     projects: list[uuid.UUID] = []
     with provider_broker(client) as broker:
         channel = broker.connection.channel()
@@ -71,6 +76,11 @@ def _volunteer(client: DaigClient, claims: int) -> list[uuid.UUID]:
             except ClientError:
                 continue
             projects.append(task.project_id)
+            while queued is not None and time.monotonic() < deadline:
+                depth = channel.queue_declare("daig.tasks", passive=True).method.message_count
+                if depth >= queued:
+                    break
+                time.sleep(0.01)
     return projects
 
 
@@ -134,7 +144,8 @@ def test_claims_go_to_projects_in_proportion_to_their_shares(
         scheduler,
         broker_session,
     )
-    order = _volunteer(new_user(windowed.url, "volunteer"), 36)
+    # Windows of 4 and 2 (half the share): six messages queued, refilled after each claim.
+    order = _volunteer(new_user(windowed.url, "volunteer"), 36, queued=WINDOW + WINDOW // 2)
     counts = Counter(order)
     assert counts[full] + counts[half] == 36
     assert counts[full] == pytest.approx(2 * counts[half], abs=2)
