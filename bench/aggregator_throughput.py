@@ -7,7 +7,14 @@ fp32) decoded from their weight streams and folded into the running mean
 comparison. MB/s counts fp32-equivalent delta bytes folded.
 
 The "validate+fold" row adds what the aggregator does to every accepted fp32 delta before
-folding it: sha256 of the stream, decoding (header checks, finiteness) and the update norm.
+folding it: sha256 of the stream, decoding (header checks, finiteness) and the update norm,
+one delta after the other on one thread (the handler's old path).
+
+The "whole per-delta pipeline" rows (``bench/delta_pipeline.py``) run that path as the
+batching handler does: K=8 and K=32 fp32 weight streams (in memory as fetched from the blob
+store, or in files read whole or mapped) checked by ``services/aggregator/deltas.check_delta``
+in a thread pool of 2 and 4 workers while the calling thread folds each checked delta as soon
+as it is ready; MB/s of weight stream bytes, best of N; with each stage's rate alone.
 
 Part 2 (real system): a running cluster, a tiny-model project with K=200 tasks claimed by one
 provider account; 200 results published at once (inline deltas) through that account's own
@@ -20,6 +27,7 @@ published at once; MB/s = delta bytes / time from the first publish until the ag
 process recorded the 8th result (and until the round closed: new weights written).
 
     .venv/bin/python -m bench.aggregator_throughput
+    .venv/bin/python -m bench.aggregator_throughput --in-process-only   # part 1, ~2 min
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import delta_pipeline
 from daig.weights.codec import decode_weights, encode_weights
 from daig.weights.codecs import CODEC_NAMES
 from daig.weights.schema import WeightSchema
@@ -274,7 +283,7 @@ def big_model_through_aggregator(tasks: int, directory: Path) -> dict[str, float
     }
 
 
-def main() -> int:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -282,38 +291,67 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--big-tasks", type=int, default=8, help="K of the 10.5M-parameter run")
-    args = parser.parse_args()
-    folds = fold_throughput(args.deltas, args.repeats)
-    with tempfile.TemporaryDirectory(prefix="daig-aggtp-") as directory:  # removed afterwards
-        rate = results_per_second(args.tasks, Path(directory) / "tiny")
-        big = big_model_through_aggregator(args.big_tasks, Path(directory) / "big")
+    parser.add_argument("--pipeline-deltas", default="8,32", help="K values of the pipeline rows")
+    parser.add_argument("--pipeline-workers", default="2,4", help="pool sizes of the pipeline")
+    parser.add_argument("--pipeline-repeats", type=int, default=5)
+    parser.add_argument("--in-process-only", action="store_true", help="part 1 only (no cluster)")
+    return parser.parse_args()
+
+
+def _print_folds(folds: dict[str, dict[str, float]], deltas: int, repeats: int) -> None:
     print(
-        f"\nfolding {args.deltas} deltas of a 10.5M-parameter model (fp32-equivalent MB/s, "
-        f"best of {args.repeats})\n"
+        f"\nfolding {deltas} deltas of a 10.5M-parameter model (fp32-equivalent MB/s, "
+        f"best of {repeats})\n"
     )
     print(f"{'codec / strategy':<24}{'fold MB/s':>12}{'decode+fold MB/s':>18}")
     for name, row in folds.items():
         both = row.get("decode_and_fold_mb_s")
         print(f"{name:<24}{row['fold_mb_s']:>12.0f}{'' if both is None else f'{both:>18.0f}'}")
-    print(
-        f"\ntiny model through broker and aggregator: {rate['accepted']} results in "
-        f"{rate['seconds']:.2f} s = {rate['results_per_second']:.0f} results/s "
-        f"(round closed: {bool(rate['rounds_closed'])})"
+
+
+def main() -> int:
+    args = _arguments()
+    folds = fold_throughput(args.deltas, args.repeats)
+    pipeline = delta_pipeline.measure(
+        [int(k) for k in args.pipeline_deltas.split(",")],
+        [int(w) for w in args.pipeline_workers.split(",")],
+        args.pipeline_repeats,
     )
-    print(
-        f"10.5M-parameter model through the aggregator process: {big['results']} fp32 deltas "
-        f"({big['delta_mb']:.0f} MB) accepted in {big['seconds_to_last_accepted']:.2f} s = "
-        f"{big['accepted_mb_s']:.0f} MB/s; round closed after "
-        f"{big['seconds_to_round_closed']:.2f} s = {big['closed_mb_s']:.0f} MB/s"
-    )
+    rates = pipeline["pipeline_mb_s"]
+    assert isinstance(rates, dict)
     checks = {
         "mean_fold_at_least_1_GB_s": folds["fp32"]["fold_mb_s"] >= 1000,
-        "aggregator_process_at_least_1_GB_s": big["closed_mb_s"] >= 1000,
+        "delta_pipeline_at_least_1_GB_s": max(
+            row["mb_s"] for name, row in rates.items() if " memory," in name
+        )
+        >= 1000,
     }
+    out: dict[str, object] = {"fold": folds, "delta_pipeline": pipeline}
+    if not args.in_process_only:
+        with tempfile.TemporaryDirectory(prefix="daig-aggtp-") as directory:  # removed after
+            out["results"] = rate = results_per_second(args.tasks, Path(directory) / "tiny")
+            out["big_model"] = big = big_model_through_aggregator(
+                args.big_tasks, Path(directory) / "big"
+            )
+        checks["aggregator_process_at_least_1_GB_s"] = big["closed_mb_s"] >= 1000
+    _print_folds(folds, args.deltas, args.repeats)
+    print()
+    print(delta_pipeline.report(pipeline, args.pipeline_repeats))
+    if not args.in_process_only:
+        print(
+            f"\ntiny model through broker and aggregator: {rate['accepted']} results in "
+            f"{rate['seconds']:.2f} s = {rate['results_per_second']:.0f} results/s "
+            f"(round closed: {bool(rate['rounds_closed'])})"
+        )
+        print(
+            f"10.5M-parameter model through the aggregator process: {big['results']} fp32 "
+            f"deltas ({big['delta_mb']:.0f} MB) accepted in "
+            f"{big['seconds_to_last_accepted']:.2f} s = {big['accepted_mb_s']:.0f} MB/s; round "
+            f"closed after {big['seconds_to_round_closed']:.2f} s = {big['closed_mb_s']:.0f} MB/s"
+        )
     print(f"checks: {checks}")
-    print(
-        json.dumps({"fold": folds, "results": rate, "big_model": big, "checks": checks}, indent=2)
-    )
+    out["checks"] = checks
+    print(json.dumps(out, indent=2))
     return 0 if all(checks.values()) else 1
 
 

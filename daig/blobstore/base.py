@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -51,6 +52,12 @@ class BlobStore(ABC):
     def get_bytes(self, key: str) -> bytes:
         with self.open(key) as stream:
             return stream.read()
+
+    def get_buffer(self, key: str) -> bytes | mmap.mmap:
+        """The blob's content, read-only, as cheaply as the backend allows (``get_bytes``
+        unless a backend can map it). It stays what it was when read, even if the key is
+        written again; keep it alive while views into it are used."""
+        return self.get_bytes(key)
 
     def download(self, key: str, path: Path) -> None:
         with self.open(key) as source, open(path, "wb") as target:

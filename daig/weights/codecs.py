@@ -60,9 +60,11 @@ def _flat(arrays: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _unflat(flat: np.ndarray, schema: WeightSchema) -> NDArrays:
+    # ``flat`` is a fresh array the caller owns: float32 tensors are views into it, not copies.
     tensors, offset = [], 0
     for spec in schema.tensors:
-        tensors.append(flat[offset : offset + spec.size].reshape(spec.shape).astype(spec.dtype))
+        piece = flat[offset : offset + spec.size].reshape(spec.shape)
+        tensors.append(piece.astype(spec.dtype, copy=False))
         offset += spec.size
     return tensors
 

@@ -11,9 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daig.db.models import Project
 from daig.dispatch import RoundPlan
+from daig.weights.codec import max_stream_bytes
 from daig.weights.schema import WeightSchema
-
-DELTA_OVERHEAD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -56,5 +55,4 @@ def of_project(project: Project) -> ProjectFacts | None:
         project.id, project.total_tasks, project.task_size, project.max_contributors, project.share
     )
     schema = WeightSchema.from_json(project.weight_schema)
-    limit = schema.nbytes + DELTA_OVERHEAD_BYTES + 128 * len(schema)
-    return ProjectFacts(project.id, schema, project.schema_hash, plan, limit)
+    return ProjectFacts(project.id, schema, project.schema_hash, plan, max_stream_bytes(schema))

@@ -1,13 +1,14 @@
 """Pure aggregation maths: sample-weighted mean of deltas, applying it, round metrics.
 
-``WeightedMean`` folds deltas one at a time in float64, so closing a round needs memory for
-one accumulator and one delta, whatever K is.
+``WeightedMean`` folds deltas in float64, so closing a round needs memory for one accumulator
+and the deltas being folded, whatever K is.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
 
 import numpy as np
 
@@ -18,71 +19,179 @@ from daig.weights.schema import NDArrays
 # through main memory (1.3-2x faster than scaling whole tensors at a time, measured with
 # bench/aggregator_throughput.py; much smaller blocks lose it again to per-call overhead).
 FOLD_BLOCK = 131072
+# Elements per task when a fold is split over an executor (16 MiB of sums per task), and the
+# fewest elements worth splitting at all.
+PARALLEL_PART = 1 << 21
+PARALLEL_MIN = 2 * PARALLEL_PART
+
+Weighted = tuple[Sequence[np.ndarray], int]  # (delta, samples)
+_Span = tuple[int, int, int]  # (tensor index, first element, end element)
 
 
 class WeightedMean:
     """Running sample-weighted mean of weight lists, folded in place in float64.
 
-    Each fold scales a block of the delta into a small reused scratch buffer and adds it to
-    the sums; no per-fold allocation.
+    Each fold scales a block of the deltas into a small reused scratch buffer and adds it to
+    the sums; no per-fold allocation. Folding several deltas at once (``add_many``) reads and
+    writes the sums once for all of them; the first fold writes the sums instead of adding to
+    zeros. Not thread-safe: one thread folds (it may lend the work to an executor, whose tasks
+    touch disjoint parts of the sums).
     """
 
     def __init__(self) -> None:
-        self._sums: list[np.ndarray] | None = None
+        self._sums: list[np.ndarray] | None = None  # meaningless while ``_total`` is 0
         self._scratch = np.empty(FOLD_BLOCK, dtype=np.float64)
         self._total = 0
 
-    def add(self, arrays: Sequence[np.ndarray], samples: int) -> None:
-        if samples <= 0:
-            raise ValueError("a result must be weighted by a positive sample count")
-        if self._sums is None:
-            self._sums = [np.zeros(np.shape(a), dtype=np.float64) for a in arrays]
-        if len(arrays) != len(self._sums):
-            raise ValueError(f"expected {len(self._sums)} tensors, got {len(arrays)}")
-        weight = float(samples)
-        for total, array in zip(self._sums, arrays, strict=True):
-            flat_total = total.reshape(-1)
-            flat = np.asarray(array).reshape(-1)
-            if flat.shape != flat_total.shape:
-                raise ValueError(f"expected a tensor of shape {total.shape}, got {np.shape(array)}")
-            for start in range(0, flat.size, FOLD_BLOCK):
-                stop = min(start + FOLD_BLOCK, flat.size)
-                scratch = self._scratch[: stop - start]
-                np.multiply(flat[start:stop], weight, out=scratch, dtype=np.float64)
-                np.add(flat_total[start:stop], scratch, out=flat_total[start:stop])
-        self._total += samples
+    def add(
+        self, arrays: Sequence[np.ndarray], samples: int, *, executor: Executor | None = None
+    ) -> None:
+        """Fold one delta weighted by ``samples``; see ``add_many`` for ``executor``."""
+        self.add_many([(arrays, samples)], executor=executor)
+
+    def add_many(self, pairs: Iterable[Weighted], *, executor: Executor | None = None) -> None:
+        """Fold ``(delta, samples)`` pairs in one pass over the sums (all or none of them).
+
+        With an ``executor`` (threads: numpy releases the GIL), a large fold is split into
+        parts of the tensors folded in parallel; the result is the same as a serial fold.
+        """
+        items = list(pairs)
+        if not items:
+            return
+        if self._total == 0:
+            self._sums = _sums_for(items[0][0], self._sums)
+        assert self._sums is not None
+        flats = _flatten(self._sums, items)
+        _fold(self._sums, flats, executor, self._scratch, assign=self._total == 0)
+        self._total += sum(samples for _, samples in items)
+
+    def clear(self) -> None:
+        """Forget every fold, keeping the buffers for the next round of the same model (its
+        first fold then writes memory already mapped: no page faults)."""
+        self._total = 0
 
     @property
     def samples(self) -> int:
         return self._total
 
     def result(self) -> NDArrays:
-        if self._sums is None:
+        if self._sums is None or self._total == 0:
             raise ValueError("no results to average")
         return [total / self._total for total in self._sums]
 
     def result_with(self, arrays: Sequence[np.ndarray], samples: int) -> NDArrays:
         """The mean as if ``arrays`` were added too, leaving this accumulator unchanged."""
-        if self._sums is None:
-            return [np.asarray(a, dtype=np.float64) for a in arrays]
-        total = self._total + samples
-        return [
-            (s + np.asarray(a, dtype=np.float64) * samples) / total
-            for s, a in zip(self._sums, arrays, strict=True)
-        ]
+        return self.result_with_many([(arrays, samples)])
 
-    def result_with_many(self, pairs: Sequence[tuple[Sequence[np.ndarray], int]]) -> NDArrays:
-        """The mean as if every ``(delta, samples)`` of ``pairs`` were added too, leaving this
-        accumulator unchanged."""
-        extra = WeightedMean()
-        for arrays, samples in pairs:
-            extra.add(arrays, samples)
-        if self._sums is None:
-            return extra.result()
-        if extra._sums is None:
+    def result_with_many(
+        self, pairs: Iterable[Weighted], *, executor: Executor | None = None
+    ) -> NDArrays:
+        """The mean as if ``pairs`` were added too (the same figures as ``add_many`` then
+        ``result``), leaving this accumulator unchanged."""
+        items = list(pairs)
+        if not items:
             return self.result()
-        total = self._total + extra._total
-        return [(s + e) / total for s, e in zip(self._sums, extra._sums, strict=True)]
+        if self._total == 0 or self._sums is None:
+            sums = _sums_for(items[0][0], None)
+        else:
+            sums = [s.copy() for s in self._sums]
+        _fold(sums, _flatten(sums, items), executor, None, assign=self._total == 0)
+        total = self._total + sum(samples for _, samples in items)
+        for s in sums:
+            np.divide(s, total, out=s)
+        return sums
+
+
+_Flat = tuple[list[np.ndarray], float]  # a delta's tensors as flat views, and its weight
+
+
+def _sums_for(arrays: Sequence[np.ndarray], sums: list[np.ndarray] | None) -> list[np.ndarray]:
+    """``sums`` if they fit ``arrays``' shapes, else new (unset) float64 sums that do."""
+    shapes = [np.shape(a) for a in arrays]
+    if sums is not None and [s.shape for s in sums] == shapes:
+        return sums
+    return [np.empty(shape, dtype=np.float64) for shape in shapes]
+
+
+def _flatten(sums: list[np.ndarray], items: list[Weighted]) -> list[_Flat]:
+    """Each delta's tensors as flat views, checked against the sums before anything is folded."""
+    flats = []
+    for arrays, samples in items:
+        if samples <= 0:
+            raise ValueError("a result must be weighted by a positive sample count")
+        if len(arrays) != len(sums):
+            raise ValueError(f"expected {len(sums)} tensors, got {len(arrays)}")
+        tensors = []
+        for total, array in zip(sums, arrays, strict=True):
+            if np.shape(array) != total.shape:
+                raise ValueError(f"expected a tensor of shape {total.shape}, got {np.shape(array)}")
+            tensors.append(np.asarray(array).reshape(-1))
+        flats.append((tensors, float(samples)))
+    return flats
+
+
+def _fold(
+    sums: list[np.ndarray],
+    flats: list[_Flat],
+    executor: Executor | None,
+    scratch: np.ndarray | None,
+    *,
+    assign: bool,
+) -> None:
+    """``sums[i] += sum(weight * delta[i])`` over ``flats`` (``=`` if ``assign``), by blocks."""
+    totals = [s.reshape(-1) for s in sums]
+    sizes = [t.size for t in totals]
+    if executor is None or sum(sizes) < PARALLEL_MIN:
+        spans = [(i, 0, n) for i, n in enumerate(sizes)]
+        _fold_spans(totals, flats, spans, scratch, assign)
+        return
+    tasks = [
+        executor.submit(_fold_spans, totals, flats, part, None, assign) for part in _parts(sizes)
+    ]
+    for task in tasks:
+        task.result()  # re-raises a worker's error
+
+
+def _fold_spans(
+    totals: list[np.ndarray],
+    flats: list[_Flat],
+    spans: Iterable[_Span],
+    scratch: np.ndarray | None,
+    assign: bool,
+) -> None:
+    """Fold the given element ranges of every delta into ``totals`` (or set them to it)."""
+    if scratch is None:
+        scratch = np.empty(FOLD_BLOCK, dtype=np.float64)
+    spare = np.empty(FOLD_BLOCK, dtype=np.float64) if len(flats) > 1 else scratch
+    for index, start, stop in spans:
+        for first in range(start, stop, FOLD_BLOCK):
+            end = min(first + FOLD_BLOCK, stop)
+            block, extra = scratch[: end - first], spare[: end - first]
+            tensors, weight = flats[0]
+            np.multiply(tensors[index][first:end], weight, out=block, dtype=np.float64)
+            for tensors, weight in flats[1:]:
+                np.multiply(tensors[index][first:end], weight, out=extra, dtype=np.float64)
+                np.add(block, extra, out=block)
+            total = totals[index][first:end]
+            if assign:  # x + 0.0 == x: the same sums as adding to zeros, one pass less
+                np.copyto(total, block)
+            else:
+                np.add(total, block, out=total)
+
+
+def _parts(sizes: list[int]) -> list[list[_Span]]:
+    """The tensors cut into parts of about ``PARALLEL_PART`` elements (small tensors grouped)."""
+    parts: list[list[_Span]] = [[]]
+    filled = 0
+    for index, size in enumerate(sizes):
+        for start in range(0, size, PARALLEL_PART):
+            stop = min(start + PARALLEL_PART, size)
+            parts[-1].append((index, start, stop))
+            filled += stop - start
+            if filled >= PARALLEL_PART:
+                parts.append([])
+                filled = 0
+    return [part for part in parts if part]
 
 
 def aggregate(results: Iterable[tuple[NDArrays, int]]) -> NDArrays:

@@ -23,6 +23,7 @@ from daig.blobstore import BlobStore
 from daig.db.models import RejectReason
 from daig.messages import ResultStatus, TrainResult
 from daig.topology import ResultPartitions, provider_broker_user
+from daig.weights.codec import BufferLike
 from services.aggregator.deltas import CheckedDelta, DeltaRejected, check_delta
 from services.aggregator.facts import FactsCache, ProjectFacts
 
@@ -158,7 +159,8 @@ class Preparer:
         key = keys.result_key(message.project_id, message.round, message.task_id, message.claim_id)
         if message.blob_key != key:
             raise Rejection(RejectReason.BAD_DELTA, f"the delta must be stored at {key}")
-        data = self._delta_bytes(message, key, facts.max_delta_bytes)
+        inline = _inline_bytes(message.inline_delta) if message.inline_delta else None
+        data = inline if inline is not None else self._uploaded(key, facts.max_delta_bytes)
         try:
             delta = check_delta(
                 data,
@@ -168,24 +170,26 @@ class Preparer:
             )
         except DeltaRejected as exc:
             raise Rejection(exc.reason, exc.detail) from exc
-        return delta, data if message.inline_delta else None
+        return delta, inline
 
-    def _delta_bytes(self, message: TrainResult, key: str, limit: int) -> bytes:
-        if message.inline_delta:
-            try:
-                data = base64.b64decode(message.inline_delta, validate=True)
-            except ValueError as exc:
-                raise Rejection(RejectReason.BAD_DELTA, "the inline delta is not base64") from exc
-            metrics.DELTA_BYTES.labels("inline").inc(len(data))
-            return data
+    def _uploaded(self, key: str, limit: int) -> BufferLike:
         size = self._blobs.size(key)
         if size is None:
             raise Rejection(RejectReason.MISSING_BLOB, "no delta was uploaded")
         if size > limit:
             raise Rejection(RejectReason.BAD_DELTA, f"the delta is {size} bytes, too large")
-        data = self._blobs.get_bytes(key)
+        data = self._blobs.get_buffer(key)  # the local store maps the file: no copy
         metrics.DELTA_BYTES.labels("blob").inc(len(data))
         return data
+
+
+def _inline_bytes(encoded: str) -> bytes:
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except ValueError as exc:
+        raise Rejection(RejectReason.BAD_DELTA, "the inline delta is not base64") from exc
+    metrics.DELTA_BYTES.labels("inline").inc(len(data))
+    return data
 
 
 class _Done:

@@ -18,11 +18,9 @@ from daig.blobstore import BlobStore
 from daig.planning import shard_rows
 from daig.settings import Settings
 from daig.topology import ResultPartitions
+from daig.weights.codec import max_stream_bytes
 from services.api.catalog import ProjectFacts
 from services.api.schemas import ClaimGrant, RemoteArray
-
-# Delta streams are the weights plus small headers; anything much bigger is refused.
-RESULT_OVERHEAD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -114,7 +112,7 @@ def build_grant(
         )
 
     result_key = keys.result_key(facts.id, task.round_index, task.task_id, task.claim_id)
-    max_bytes = schema.nbytes + RESULT_OVERHEAD_BYTES + 128 * len(schema)
+    max_bytes = max_stream_bytes(schema)
     model = facts.files["model"]
     return ClaimGrant(
         claim_id=task.claim_id,
