@@ -35,6 +35,7 @@ from daig.db.models import (
     TaskState,
 )
 from daig.dispatch import DispatchPolicy, open_round, top_up
+from daig.logs import log_context
 from daig.messages import ResultStatus as MessageStatus
 from daig.messages import TrainResult
 from daig.planning import shard_rows
@@ -116,7 +117,9 @@ class Recorder:
         """Decide and write every result of ``batch`` in ``session`` (the caller commits)."""
         state = self._load(session, [p.message for p in batch])
         for prepared in batch:
-            state.outcome.verdicts.append(self._decide(session, prepared, state))
+            message = prepared.message
+            with log_context(project=message.project_id, round=message.round, task=message.task_id):
+                state.outcome.verdicts.append(self._decide(session, prepared, state))
         self._finish(session, state)
         return state.outcome
 
@@ -349,7 +352,8 @@ class Recorder:
                 continue
             if project_id in state.gave_back or facts.plan.cap_binds:
                 window = self._policy.window_for(project.share, project.dispatch_window)
-                top_up(session, facts.plan, project.current_round, window, self._policy)
+                with log_context(project=project_id, round=project.current_round):
+                    top_up(session, facts.plan, project.current_round, window, self._policy)
         for accepted in state.fresh.values():
             state.outcome.accepted.extend(accepted)
 

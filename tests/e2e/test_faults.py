@@ -22,6 +22,7 @@ import pytest
 from daig.client import DaigClient
 from daig.messages import ResultStatus, TrainResult
 from daig.reference import reference_accuracy
+from daig.topology import DEFAULT_RESULT_PARTITIONS, ResultPartitions
 from tests.conftest import wait_until
 from tests.e2e.faults import FAULT_SETTINGS, PARAMS, FaultRun, finish_and_verify
 
@@ -218,9 +219,11 @@ def test_duplicates_stale_results_and_garbage(
 ) -> None:
     run = FaultRun.start(fault_cluster, digits_files)
     url = fault_cluster.amqp_url
+    partitions = ResultPartitions(DEFAULT_RESULT_PARTITIONS)  # what the fault cluster runs
+    garbage_partition = partitions.route(0)
     targets = [
         ("daig.tasks", "task", "daig.TrainTask"),
-        ("daig.results", "result", "daig.TrainResult"),
+        ("daig.results", garbage_partition.publish_key, "daig.TrainResult"),
         ("daig.events", "event", "daig.ProjectEvent"),
     ]
     for exchange, key, kind in targets:
@@ -257,7 +260,7 @@ def test_duplicates_stale_results_and_garbage(
         _publish_raw(
             broker["amqp_url"] if as_provider else url,
             "daig.results",
-            "result",
+            partitions.route_for(original.project_id).publish_key,
             message.model_dump_json().encode(),
             TrainResult.type_name,
             user_id=broker["broker_user"] if as_provider else None,
@@ -267,7 +270,7 @@ def test_duplicates_stale_results_and_garbage(
     for name in ("api", "scheduler", "aggregator", "prov1", "prov2"):
         assert fault_cluster.processes.processes[name].poll() is None, f"{name} died"
     dead = run.sql("SELECT queue, reason FROM dead_letters")
-    for queue in ("daig.tasks", "daig.results", "daig.scheduler.events"):
+    for queue in ("daig.tasks", garbage_partition.queue, "daig.scheduler.events"):
         assert sum(1 for q, reason in dead if q == queue and reason == "rejected") == 2, dead
     assert any(q == "unknown" for q, _ in dead), "garbage sent to daig.dead is recorded too"
     replayed = run.sql(

@@ -111,7 +111,7 @@ def test_role_healthz_follows_the_broker_connection(database_url: str, amqp_url:
     stop = threading.Event()
     consumer = threading.Thread(
         target=run_consumer,
-        args=(amqp_url, "daig.results", lambda *_: None, stop),
+        args=(amqp_url, "daig.results.0", lambda *_: None, stop),
         kwargs={"on_connect": link.on_connect, "idle_seconds": 0.2},
         daemon=True,
     )
