@@ -38,6 +38,8 @@ from daig.messages import TrainTask
 from daig.outbox import Staged, stage
 from daig.planning import round_shards
 from daig.settings import Settings
+from daig.states.sql import HELD, UNHELD, literal, state_in
+from daig.states.table import TAKES_WORK, TASK_TABLE, TaskAction
 from daig.topology import TASKS
 
 
@@ -64,21 +66,27 @@ class Pending(Enum):
     """Which pending tasks to queue: any, only re-issued stragglers, or only fresh ones."""
 
     ANY = ""
-    REISSUES = " AND lease_expires_at > now()"
-    FRESH = " AND (lease_expires_at IS NULL OR lease_expires_at <= now())"
+    REISSUES = f" AND {HELD}"
+    FRESH = f" AND {UNHELD}"
+
+
+# The task states of the statements below, from the transition table.
+_PENDING = state_in(TASK_TABLE.sources(TaskAction.QUEUE))
+_QUEUED = literal(TASK_TABLE.target(TaskAction.QUEUE))
+_UNFINISHED = state_in(TASK_TABLE.final, negate=True)
 
 
 def _queue_sql(which: Pending) -> str:
     # Counting the round's queued tasks in the same statement keeps the window from drifting
     # when several transactions refill it at once.
     return (
-        "UPDATE tasks SET state = 'queued', dispatched_at = now(), dispatches = dispatches + 1"
+        f"UPDATE tasks SET state = {_QUEUED}, dispatched_at = now(), dispatches = dispatches + 1"
         " WHERE id IN ("
         "  SELECT id FROM tasks WHERE project_id = :project AND round_index = :round"
-        f"  AND state = 'pending'{which.value} ORDER BY slot"
+        f"  AND {_PENDING}{which.value} ORDER BY slot"
         "  LIMIT GREATEST(0, LEAST(:limit, :window - ("
         "   SELECT count(*) FROM tasks WHERE project_id = :project AND round_index = :round"
-        "   AND state = 'queued')))"
+        f"   AND state = {_QUEUED})))"
         "  FOR UPDATE SKIP LOCKED)"
         " RETURNING id, shard, dispatches"
     )
@@ -89,22 +97,23 @@ _QUEUE = {which: text(_queue_sql(which)) for which in Pending}
 # A round's K tasks in one statement (thousands of them for a large K), in slot order.
 _INSERT_TASKS = text(
     "INSERT INTO tasks (id, project_id, round_index, slot, shard, state, dispatches, failures)"
-    " SELECT gen_random_uuid(), :project, :round, s.slot - 1, s.shard, 'pending', 0, 0"
+    " SELECT gen_random_uuid(), :project, :round, s.slot - 1, s.shard,"
+    f" {literal(TASK_TABLE.initial)}, 0, 0"
     " FROM unnest(CAST(:shards AS integer[])) WITH ORDINALITY AS s(shard, slot)"
 )
 
 _IN_FLIGHT = text(
-    "SELECT count(*) FILTER (WHERE lease_expires_at > now()),"
-    " count(*) FILTER (WHERE state = 'queued'"
-    "  AND (lease_expires_at IS NULL OR lease_expires_at <= now()))"
-    " FROM tasks WHERE project_id = :project AND round_index = :round AND state <> 'done'"
+    f"SELECT count(*) FILTER (WHERE {HELD}),"
+    f" count(*) FILTER (WHERE state = {_QUEUED} AND {UNHELD})"
+    f" FROM tasks WHERE project_id = :project AND round_index = :round AND {_UNFINISHED}"
 )
 
 _REPUBLISH = text(
     "UPDATE tasks SET dispatched_at = now(), dispatches = dispatches + 1"
     " WHERE id IN ("
     "  SELECT t.id FROM tasks t JOIN projects p ON p.id = t.project_id"
-    "  WHERE t.state = 'queued' AND t.dispatched_at < :cutoff AND p.state = 'running'"
+    f"  WHERE {state_in(TASK_TABLE.sources(TaskAction.REPUBLISH), 't.state')}"
+    f"  AND t.dispatched_at < :cutoff AND {state_in(TAKES_WORK, 'p.state')}"
     "  AND t.round_index = p.current_round"
     "  ORDER BY t.dispatched_at LIMIT :limit FOR UPDATE OF t SKIP LOCKED)"
     " RETURNING id, project_id, round_index, shard, dispatches"

@@ -1,6 +1,6 @@
 """SQLAlchemy 2 models: the source of truth for users, projects, rounds, tasks, claims, results.
 
-State machines (strings, checked by the code that moves them):
+State machines (strings; every transition and its rules: the tables in ``daig.states``):
 - project: created -> queued -> running <-> paused; -> done | failed | cancelled
 - task: pending (needs a task message) -> queued (message published) -> claimed -> done;
   ``lease_expires_at`` holds the latest live lease, so a claim is decided on the task row alone

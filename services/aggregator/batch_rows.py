@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, text, tuple_, update
+from sqlalchemy import Table, insert, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
-from daig.db.models import Claim, ClaimState, Result, Round, Task, TaskState
+from daig import states
+from daig.db.models import Claim, Result, Round, Task
+from daig.states import ClaimAction
 
 RESULTS = cast(Table, Result.__table__)
 _NORMS = text(
@@ -97,25 +99,8 @@ class Writes:
             session.execute(insert(RESULTS), self.results)  # Core: no ORM bulk path
             self.results = []
         if self.done:
-            tasks, claims = list(self.done), list(self.done.values())
-            session.execute(
-                update(Task).where(Task.id.in_(tasks)).values(state=TaskState.DONE, done_at=now)
-            )
-            session.execute(
-                update(Claim)
-                .where(Claim.id.in_(claims))
-                .values(state=ClaimState.FINISHED, ended_at=now)
-            )
-            # A straggler's or a lapsed lease's other claims lost: free their slots right away.
-            session.execute(
-                update(Claim)
-                .where(
-                    Claim.task_id.in_(tasks),
-                    Claim.id.not_in(claims),
-                    Claim.state == ClaimState.ACTIVE,
-                )
-                .values(state=ClaimState.SUPERSEDED, ended_at=now)
-            )
+            # A straggler's or a lapsed lease's other claims lost: their slots free right away.
+            states.accept(session, self.done, now=now)
             self.done = {}
         for (project_id, index), count in self.accepted.items():
             session.execute(
@@ -129,24 +114,11 @@ class Writes:
 def give_back(session: Session, task: TaskRow, claim: ClaimRow, *, failed: bool) -> None:
     """After a failed try: the claim released, the task pending again -- unless another
     provider still holds a live claim on it -- with one more failure if it counts."""
+    claim.state = states.CLAIM_TABLE.move(ClaimAction.FAIL, claim.state)
     now = datetime.now(UTC)
-    session.execute(
-        update(Claim).where(Claim.id == claim.id).values(state=ClaimState.RELEASED, ended_at=now)
-    )
-    claim.state = ClaimState.RELEASED
-    latest = session.scalar(
-        select(func.max(Claim.lease_expires_at)).where(
-            Claim.task_id == task.id,
-            Claim.state == ClaimState.ACTIVE,
-            Claim.lease_expires_at > now,
-        )
+    task.state = (
+        states.give_back(session, claim_id=claim.id, task_id=task.id, now=now) or task.state
     )
     if failed:
         task.failures += 1
-    if latest is None and task.state == TaskState.CLAIMED:
-        task.state = TaskState.PENDING
-    session.execute(
-        update(Task)
-        .where(Task.id == task.id)
-        .values(state=task.state, failures=task.failures, lease_expires_at=latest)
-    )
+        session.execute(update(Task).where(Task.id == task.id).values(failures=task.failures))

@@ -32,6 +32,8 @@ from daig.messages import MessageRejected, TrainResult, decode
 from daig.outbox import OutboxRelay
 from daig.process import TRANSIENT_ERRORS
 from daig.settings import Settings
+from daig.states import TASK_TABLE
+from daig.states.sql import state_in
 from daig.topology import ResultPartitions
 from services.aggregator.consumer import Subscriptions
 from services.aggregator.facts import FactsCache
@@ -49,7 +51,7 @@ _HOPELESS = text(
     " UNION SELECT m.id"
     " FROM unnest(CAST(:messages AS uuid[]), CAST(:tasks AS uuid[])) AS m(id, task)"
     " JOIN tasks t ON t.id = m.task JOIN projects p ON p.id = t.project_id"
-    " WHERE t.state = 'done' OR t.round_index <> p.current_round"
+    f" WHERE {state_in(TASK_TABLE.final, 't.state')} OR t.round_index <> p.current_round"
 )
 
 

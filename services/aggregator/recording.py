@@ -23,23 +23,24 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from daig import states
 from daig.blobstore import BlobStore
 from daig.credits import ledger
-from daig.db.models import (
-    ClaimState,
-    Project,
-    ProjectState,
-    RejectReason,
-    Result,
-    ResultStatus,
-    TaskState,
-)
+from daig.db.models import Project, RejectReason, Result, ResultStatus
 from daig.dispatch import DispatchPolicy, open_round, top_up
 from daig.logs import log_context
 from daig.messages import ResultStatus as MessageStatus
 from daig.messages import TrainResult
 from daig.planning import shard_rows
 from daig.settings import Settings
+from daig.states import (
+    CLAIM_TABLE,
+    TAKES_WORK,
+    TASK_TABLE,
+    ClaimAction,
+    ProjectAction,
+    TaskAction,
+)
 from daig.weights.schema import NDArrays
 from services.aggregator import batch_rows, logic, rounds
 from services.aggregator.batch_rows import ClaimRow, TaskRow, Writes
@@ -250,8 +251,7 @@ class Recorder:
             error,
         )
         if task.failures >= self._settings.max_task_failures:
-            project.state = ProjectState.FAILED
-            project.finished_at = datetime.now(UTC)
+            states.enter(project, ProjectAction.FAIL, now=datetime.now(UTC))
             project.error = (
                 f"training shard {task.shard} failed {task.failures} times; last error: {error}"
             )
@@ -287,7 +287,8 @@ class Recorder:
                 samples,
             )
         )
-        task.state, claim.state = TaskState.DONE, ClaimState.FINISHED
+        task.state = TASK_TABLE.move(TaskAction.ACCEPT, task.state)
+        claim.state = CLAIM_TABLE.move(ClaimAction.FINISH, claim.state)
         state.writes.done[task.id] = claim.id
         state.finishers.add(project.id)
         key = (project.id, task.round_index)
@@ -348,7 +349,7 @@ class Recorder:
             project = state.projects[project_id]
             facts = of_project(project)
             # A task given back, or a contributor slot freed: publish what may go out now.
-            if facts is None or project.state != ProjectState.RUNNING:
+            if facts is None or project.state not in TAKES_WORK:
                 continue
             if project_id in state.gave_back or facts.plan.cap_binds:
                 window = self._policy.window_for(project.share, project.dispatch_window)
@@ -370,16 +371,16 @@ def _check(state: _State, message: TrainResult) -> tuple[Project, TaskRow, Claim
         raise Rejection(RejectReason.UNKNOWN_CLAIM, "no such claim for this task")
     if claim.provider_id != message.provider_id:
         raise Rejection(RejectReason.WRONG_PROVIDER, "the claim belongs to another provider")
-    if project.state != ProjectState.RUNNING:
+    if project.state not in TAKES_WORK:
         raise Rejection(RejectReason.PROJECT_NOT_RUNNING, f"the project is {project.state}")
     if message.round != project.current_round or task.round_index != project.current_round:
         raise Rejection(
             RejectReason.STALE_ROUND,
             f"result for round {message.round}, project is at {project.current_round}",
         )
-    if task.state == TaskState.DONE:
+    if task.state in TASK_TABLE.final:
         raise Rejection(RejectReason.DUPLICATE, "the task already has an accepted result")
-    if claim.state == ClaimState.RELEASED:
+    if not CLAIM_TABLE.may(ClaimAction.FINISH, claim.state):
         raise Rejection(RejectReason.CLAIM_RELEASED, "the provider gave this task back")
     return project, task, claim
 

@@ -20,13 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from daig import states
 from daig.db import raw
-from daig.db.models import Claim, ClaimState, Project, ProjectState, Task, TaskState, User
+from daig.db.models import Claim, ClaimState, Project, Task, TaskState, User
 from daig.dispatch import DispatchPolicy, queue_pending, tasks_in_flight, top_up
 from daig.settings import Settings
+from daig.states import ClaimAction, TaskAction
 from services.api import crud
 from services.api.catalog import ProjectCatalog, ProjectFacts
 from services.api.errors import ApiError
@@ -73,7 +75,7 @@ def claim(
     lease = now + timedelta(seconds=settings.lease_seconds)
     raw.rows(
         cursor,
-        _TAKE,
+        states.CLAIM_TASK,
         {
             "claim": claim_id,
             "task": task_id,
@@ -112,14 +114,6 @@ _LOCK_PROJECT_THEN_TASK = text(
     " FOR NO KEY UPDATE;"
     " SELECT 1 FROM tasks WHERE id = :task FOR UPDATE;" + _READ
 )
-_TAKE = text(
-    "INSERT INTO claims (id, task_id, project_id, provider_id, agent_id, state, claimed_at,"
-    " lease_expires_at) VALUES (:claim, :task, :project, :provider, :agent, 'active', :now,"
-    " :lease);"
-    " UPDATE tasks SET state = 'claimed',"
-    " lease_expires_at = greatest(coalesce(lease_expires_at, :lease), :lease)"
-    " WHERE id = :task RETURNING id"
-)
 
 
 @dataclass(frozen=True)
@@ -141,7 +135,7 @@ def _one(cursor: raw.Cursor, statement: Any, params: dict[str, Any]) -> _Task | 
 
 
 def _refuse_unclaimable(task: Any, now: datetime) -> None:
-    if task.project_state != ProjectState.RUNNING:
+    if task.project_state not in states.TAKES_WORK:
         raise ApiError(409, f"the project is {task.project_state}", "project_not_running")
     if task.round_index != task.current_round:
         raise ApiError(
@@ -150,17 +144,19 @@ def _refuse_unclaimable(task: Any, now: datetime) -> None:
             f"{task.current_round}",
             "stale_round",
         )
-    if task.state == TaskState.DONE:
-        raise ApiError(409, "the task is already done", "task_done")
     # A claimed task whose every lease lapsed is free again, even before the scheduler notices.
-    if task.state == TaskState.CLAIMED and (task.lease_expires_at or now) > now:
-        raise ApiError(409, "another provider is working on this task", "task_claimed")
+    live = states.is_live(task.lease_expires_at, now)
+    if states.TASK_TABLE.may(TaskAction.CLAIM, task.state, live=live):
+        return
+    if task.state in states.TASK_TABLE.final:
+        raise ApiError(409, "the task is already done", "task_done")
+    raise ApiError(409, "another provider is working on this task", "task_claimed")
 
 
 def _refuse_over_cap(cursor: raw.Cursor, facts: ProjectFacts, task: Any, now: datetime) -> None:
     """Under the project's row lock, refuse a claim over the contributor cap. The cap counts
     tasks in flight, so a straggler's re-issue (a task with a live lease) fits."""
-    reissue = task.lease_expires_at is not None and task.lease_expires_at > now
+    reissue = states.is_live(task.lease_expires_at, now)
     in_flight = tasks_in_flight(cursor, facts.id, task.round_index)
     if not reissue and in_flight >= facts.max_contributors:
         raise ApiError(
@@ -168,26 +164,31 @@ def _refuse_over_cap(cursor: raw.Cursor, facts: ProjectFacts, task: Any, now: da
         )
 
 
-def _owned_active_claim(*, session: Session, claim_id: uuid.UUID, user_id: int) -> Claim:
+def _owned_claim(
+    *, session: Session, claim_id: uuid.UUID, user_id: int, action: ClaimAction
+) -> Claim:
+    """The provider's claim, locked, if ``action`` may move it; 404/409 otherwise."""
     row = session.scalar(select(Claim).where(Claim.id == claim_id).with_for_update())
     if row is None or row.provider_id != user_id:
         raise ApiError(404, f"no claim {claim_id} of yours", "unknown_claim")
     if row.state == ClaimState.SUPERSEDED:
         raise ApiError(409, "another provider finished this task first", "task_done")
-    if row.state != ClaimState.ACTIVE:
+    if not states.CLAIM_TABLE.may(action, row.state):
         raise ApiError(409, f"the claim is {row.state}; stop working on this task", "claim_ended")
     return row
 
 
 def heartbeat(*, session: Session, settings: Settings, user_id: int, claim_id: uuid.UUID) -> float:
     """Extend the lease; 409 tells the provider to abandon the task."""
-    row = _owned_active_claim(session=session, claim_id=claim_id, user_id=user_id)
+    row = _owned_claim(
+        session=session, claim_id=claim_id, user_id=user_id, action=ClaimAction.HEARTBEAT
+    )
     task = session.get(Task, row.task_id)
     project = session.get(Project, row.project_id)
     assert task is not None and project is not None
-    if task.state == TaskState.DONE:
+    if task.state in states.TASK_TABLE.final:
         raise ApiError(409, "another provider finished this task first", "task_done")
-    if project.state != ProjectState.RUNNING:
+    if project.state not in states.TAKES_WORK:
         raise ApiError(409, f"the project is {project.state}", "project_not_running")
     lease = crud.now() + timedelta(seconds=settings.lease_seconds)
     row.lease_expires_at = lease
@@ -197,19 +198,8 @@ def heartbeat(*, session: Session, settings: Settings, user_id: int, claim_id: u
 
 def release(*, session: Session, user: User, claim_id: uuid.UUID) -> Claim:
     """Give the task back: it is published again for another provider."""
-    row = _owned_active_claim(session=session, claim_id=claim_id, user_id=user.id)
-    row.state = ClaimState.RELEASED
-    row.ended_at = crud.now()
-    others = select(Claim.lease_expires_at).where(
-        Claim.task_id == row.task_id, Claim.state == ClaimState.ACTIVE, Claim.id != row.id
+    row = _owned_claim(
+        session=session, claim_id=claim_id, user_id=user.id, action=ClaimAction.RELEASE
     )
-    latest = session.scalar(select(func.max(others.subquery().c.lease_expires_at)))
-    if latest is None:
-        session.execute(
-            update(Task)
-            .where(Task.id == row.task_id, Task.state == TaskState.CLAIMED)
-            .values(state=TaskState.PENDING, lease_expires_at=None)
-        )
-    else:
-        session.execute(update(Task).where(Task.id == row.task_id).values(lease_expires_at=latest))
+    states.release(session, row, now=crud.now())
     return row

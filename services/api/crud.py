@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from daig.db.models import (
     Claim,
-    ClaimState,
     Project,
     ProjectFile,
     Result,
@@ -21,6 +20,7 @@ from daig.db.models import (
     User,
 )
 from daig.hyperparams import Hyperparameters
+from daig.states.sql import live_claim
 from services.api.errors import ApiError
 from services.api.schemas import FileOut, ProjectOut, RoundOut
 
@@ -79,34 +79,10 @@ def active_claims(*, session: Session, project_id: uuid.UUID) -> int:
         session.scalar(
             select(func.count())
             .select_from(Claim)
-            .where(
-                Claim.project_id == project_id,
-                Claim.state == ClaimState.ACTIVE,
-                Claim.lease_expires_at > now(),
-            )
+            .where(Claim.project_id == project_id, live_claim(now()))
         )
         or 0
     )
-
-
-def _live_claims(project_id: uuid.UUID) -> Select[uuid.UUID]:
-    return select(Claim.task_id).where(
-        Claim.project_id == project_id,
-        Claim.state == ClaimState.ACTIVE,
-        Claim.lease_expires_at > now(),
-    )
-
-
-def tasks_in_flight(*, session: Session, project_id: uuid.UUID) -> int:
-    """Distinct unfinished tasks of the project that a provider holds a live claim on."""
-    live = (
-        _live_claims(project_id)
-        .join(Task, Task.id == Claim.task_id)
-        .where(Task.state != TaskState.DONE)
-        .distinct()
-        .subquery()
-    )
-    return int(session.scalar(select(func.count()).select_from(live)) or 0)
 
 
 def queued_tasks(*, session: Session, project_id: uuid.UUID, round_index: int) -> int:
@@ -123,13 +99,6 @@ def queued_tasks(*, session: Session, project_id: uuid.UUID, round_index: int) -
         )
         or 0
     )
-
-
-def has_active_claim(*, session: Session, task_id: uuid.UUID) -> bool:
-    query = select(Claim.id).where(
-        Claim.task_id == task_id, Claim.state == ClaimState.ACTIVE, Claim.lease_expires_at > now()
-    )
-    return session.scalar(query.limit(1)) is not None
 
 
 def accepted_results(*, session: Session, project_id: uuid.UUID) -> int:

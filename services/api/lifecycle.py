@@ -5,15 +5,15 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from daig import keys
+from daig import keys, states
 from daig.blobstore import BlobStore
-from daig.db.models import Claim, ClaimState, Project, ProjectState, Task, TaskState
+from daig.db.models import Project
 from daig.hyperparams import check_against_data
 from daig.npy import NpyHeader
 from daig.planning import total_rounds
+from daig.states import ProjectAction
 from daig.validation import FILE_KINDS, FileRejected, check_together
 from daig.weights.codec import encode_weights
 from daig.weights.h5weights import H5WeightsError, read_weights
@@ -24,8 +24,7 @@ from services.api.errors import ApiError
 
 def start(*, session: Session, blobs: BlobStore, project: Project) -> None:
     """Move a created project to ``queued``, or raise an ``ApiError`` saying what is missing."""
-    if project.state != ProjectState.CREATED:
-        raise ApiError(409, f"the project is already {project.state}", "already_started")
+    _refuse_unless_allowed(project, ProjectAction.START)
     files = crud.files_of(session=session, project_id=project.id)
     missing = [kind for kind in FILE_KINDS if kind not in files]
     if missing:
@@ -49,8 +48,7 @@ def start(*, session: Session, blobs: BlobStore, project: Project) -> None:
     project.schema_hash = schema.hash
     project.current_round = 0
     project.total_rounds = total_rounds(project.total_tasks, project.task_size, project.passes)
-    project.state = ProjectState.QUEUED
-    project.started_at = crud.now()
+    states.enter(project, ProjectAction.START, now=crud.now())
 
 
 def _initial_weights(blobs: BlobStore, model_key: str) -> tuple[bytes, WeightSchema]:
@@ -66,57 +64,42 @@ def _initial_weights(blobs: BlobStore, model_key: str) -> tuple[bytes, WeightSch
     return encode_weights(arrays), WeightSchema.of(arrays)
 
 
+# Why the table refuses a requestor's action, in the words and reasons the API answers with.
+_REFUSALS = {
+    ProjectAction.START: ("the project is already {state}", "already_started"),
+    ProjectAction.PAUSE: (
+        "only a queued or running project can be paused; it is {state}",
+        "not_running",
+    ),
+    ProjectAction.RESUME: ("only a paused project can be resumed; it is {state}", "not_paused"),
+    ProjectAction.CANCEL: ("the project is already {state}", "finished"),
+}
+
+
+def _refuse_unless_allowed(project: Project, action: ProjectAction) -> None:
+    if not states.PROJECT_TABLE.may(action, project.state):
+        message, reason = _REFUSALS[action]
+        raise ApiError(409, message.format(state=project.state), reason)
+
+
+def _move(project: Project, action: ProjectAction) -> None:
+    _refuse_unless_allowed(project, action)
+    states.enter(project, action, now=crud.now())
+
+
 def pause(*, session: Session, project: Project) -> None:
     """Stop handing out tasks; running tasks are stopped and will be given out on resume."""
-    if project.state not in (ProjectState.QUEUED, ProjectState.RUNNING):
-        raise ApiError(
-            409,
-            f"only a queued or running project can be paused; it is {project.state}",
-            "not_running",
-        )
-    project.state = ProjectState.PAUSED
+    _move(project, ProjectAction.PAUSE)
     # Task messages already queued will be refused while paused; publish them anew on resume.
-    _stop_tasks(session, project)
+    states.stop_work(session, project.id, now=crud.now())
 
 
 def resume(*, session: Session, project: Project) -> None:
     """Continue from the same round."""
-    if project.state != ProjectState.PAUSED:
-        raise ApiError(
-            409, f"only a paused project can be resumed; it is {project.state}", "not_paused"
-        )
-    project.state = ProjectState.RUNNING
+    _move(project, ProjectAction.RESUME)
 
 
 def cancel(*, session: Session, project: Project) -> None:
     """Stop for good: claims are released, the current model stays downloadable."""
-    if project.state in (ProjectState.DONE, ProjectState.FAILED, ProjectState.CANCELLED):
-        raise ApiError(409, f"the project is already {project.state}", "finished")
-    project.state = ProjectState.CANCELLED
-    project.finished_at = crud.now()
-    _stop_tasks(session, project)
-
-
-def _stop_tasks(session: Session, project: Project) -> None:
-    """Every claim released and unfinished tasks back to pending.
-
-    Claims lock only their task row and read the project's state after it, so updating the
-    tasks waits for any claim in progress; releasing claims once more afterwards (a fresh
-    snapshot) catches the claim such a transaction committed meanwhile. Claims first, then
-    tasks: the order heartbeats and lease expiry take them in.
-    """
-    _release_claims(session, project)
-    session.execute(
-        update(Task)
-        .where(Task.project_id == project.id, Task.state != TaskState.DONE)
-        .values(state=TaskState.PENDING, lease_expires_at=None)
-    )
-    _release_claims(session, project)
-
-
-def _release_claims(session: Session, project: Project) -> None:
-    session.execute(
-        update(Claim)
-        .where(Claim.project_id == project.id, Claim.state == ClaimState.ACTIVE)
-        .values(state=ClaimState.RELEASED, ended_at=crud.now())
-    )
+    _move(project, ProjectAction.CANCEL)
+    states.stop_work(session, project.id, now=crud.now())

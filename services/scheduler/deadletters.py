@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from daig import states
 from daig.broker import Delivery, Outcome
 from daig.broker import Session as BrokerSession
-from daig.db.models import DeadLetter, Project, ProjectState, Task, TaskState
+from daig.db.models import DeadLetter, Project
 from daig.logs import log_context
 from daig.messages import MessageRejected, TrainTask, decode
+from daig.states import PROJECT_TABLE, ProjectAction
 
 log = logging.getLogger(__name__)
 MAX_DEAD_TASK_MESSAGES = 3
@@ -77,20 +80,16 @@ class DeadLetterRecorder:
         )
         if deaths >= MAX_DEAD_TASK_MESSAGES:
             project = session.get(Project, message.project_id, with_for_update=True)
-            if project is not None and project.state in (ProjectState.QUEUED, ProjectState.RUNNING):
-                project.state = ProjectState.FAILED
+            if project is not None and PROJECT_TABLE.may(ProjectAction.FAIL, project.state):
                 project.error = (
                     f"the task for shard {message.shard} of round {message.round} "
                     f"was dead-lettered {deaths} times: it keeps failing on "
                     "providers"
                 )
+                states.enter(project, ProjectAction.FAIL, now=datetime.now(UTC))
                 log.error("project %s: failed: %s", project.id, project.error)
             return
-        session.execute(
-            update(Task)
-            .where(Task.id == message.task_id, Task.state == TaskState.QUEUED)
-            .values(state=TaskState.PENDING)
-        )
+        states.drop_message(session, message.task_id)
 
 
 def _printable(body: bytes) -> str:

@@ -16,13 +16,13 @@ import uuid
 from datetime import UTC, datetime
 
 from pika.adapters.blocking_connection import BlockingChannel
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from daig import metrics
+from daig import metrics, states
 from daig.broker import Delivery, Outcome
 from daig.broker import Session as BrokerSession
-from daig.db.models import Claim, ClaimState, Project, ProjectState, Task, TaskState
+from daig.db.models import Claim, ClaimState, Project, Task
 from daig.dispatch import (
     DispatchPolicy,
     RoundPlan,
@@ -35,25 +35,33 @@ from daig.logs import log_context
 from daig.messages import ProjectEvent, decode
 from daig.outbox import OutboxRelay
 from daig.settings import Settings
+from daig.states import (
+    HOLDING,
+    PROJECT_TABLE,
+    TAKES_WORK,
+    TASK_TABLE,
+    ProjectAction,
+    TaskAction,
+)
+from daig.states.sql import literal, live_claim_sql, state_in
 from daig.topology import TASKS
 from services.scheduler import logic
 
 log = logging.getLogger(__name__)
-ACTIVE_STATES = (ProjectState.QUEUED, ProjectState.RUNNING)
 
-# Projects that may need the reconciler now: starting, finishing, or with pending tasks in
+# Projects that may need the reconciler now: to run, to finish, or with pending tasks in
 # their current round (a release, an expiry, a straggler, a resume).
 _NEEDING_ATTENTION = text(
-    "SELECT id FROM projects WHERE state = 'queued'"
-    " OR (state = 'running' AND current_round >= total_rounds)"
+    f"SELECT id FROM projects WHERE {state_in(PROJECT_TABLE.sources(ProjectAction.RUN))}"
+    f" OR ({state_in(PROJECT_TABLE.sources(ProjectAction.FINISH))}"
+    " AND current_round >= total_rounds)"
     " UNION SELECT DISTINCT t.project_id FROM tasks t"
     " JOIN projects p ON p.id = t.project_id AND t.round_index = p.current_round"
-    " WHERE p.state = 'running' AND t.state = 'pending'"
+    f" WHERE {state_in(TAKES_WORK, 'p.state')}"
+    f" AND {state_in(TASK_TABLE.sources(TaskAction.QUEUE), 't.state')}"
 )
-_BUSY_PROVIDERS = text(
-    "SELECT count(*) FROM claims WHERE state = 'active' AND lease_expires_at > now()"
-)
-_RUNNING_SHARES = text("SELECT id, share FROM projects WHERE state = 'running'")
+_BUSY_PROVIDERS = text(f"SELECT count(*) FROM claims WHERE {live_claim_sql()}")
+_RUNNING_SHARES = text(f"SELECT id, share FROM projects WHERE {state_in(TAKES_WORK)}")
 _SET_WINDOWS = text(
     "UPDATE projects p SET dispatch_window = w.size"
     " FROM unnest(CAST(:ids AS uuid[]), CAST(:windows AS integer[])) AS w(id, size)"
@@ -62,7 +70,8 @@ _SET_WINDOWS = text(
 # Running projects with a task claimed for longer than the straggler floor.
 _LONG_CLAIMED = text(
     "SELECT DISTINCT c.project_id FROM claims c JOIN projects p ON p.id = c.project_id"
-    " WHERE c.state = 'active' AND p.state = 'running' AND c.claimed_at < :since"
+    f" WHERE c.state = {literal(HOLDING)} AND {state_in(TAKES_WORK, 'p.state')}"
+    " AND c.claimed_at < :since"
 )
 
 
@@ -122,8 +131,8 @@ class Scheduler:
             if project.current_round >= project.total_rounds:
                 self._finish(project)
                 return
-            if project.state == ProjectState.QUEUED:
-                project.state = ProjectState.RUNNING
+            if states.PROJECT_TABLE.may(ProjectAction.RUN, project.state):
+                states.enter(project, ProjectAction.RUN, now=now())
                 log.info("project %s: running, %s rounds", project.id, project.total_rounds)
             plan = RoundPlan(
                 project.id,
@@ -161,44 +170,23 @@ class Scheduler:
         """The active project, locked; None if inactive or someone else holds it now."""
         return session.scalar(
             select(Project)
-            .where(Project.id == project_id, Project.state.in_(ACTIVE_STATES))
+            .where(Project.id == project_id, Project.state.in_(states.TRAINING))
             .with_for_update(skip_locked=True, key_share=True)
         )
 
     def _finish(self, project: Project) -> None:
         if project.final_model_key is None:
             return  # the aggregator is still writing the final model
-        project.state = ProjectState.DONE
-        project.finished_at = now()
+        if not states.PROJECT_TABLE.may(ProjectAction.FINISH, project.state):
+            return  # not taken up yet
+        states.enter(project, ProjectAction.FINISH, now=now())
         log.info("project %s: done after %s rounds", project.id, project.total_rounds)
 
     def _expire_leases(self, project_id: uuid.UUID | None = None) -> None:
-        """Claims whose lease lapsed end; their tasks go back to pending (of one project, or
-        of all)."""
-        lapsed = update(Claim).where(
-            Claim.state == ClaimState.ACTIVE, Claim.lease_expires_at <= now()
-        )
-        if project_id is not None:
-            lapsed = lapsed.where(Claim.project_id == project_id)
+        """Claims whose lease lapsed end; their tasks go back to pending unless a live claim
+        still holds them (of one project, or of all)."""
         with self._sessions.begin() as session:
-            expired = session.execute(
-                lapsed.values(state=ClaimState.EXPIRED, ended_at=now()).returning(
-                    Claim.project_id, Claim.task_id
-                )
-            ).all()
-            task_ids = list({task_id for _, task_id in expired})
-            if task_ids:
-                # A task whose lease is still live on its own row is held by a newer claim
-                # (checked on the row itself, so a claim committing meanwhile is seen).
-                session.execute(
-                    update(Task)
-                    .where(
-                        Task.id.in_(task_ids),
-                        Task.state == TaskState.CLAIMED,
-                        Task.lease_expires_at <= now(),
-                    )
-                    .values(state=TaskState.PENDING, lease_expires_at=None)
-                )
+            expired = states.expire_lapsed(session, now=now(), project_id=project_id)
         for project_id, task_id in expired:
             metrics.TASKS_REISSUED.labels("lease_expired").inc()
             log.info("project %s task %s: lease expired, giving it out again", project_id, task_id)
@@ -215,7 +203,7 @@ class Scheduler:
                 continue
             with self._sessions.begin() as session:
                 project = self._lock(session, project_id)
-                if project is not None and project.state == ProjectState.RUNNING:
+                if project is not None and project.state in states.TAKES_WORK:
                     self._stragglers_of(session, project)
 
     def _stragglers_of(self, session: Session, project: Project) -> None:
@@ -240,8 +228,8 @@ class Scheduler:
             .where(
                 Task.project_id == project.id,
                 Task.round_index == index,
-                Task.state == TaskState.CLAIMED,
-                Claim.state == ClaimState.ACTIVE,
+                Task.state.in_(states.TASK_TABLE.sources(TaskAction.REISSUE)),
+                Claim.state == states.HOLDING,
             )
             .group_by(Task.id)
         ).tuples()
@@ -256,6 +244,4 @@ class Scheduler:
                     deadline,
                 )
                 # Pending with its live lease: queued first, and it fits under the cap.
-                session.execute(
-                    update(Task).where(Task.id == task_id).values(state=TaskState.PENDING)
-                )
+                states.reissue(session, task_id)
