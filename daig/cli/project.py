@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from pydantic import ValidationError
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -22,9 +21,10 @@ from rich.progress import (
 from rich.table import Table
 
 from daig.cli import session
+from daig.cli.hyperparams import hyperparameter_options
 from daig.cli.output import console, fail
 from daig.client import ClientError, DaigClient
-from daig.hyperparams import HINTS, Hyperparameters, check_against_data
+from daig.hyperparams import Hyperparameters, check_against_data
 from daig.npy import NpyHeader
 from daig.trusted import TRUST_EXPLANATION, is_object_array, numeric_copy
 from daig.validation import FileRejected, check_file, check_together
@@ -38,6 +38,7 @@ TERMINAL = {"done", "failed", "cancelled"}
 
 
 @app.command()
+@hyperparameter_options
 def create(
     model: Path = typer.Option(
         ..., exists=True, dir_okay=False, help="Compiled Keras model (.h5)."
@@ -54,22 +55,7 @@ def create(
         None, exists=True, dir_okay=False, help="Labels of the held-out rows (.npy)."
     ),
     name: str = typer.Option(None, help="Project name (default: the model's file name)."),
-    epochs: int = typer.Option(5, help=HINTS["epochs"]),
-    batch_size: int = typer.Option(32, help=HINTS["batch_size"]),
-    validation_split: float = typer.Option(0.0, help=HINTS["validation_split"]),
-    total_tasks: int = typer.Option(12, help=HINTS["total_tasks"]),
-    task_size: int = typer.Option(4, help=HINTS["task_size"]),
-    max_contributors: int = typer.Option(None, help=HINTS["max_contributors"]),
-    passes: int = typer.Option(1, help=HINTS["passes"]),
-    aggregation: str = typer.Option("mean", help=HINTS["aggregation"]),
-    trim_fraction: float = typer.Option(0.2, help=HINTS["trim_fraction"]),
-    clip_factor: float = typer.Option(1.0, help=HINTS["clip_factor"]),
-    max_norm_ratio: float = typer.Option(10.0, help=HINTS["max_norm_ratio"]),
-    delta_codec: str = typer.Option("fp32", help=HINTS["delta_codec"]),
-    outer_optimizer: str = typer.Option("average", help=HINTS["outer_optimizer"]),
-    outer_learning_rate: float = typer.Option(1.0, help=HINTS["outer_learning_rate"]),
-    outer_momentum: float = typer.Option(0.9, help=HINTS["outer_momentum"]),
-    share: float = typer.Option(1.0, help=HINTS["share"]),
+    params: Hyperparameters = Hyperparameters(),  # becomes one option per hyperparameter
     start: bool = typer.Option(False, "--start", help="Start training after the upload."),
     wait: bool = typer.Option(False, "--wait", help="Show progress until training ends."),
     trust_object_arrays: bool = typer.Option(
@@ -83,27 +69,6 @@ def create(
     password: str = PasswordOpt,
 ) -> None:
     """Check the files locally, create the project, upload them; print the project id."""
-    try:
-        params = Hyperparameters(
-            epochs=epochs,
-            batch_size=batch_size,
-            validation_split=validation_split,
-            total_tasks=total_tasks,
-            task_size=task_size,
-            max_contributors=max_contributors,
-            passes=passes,
-            aggregation=aggregation,  # type: ignore[arg-type]  # validated by pydantic
-            trim_fraction=trim_fraction,
-            clip_factor=clip_factor,
-            max_norm_ratio=max_norm_ratio,
-            delta_codec=delta_codec,  # type: ignore[arg-type]
-            outer_optimizer=outer_optimizer,  # type: ignore[arg-type]
-            outer_learning_rate=outer_learning_rate,
-            outer_momentum=outer_momentum,
-            share=share,
-        )
-    except ValidationError as exc:
-        fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()))
     with tempfile.TemporaryDirectory(prefix="daig-upload-") as scratch:
         files = _numeric(
             _files(model, data, labels, validation_data, validation_labels),

@@ -32,7 +32,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column
+from sqlalchemy.types import TypeEngine
+
+from daig.hyperparams import KNOBS
 
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 
@@ -100,6 +103,25 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+def hyperparameter_column(name: str) -> MappedColumn[Any]:
+    """The ``projects`` column of a hyperparameter, as ``daig.hyperparams`` declares it.
+
+    NOT NULL (``max_contributors`` is stored resolved to K), an INTEGER, a FLOAT or, for a
+    knob with choices, a VARCHAR of the declared length; the declared default is its server
+    default unless the knob is one of the first schema's columns, which have none.
+    """
+    knob = KNOBS[name]
+    sql_type: TypeEngine[Any]
+    if knob.choices:
+        sql_type = String(knob.stored.length)
+    elif knob.python_type is int:
+        sql_type = Integer()
+    else:
+        sql_type = Float()
+    server_default = str(knob.default) if knob.stored.server_default else None
+    return mapped_column(sql_type, nullable=False, server_default=server_default)
+
+
 class Project(Base):
     __tablename__ = "projects"
 
@@ -107,24 +129,25 @@ class Project(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     state: Mapped[str] = mapped_column(String(16), default=ProjectState.CREATED, index=True)
-    # hyperparameters (names are the public contract)
-    epochs: Mapped[int] = mapped_column(Integer)
-    batch_size: Mapped[int] = mapped_column(Integer)
-    validation_split: Mapped[float] = mapped_column(Float)
-    total_tasks: Mapped[int] = mapped_column(Integer)
-    task_size: Mapped[int] = mapped_column(Integer)
-    max_contributors: Mapped[int] = mapped_column(Integer)
-    passes: Mapped[int] = mapped_column(Integer)
-    aggregation: Mapped[str] = mapped_column(String(16), server_default="mean")
-    trim_fraction: Mapped[float] = mapped_column(Float, server_default="0.2")
-    clip_factor: Mapped[float] = mapped_column(Float, server_default="1.0")
-    max_norm_ratio: Mapped[float] = mapped_column(Float, server_default="10.0")
-    delta_codec: Mapped[str] = mapped_column(String(8), server_default="fp32")
-    outer_optimizer: Mapped[str] = mapped_column(String(16), server_default="average")
-    outer_learning_rate: Mapped[float] = mapped_column(Float, server_default="1.0")
-    outer_momentum: Mapped[float] = mapped_column(Float, server_default="0.9")
+    # hyperparameters: declared once in daig.hyperparams, which gives each column its SQL type
+    # and server default; the annotations here are only for mypy
+    epochs: Mapped[int] = hyperparameter_column("epochs")
+    batch_size: Mapped[int] = hyperparameter_column("batch_size")
+    validation_split: Mapped[float] = hyperparameter_column("validation_split")
+    total_tasks: Mapped[int] = hyperparameter_column("total_tasks")
+    task_size: Mapped[int] = hyperparameter_column("task_size")
+    max_contributors: Mapped[int] = hyperparameter_column("max_contributors")
+    passes: Mapped[int] = hyperparameter_column("passes")
+    aggregation: Mapped[str] = hyperparameter_column("aggregation")
+    trim_fraction: Mapped[float] = hyperparameter_column("trim_fraction")
+    clip_factor: Mapped[float] = hyperparameter_column("clip_factor")
+    max_norm_ratio: Mapped[float] = hyperparameter_column("max_norm_ratio")
+    delta_codec: Mapped[str] = hyperparameter_column("delta_codec")
+    outer_optimizer: Mapped[str] = hyperparameter_column("outer_optimizer")
+    outer_learning_rate: Mapped[float] = hyperparameter_column("outer_learning_rate")
+    outer_momentum: Mapped[float] = hyperparameter_column("outer_momentum")
     # weight in sharing volunteers with other projects (its dispatch window scales with it)
-    share: Mapped[float] = mapped_column(Float, server_default="1.0")
+    share: Mapped[float] = hyperparameter_column("share")
     # published, unclaimed tasks it may have at once; sized by the scheduler every tick from
     # its share and the volunteers waiting for work (None: the base window x share)
     dispatch_window: Mapped[int | None] = mapped_column(Integer)

@@ -1,20 +1,17 @@
-"""Hyperparameter fields with their defaults, ranges and hints, built from ``Hyperparameters``.
+"""Hyperparameter fields with their defaults, ranges and hints, built from their declaration.
 
-Every field of the model gets a widget (new server settings appear by themselves under
-"Advanced"). Spin boxes and combo boxes only: a field can never be blank (an emptied spin box
-keeps its last value), and the ranges are the API's own, so what the form accepts the server
-accepts.
+Every declared knob (``daig.hyperparams.KNOBS``) gets a widget (new server settings appear by
+themselves under "Advanced"). Spin boxes and combo boxes only: a field can never be blank (an
+emptied spin box keeps its last value), and the ranges are the API's own, so what the form
+accepts the server accepts.
 """
 
 from __future__ import annotations
 
 import math
-import typing
 from typing import Any
 
-import annotated_types
 from pydantic import ValidationError
-from pydantic.fields import FieldInfo
 from PyQt5.QtCore import pyqtSignal
 from PyQt5.QtWidgets import (
     QAbstractSpinBox,
@@ -27,7 +24,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from daig.hyperparams import HINTS, Hyperparameters, check_against_data
+from daig.hyperparams import KNOBS, Hyperparameters, Knob, check_against_data
 from requestor_gui.errors import describe
 from requestor_gui.views.common import Message, button, label
 
@@ -64,27 +61,19 @@ SAME_AS_K = "same as K"
 Field = QSpinBox | QDoubleSpinBox | QComboBox
 
 
-def bounds(info: FieldInfo, decimals: int = 0) -> tuple[float, float]:
-    """The inclusive range a spin box can offer for a pydantic field."""
-    low, high = -math.inf, math.inf
+def bounds(knob: Knob, decimals: int = 0) -> tuple[float, float]:
+    """The inclusive range a spin box can offer for a knob (exclusive bounds one step in)."""
     step = 10.0**-decimals if decimals else 1.0
-    for rule in info.metadata:
-        if isinstance(rule, annotated_types.Ge):
-            low = float(rule.ge)  # type: ignore[arg-type]
-        elif isinstance(rule, annotated_types.Gt):
-            low = float(rule.gt) + step  # type: ignore[arg-type]
-        elif isinstance(rule, annotated_types.Le):
-            high = float(rule.le)  # type: ignore[arg-type]
-        elif isinstance(rule, annotated_types.Lt):
-            high = float(rule.lt) - step  # type: ignore[arg-type]
+    low, high = -math.inf, math.inf
+    if knob.ge is not None:
+        low = knob.ge
+    elif knob.gt is not None:
+        low = knob.gt + step
+    if knob.le is not None:
+        high = knob.le
+    elif knob.lt is not None:
+        high = knob.lt - step
     return low, high
-
-
-def choices(info: FieldInfo) -> list[str] | None:
-    """The allowed values of a ``Literal`` field, else None."""
-    if typing.get_origin(info.annotation) is typing.Literal:
-        return [str(value) for value in typing.get_args(info.annotation)]
-    return None
 
 
 def title(name: str) -> str:
@@ -103,7 +92,7 @@ class HyperparamsForm(QWidget):
         self._ready = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        names = list(Hyperparameters.model_fields)
+        names = list(KNOBS)
         layout.addWidget(self._group("Training", [n for n in BASIC if n in names]))
         self.advanced_button = button("Show advanced settings")
         self.advanced_button.setCheckable(True)
@@ -128,9 +117,9 @@ class HyperparamsForm(QWidget):
         form = QFormLayout(group)
         form.setVerticalSpacing(4)
         for name in names:
-            info = Hyperparameters.model_fields[name]
-            hint = HINTS.get(name) or info.description or ""
-            field = self._field(name, info)
+            knob = KNOBS[name]
+            hint = knob.help
+            field = self._field(knob)
             field.setToolTip(hint)
             field.setMaximumWidth(220)
             self.fields[name] = field
@@ -143,34 +132,34 @@ class HyperparamsForm(QWidget):
             form.addRow(title(name), box)
         return group
 
-    def _field(self, name: str, info: FieldInfo) -> Field:
-        options = choices(info)
-        if options is not None:
+    def _field(self, knob: Knob) -> Field:
+        if knob.choices:
             combo = QComboBox()
-            combo.addItems(options)
-            combo.setCurrentText(str(info.default))
+            combo.addItems(list(knob.choices))
+            combo.setCurrentText(str(knob.default))
             combo.currentTextChanged.connect(self._update)
             return combo
         spin: QSpinBox | QDoubleSpinBox
-        if info.annotation is float:
+        if knob.python_type is float:
+            assert isinstance(knob.default, int | float)
             spin = QDoubleSpinBox()
-            decimals = DECIMALS.get(name, 2)
+            decimals = DECIMALS.get(knob.name, 2)
             spin.setDecimals(decimals)
-            spin.setSingleStep(STEPS.get(name, 0.1))
-            low, high = bounds(info, decimals)
+            spin.setSingleStep(STEPS.get(knob.name, 0.1))
+            low, high = bounds(knob, decimals)
             spin.setRange(max(low, -1e9), min(high, 1e9))
-            spin.setValue(float(info.default))
+            spin.setValue(float(knob.default))
         else:
             spin = QSpinBox()
-            low, high = bounds(info)
+            low, high = bounds(knob)
             low, high = max(low, -(2**31)), min(high, 2**31 - 1)
-            if info.default is None:  # max_contributors: None = K, a special value below 1
+            if knob.default is None:  # max_contributors: None = K, a special value below 1
                 spin.setRange(int(low) - 1, int(high))
                 spin.setSpecialValueText(SAME_AS_K)
                 spin.setValue(spin.minimum())
             else:
                 spin.setRange(int(low), int(high))
-                spin.setValue(int(info.default))
+                spin.setValue(int(knob.default))
         spin.setCorrectionMode(QAbstractSpinBox.CorrectionMode.CorrectToPreviousValue)
         spin.setAccelerated(True)
         spin.valueChanged.connect(self._update)
@@ -214,7 +203,7 @@ class HyperparamsForm(QWidget):
 
     def reset(self) -> None:
         """Every field back to its default."""
-        self.set_values({name: Hyperparameters.model_fields[name].default for name in self.fields})
+        self.set_values({name: KNOBS[name].default for name in self.fields})
 
     def params(self) -> Hyperparameters:
         """The validated hyperparameters; raises ``ValueError`` with a readable reason."""

@@ -49,24 +49,7 @@ def get_owned_project(
 
 
 def hyperparameters_of(project: Project) -> Hyperparameters:
-    return Hyperparameters(
-        epochs=project.epochs,
-        batch_size=project.batch_size,
-        validation_split=project.validation_split,
-        total_tasks=project.total_tasks,
-        task_size=project.task_size,
-        max_contributors=project.max_contributors,
-        passes=project.passes,
-        aggregation=project.aggregation,  # type: ignore[arg-type]  # stored validated
-        trim_fraction=project.trim_fraction,
-        clip_factor=project.clip_factor,
-        max_norm_ratio=project.max_norm_ratio,
-        delta_codec=project.delta_codec,  # type: ignore[arg-type]
-        outer_optimizer=project.outer_optimizer,  # type: ignore[arg-type]
-        outer_learning_rate=project.outer_learning_rate,
-        outer_momentum=project.outer_momentum,
-        share=project.share,
-    )
+    return Hyperparameters.from_row(project)
 
 
 def files_of(*, session: Session, project_id: uuid.UUID) -> dict[str, ProjectFile]:
