@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daig import metrics
 from daig.blobstore import BlobStore
-from daig.broker import Delivery, Outcome
-from daig.broker import Session as BrokerSession
+from daig.broker import BrokerSession, Delivery, Outcome
 from daig.db.models import ResultStatus
 from daig.dispatch import DispatchPolicy
 from daig.logs import log_context

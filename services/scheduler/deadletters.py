@@ -18,8 +18,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from daig.broker import Delivery, Outcome
-from daig.broker import Session as BrokerSession
+from daig.broker import BrokerSession, Delivery, Outcome
 from daig.db.models import DeadLetter, Project, ProjectState, Task, TaskState
 from daig.logs import log_context
 from daig.messages import MessageRejected, TrainTask, decode

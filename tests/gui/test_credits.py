@@ -12,8 +12,7 @@ import uuid
 
 from daig import topology
 from daig.blobstore import open_blob_store
-from daig.broker import Session as BrokerSession
-from daig.broker import connect
+from daig.broker import BrokerSession, connect
 from daig.client import DaigClient
 from daig.credits.pricing import task_cost
 from daig.db.session import make_engine, make_sessionmaker

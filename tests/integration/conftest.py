@@ -27,8 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daig import topology
 from daig.blobstore import BlobStore, open_blob_store
-from daig.broker import Session as BrokerSession
-from daig.broker import connect, queue_depths
+from daig.broker import BrokerSession, connect, queue_depths
 from daig.client import DaigClient
 from daig.db.session import make_engine, make_sessionmaker
 from daig.hyperparams import Hyperparameters

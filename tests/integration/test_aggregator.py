@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daig import keys
 from daig.blobstore import BlobStore
-from daig.broker import Session as BrokerSession
+from daig.broker import BrokerSession
 from daig.client import ClientError, DaigClient
 from daig.db.models import Project, Result, Task
 from daig.hyperparams import Hyperparameters

@@ -22,8 +22,7 @@ from pika.exceptions import ChannelClosedByBroker
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daig.broker import Publisher, connect, publish_on
-from daig.broker import Session as BrokerSession
+from daig.broker import BrokerSession, Publisher, connect, publish_on
 from daig.client import ClientError, DaigClient
 from daig.db.models import Claim, Result, Task
 from daig.hyperparams import Hyperparameters

@@ -18,8 +18,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from daig.blobstore import open_blob_store, signing
-from daig.broker import Session as BrokerSession
-from daig.broker import run_consumer
+from daig.broker import BrokerSession, run_consumer
 from daig.client import ClientError, DaigClient
 from daig.db.models import Claim, Project, Task
 from daig.hyperparams import Hyperparameters
