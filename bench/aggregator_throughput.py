@@ -105,7 +105,7 @@ def results_per_second(tasks: int, directory: Path) -> dict[str, float]:
     from bench.harness import bench_cluster
     from daig.examples import write_digits
     from daig.hyperparams import Hyperparameters
-    from daig.messages import ResultStatus, TrainResult
+    from daig.messages import TrainingStatus, TrainResult
     from daig.weights.h5weights import read_weights
     from tests.integration.provider_broker import ProviderBroker
 
@@ -146,7 +146,7 @@ def results_per_second(tasks: int, directory: Path) -> dict[str, float]:
                     task_id=grant["task_id"],
                     claim_id=grant["claim_id"],
                     provider_id=me,
-                    status=ResultStatus.TRAINED,
+                    status=TrainingStatus.TRAINED,
                     blob_key=grant["result_key"],
                     sha256=hashlib.sha256(body).hexdigest(),
                     inline_delta=base64.b64encode(body).decode(),
@@ -194,7 +194,7 @@ def big_model_through_aggregator(tasks: int, directory: Path) -> dict[str, float
     from bench.harness import bench_cluster
     from daig.examples import write_digits
     from daig.hyperparams import Hyperparameters
-    from daig.messages import ResultStatus, TrainResult
+    from daig.messages import TrainingStatus, TrainResult
     from daig.weights.h5weights import read_weights
     from tests.integration.provider_broker import ProviderBroker
 
@@ -247,7 +247,7 @@ def big_model_through_aggregator(tasks: int, directory: Path) -> dict[str, float
                         task_id=grant["task_id"],
                         claim_id=grant["claim_id"],
                         provider_id=me,
-                        status=ResultStatus.TRAINED,
+                        status=TrainingStatus.TRAINED,
                         blob_key=grant["result_key"],
                         sha256=hashlib.sha256(body).hexdigest(),
                         schema_hash=grant["schema_hash"],

@@ -21,7 +21,7 @@ from enum import Enum
 from daig import keys, metrics
 from daig.blobstore import BlobStore
 from daig.db.models import RejectReason
-from daig.messages import ResultStatus, TrainResult
+from daig.messages import TrainingStatus, TrainResult
 from daig.topology import ResultPartitions, provider_broker_user
 from daig.weights.codec import BufferLike
 from services.aggregator.deltas import CheckedDelta, DeltaRejected, check_delta
@@ -120,7 +120,7 @@ class Preparer:
         except Rejection as rejection:
             return Prepared(item, early=rejection)
         message = item.message
-        if skip or facts is None or message.status != ResultStatus.TRAINED:
+        if skip or facts is None or message.status != TrainingStatus.TRAINED:
             return Prepared(item)
         try:
             delta, inline = self._fetch_and_check(message, facts)

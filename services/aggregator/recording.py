@@ -36,7 +36,7 @@ from daig.db.models import (
 )
 from daig.dispatch import DispatchPolicy, open_round, top_up
 from daig.logs import log_context
-from daig.messages import ResultStatus as MessageStatus
+from daig.messages import TrainingStatus as MessageStatus
 from daig.messages import TrainResult
 from daig.planning import shard_rows
 from daig.settings import Settings

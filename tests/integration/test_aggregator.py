@@ -22,7 +22,7 @@ from daig.broker import BrokerSession
 from daig.client import ClientError, DaigClient
 from daig.db.models import Project, Result, Task
 from daig.hyperparams import Hyperparameters
-from daig.messages import ResultStatus, TrainResult
+from daig.messages import TrainingStatus, TrainResult
 from daig.weights.codec import decode_weights
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
@@ -325,7 +325,7 @@ def test_failed_training_gives_the_task_back_until_the_project_fails(
     grant = first
     for attempt in range(1, failures + 1):
         message = provider.result(
-            grant, None, status=ResultStatus.FAILED, error=f"out of memory #{attempt}"
+            grant, None, status=TrainingStatus.FAILED, error=f"out of memory #{attempt}"
         )
         verdict = aggregator.handle(message)
         assert verdict is not None

@@ -89,7 +89,7 @@ def test_a_volunteers_resource_limit_does_not_count_against_the_project(
     amqp_url: str,
 ) -> None:
     from daig.db.models import Result, Task
-    from daig.messages import ResultStatus
+    from daig.messages import TrainingStatus
 
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
     grant = _claim_round(provider, amqp_url)[0]
@@ -97,7 +97,7 @@ def test_a_volunteers_resource_limit_does_not_count_against_the_project(
         message = provider.result(
             grant,
             None,
-            status=ResultStatus.FAILED,
+            status=TrainingStatus.FAILED,
             resource_limit=True,
             error="needed more than the 512 MB this volunteer allows",
         )
