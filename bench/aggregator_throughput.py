@@ -44,9 +44,9 @@ from pathlib import Path
 import numpy as np
 
 from bench import delta_pipeline
-from daig.weights.codec import decode_weights, encode_weights
 from daig.weights.codecs import CODEC_NAMES
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import decode_weights, encode_weights
 from services.aggregator.logic import WeightedMean, delta_norm
 from services.aggregator.strategies import make_strategy
 

@@ -44,8 +44,8 @@ from daig.client import ClientError
 from daig.hyperparams import Hyperparameters
 from daig.messages import TrainingStatus, TrainResult, TrainTask
 from daig.topology import TASKS, result_route
-from daig.weights.codec import encode_weights
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import encode_weights
 
 FIT_SECONDS = 0.3
 

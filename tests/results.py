@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 
 from daig.messages import TrainingStatus, TrainResult
-from daig.weights.codec import encode_weights
+from daig.weights.stream import encode_weights
 
 
 def trained_result(

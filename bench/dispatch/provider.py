@@ -28,8 +28,8 @@ from bench.dispatch.recorder import Recorder
 from bench.dispatch.setup import Account
 from daig.broker import properties
 from daig.messages import MessageRejected, TrainingStatus, TrainResult, TrainTask, decode
-from daig.weights.codec import encode_weights
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import encode_weights
 from services.api.schemas import ClaimGrant
 
 log = logging.getLogger(__name__)

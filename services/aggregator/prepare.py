@@ -23,7 +23,7 @@ from daig.blobstore import BlobStore
 from daig.db.models import RejectReason
 from daig.messages import TrainingStatus, TrainResult
 from daig.topology import ResultPartitions, provider_broker_user
-from daig.weights.codec import BufferLike
+from daig.weights.stream import BufferLike
 from services.aggregator.deltas import CheckedDelta, DeltaRejected, check_delta
 from services.aggregator.facts import FactsCache, ProjectFacts
 

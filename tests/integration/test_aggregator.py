@@ -23,9 +23,9 @@ from daig.client import ClientError, DaigClient
 from daig.db.models import Project, Result, Task
 from daig.hyperparams import Hyperparameters
 from daig.messages import TrainingStatus, TrainResult
-from daig.weights.codec import decode_weights
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import decode_weights
 from services.aggregator.handlers import Aggregator
 from services.scheduler.handlers import Scheduler
 from tests.conftest import wait_until

@@ -26,9 +26,9 @@ from daig.messages import EventKind, ProjectEvent, decode
 from daig.planning import shard_rows
 from daig.settings import Settings
 from daig.topology import EVENTS
-from daig.weights.codec import decode_weights
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import decode_weights
 from services.scheduler.handlers import Scheduler
 from tests.conftest import ApiServer, wait_until
 from tests.integration.conftest import (

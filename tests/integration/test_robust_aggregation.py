@@ -10,9 +10,9 @@ import pytest
 from daig import keys
 from daig.blobstore import BlobStore
 from daig.hyperparams import Hyperparameters
-from daig.weights.codec import decode_weights
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import decode_weights
 from services.aggregator.handlers import Aggregator
 from tests.integration.conftest import Started
 from tests.integration.test_aggregator import Provider, _claim_round, _delta

@@ -13,9 +13,9 @@ import pytest
 from daig import keys
 from daig.blobstore import BlobStore
 from daig.hyperparams import Hyperparameters
-from daig.weights.codec import decode_weights, encode_weights
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import decode_weights, encode_weights
 from services.aggregator.audit import audit_project
 from services.aggregator.evaluator import Evaluator
 from services.aggregator.handlers import Aggregator
