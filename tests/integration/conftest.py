@@ -38,6 +38,7 @@ from services.aggregator.consumer import BatchOptions, run_batches
 from services.aggregator.handlers import Aggregator
 from services.scheduler.handlers import Scheduler
 from tests.conftest import AMQP_HOST, PG_ADMIN_URL, ApiServer
+from tests.helpers.aggregation import DirectAggregator
 
 PASSWORD = "correct-horse-battery"
 
@@ -243,8 +244,9 @@ def server_blobs(api_server: ApiServer) -> BlobStore:
 @pytest.fixture
 def aggregator(
     sessions: sessionmaker[Session], server_blobs: BlobStore, api_server: ApiServer
-) -> Aggregator:
-    return Aggregator(sessions, server_blobs, api_server.settings)
+) -> DirectAggregator:
+    """The real aggregator, handed results by the test itself (see ``DirectAggregator``)."""
+    return DirectAggregator(sessions, server_blobs, api_server.settings)
 
 
 # --- a started project with the scheduler's round 0 in place -------------------------------------
