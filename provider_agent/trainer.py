@@ -191,9 +191,10 @@ class Trainer:
             name="daig-trainer",
             extra_env=_thread_env(self._threads),
         )
-        self._pipe, self._jobs = self._process.connection, 0
+        pipe = self._process.connection
+        self._pipe, self._jobs = pipe, 0
         self._ready, self._started_at = False, time.monotonic()
-        return self._pipe
+        return pipe
 
     def run(
         self,

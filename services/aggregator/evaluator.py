@@ -153,8 +153,8 @@ class Evaluator:
         self.close()
         # The child gets no database, broker or storage secrets: only sandbox_environment().
         self._process = start_sandboxed(child_main, name="daig-evaluator")
-        self._pipe = self._process.connection
-        return self._pipe
+        self._pipe = pipe = self._process.connection
+        return pipe
 
     def close(self) -> None:
         if self._process is not None:

@@ -113,6 +113,8 @@ def test_a_child_ends_when_its_parent_is_killed() -> None:
     finally:
         parent.kill()
         parent.wait(10)
+        if parent.stdout is not None:
+            parent.stdout.close()
     wait_until(lambda: _gone(pid), 15, what="the orphaned child to exit")
 
 
