@@ -64,9 +64,7 @@ class SandboxedChild:
     ``join()`` behave as on a ``multiprocessing.Process``.
     """
 
-    def __init__(
-        self, process: subprocess.Popen[bytes], connection: Connection, name: str
-    ) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], connection: Connection, name: str) -> None:
         self._process = process
         self.connection = connection
         self.name = name
