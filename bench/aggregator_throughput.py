@@ -45,9 +45,9 @@ from typing import Any
 import numpy as np
 
 from bench import delta_pipeline
-from daig.weights.codec import decode_weights, encode_weights
 from daig.weights.codecs import CODEC_NAMES
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import decode_weights, encode_weights
 from services.aggregator.logic import WeightedMean, delta_norm
 from services.aggregator.strategies import make_strategy
 
@@ -126,7 +126,7 @@ def results_per_second(tasks: int, directory: Path) -> dict[str, float]:
     from bench.harness import bench_cluster
     from daig.examples import write_digits
     from daig.hyperparams import Hyperparameters
-    from daig.messages import ResultStatus, TrainResult
+    from daig.messages import TrainingStatus, TrainResult
     from daig.weights.h5weights import read_weights
     from tests.integration.provider_broker import ProviderBroker
 
@@ -159,7 +159,7 @@ def results_per_second(tasks: int, directory: Path) -> dict[str, float]:
                     task_id=grant["task_id"],
                     claim_id=grant["claim_id"],
                     provider_id=me,
-                    status=ResultStatus.TRAINED,
+                    status=TrainingStatus.TRAINED,
                     blob_key=grant["result_key"],
                     sha256=hashlib.sha256(body).hexdigest(),
                     inline_delta=base64.b64encode(body).decode(),
@@ -207,7 +207,7 @@ def big_model_through_aggregator(tasks: int, directory: Path) -> dict[str, float
     from bench.harness import bench_cluster
     from daig.examples import write_digits
     from daig.hyperparams import Hyperparameters
-    from daig.messages import ResultStatus, TrainResult
+    from daig.messages import TrainingStatus, TrainResult
     from daig.weights.h5weights import read_weights
     from tests.integration.provider_broker import ProviderBroker
 
@@ -252,7 +252,7 @@ def big_model_through_aggregator(tasks: int, directory: Path) -> dict[str, float
                         task_id=grant["task_id"],
                         claim_id=grant["claim_id"],
                         provider_id=me,
-                        status=ResultStatus.TRAINED,
+                        status=TrainingStatus.TRAINED,
                         blob_key=grant["result_key"],
                         sha256=hashlib.sha256(body).hexdigest(),
                         schema_hash=grant["schema_hash"],

@@ -319,7 +319,7 @@ def _cmdline(pid: int) -> str:
 def _child_kind(parent_label: str, cmdline: str) -> str:
     if "resource_tracker" in cmdline:
         return "resource tracker"
-    if "multiprocessing" in cmdline:
+    if "daig.sandbox" in cmdline or "multiprocessing" in cmdline:
         if parent_label.startswith("provider"):
             return "training child"
         if parent_label == "aggregator":

@@ -2,7 +2,7 @@
 
 Digits, 12 shards, K=4, 3 passes, 5 epochs per task, trained by the same K-batch SGD as DAIG
 (``daig/reference.py``); every delta goes through the codec exactly as a provider encodes it
-and the aggregator decodes it (``daig/weights/codec.py``). Same seed for every codec, so the
+and the aggregator decodes it (``daig/weights/stream.py``). Same seed for every codec, so the
 only difference is the encoding. Also the size of one delta of a ~10M-parameter model.
 
 Then the real system (skipped with ``--no-system``): one cluster with 4 providers trains the
@@ -30,9 +30,9 @@ from daig.examples import DigitsFiles
 from daig.hyperparams import Hyperparameters
 from daig.logs import quiet_tensorflow
 from daig.reference import Delta, accuracy, train
-from daig.weights.codec import decode_weights, encode_weights
 from daig.weights.codecs import CODEC_NAMES
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import decode_weights, encode_weights
 
 PARAMS = Hyperparameters(epochs=5, batch_size=32, total_tasks=12, task_size=4, passes=3)
 BIG_MODEL = [(2048, 4096), (4096,), (4096, 512), (512,), (512, 10), (10,)]  # ~10.5M parameters

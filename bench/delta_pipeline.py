@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from daig.blobstore.local import LocalBlobStore
-from daig.weights.codec import decode_weights_view, encode_weights, max_stream_bytes
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import decode_weights_view, encode_weights, max_stream_bytes
 from services.aggregator.deltas import CheckedDelta, check_delta, checked_norm
 from services.aggregator.logic import WeightedMean
 

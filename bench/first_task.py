@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from daig.examples import write_digits
-from daig.weights.codec import save_weights
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import save_weights
 from provider_agent.trainer import RowsLike, Trainer, TrainJob
 
 ROWS = 180  # a digits shard of the versus-Flower work (1,437 rows / 8)

@@ -42,10 +42,10 @@ from bench.harness import BenchCluster, bench_cluster, write_mlp_project
 from daig.broker import connect, publish_on
 from daig.client import ClientError
 from daig.hyperparams import Hyperparameters
-from daig.messages import ResultStatus, TrainResult, TrainTask
+from daig.messages import TrainingStatus, TrainResult, TrainTask
 from daig.topology import TASKS, result_route
-from daig.weights.codec import encode_weights
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import encode_weights
 
 FIT_SECONDS = 0.3
 
@@ -102,7 +102,7 @@ def _result(grant: dict[str, Any], provider_id: int) -> TrainResult:
         task_id=grant["task_id"],
         claim_id=grant["claim_id"],
         provider_id=provider_id,
-        status=ResultStatus.TRAINED,
+        status=TrainingStatus.TRAINED,
         blob_key=grant["result_key"],
         sha256=hashlib.sha256(data).hexdigest(),
         schema_hash=grant["schema_hash"],

@@ -137,7 +137,7 @@ class Delivery:
     partition: int | None = None  # the result partition queue it came from, if one
 
 
-class Session:
+class BrokerSession:
     """What a handler may use besides the message: publishing and pumping the connection."""
 
     def __init__(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
@@ -161,8 +161,8 @@ class Session:
         self.connection.sleep(seconds)
 
 
-Handler = Callable[[Delivery, Session], Outcome]
-IdleHook = Callable[[Session], None]
+Handler = Callable[[Delivery, BrokerSession], Outcome]
+IdleHook = Callable[[BrokerSession], None]
 Transient = tuple[type[BaseException], ...]
 
 
@@ -230,7 +230,7 @@ def _consume_once(
         channel.basic_qos(prefetch_count=options.prefetch)
         publish_channel = connection.channel()
         publish_channel.confirm_delivery()
-        session = Session(connection, publish_channel)
+        session = BrokerSession(connection, publish_channel)
         if options.on_connect is not None:
             options.on_connect(session)
         log.info("consuming %s", queue)
@@ -263,7 +263,7 @@ def _consume_once(
 def _handle(
     handler: Handler,
     delivery: Delivery,
-    session: Session,
+    session: BrokerSession,
     transient: Transient,
     stop: threading.Event,
 ) -> Outcome:
@@ -288,7 +288,7 @@ def _handle(
             return Outcome.REQUEUE
 
 
-def _run_idle(idle: IdleHook, session: Session, transient: Transient) -> None:
+def _run_idle(idle: IdleHook, session: BrokerSession, transient: Transient) -> None:
     try:
         idle(session)
     except AMQPError:

@@ -46,7 +46,10 @@ class TrainTask(Message):
     attempt: int = Field(ge=1)
 
 
-class ResultStatus(StrEnum):
+class TrainingStatus(StrEnum):
+    """What a provider reports of its training (``TrainResult.status``); the aggregator's
+    verdict on the result is another thing, ``daig.db.models.ResultStatus``."""
+
     TRAINED = "trained"
     FAILED = "failed"
 
@@ -58,7 +61,7 @@ class TrainResult(Message):
     task_id: uuid.UUID
     claim_id: uuid.UUID
     provider_id: int
-    status: ResultStatus
+    status: TrainingStatus
     blob_key: str | None = None
     sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] | None = None
     schema_hash: str | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 
@@ -24,16 +23,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     BotoConnectionError,
     ConnectionError,
 )
-
-
-SANDBOX_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
-
-
-def sandbox_environment(**extra: str) -> dict[str, str]:
-    """Environment for a child that handles untrusted input: no DAIG_*, AWS_* or other
-    credentials, only what Python needs to start, plus ``extra``."""
-    env = {key: os.environ[key] for key in SANDBOX_ENV_KEYS if key in os.environ}
-    return env | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""} | extra
 
 
 def stop_on_signals() -> threading.Event:

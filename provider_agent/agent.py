@@ -29,8 +29,7 @@ from typing import Any, TypeVar
 import httpx
 from pika.exceptions import AMQPConnectionError, AMQPError
 
-from daig.broker import Delivery, Outcome, run_consumer
-from daig.broker import Session as BrokerSession
+from daig.broker import BrokerSession, Delivery, Outcome, run_consumer
 from daig.client import ClientError, DaigClient
 from daig.logs import log_context
 from daig.messages import TrainResult, TrainTask, decode

@@ -14,7 +14,7 @@ from typing import Any
 
 from pika.exceptions import AMQPError
 
-from daig.broker import Session as BrokerSession
+from daig.broker import BrokerSession
 from daig.client import ClientError
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import base64
 import hashlib
 from typing import Any
 
-from daig.messages import ResultStatus, TrainResult
+from daig.messages import TrainingStatus, TrainResult
 from provider_agent.trainer import TrainOutcome
 
 
@@ -30,13 +30,13 @@ def result_message(
     )
     if not outcome.ok:
         return TrainResult(
-            status=ResultStatus.FAILED,
+            status=TrainingStatus.FAILED,
             error=outcome.error,
             resource_limit=outcome.resource_limit,
             **common,
         )
     return TrainResult(
-        status=ResultStatus.TRAINED,
+        status=TrainingStatus.TRAINED,
         blob_key=grant["result_key"],
         sha256=hashlib.sha256(delta).hexdigest(),
         inline_delta=base64.b64encode(delta).decode() if inline else None,

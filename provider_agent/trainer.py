@@ -14,15 +14,13 @@ as soon as the old child goes, not when the next task arrives.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from daig.process import sandbox_environment
+from daig.sandbox import SandboxedChild, start_sandboxed
 from provider_agent.training_child import child_main
 
 log = logging.getLogger(__name__)
@@ -114,7 +112,7 @@ class Trainer:
         self._growth_mb = growth_mb
         self._baseline_mb: float | None = None
         self.recycled = 0  # children replaced because they grew
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._process: SandboxedChild | None = None
         self._pipe: Connection | None = None
         self._jobs = 0
         self._ready = False
@@ -183,28 +181,20 @@ class Trainer:
             assert self._pipe is not None
             return self._pipe
         self.close()
-        context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe()
-        self._process = context.Process(
-            target=child_main,
-            args=(child, self._threads, self._memory_mb),
-            name="daig-trainer",
-            daemon=True,
-        )
         # The child gets no credentials: the volunteer's password, tokens and any DAIG_* or
-        # cloud settings stay in this process (spawn copies the environment, not memory).
-        saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(sandbox_environment(**_thread_env(self._threads)))
-        try:
-            self._process.start()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-        child.close()
-        self._pipe, self._jobs = parent, 0
+        # cloud settings stay in this process. Its thread caps are in its environment from its
+        # first instruction, before numpy or TensorFlow read them.
+        self._process = start_sandboxed(
+            child_main,
+            self._threads,
+            self._memory_mb,
+            name="daig-trainer",
+            extra_env=_thread_env(self._threads),
+        )
+        pipe = self._process.connection
+        self._pipe, self._jobs = pipe, 0
         self._ready, self._started_at = False, time.monotonic()
-        return parent
+        return pipe
 
     def run(
         self,
@@ -342,7 +332,7 @@ class Trainer:
         return self._process.pid if self._process is not None else None
 
     def _over_memory(self) -> bool:
-        if not self._memory_mb or self._process is None or self._process.pid is None:
+        if not self._memory_mb or self._process is None:
             return False
         rss = resident_mb(self._process.pid)
         return rss is not None and rss > self._memory_mb
@@ -350,11 +340,7 @@ class Trainer:
     def close(self) -> None:
         """Kill the child at once (mid-import or mid-task alike)."""
         if self._process is not None:
-            if self._process.is_alive():
-                self._process.kill()
-            self._process.join(timeout=5)
-        if self._pipe is not None:
-            self._pipe.close()
+            self._process.close()  # killed, reaped, its pipe closed
         self._process, self._pipe = None, None
         self._baseline_mb = None
         self._ready = False

@@ -147,8 +147,8 @@ class ChildWorker:
         import numpy as np
 
         from daig.modelfile.keras_load import canonical_weights
-        from daig.weights.codec import load_weights, save_weights
         from daig.weights.schema import WeightSchema
+        from daig.weights.stream import load_weights, save_weights
 
         model = self.prepare(job["model_path"], job["model_sha256"])
         setup_began = time.perf_counter()

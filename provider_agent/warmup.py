@@ -66,7 +66,7 @@ def warm_up() -> dict[str, Any]:
         keras.backend.clear_session()
         # What a first task imports besides Keras: model checks and loading, the weight codec.
         import daig.modelfile.keras_load
-        import daig.weights.codec  # noqa: F401
+        import daig.weights.stream  # noqa: F401
     except Exception as exc:  # reported to the agent, never fatal
         return {"warmup_seconds": time.perf_counter() - began, "warmup_error": repr(exc)[:500]}
     return {"warmup_seconds": time.perf_counter() - began}

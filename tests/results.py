@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from daig.messages import ResultStatus, TrainResult
-from daig.weights.codec import encode_weights
+from daig.messages import TrainingStatus, TrainResult
+from daig.weights.stream import encode_weights
 
 
 def trained_result(
@@ -34,7 +34,7 @@ def trained_result(
         "task_id": grant["task_id"],
         "claim_id": grant["claim_id"],
         "provider_id": provider_id,
-        "status": ResultStatus.TRAINED,
+        "status": TrainingStatus.TRAINED,
         "blob_key": grant["result_key"],
         "sha256": hashlib.sha256(body).hexdigest(),
         "schema_hash": grant["schema_hash"],

@@ -27,9 +27,9 @@ from bench.dispatch.http import HttpClient, HttpError, HttpPool, Response
 from bench.dispatch.recorder import Recorder
 from bench.dispatch.setup import Account
 from daig.broker import properties
-from daig.messages import MessageRejected, ResultStatus, TrainResult, TrainTask, decode
-from daig.weights.codec import encode_weights
+from daig.messages import MessageRejected, TrainingStatus, TrainResult, TrainTask, decode
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import encode_weights
 from services.api.schemas import ClaimGrant
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ class Provider:
             task_id=grant.task_id,
             claim_id=grant.claim_id,
             provider_id=self.account.broker.user_id,
-            status=ResultStatus.TRAINED,
+            status=TrainingStatus.TRAINED,
             blob_key=grant.result_key,
             sha256=delta.sha256,
             inline_delta=delta.base64 if inline else None,

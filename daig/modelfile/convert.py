@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from daig.modelfile.inspect import ModelRejected
-from daig.process import sandbox_environment
+from daig.sandbox import sandbox_environment
 
 CPU_SECONDS = 300
 MAX_OUTPUT_BYTES = 4 * 1024**3

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 from daig import keys
 from daig.blobstore import BlobStore
 from daig.db.models import Project, Result, ResultStatus, Round, Task
-from daig.weights.codec import decode_weights
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import decode_weights
 from services.aggregator.outer import outer_step
 from services.aggregator.rounds import project_strategy, stored_velocity
 

@@ -30,15 +30,15 @@ from daig import topology
 from daig.broker import (
     RECONNECT_MAX_SECONDS,
     RECONNECT_MIN_SECONDS,
+    BrokerSession,
     Delivery,
     Outcome,
-    Session,
     connect,
 )
 
 log = logging.getLogger(__name__)
 
-BatchHandler = Callable[[Sequence[Delivery], Session], Sequence[Outcome]]
+BatchHandler = Callable[[Sequence[Delivery], BrokerSession], Sequence[Outcome]]
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,8 @@ def run_batches(
     stop: threading.Event,
     *,
     options: BatchOptions,
-    idle: Callable[[Session, Subscriptions], None] | None = None,
-    on_connect: Callable[[Session], None] | None = None,
+    idle: Callable[[BrokerSession, Subscriptions], None] | None = None,
+    on_connect: Callable[[BrokerSession], None] | None = None,
 ) -> None:
     """Consume every result partition until ``stop`` is set, reconnecting with backoff."""
     backoff = RECONNECT_MIN_SECONDS
@@ -108,15 +108,15 @@ def _consume_once(
     handler: BatchHandler,
     stop: threading.Event,
     options: BatchOptions,
-    idle: Callable[[Session, Subscriptions], None] | None,
-    on_connect: Callable[[Session], None] | None,
+    idle: Callable[[BrokerSession, Subscriptions], None] | None,
+    on_connect: Callable[[BrokerSession], None] | None,
 ) -> None:
     connection = connect(url, heartbeat=options.heartbeat)
     try:
         channel = connection.channel()
         topology.declare(channel, partitions.count)
         channel.basic_qos(prefetch_count=options.prefetch)
-        session = Session(connection, connection.channel())
+        session = BrokerSession(connection, connection.channel())
         subscriptions = Subscriptions(channel, partitions)
         for partition in range(partitions.count):
             subscriptions.subscribe(partition)
@@ -156,7 +156,7 @@ def _handle_batch(
     channel: BlockingChannel,
     subs: Subscriptions,
     handler: BatchHandler,
-    session: Session,
+    session: BrokerSession,
     options: BatchOptions,
     stop: threading.Event,
 ) -> None:
@@ -181,7 +181,7 @@ def _handle_batch(
 def _outcomes(
     handler: BatchHandler,
     deliveries: list[Delivery],
-    session: Session,
+    session: BrokerSession,
     transient: tuple[type[BaseException], ...],
     stop: threading.Event,
 ) -> Sequence[Outcome]:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from daig.db.models import RejectReason
-from daig.weights.codec import BufferLike, WeightsRejected, decode_weights_view
 from daig.weights.schema import NDArrays, WeightSchema
+from daig.weights.stream import BufferLike, WeightsRejected, decode_weights_view
 
 # Elements per block of the sum of squares: a 1 MiB float64 scratch, in the CPU's cache.
 NORM_BLOCK = 131072

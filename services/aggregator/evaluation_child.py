@@ -35,8 +35,8 @@ def _evaluate(models: dict[str, Any], request: dict[str, Any]) -> dict[str, floa
     import numpy as np
 
     from daig.modelfile.keras_load import canonical_weights, load_model
-    from daig.weights.codec import load_weights
     from daig.weights.schema import WeightSchema
+    from daig.weights.stream import load_weights
 
     sha = request["model_sha256"]
     if sha not in models:

@@ -10,8 +10,6 @@ failed evaluation is stored as such and not retried forever.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import tempfile
 import threading
 import uuid
@@ -26,7 +24,7 @@ from daig import keys
 from daig.blobstore import BlobStore
 from daig.db.models import Project, ProjectFile, Round
 from daig.logs import log_context
-from daig.process import sandbox_environment
+from daig.sandbox import SandboxedChild, start_sandboxed
 from services.aggregator.evaluation_child import child_main
 
 log = logging.getLogger(__name__)
@@ -37,7 +35,7 @@ class Evaluator:
     def __init__(self, sessions: sessionmaker[Session], blobs: BlobStore) -> None:
         self._sessions = sessions
         self._blobs = blobs
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._process: SandboxedChild | None = None
         self._pipe: Connection | None = None
         self._cache = Path(tempfile.mkdtemp(prefix="daig-eval-"))
 
@@ -153,28 +151,12 @@ class Evaluator:
         if self._process is not None and self._process.is_alive() and self._pipe is not None:
             return self._pipe
         self.close()
-        context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe()
-        self._process = context.Process(
-            target=child_main, args=(child,), daemon=True, name="daig-evaluator"
-        )
-        saved = dict(os.environ)  # the child gets no database, broker or storage secrets
-        os.environ.clear()
-        os.environ.update(sandbox_environment())
-        try:
-            self._process.start()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-        child.close()
-        self._pipe = parent
-        return parent
+        # The child gets no database, broker or storage secrets: only sandbox_environment().
+        self._process = start_sandboxed(child_main, name="daig-evaluator")
+        self._pipe = pipe = self._process.connection
+        return pipe
 
     def close(self) -> None:
         if self._process is not None:
-            if self._process.is_alive():
-                self._process.kill()
-            self._process.join(5)
-        if self._pipe is not None:
-            self._pipe.close()
+            self._process.close()  # killed, reaped, its pipe closed
         self._process = self._pipe = None

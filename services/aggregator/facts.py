@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daig.db.models import Project
 from daig.dispatch import RoundPlan
-from daig.weights.codec import max_stream_bytes
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import max_stream_bytes
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daig import metrics
 from daig.blobstore import BlobStore
-from daig.broker import Delivery, Outcome
-from daig.broker import Session as BrokerSession
+from daig.broker import BrokerSession, Delivery, Outcome
 from daig.db.models import ResultStatus
 from daig.dispatch import DispatchPolicy
 from daig.logs import log_context
@@ -38,12 +37,12 @@ from daig.topology import ResultPartitions
 from services.aggregator.consumer import Subscriptions
 from services.aggregator.facts import FactsCache
 from services.aggregator.ownership import Ownership
-from services.aggregator.prepare import Incoming, Preparer, Sender
+from services.aggregator.prepare import Incoming, Preparer
 from services.aggregator.recording import BatchOutcome, Recorder, Verdict
 from services.aggregator.streaming import RoundFolds
 
 log = logging.getLogger(__name__)
-__all__ = ["Aggregator", "Sender", "Verdict"]
+__all__ = ["Aggregator", "Verdict"]
 
 # Results that cannot be accepted whatever their delta holds: no need to fetch it.
 _HOPELESS = text(
@@ -141,10 +140,10 @@ class Aggregator:
         self._relay.drain(broker.confirming())
 
     # --- the work ---------------------------------------------------------------------------
-    def handle(
-        self, message: TrainResult, *, sender: str | Sender | None = Sender.DIRECT
-    ) -> Verdict | None:
-        """Record one result (a batch of one); None if it was already recorded."""
+    def handle(self, message: TrainResult, *, sender: str | None) -> Verdict | None:
+        """Record one result published by broker user ``sender`` (a batch of one); None if it
+        was already recorded. A sender other than the provider's own broker user gets the
+        result rejected, as it would off the broker."""
         return self.handle_batch([Incoming(message, sender)])[0]
 
     def handle_batch(self, items: Sequence[Incoming]) -> list[Verdict | None]:

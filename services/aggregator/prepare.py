@@ -16,14 +16,13 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
-from enum import Enum
 
 from daig import keys, metrics
 from daig.blobstore import BlobStore
 from daig.db.models import RejectReason
-from daig.messages import ResultStatus, TrainResult
+from daig.messages import TrainingStatus, TrainResult
 from daig.topology import ResultPartitions, provider_broker_user
-from daig.weights.codec import BufferLike
+from daig.weights.stream import BufferLike
 from services.aggregator.deltas import CheckedDelta, DeltaRejected, check_delta
 from services.aggregator.facts import FactsCache, ProjectFacts
 
@@ -37,19 +36,18 @@ class Rejection(Exception):
         self.detail = detail
 
 
-class Sender(Enum):
-    """Who published a result, when it did not come off the broker."""
-
-    DIRECT = "direct"  # handed to the aggregator directly (tests, tools): no broker user
-
-
 @dataclass(frozen=True)
 class Incoming:
-    """A result message and where it came from."""
+    """A result message and where it came from.
+
+    ``sender`` is the publisher's broker user as validated by RabbitMQ (None: it set none);
+    it must be the broker user of the message's ``provider_id``, or the result is rejected
+    (``wrong_provider``). There is no way around that check: tests that hand results in
+    directly give the sender the broker would have validated.
+    """
 
     message: TrainResult
-    # The publisher's broker user, validated by RabbitMQ (None: it set none).
-    sender: str | Sender | None = Sender.DIRECT
+    sender: str | None
     partition: int | None = None  # the partition queue it came from (None: handed directly)
 
 
@@ -120,7 +118,7 @@ class Preparer:
         except Rejection as rejection:
             return Prepared(item, early=rejection)
         message = item.message
-        if skip or facts is None or message.status != ResultStatus.TRAINED:
+        if skip or facts is None or message.status != TrainingStatus.TRAINED:
             return Prepared(item)
         try:
             delta, inline = self._fetch_and_check(message, facts)
@@ -132,13 +130,12 @@ class Preparer:
 
     def _check_route(self, item: Incoming) -> None:
         message = item.message
-        if item.sender is not Sender.DIRECT:
-            expected = provider_broker_user(message.provider_id, self._vhost)
-            if item.sender != expected:
-                raise Rejection(
-                    RejectReason.WRONG_PROVIDER,
-                    f"published by broker user {item.sender or '(none)'}, not {expected}",
-                )
+        expected = provider_broker_user(message.provider_id, self._vhost)
+        if item.sender != expected:
+            raise Rejection(
+                RejectReason.WRONG_PROVIDER,
+                f"published by broker user {item.sender or '(none)'}, not {expected}",
+            )
         if item.partition is not None:
             owner = self._partitions.of(message.project_id)
             if item.partition != owner:

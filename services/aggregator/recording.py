@@ -29,7 +29,7 @@ from daig.credits import ledger
 from daig.db.models import Project, RejectReason, Result, ResultStatus
 from daig.dispatch import DispatchPolicy, open_round, top_up
 from daig.logs import log_context
-from daig.messages import ResultStatus as MessageStatus
+from daig.messages import TrainingStatus as MessageStatus
 from daig.messages import TrainResult
 from daig.planning import shard_rows
 from daig.settings import Settings

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from daig import keys
 from daig.blobstore import BlobStore
 from daig.db.models import Project, ProjectFile, Result, ResultStatus, Round, Task
-from daig.weights.codec import decode_weights, encode_weights, load_weights
 from daig.weights.h5weights import write_weights
 from daig.weights.schema import NDArrays, TensorSpec, WeightSchema
+from daig.weights.stream import decode_weights, encode_weights, load_weights
 from services.aggregator import logic
 from services.aggregator.outer import outer_step
 from services.aggregator.strategies import Strategy, make_strategy

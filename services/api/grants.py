@@ -18,7 +18,7 @@ from daig.blobstore import BlobStore
 from daig.planning import shard_rows
 from daig.settings import Settings
 from daig.topology import ResultPartitions
-from daig.weights.codec import max_stream_bytes
+from daig.weights.stream import max_stream_bytes
 from services.api.catalog import ProjectFacts
 from services.api.schemas import ClaimGrant, RemoteArray
 

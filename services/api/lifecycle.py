@@ -15,9 +15,9 @@ from daig.npy import NpyHeader
 from daig.planning import total_rounds
 from daig.states import ProjectAction
 from daig.validation import FILE_KINDS, FileRejected, check_together
-from daig.weights.codec import encode_weights
 from daig.weights.h5weights import H5WeightsError, read_weights
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import encode_weights
 from services.api import crud
 from services.api.errors import ApiError
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from daig import keys
 from daig.blobstore import BlobStore
 from daig.db.models import Project
-from daig.weights.codec import load_weights
 from daig.weights.h5weights import write_weights
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import load_weights
 
 
 def current_model(*, blobs: BlobStore, project: Project, model_key: str) -> tuple[Path, int | None]:

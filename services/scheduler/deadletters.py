@@ -20,8 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daig import states
-from daig.broker import Delivery, Outcome
-from daig.broker import Session as BrokerSession
+from daig.broker import BrokerSession, Delivery, Outcome
 from daig.db.models import DeadLetter, Project
 from daig.logs import log_context
 from daig.messages import MessageRejected, TrainTask, decode

@@ -20,8 +20,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from daig import metrics, states
-from daig.broker import Delivery, Outcome
-from daig.broker import Session as BrokerSession
+from daig.broker import BrokerSession, Delivery, Outcome
 from daig.db.models import Claim, ClaimState, Project, Task
 from daig.dispatch import (
     DispatchPolicy,

@@ -20,7 +20,7 @@ import pika
 import pytest
 
 from daig.client import DaigClient
-from daig.messages import ResultStatus, TrainResult
+from daig.messages import TrainingStatus, TrainResult
 from daig.reference import reference_accuracy
 from daig.topology import DEFAULT_RESULT_PARTITIONS, ResultPartitions
 from tests.conftest import wait_until
@@ -243,7 +243,7 @@ def test_duplicates_stale_results_and_garbage(
         task_id=accepted.task_id,
         claim_id=accepted.claim_id,
         provider_id=accepted.provider_id,
-        status=ResultStatus.TRAINED,
+        status=TrainingStatus.TRAINED,
         blob_key=accepted.blob_key,
         sha256="0" * 64,
         samples=accepted.samples,

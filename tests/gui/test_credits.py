@@ -12,8 +12,7 @@ import uuid
 
 from daig import topology
 from daig.blobstore import open_blob_store
-from daig.broker import Session as BrokerSession
-from daig.broker import connect
+from daig.broker import BrokerSession, connect
 from daig.client import DaigClient
 from daig.credits.pricing import task_cost
 from daig.db.session import make_engine, make_sessionmaker
@@ -21,9 +20,9 @@ from daig.hyperparams import Hyperparameters
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
 from requestor_gui.main_window import MainWindow
-from services.aggregator.handlers import Aggregator
 from services.scheduler.handlers import Scheduler
 from tests.gui.conftest import PASSWORD, WAIT_MS, log_in, unique
+from tests.helpers.aggregation import DirectAggregator
 from tests.integration.conftest import create_started_project, drain_tasks, write_small_data
 from tests.integration.test_aggregator import ROWS, Provider, _delta
 
@@ -51,7 +50,7 @@ def _train_by_hand(gui_api, digits_files, tmp_path, requestor: DaigClient, volun
         ]
         assert len(grants) == 3
         schema = WeightSchema.of(read_weights(digits_files.model))
-        aggregator = Aggregator(sessions, open_blob_store(settings), settings)
+        aggregator = DirectAggregator(sessions, open_blob_store(settings), settings)
         for seed, grant in enumerate(grants):
             verdict = aggregator.handle(volunteer.result(grant, _delta(schema, seed)))
             assert verdict is not None and verdict.status == "accepted"

@@ -27,8 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daig import topology
 from daig.blobstore import BlobStore, open_blob_store
-from daig.broker import Session as BrokerSession
-from daig.broker import connect, queue_depths
+from daig.broker import BrokerSession, connect, queue_depths
 from daig.client import DaigClient
 from daig.db.session import make_engine, make_sessionmaker
 from daig.hyperparams import Hyperparameters
@@ -39,6 +38,7 @@ from services.aggregator.consumer import BatchOptions, run_batches
 from services.aggregator.handlers import Aggregator
 from services.scheduler.handlers import Scheduler
 from tests.conftest import AMQP_HOST, PG_ADMIN_URL, ApiServer
+from tests.helpers.aggregation import DirectAggregator
 
 PASSWORD = "correct-horse-battery"
 
@@ -244,8 +244,9 @@ def server_blobs(api_server: ApiServer) -> BlobStore:
 @pytest.fixture
 def aggregator(
     sessions: sessionmaker[Session], server_blobs: BlobStore, api_server: ApiServer
-) -> Aggregator:
-    return Aggregator(sessions, server_blobs, api_server.settings)
+) -> DirectAggregator:
+    """The real aggregator, handed results by the test itself (see ``DirectAggregator``)."""
+    return DirectAggregator(sessions, server_blobs, api_server.settings)
 
 
 # --- a started project with the scheduler's round 0 in place -------------------------------------

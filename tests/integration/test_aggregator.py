@@ -18,17 +18,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daig import keys
 from daig.blobstore import BlobStore
-from daig.broker import Session as BrokerSession
+from daig.broker import BrokerSession
 from daig.client import ClientError, DaigClient
 from daig.db.models import Project, Result, Task
 from daig.hyperparams import Hyperparameters
-from daig.messages import ResultStatus, TrainResult
-from daig.weights.codec import decode_weights
+from daig.messages import TrainingStatus, TrainResult
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
-from services.aggregator.handlers import Aggregator
+from daig.weights.stream import decode_weights
 from services.scheduler.handlers import Scheduler
 from tests.conftest import wait_until
+from tests.helpers.aggregation import DirectAggregator
 from tests.integration.conftest import (
     Started,
     consuming_results,
@@ -116,7 +116,7 @@ def _claim_round(provider: Provider, amqp_url: str) -> list[dict[str, Any]]:
 def test_k_accepted_results_close_the_round_with_the_weighted_mean(
     start_project: Callable[..., Started],
     provider: Provider,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     scheduler: Scheduler,
     broker_session: BrokerSession,
     server_blobs: BlobStore,
@@ -170,7 +170,7 @@ def test_k_accepted_results_close_the_round_with_the_weighted_mean(
 def test_last_round_writes_a_final_model_that_loads(
     start_project: Callable[..., Started],
     provider: Provider,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     scheduler: Scheduler,
     broker_session: BrokerSession,
     server_blobs: BlobStore,
@@ -208,7 +208,7 @@ def test_last_round_writes_a_final_model_that_loads(
 def test_bad_results_are_rejected_and_recorded(
     start_project: Callable[..., Started],
     provider: Provider,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     server_blobs: BlobStore,
     sessions: sessionmaker[Session],
     schema: WeightSchema,
@@ -269,7 +269,7 @@ def test_bad_results_are_rejected_and_recorded(
 def test_redelivered_duplicate_and_stale_results_are_never_counted_twice(
     start_project: Callable[..., Started],
     provider: Provider,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     sessions: sessionmaker[Session],
     server_blobs: BlobStore,
     schema: WeightSchema,
@@ -310,7 +310,7 @@ def test_redelivered_duplicate_and_stale_results_are_never_counted_twice(
 def test_failed_training_gives_the_task_back_until_the_project_fails(
     start_project: Callable[..., Started],
     provider: Provider,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     scheduler: Scheduler,
     broker_session: BrokerSession,
     sessions: sessionmaker[Session],
@@ -325,7 +325,7 @@ def test_failed_training_gives_the_task_back_until_the_project_fails(
     grant = first
     for attempt in range(1, failures + 1):
         message = provider.result(
-            grant, None, status=ResultStatus.FAILED, error=f"out of memory #{attempt}"
+            grant, None, status=TrainingStatus.FAILED, error=f"out of memory #{attempt}"
         )
         verdict = aggregator.handle(message)
         assert verdict is not None
@@ -365,7 +365,7 @@ def test_failed_training_gives_the_task_back_until_the_project_fails(
 def test_straggler_is_given_out_again_and_the_first_result_wins(
     start_project: Callable[..., Started],
     provider: Provider,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     scheduler: Scheduler,
     broker_session: BrokerSession,
     engine,
@@ -402,7 +402,7 @@ def test_straggler_is_given_out_again_and_the_first_result_wins(
 def test_results_over_the_broker_are_recorded_acked_and_the_next_round_published(
     start_project: Callable[..., Started],
     provider: Provider,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     sessions: sessionmaker[Session],
     schema: WeightSchema,
     amqp_url: str,

@@ -28,8 +28,7 @@ from sqlalchemy import select
 
 from daig import topology
 from daig.blobstore.signing import signature
-from daig.broker import Session as BrokerSession
-from daig.broker import connect
+from daig.broker import BrokerSession, connect
 from daig.client import DaigClient
 from daig.db.models import Task
 from daig.db.session import make_engine, make_sessionmaker

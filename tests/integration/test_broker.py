@@ -16,8 +16,15 @@ import pytest
 from pika.exceptions import UnroutableError
 
 from daig import topology
-from daig.broker import Delivery, Outcome, Publisher, connect, queue_depths, run_consumer
-from daig.broker import Session as BrokerSession
+from daig.broker import (
+    BrokerSession,
+    Delivery,
+    Outcome,
+    Publisher,
+    connect,
+    queue_depths,
+    run_consumer,
+)
 from daig.messages import TrainTask, decode
 from tests.conftest import wait_until
 from tests.integration.conftest import drain, ready_count

@@ -22,12 +22,11 @@ from pika.exceptions import ChannelClosedByBroker
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daig.broker import Publisher, connect, publish_on
-from daig.broker import Session as BrokerSession
+from daig.broker import BrokerSession, Publisher, connect, publish_on
 from daig.client import ClientError, DaigClient
 from daig.db.models import Claim, Result, Task
 from daig.hyperparams import Hyperparameters
-from daig.messages import EventKind, ProjectEvent, ResultStatus, TrainResult, TrainTask
+from daig.messages import EventKind, ProjectEvent, TrainingStatus, TrainResult, TrainTask
 from daig.settings import Settings, amqp_vhost
 from daig.topology import DEAD, EVENTS, RESULTS_EXCHANGE, TASKS, provider_broker_user
 from daig.weights.schema import WeightSchema
@@ -116,7 +115,7 @@ def test_a_provider_may_consume_tasks_and_publish_results_and_nothing_else(
         task_id=task.task_id,
         claim_id=uuid.uuid4(),
         provider_id=_user_id(client),
-        status=ResultStatus.FAILED,
+        status=TrainingStatus.FAILED,
         error="nothing",
     )
     event = ProjectEvent(project_id=project_id, round=0, kind=EventKind.ROUND_CLOSED)
@@ -175,7 +174,7 @@ def test_the_broker_refuses_a_result_with_a_forged_user_id(
         task_id=uuid.uuid4(),
         claim_id=uuid.uuid4(),
         provider_id=_user_id(alice),
-        status=ResultStatus.FAILED,
+        status=TrainingStatus.FAILED,
     )
     with provider_broker(bob) as broker:
         with pytest.raises(ChannelClosedByBroker) as error:

@@ -18,8 +18,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from daig.blobstore import open_blob_store, signing
-from daig.broker import Session as BrokerSession
-from daig.broker import run_consumer
+from daig.broker import BrokerSession, run_consumer
 from daig.client import ClientError, DaigClient
 from daig.db.models import Claim, Project, Task
 from daig.hyperparams import Hyperparameters
@@ -27,9 +26,9 @@ from daig.messages import EventKind, ProjectEvent, decode
 from daig.planning import shard_rows
 from daig.settings import Settings
 from daig.topology import EVENTS
-from daig.weights.codec import decode_weights
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import decode_weights
 from services.scheduler.handlers import Scheduler
 from tests.conftest import ApiServer, wait_until
 from tests.integration.conftest import (

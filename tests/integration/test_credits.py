@@ -24,7 +24,7 @@ from daig.credits.pricing import task_cost
 from daig.db.models import Claim, CreditEntry, CreditTransfer, Result, Task
 from daig.hyperparams import Hyperparameters
 from daig.weights.schema import WeightSchema
-from services.aggregator.handlers import Aggregator
+from tests.helpers.aggregation import DirectAggregator
 from tests.integration.conftest import Started, drain_tasks
 from tests.integration.test_aggregator import Provider, _delta, schema  # noqa: F401 (fixture)
 
@@ -74,7 +74,7 @@ def test_accepted_results_pay_once_and_rejected_or_duplicate_ones_nothing(
     start_project: Callable[..., Started],
     make_user,
     api_server,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     server_blobs,
     sessions: sessionmaker[Session],
     schema: WeightSchema,  # noqa: F811
@@ -126,7 +126,7 @@ def test_accepted_results_pay_once_and_rejected_or_duplicate_ones_nothing(
 
     # The same message again, to this aggregator and to a restarted one: nothing more is paid.
     assert aggregator.handle(win) is None
-    restarted = Aggregator(sessions, server_blobs, api_server.settings)
+    restarted = DirectAggregator(sessions, server_blobs, api_server.settings)
     assert restarted.handle(win) is None
     for grant in (first, third):
         # A fresh claim for the rejected task's shard is alice's same claim: send a good result.
@@ -188,7 +188,7 @@ def test_many_results_accepted_at_once_by_two_aggregators(
         provider = providers[index]
         for slot, grant in enumerate(_claim_all(provider, amqp_url)):
             messages.append(provider.result(grant, _delta(schema, slot)))
-    aggregators = [Aggregator(sessions, server_blobs, api_server.settings) for _ in range(2)]
+    aggregators = [DirectAggregator(sessions, server_blobs, api_server.settings) for _ in range(2)]
     jobs = [(aggregators[i % 2], m) for i, m in enumerate(messages * 2)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         verdicts = list(pool.map(lambda job: job[0].handle(job[1]), jobs))

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from daig.credits.pricing import task_cost
 from daig.hyperparams import Hyperparameters
-from services.aggregator.handlers import Aggregator
+from tests.helpers.aggregation import DirectAggregator
 from tests.integration.conftest import PASSWORD, Started, drain_tasks
 from tests.integration.test_aggregator import ROWS, Provider, _delta, schema  # noqa: F401
 from tests.integration.test_cli_uploads import _daig
@@ -18,7 +18,7 @@ def test_balance_history_cost_and_leaderboard_commands(
     start_project: Callable[..., Started],
     api_server,
     make_user,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     schema,  # noqa: F811
     amqp_url: str,
     tmp_path,

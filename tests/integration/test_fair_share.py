@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from daig.broker import Session as BrokerSession
+from daig.broker import BrokerSession
 from daig.client import ClientError, DaigClient
 from daig.hyperparams import Hyperparameters
 from daig.messages import TrainTask

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daig.weights.codec import save_weights
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import save_weights
 from provider_agent.trainer import Trainer, TrainJob
 
 

@@ -10,10 +10,10 @@ import pytest
 from daig import keys
 from daig.blobstore import BlobStore
 from daig.hyperparams import Hyperparameters
-from daig.weights.codec import decode_weights
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
-from services.aggregator.handlers import Aggregator
+from daig.weights.stream import decode_weights
+from tests.helpers.aggregation import DirectAggregator
 from tests.integration.conftest import Started
 from tests.integration.test_aggregator import Provider, _claim_round, _delta
 
@@ -31,7 +31,7 @@ def schema(digits_files) -> WeightSchema:
 def test_median_project_ignores_a_poisoned_update(
     start_project: Callable[..., Started],
     provider: Provider,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     server_blobs: BlobStore,
     schema: WeightSchema,
     digits_files,
@@ -58,7 +58,7 @@ def test_median_project_ignores_a_poisoned_update(
 def test_norm_gate_rejects_an_update_far_out_of_line(
     start_project: Callable[..., Started],
     provider: Provider,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     schema: WeightSchema,
     amqp_url: str,
 ) -> None:
@@ -84,12 +84,12 @@ def test_norm_gate_rejects_an_update_far_out_of_line(
 def test_a_volunteers_resource_limit_does_not_count_against_the_project(
     start_project: Callable[..., Started],
     provider: Provider,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     sessions,
     amqp_url: str,
 ) -> None:
     from daig.db.models import Result, Task
-    from daig.messages import ResultStatus
+    from daig.messages import TrainingStatus
 
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
     grant = _claim_round(provider, amqp_url)[0]
@@ -97,7 +97,7 @@ def test_a_volunteers_resource_limit_does_not_count_against_the_project(
         message = provider.result(
             grant,
             None,
-            status=ResultStatus.FAILED,
+            status=TrainingStatus.FAILED,
             resource_limit=True,
             error="needed more than the 512 MB this volunteer allows",
         )

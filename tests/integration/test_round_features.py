@@ -13,13 +13,13 @@ import pytest
 from daig import keys
 from daig.blobstore import BlobStore
 from daig.hyperparams import Hyperparameters
-from daig.weights.codec import decode_weights, encode_weights
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import decode_weights, encode_weights
 from services.aggregator.audit import audit_project
 from services.aggregator.evaluator import Evaluator
-from services.aggregator.handlers import Aggregator
 from services.aggregator.rounds import velocity_schema
+from tests.helpers.aggregation import DirectAggregator
 from tests.integration.conftest import Started, drain_tasks
 from tests.integration.test_aggregator import Provider, _claim_round, _delta
 
@@ -41,7 +41,7 @@ def _weights(blobs: BlobStore, started: Started, version: int, schema: WeightSch
 def test_int8_deltas_are_accepted_and_averaged_as_decoded(
     start_project: Callable[..., Started],
     provider: Provider,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     server_blobs: BlobStore,
     schema: WeightSchema,
     amqp_url: str,
@@ -89,11 +89,11 @@ def test_running_mean_and_a_fresh_aggregator_give_the_same_weights(
 ) -> None:
     """The streaming fold is a cache: a restarted aggregator recomputes from the blobs."""
     started = start_project(Hyperparameters(total_tasks=3, task_size=3, passes=2))
-    first = Aggregator(sessions, server_blobs, api_server.settings)
+    first = DirectAggregator(sessions, server_blobs, api_server.settings)
     grants = _claim_round(provider, amqp_url)
     for seed, grant in enumerate(grants[:2]):
         assert first.handle(provider.result(grant, _delta(schema, seed))).status == "accepted"
-    restarted = Aggregator(sessions, server_blobs, api_server.settings)  # no running mean
+    restarted = DirectAggregator(sessions, server_blobs, api_server.settings)  # no running mean
     verdict = restarted.handle(provider.result(grants[2], _delta(schema, 2)))
     assert verdict.round_closed
     recomputed = _weights(server_blobs, started, 1, schema)
@@ -107,7 +107,7 @@ def test_running_mean_and_a_fresh_aggregator_give_the_same_weights(
 def test_nesterov_outer_optimizer_keeps_and_audits_a_velocity(
     start_project: Callable[..., Started],
     provider: Provider,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     scheduler,
     broker_session,
     server_blobs: BlobStore,
@@ -167,7 +167,7 @@ def test_each_new_model_is_evaluated_on_the_validation_files(
     make_user,
     digits_files,
     provider: Provider,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     scheduler,
     broker_session,
     sessions,

@@ -24,6 +24,7 @@ from services.aggregator.handlers import Aggregator
 from services.aggregator.recording import Recorder
 from services.scheduler.handlers import Scheduler
 from tests.conftest import wait_until
+from tests.helpers.aggregation import DirectAggregator
 from tests.integration.conftest import (
     Started,
     consuming_results,
@@ -115,7 +116,7 @@ def test_a_round_closing_while_the_scheduler_reconciles_opens_the_next_round_onc
     start_project: Callable[..., Started],
     make_user: Callable[..., DaigClient],
     api_server: Any,
-    aggregator: Aggregator,
+    aggregator: DirectAggregator,
     scheduler: Scheduler,
     broker_session: Any,
     sessions: sessionmaker[Session],

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 
 from daig.db.models import RejectReason
-from daig.weights.codec import (
+from daig.weights.schema import WeightSchema
+from daig.weights.stream import (
     MAGIC,
     WeightsRejected,
     decode_weights,
     decode_weights_view,
     max_stream_bytes,
 )
-from daig.weights.codec import encode_weights as encode
-from daig.weights.schema import WeightSchema
+from daig.weights.stream import encode_weights as encode
 from services.aggregator.deltas import CheckedDelta, DeltaRejected, check_delta
 from services.aggregator.logic import delta_norm
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from daig.weights import h5weights
-from daig.weights.codec import decode_weights, encode_weights
 from daig.weights.h5weights import H5WeightsError, read_schema, read_weights, write_weights
 from daig.weights.schema import WeightSchema
+from daig.weights.stream import decode_weights, encode_weights
 
 
 def copy(source: Path, tmp_path: Path, name: str = "copy.h5") -> Path:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from numpy.lib import format as npformat
 
-from daig.weights.codec import (
+from daig.weights.schema import TensorSpec, WeightSchema
+from daig.weights.stream import (
     MAGIC,
     MAX_HEADER_JSON,
     WeightsRejected,
@@ -20,7 +21,6 @@ from daig.weights.codec import (
     peek_schema_hash,
     save_weights,
 )
-from daig.weights.schema import TensorSpec, WeightSchema
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_file_round_trip_and_peek(arrays, schema, tmp_path) -> None:
 
 
 def test_unknown_codec_is_refused_when_writing(arrays) -> None:
-    from daig.weights.codec import write_weights
+    from daig.weights.stream import write_weights
 
     with pytest.raises(ValueError, match="codec"):
         write_weights(io.BytesIO(), arrays, codec="int4")
@@ -162,7 +162,7 @@ def test_non_finite_values_are_refused(arrays, schema, bad: float) -> None:
 
 
 def test_non_finite_values_can_be_allowed_explicitly(arrays, schema) -> None:
-    from daig.weights.codec import read_weights
+    from daig.weights.stream import read_weights
 
     arrays[0][0, 0] = np.nan
     decoded = read_weights(io.BytesIO(encode_weights(arrays)), schema, require_finite=False)

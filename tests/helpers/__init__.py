@@ -1,0 +1,1 @@
+"""Code that tests share: test doubles and child-process targets, imported by test modules."""
