@@ -29,8 +29,7 @@ from daig.credits import ledger
 from daig.db.models import Project, RejectReason, Result, ResultStatus
 from daig.dispatch import DispatchPolicy, open_round, top_up
 from daig.logs import log_context
-from daig.messages import TrainingStatus as MessageStatus
-from daig.messages import TrainResult
+from daig.messages import TrainingStatus, TrainResult
 from daig.planning import shard_rows
 from daig.settings import Settings
 from daig.states import (
@@ -168,7 +167,7 @@ class Recorder:
             if prepared.early is not None:
                 raise prepared.early
             project, task, claim = _check(state, message)
-            if message.status == MessageStatus.FAILED:
+            if message.status == TrainingStatus.FAILED:
                 return self._record_failure(session, state, project, task, claim, message)
             if prepared.late is not None:
                 raise prepared.late
