@@ -124,11 +124,11 @@ def _claim_round(channel: Any, provider: Any, tasks: int) -> list[dict[str, Any]
 
 def results_per_second(tasks: int, directory: Path) -> dict[str, float]:
     from bench.harness import bench_cluster
+    from bench.provider_broker import ProviderBroker
     from daig.examples import write_digits
     from daig.hyperparams import Hyperparameters
     from daig.messages import TrainingStatus, TrainResult
     from daig.weights.h5weights import read_weights
-    from tests.integration.provider_broker import ProviderBroker
 
     files = write_digits(directory)
     weights = read_weights(files.model)
@@ -205,11 +205,11 @@ def big_model_through_aggregator(tasks: int, directory: Path) -> dict[str, float
     import httpx
 
     from bench.harness import bench_cluster
+    from bench.provider_broker import ProviderBroker
     from daig.examples import write_digits
     from daig.hyperparams import Hyperparameters
     from daig.messages import TrainingStatus, TrainResult
     from daig.weights.h5weights import read_weights
-    from tests.integration.provider_broker import ProviderBroker
 
     work = directory
     files = write_digits(work)

@@ -3,17 +3,18 @@
 Nothing here is mocked. Each test that asks for ``database_url`` gets its own freshly migrated
 database; ``amqp_url`` its own vhost; both are removed afterwards. ``s3_endpoint`` is moto's
 standalone S3 server, started once per session as a separate process on loopback.
+
+Fixtures that tests in several directories share but that do not belong to every test (the
+end-to-end ``cluster``) live in the plugin ``tests.helpers.fixtures``, registered here; helper
+functions and classes live in ``tests/helpers`` modules. Nothing imports a conftest.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,30 +23,23 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from daig.settings import Settings
+# The helpers assert too: pytest rewrites their asserts as it did when they were in conftests.
+pytest.register_assert_rewrite("tests.helpers")
+
+from daig.settings import Settings  # noqa: E402
+from tests.helpers.services import (  # noqa: E402
+    AMQP_HOST,
+    PG_ADMIN_URL,
+    ApiServer,
+    free_port,
+    rabbitmqctl,
+)
+from tests.helpers.waiting import wait_until  # noqa: E402
+
+pytest_plugins = ["tests.helpers.fixtures"]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-PG_ADMIN_URL = os.environ.get("DAIG_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
-AMQP_HOST = os.environ.get("DAIG_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
-    """Poll ``predicate`` until it returns a truthy value or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
@@ -58,17 +52,13 @@ def database_url() -> Iterator[str]:
     drop_database(url)
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture
 def amqp_url() -> Iterator[str]:
     vhost = f"daig_test_{uuid.uuid4().hex[:12]}"
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield f"{AMQP_HOST}/{vhost}"
-    _rabbitmqctl("delete_vhost", vhost)
+    rabbitmqctl("delete_vhost", vhost)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -132,38 +122,6 @@ def settings(database_url: str, amqp_url: str, tmp_path: Path) -> Settings:
         straggler_floor_seconds=30,
         signups_per_ip=10_000,  # every test user signs up from 127.0.0.1
     )
-
-
-class ApiServer:
-    """The real API served by uvicorn in a background thread."""
-
-    def __init__(self, settings: Settings) -> None:
-        import uvicorn
-
-        from services.api.__main__ import KEEP_ALIVE_SECONDS
-        from services.api.main import create_app
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.settings = settings.model_copy(update={"public_api_url": self.url})
-        config = uvicorn.Config(
-            create_app(self.settings),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ApiServer:
-        self.thread.start()
-        wait_until(lambda: self.server.started, 20, what="API server start")
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.fixture

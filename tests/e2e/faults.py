@@ -26,7 +26,7 @@ from daig.examples import held_out_accuracy
 from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
 from services.aggregator.audit import AuditReport, audit_project
-from tests.conftest import wait_until
+from tests.helpers.waiting import wait_until
 
 # Short leases and ticks so lost providers are noticed within seconds.
 FAULT_SETTINGS = {

@@ -23,8 +23,8 @@ from daig.client import DaigClient
 from daig.messages import TrainingStatus, TrainResult
 from daig.reference import reference_accuracy
 from daig.topology import DEFAULT_RESULT_PARTITIONS, ResultPartitions
-from tests.conftest import wait_until
 from tests.e2e.faults import FAULT_SETTINGS, PARAMS, FaultRun, finish_and_verify
+from tests.helpers.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 HERE = Path(__file__).parent

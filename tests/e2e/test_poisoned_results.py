@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
+from bench.provider_broker import provider_broker
 from daig.hyperparams import Hyperparameters
 from daig.messages import TrainResult, TrainTask, decode
 from daig.weights.h5weights import read_weights
-from tests.conftest import wait_until
-from tests.integration.provider_broker import provider_broker
-from tests.results import trained_result
+from tests.helpers.results import trained_result
+from tests.helpers.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

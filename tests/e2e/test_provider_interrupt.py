@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from daig.hyperparams import Hyperparameters
-from tests.conftest import wait_until
+from tests.helpers.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

@@ -126,7 +126,7 @@ def test_int8_deltas_nesterov_and_per_round_evaluation(cluster, digits_files, tm
     assert accuracy >= 0.85, f"held-out accuracy {accuracy:.3f}"
 
     from daig.client import DaigClient
-    from tests.conftest import wait_until
+    from tests.helpers.waiting import wait_until
 
     client = DaigClient(cluster.api_url)
     client.login("requestor", "requestor-pass")

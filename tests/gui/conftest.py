@@ -4,14 +4,14 @@
 settings directory (so nothing touches the developer's ``~/.config``). ``gui_api`` is the real
 API (uvicorn in a thread, on its own Postgres database and RabbitMQ vhost) shared by the
 GUI tests, which keep apart by unique user names; the provider journey uses the end-to-end
-``cluster`` of real processes instead.
+``cluster`` of real processes instead (a fixture of the ``tests.helpers.fixtures`` plugin). The
+helpers GUI tests share (``log_in``, ``unique``, ``PASSWORD``...) are in ``tests.helpers.gui``.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -26,12 +26,8 @@ from daig.client import DaigClient  # noqa: E402
 from requestor_gui import style  # noqa: E402
 from requestor_gui.main_window import MainWindow  # noqa: E402
 from requestor_gui.settings import GuiSettings  # noqa: E402
-from tests.conftest import ApiServer, wait_until  # noqa: E402
-from tests.e2e.conftest import cluster, cluster_factory  # noqa: E402,F401
-from tests.integration.conftest import module_api_server  # noqa: E402
-
-PASSWORD = "a long password"
-WAIT_MS = 20_000
+from tests.helpers.gui import PASSWORD, unique  # noqa: E402
+from tests.helpers.services import ApiServer, module_api_server  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -57,10 +53,6 @@ def gui_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
         yield server
 
 
-def unique(prefix: str = "gui") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
 @pytest.fixture
 def window(qtbot) -> Iterator[MainWindow]:
     """The main window on the login screen, closed cleanly (agent stopped) afterwards."""
@@ -75,19 +67,6 @@ def window(qtbot) -> Iterator[MainWindow]:
     main.deleteLater()
 
 
-def log_in(
-    qtbot, window: MainWindow, server: str, user: str, password: str = PASSWORD, *, create: bool
-) -> None:
-    """Fill the login form and press the button; waits for the mode screen."""
-    login = window.login
-    login.server.setText(server)
-    login.username.setText(user)
-    login.password.setText(password)
-    with qtbot.waitSignal(login.logged_in, timeout=WAIT_MS):
-        (login.signup_button if create else login.login_button).click()
-    assert window.stack.currentWidget() is window.mode
-
-
 @pytest.fixture
 def requestor(gui_api: ApiServer) -> Iterator[tuple[str, DaigClient]]:
     """A signed-up user (name, logged-in client) for tests that start past the login."""
@@ -97,7 +76,3 @@ def requestor(gui_api: ApiServer) -> Iterator[tuple[str, DaigClient]]:
     client.login(user, PASSWORD)
     yield user, client
     client.close()
-
-
-def until(predicate: Callable[[], object], timeout: float = 20, what: str = "condition"):
-    return wait_until(predicate, timeout, what=what)

@@ -21,10 +21,11 @@ from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
 from requestor_gui.main_window import MainWindow
 from services.scheduler.handlers import Scheduler
-from tests.gui.conftest import PASSWORD, WAIT_MS, log_in, unique
 from tests.helpers.aggregation import DirectAggregator
-from tests.integration.conftest import create_started_project, drain_tasks, write_small_data
-from tests.integration.test_aggregator import ROWS, Provider, _delta
+from tests.helpers.gui import PASSWORD, WAIT_MS, log_in, unique
+from tests.helpers.projects import create_started_project, write_small_data
+from tests.helpers.queues import drain_tasks
+from tests.helpers.results import ROWS, Provider, random_delta
 
 
 def _train_by_hand(gui_api, digits_files, tmp_path, requestor: DaigClient, volunteer: Provider):
@@ -52,7 +53,7 @@ def _train_by_hand(gui_api, digits_files, tmp_path, requestor: DaigClient, volun
         schema = WeightSchema.of(read_weights(digits_files.model))
         aggregator = DirectAggregator(sessions, open_blob_store(settings), settings)
         for seed, grant in enumerate(grants):
-            verdict = aggregator.handle(volunteer.result(grant, _delta(schema, seed)))
+            verdict = aggregator.handle(volunteer.result(grant, random_delta(schema, seed)))
             assert verdict is not None and verdict.status == "accepted"
     finally:
         connection.close()

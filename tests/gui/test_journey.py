@@ -16,7 +16,7 @@ import pytest
 from daig.examples import held_out_accuracy
 from daig.hyperparams import Hyperparameters
 from requestor_gui.main_window import MainWindow
-from tests.gui.conftest import PASSWORD, WAIT_MS, log_in, unique
+from tests.helpers.gui import PASSWORD, WAIT_MS, log_in, unique
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 TRAIN_MS = 240_000

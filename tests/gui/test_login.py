@@ -6,8 +6,8 @@ import json
 
 from requestor_gui.main_window import MainWindow
 from requestor_gui.settings import settings_file
-from tests.conftest import free_port
-from tests.gui.conftest import PASSWORD, WAIT_MS, log_in, unique
+from tests.helpers.gui import PASSWORD, WAIT_MS, log_in, unique
+from tests.helpers.services import free_port
 
 
 def _error_after_click(qtbot, window: MainWindow, button) -> str:

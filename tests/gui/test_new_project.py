@@ -12,7 +12,7 @@ from PyQt5.QtWidgets import QSpinBox
 
 from requestor_gui.main_window import MainWindow
 from requestor_gui.views.new_project import NewProjectView
-from tests.gui.conftest import WAIT_MS, log_in
+from tests.helpers.gui import WAIT_MS, log_in
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from daig.hyperparams import Hyperparameters
 from requestor_gui import operations
 from requestor_gui.errors import Cancelled
 from requestor_gui.main_window import MainWindow
-from tests.conftest import ApiServer
-from tests.gui.conftest import WAIT_MS, log_in
+from tests.helpers.gui import WAIT_MS, log_in
+from tests.helpers.services import ApiServer
 
 
 def uploaded_project(client: DaigClient, digits_files, name: str = "listed") -> str:

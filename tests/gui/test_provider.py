@@ -10,7 +10,7 @@ import json
 
 from requestor_gui.main_window import MainWindow
 from requestor_gui.settings import settings_file
-from tests.gui.conftest import log_in
+from tests.helpers.gui import log_in
 
 AGENT_MS = 60_000
 

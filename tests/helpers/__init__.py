@@ -1,1 +1,19 @@
-"""Code that tests share: test doubles and child-process targets, imported by test modules."""
+"""Code that tests share, imported by test modules (never a test module or a conftest).
+
+- ``waiting``: ``wait_until``, the deadline-bounded poll.
+- ``services``: where Postgres and RabbitMQ are, ``ApiServer``, ``module_api_server``.
+- ``accounts``: the test users' password, ``new_user``.
+- ``projects``: small training data, ``create_started_project``, ``Started``.
+- ``queues``: reading and draining the broker's queues, the aggregator consuming them.
+- ``results``: result messages as a provider sends them, ``Provider`` driven by hand.
+- ``aggregation``: ``DirectAggregator``, the aggregator handed results without a broker.
+- ``cli``: ``run_daig``, the command run as its own process.
+- ``training``: ``train_job``, a small job for the provider's trainer.
+- ``cluster``: ``Cluster``, a cluster of real processes for end-to-end and GUI tests.
+- ``gui``: the GUI tests' password, timeout, unique names and ``log_in``.
+- ``sandbox_targets``: child-process targets for ``daig.sandbox``.
+- ``fixtures``: the pytest plugin of fixtures several test directories share (``cluster``).
+
+The broker connection a provider makes with its own credentials (``ProviderBroker``) is in
+``bench.provider_broker``, because benchmarks use it too and never import from ``tests``.
+"""

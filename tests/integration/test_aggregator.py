@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,11 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.provider_broker import provider_broker
 from daig import keys
 from daig.blobstore import BlobStore
 from daig.broker import BrokerSession
-from daig.client import ClientError, DaigClient
+from daig.client import ClientError
 from daig.db.models import Project, Result, Task
 from daig.hyperparams import Hyperparameters
 from daig.messages import TrainingStatus, TrainResult
@@ -27,59 +28,11 @@ from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import decode_weights
 from services.scheduler.handlers import Scheduler
-from tests.conftest import wait_until
 from tests.helpers.aggregation import DirectAggregator
-from tests.integration.conftest import (
-    Started,
-    consuming_results,
-    drain,
-    drain_tasks,
-    ready_count,
-    results_ready,
-)
-from tests.integration.provider_broker import provider_broker
-from tests.results import trained_result
-
-ROWS = {0: 3, 1: 3, 2: 4}  # shard sizes of 10 rows in 3 shards
-
-
-class Provider:
-    """A volunteer driven by hand: claims over HTTP, uploads deltas to the presigned URL."""
-
-    def __init__(self, client: DaigClient) -> None:
-        self.client = client
-        self.id = int(client.me()["id"])
-
-    def claim(self, task_id: uuid.UUID) -> dict[str, Any]:
-        return self.client.claim(task_id, f"agent-{self.id}")
-
-    def result(
-        self, grant: dict[str, Any], delta: Sequence[np.ndarray] | None, **fields
-    ) -> TrainResult:
-        """Upload ``delta`` (unless None) and describe it in a result message."""
-        values: dict[str, Any] = {
-            "samples": ROWS.get(grant["shard"], 1),
-            "fit_seconds": 1.5,
-            "history": {"loss": [2.0, 1.0 + grant["shard"]]},
-        }
-        return trained_result(grant, self.id, delta, **(values | fields))
-
-
-@pytest.fixture
-def provider(api_server, make_user) -> Provider:
-    return Provider(make_user(api_server.url, "provider"))
-
-
-@pytest.fixture
-def schema(digits_files) -> WeightSchema:
-    return WeightSchema.of(read_weights(digits_files.model))
-
-
-def _delta(schema: WeightSchema, seed: int, scale: float = 0.01) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [
-        (rng.standard_normal(t.shape) * scale).astype(np.dtype(t.dtype)) for t in schema.tensors
-    ]
+from tests.helpers.projects import Started
+from tests.helpers.queues import consuming_results, drain, drain_tasks, ready_count, results_ready
+from tests.helpers.results import ROWS, Provider, claim_round, random_delta
+from tests.helpers.waiting import wait_until
 
 
 def _results(sessions: sessionmaker[Session], project_id: uuid.UUID) -> list[Result]:
@@ -107,12 +60,6 @@ def _stored_directly(
     return provider.result(grant, None, sha256=hashlib.sha256(body).hexdigest())
 
 
-def _claim_round(provider: Provider, amqp_url: str) -> list[dict[str, Any]]:
-    """Claim every published task, in slot (= shard here) order."""
-    grants = [provider.claim(m.task_id) for m in drain_tasks(amqp_url)]
-    return sorted(grants, key=lambda g: g["shard"])
-
-
 def test_k_accepted_results_close_the_round_with_the_weighted_mean(
     start_project: Callable[..., Started],
     provider: Provider,
@@ -127,8 +74,8 @@ def test_k_accepted_results_close_the_round_with_the_weighted_mean(
     tmp_path: Path,
 ) -> None:
     started = start_project(Hyperparameters(total_tasks=3, task_size=3, passes=2))
-    grants = _claim_round(provider, amqp_url)
-    deltas = [_delta(schema, seed) for seed in range(3)]
+    grants = claim_round(provider, amqp_url)
+    deltas = [random_delta(schema, seed) for seed in range(3)]
     verdicts = []
     for grant, delta in zip(grants, deltas, strict=True):
         # The provider's sample count is not trusted: the server weighs by its own row count.
@@ -182,8 +129,8 @@ def test_last_round_writes_a_final_model_that_loads(
     from daig.modelfile.keras_load import canonical_weights, load_model
 
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
-    for seed, grant in enumerate(_claim_round(provider, amqp_url)):
-        verdict = aggregator.handle(provider.result(grant, _delta(schema, seed)))
+    for seed, grant in enumerate(claim_round(provider, amqp_url)):
+        verdict = aggregator.handle(provider.result(grant, random_delta(schema, seed)))
         assert verdict is not None and verdict.status == "accepted"
     assert verdict.round_closed
     project = _project(sessions, started.id)
@@ -218,9 +165,9 @@ def test_bad_results_are_rejected_and_recorded(
     subtests,
 ) -> None:
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
-    grant, untouched, _ = _claim_round(provider, amqp_url)
-    good = _delta(schema, 0)
-    nan = _delta(schema, 1)
+    grant, untouched, _ = claim_round(provider, amqp_url)
+    good = random_delta(schema, 0)
+    nan = random_delta(schema, 1)
     nan[0][0, 0] = np.nan
     wrong_shape = [np.zeros((64, 32), np.float32)] + good[1:]
     stranger = Provider(make_user(api_server.url, "stranger"))
@@ -276,22 +223,25 @@ def test_redelivered_duplicate_and_stale_results_are_never_counted_twice(
     amqp_url: str,
 ) -> None:
     started = start_project(Hyperparameters(total_tasks=3, task_size=3, passes=2))
-    first, second, third = _claim_round(provider, amqp_url)
-    message = provider.result(first, _delta(schema, 0))
+    first, second, third = claim_round(provider, amqp_url)
+    message = provider.result(first, random_delta(schema, 0))
     assert aggregator.handle(message).status == "accepted"
     assert aggregator.handle(message) is None  # the same message again: already handled
     assert len(_results(sessions, started.id)) == 1
 
-    again = provider.result(first, _delta(schema, 0))  # a new message for a done task
+    again = provider.result(first, random_delta(schema, 0))  # a new message for a done task
     verdict = aggregator.handle(again)
     assert verdict is not None and (verdict.status, verdict.reason) == ("rejected", "duplicate")
 
     for grant, seed in ((second, 1), (third, 2)):
-        assert aggregator.handle(provider.result(grant, _delta(schema, seed))).status == "accepted"
+        assert (
+            aggregator.handle(provider.result(grant, random_delta(schema, seed))).status
+            == "accepted"
+        )
     assert _project(sessions, started.id).current_round == 1
     weights_v1 = server_blobs.get_bytes(keys.weights_key(started.id, 1))
 
-    late = provider.result(third, _delta(schema, 3))  # round 0 is over
+    late = provider.result(third, random_delta(schema, 3))  # round 0 is over
     verdict = aggregator.handle(late)
     assert verdict is not None and (verdict.status, verdict.reason) == ("rejected", "stale_round")
     rows = _results(sessions, started.id)
@@ -319,7 +269,7 @@ def test_failed_training_gives_the_task_back_until_the_project_fails(
     amqp_url: str,
 ) -> None:
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
-    first, other, _ = _claim_round(provider, amqp_url)
+    first, other, _ = claim_round(provider, amqp_url)
     task_id = uuid.UUID(first["task_id"])
     failures = api_server.settings.max_task_failures
     grant = first
@@ -353,7 +303,7 @@ def test_failed_training_gives_the_task_back_until_the_project_fails(
         ("failed", f"out of memory #{n}") for n in range(1, failures + 1)
     ]
     # A failed project takes no more results and gives out no more tasks.
-    verdict = aggregator.handle(provider.result(other, _delta(schema, 0)))
+    verdict = aggregator.handle(provider.result(other, random_delta(schema, 0)))
     assert (verdict.status, verdict.reason) == ("rejected", "project_not_running")
     with pytest.raises(ClientError) as error:
         provider.claim(uuid.UUID(other["task_id"]))
@@ -375,8 +325,8 @@ def test_straggler_is_given_out_again_and_the_first_result_wins(
     amqp_url: str,
 ) -> None:
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
-    fast, slow, _ = _claim_round(provider, amqp_url)
-    assert aggregator.handle(provider.result(fast, _delta(schema, 0))).status == "accepted"
+    fast, slow, _ = claim_round(provider, amqp_url)
+    assert aggregator.handle(provider.result(fast, random_delta(schema, 0))).status == "accepted"
     scheduler.reconcile(started.id, broker_session)
     assert drain_tasks(amqp_url) == []  # nobody is late yet (the floor is 30 s)
     with engine.begin() as connection:
@@ -389,12 +339,12 @@ def test_straggler_is_given_out_again_and_the_first_result_wins(
     assert (str(reissued.task_id), reissued.attempt) == (slow["task_id"], 2)
     helper = Provider(make_user(api_server.url, "helper"))
     rescue = helper.claim(reissued.task_id)  # the cap does not count the same task twice
-    verdict = helper.result(rescue, _delta(schema, 1))
+    verdict = helper.result(rescue, random_delta(schema, 1))
     assert aggregator.handle(verdict).status == "accepted"
     with pytest.raises(ClientError) as error:
         provider.client.heartbeat(slow["claim_id"])  # told to stop: someone else finished
     assert error.value.status == 409 and error.value.reason == "task_done"
-    late = aggregator.handle(provider.result(slow, _delta(schema, 2)))
+    late = aggregator.handle(provider.result(slow, random_delta(schema, 2)))
     assert late is not None and (late.status, late.reason) == ("rejected", "duplicate")
     assert started.owner.project(started.id)["accepted_tasks"] == 2
 
@@ -410,8 +360,8 @@ def test_results_over_the_broker_are_recorded_acked_and_the_next_round_published
     started = start_project(Hyperparameters(total_tasks=3, task_size=3, passes=2))
     drain(amqp_url, "daig.scheduler.events")
     messages = [
-        provider.result(grant, _delta(schema, seed))
-        for seed, grant in enumerate(_claim_round(provider, amqp_url))
+        provider.result(grant, random_delta(schema, seed))
+        for seed, grant in enumerate(claim_round(provider, amqp_url))
     ]
     with provider_broker(provider.client) as broker:  # the provider's own broker user
         for message in [messages[0], messages[0], *messages[1:]]:  # one redelivered copy

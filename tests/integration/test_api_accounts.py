@@ -17,8 +17,8 @@ import pytest
 
 from daig.client import ClientError, DaigClient
 from daig.hyperparams import Hyperparameters
-from tests.conftest import ApiServer
-from tests.integration.conftest import PASSWORD
+from tests.helpers.accounts import PASSWORD
+from tests.helpers.services import ApiServer
 
 
 @pytest.fixture

@@ -25,8 +25,9 @@ from daig.db.models import Claim, Project, ProjectFile, Round, Task
 from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
 from services.api.main import create_app
-from tests.conftest import ApiServer
-from tests.integration.conftest import Started, drain_tasks
+from tests.helpers.projects import Started
+from tests.helpers.queues import drain_tasks
+from tests.helpers.services import ApiServer
 
 # (method, path) -> how a stranger calls it with the id in place of the path's parameter.
 Attempt = Callable[[DaigClient, str, Path], httpx.Response]

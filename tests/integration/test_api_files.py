@@ -14,7 +14,7 @@ import pytest
 from daig.client import ClientError, DaigClient
 from daig.hyperparams import Hyperparameters
 from daig.weights.h5weights import read_weights
-from tests.integration.conftest import SmallData, create_started_project, write_small_data
+from tests.helpers.projects import SmallData, create_started_project, write_small_data
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,7 @@ def test_a_training_project_cannot_be_deleted(client: DaigClient, digits_files) 
 
 
 def test_uploads_over_the_size_limit_are_refused(settings, digits_files) -> None:
-    from tests.conftest import ApiServer
+    from tests.helpers.services import ApiServer
 
     small = settings.model_copy(update={"max_model_bytes": 1000, "max_upload_bytes": 2000})
     with ApiServer(small) as server, DaigClient(server.url) as client:

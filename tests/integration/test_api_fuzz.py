@@ -36,13 +36,9 @@ from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
 from services.api.main import create_app
 from services.scheduler.handlers import Scheduler
-from tests.conftest import ApiServer
-from tests.integration.conftest import (
-    create_started_project,
-    module_api_server,
-    new_user,
-    write_small_data,
-)
+from tests.helpers.accounts import new_user
+from tests.helpers.projects import create_started_project, write_small_data
+from tests.helpers.services import ApiServer, module_api_server
 
 EXAMPLES = 25  # per operation and phase: every operation in well under a minute
 

@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from daig.db.models import RateEvent
 from daig.db.session import make_engine, make_sessionmaker
-from tests.conftest import ApiServer
-from tests.integration.conftest import PASSWORD, module_api_server
+from tests.helpers.accounts import PASSWORD
+from tests.helpers.services import ApiServer, module_api_server
 
 PER_USER, PER_IP, WINDOW, SIGNUPS = 3, 6, 4.0, 4
 

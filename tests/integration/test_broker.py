@@ -26,8 +26,8 @@ from daig.broker import (
     run_consumer,
 )
 from daig.messages import TrainTask, decode
-from tests.conftest import wait_until
-from tests.integration.conftest import drain, ready_count
+from tests.helpers.queues import drain, ready_count
+from tests.helpers.waiting import wait_until
 
 
 def _task() -> TrainTask:

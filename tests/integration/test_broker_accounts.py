@@ -22,6 +22,7 @@ from pika.exceptions import ChannelClosedByBroker
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.provider_broker import PARTITIONS, ProviderBroker, provider_broker
 from daig.broker import BrokerSession, Publisher, connect, publish_on
 from daig.client import ClientError, DaigClient
 from daig.db.models import Claim, Result, Task
@@ -31,16 +32,11 @@ from daig.settings import Settings, amqp_vhost
 from daig.topology import DEAD, EVENTS, RESULTS_EXCHANGE, TASKS, provider_broker_user
 from daig.weights.schema import WeightSchema
 from services.aggregator.handlers import Aggregator
-from tests.conftest import ApiServer, free_port, wait_until
-from tests.integration.conftest import (
-    Started,
-    consuming_results,
-    drain_tasks,
-    ready_count,
-    results_ready,
-)
-from tests.integration.provider_broker import PARTITIONS, ProviderBroker, provider_broker
-from tests.results import trained_result
+from tests.helpers.projects import Started
+from tests.helpers.queues import consuming_results, drain_tasks, ready_count, results_ready
+from tests.helpers.results import trained_result
+from tests.helpers.services import ApiServer, free_port
+from tests.helpers.waiting import wait_until
 
 ACCESS_REFUSED, PRECONDITION_FAILED = 403, 406
 

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from daig.client import DaigClient
 from daig.db.models import Project
 from daig.hyperparams import Hyperparameters
-from tests.integration.conftest import Started, drain_tasks
+from tests.helpers.projects import Started
+from tests.helpers.queues import drain_tasks
 
 
 def _hold_project_row(sessions: sessionmaker[Session], project_id: Any) -> Session:

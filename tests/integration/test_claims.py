@@ -30,14 +30,10 @@ from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import decode_weights
 from services.scheduler.handlers import Scheduler
-from tests.conftest import ApiServer, wait_until
-from tests.integration.conftest import (
-    Started,
-    create_started_project,
-    drain,
-    drain_tasks,
-    ready_count,
-)
+from tests.helpers.projects import Started, create_started_project
+from tests.helpers.queues import drain, drain_tasks, ready_count
+from tests.helpers.services import ApiServer
+from tests.helpers.waiting import wait_until
 
 
 @pytest.fixture

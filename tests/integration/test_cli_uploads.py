@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from tests.integration.conftest import PASSWORD
-
-
-def _daig(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"XDG_CONFIG_HOME": str(tmp_path / "config")}
-    return subprocess.run(
-        [sys.executable, "-m", "daig", *args], env=env, capture_output=True, text=True, timeout=300
-    )
+from tests.helpers.accounts import PASSWORD
+from tests.helpers.cli import run_daig
 
 
 def _object_copy(source: Path, target: Path) -> Path:
@@ -47,12 +38,12 @@ def test_object_arrays_need_the_trust_flag(api_server, make_user, digits_files, 
         "--labels",
         str(digits_files.labels),
     ]
-    refused = _daig(tmp_path, *common)
+    refused = run_daig(tmp_path, *common)
     assert refused.returncode == 1
     assert "unpickling" in refused.stderr and "--trust-object-arrays" in refused.stderr
     assert user.projects() == [], "nothing is created when the local check fails"
 
-    trusted = _daig(tmp_path, *common, "--trust-object-arrays")
+    trusted = run_daig(tmp_path, *common, "--trust-object-arrays")
     assert trusted.returncode == 0, trusted.stderr
     project_id = trusted.stdout.strip().splitlines()[-1]
     [data_file] = [f for f in user.project(project_id)["files"] if f["kind"] == "data"]

@@ -16,7 +16,7 @@ from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
-from tests.integration.conftest import SmallData
+from tests.helpers.projects import SmallData
 
 GRANT = 300_000
 

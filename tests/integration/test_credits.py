@@ -25,8 +25,9 @@ from daig.db.models import Claim, CreditEntry, CreditTransfer, Result, Task
 from daig.hyperparams import Hyperparameters
 from daig.weights.schema import WeightSchema
 from tests.helpers.aggregation import DirectAggregator
-from tests.integration.conftest import Started, drain_tasks
-from tests.integration.test_aggregator import Provider, _delta, schema  # noqa: F401 (fixture)
+from tests.helpers.projects import Started
+from tests.helpers.queues import drain_tasks
+from tests.helpers.results import Provider, random_delta
 
 EPOCHS = 5  # Hyperparameters' default
 
@@ -77,7 +78,7 @@ def test_accepted_results_pay_once_and_rejected_or_duplicate_ones_nothing(
     aggregator: DirectAggregator,
     server_blobs,
     sessions: sessionmaker[Session],
-    schema: WeightSchema,  # noqa: F811
+    schema: WeightSchema,
     amqp_url: str,
 ) -> None:
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
@@ -99,7 +100,7 @@ def test_accepted_results_pay_once_and_rejected_or_duplicate_ones_nothing(
     first, second, third = _claim_all(alice, amqp_url)
 
     # A corrupted delta is rejected and earns nothing.
-    bad = alice.result(first, _delta(schema, 0), sha256="0" * 64)
+    bad = alice.result(first, random_delta(schema, 0), sha256="0" * 64)
     assert aggregator.handle(bad).status == "rejected"
     assert alice.client.credits()["earned"] == 0
 
@@ -117,9 +118,9 @@ def test_accepted_results_pay_once_and_rejected_or_duplicate_ones_nothing(
             .values(lease_expires_at=lapsed)
         )
     bob_grant = bob.claim(second["task_id"])
-    win = alice.result(second, _delta(schema, 1))
+    win = alice.result(second, random_delta(schema, 1))
     assert aggregator.handle(win).status == "accepted"
-    late = bob.result(bob_grant, _delta(schema, 2))
+    late = bob.result(bob_grant, random_delta(schema, 2))
     verdict = aggregator.handle(late)
     assert (verdict.status, verdict.reason) == ("rejected", "duplicate")
     assert bob.client.credits()["earned"] == 0
@@ -130,7 +131,7 @@ def test_accepted_results_pay_once_and_rejected_or_duplicate_ones_nothing(
     assert restarted.handle(win) is None
     for grant in (first, third):
         # A fresh claim for the rejected task's shard is alice's same claim: send a good result.
-        assert restarted.handle(alice.result(grant, _delta(schema, 3))).status == "accepted"
+        assert restarted.handle(alice.result(grant, random_delta(schema, 3))).status == "accepted"
 
     rows = {0: 3, 1: 3, 2: 4}
     earned = sum(
@@ -177,7 +178,7 @@ def test_many_results_accepted_at_once_by_two_aggregators(
     api_server,
     server_blobs,
     sessions: sessionmaker[Session],
-    schema: WeightSchema,  # noqa: F811
+    schema: WeightSchema,
     amqp_url: str,
 ) -> None:
     """Four projects' results (each sent twice) handled by 8 threads on two aggregators."""
@@ -187,7 +188,7 @@ def test_many_results_accepted_at_once_by_two_aggregators(
         start_project(Hyperparameters(total_tasks=3, task_size=3, passes=1))
         provider = providers[index]
         for slot, grant in enumerate(_claim_all(provider, amqp_url)):
-            messages.append(provider.result(grant, _delta(schema, slot)))
+            messages.append(provider.result(grant, random_delta(schema, slot)))
     aggregators = [DirectAggregator(sessions, server_blobs, api_server.settings) for _ in range(2)]
     jobs = [(aggregators[i % 2], m) for i, m in enumerate(messages * 2)]
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -8,10 +8,12 @@ from collections.abc import Callable
 
 from daig.credits.pricing import task_cost
 from daig.hyperparams import Hyperparameters
+from tests.helpers.accounts import PASSWORD
 from tests.helpers.aggregation import DirectAggregator
-from tests.integration.conftest import PASSWORD, Started, drain_tasks
-from tests.integration.test_aggregator import ROWS, Provider, _delta, schema  # noqa: F401
-from tests.integration.test_cli_uploads import _daig
+from tests.helpers.cli import run_daig
+from tests.helpers.projects import Started
+from tests.helpers.queues import drain_tasks
+from tests.helpers.results import ROWS, Provider, random_delta
 
 
 def test_balance_history_cost_and_leaderboard_commands(
@@ -19,7 +21,7 @@ def test_balance_history_cost_and_leaderboard_commands(
     api_server,
     make_user,
     aggregator: DirectAggregator,
-    schema,  # noqa: F811
+    schema,
     amqp_url: str,
     tmp_path,
 ) -> None:
@@ -29,34 +31,37 @@ def test_balance_history_cost_and_leaderboard_commands(
     paid = {}
     for seed, message in enumerate(drain_tasks(amqp_url)):
         grant = volunteer.claim(message.task_id)
-        assert aggregator.handle(volunteer.result(grant, _delta(schema, seed))).status == "accepted"
+        assert (
+            aggregator.handle(volunteer.result(grant, random_delta(schema, seed))).status
+            == "accepted"
+        )
         paid[grant["task_id"]] = task_cost(
             samples=ROWS[grant["shard"]], epochs=2, parameters=schema.parameters
         )
     earned, granted = sum(paid.values()), api_server.settings.credit_signup_grant
     login = ["--server", api_server.url, "--user", name, "--password", PASSWORD]
 
-    balance = _daig(tmp_path / "vol", "credits", "balance", *login)
+    balance = run_daig(tmp_path / "vol", "credits", "balance", *login)
     assert balance.returncode == 0, balance.stderr
     assert f"{granted + earned:,}" in balance.stdout and f"{earned:,}" in balance.stdout
 
-    history = _daig(tmp_path / "vol", "credits", "history")  # the login is remembered
+    history = run_daig(tmp_path / "vol", "credits", "history")  # the login is remembered
     assert history.returncode == 0, history.stderr
     for amount in paid.values():
         assert f"+{amount:,}" in history.stdout
     assert f"+{granted:,}" in history.stdout and "sign-up grant" in history.stdout
 
-    board = _daig(tmp_path / "vol", "leaderboard", str(started.id))
+    board = run_daig(tmp_path / "vol", "leaderboard", str(started.id))
     assert board.returncode == 0, board.stderr
     assert name in board.stdout and f"{earned:,}" in board.stdout
-    overall = _daig(tmp_path / "vol", "leaderboard", "--limit", "500")
+    overall = run_daig(tmp_path / "vol", "leaderboard", "--limit", "500")
     assert name in overall.stdout
 
     owner = ["--server", api_server.url, "--user", started.owner.me()["username"]]
-    cost = _daig(
+    cost = run_daig(
         tmp_path / "owner", "credits", "cost", str(started.id), *owner, "--password", PASSWORD
     )
     assert cost.returncode == 0, cost.stderr
     assert f"{earned:,} (3 tasks)" in cost.stdout  # the whole estimate, all spent
-    missing = _daig(tmp_path / "owner", "credits", "cost", str(uuid.uuid4()))
+    missing = run_daig(tmp_path / "owner", "credits", "cost", str(uuid.uuid4()))
     assert missing.returncode == 1 and "no project" in missing.stderr

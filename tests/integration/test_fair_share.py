@@ -18,15 +18,16 @@ from typing import Any
 
 import pytest
 
+from bench.provider_broker import provider_broker
 from daig.broker import BrokerSession
 from daig.client import ClientError, DaigClient
 from daig.hyperparams import Hyperparameters
 from daig.messages import TrainTask
 from daig.settings import Settings
 from services.scheduler.handlers import Scheduler
-from tests.conftest import ApiServer
-from tests.integration.conftest import create_started_project, new_user, write_small_data
-from tests.integration.provider_broker import provider_broker
+from tests.helpers.accounts import new_user
+from tests.helpers.projects import create_started_project, write_small_data
+from tests.helpers.services import ApiServer
 
 WINDOW = 4
 

@@ -18,7 +18,9 @@ from daig.db.models import Claim, DeadLetter, Project, Task
 from daig.hyperparams import Hyperparameters
 from daig.messages import TrainTask
 from services.scheduler.deadletters import MAX_DEAD_TASK_MESSAGES, DeadLetterRecorder
-from tests.integration.conftest import PASSWORD, Started, drain, drain_tasks
+from tests.helpers.accounts import PASSWORD
+from tests.helpers.projects import Started
+from tests.helpers.queues import drain, drain_tasks
 
 
 @pytest.fixture
@@ -179,7 +181,7 @@ def test_garbage_dead_letters_are_recorded_with_the_brokers_reason(
 
 
 def _wait_dead(amqp_url: str) -> list:
-    from tests.conftest import wait_until
+    from tests.helpers.waiting import wait_until
 
     return wait_until(lambda: drain(amqp_url, "daig.dead"), 10, what="the dead letter")
 

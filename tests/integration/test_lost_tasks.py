@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.provider_broker import provider_broker
 from daig.broker import run_consumer
 from daig.client import ClientError, DaigClient
 from daig.db.models import Task
@@ -27,9 +28,9 @@ from daig.messages import TrainTask
 from daig.settings import Settings
 from daig.topology import EVENTS, TASKS
 from services.scheduler.handlers import Scheduler
-from tests.conftest import wait_until
-from tests.integration.conftest import Started, ready_count
-from tests.integration.provider_broker import provider_broker
+from tests.helpers.projects import Started
+from tests.helpers.queues import ready_count
+from tests.helpers.waiting import wait_until
 
 REPUBLISH_SECONDS = 2.0
 

@@ -18,9 +18,10 @@ from provider_agent.agent import ProviderAgent
 from provider_agent.config import AgentConfig
 from provider_agent.politeness import Politeness, power_source
 from provider_agent.trainer import Trainer
-from tests.conftest import wait_until
-from tests.integration.conftest import PASSWORD, ready_count
-from tests.integration.test_provider_sandbox import _job
+from tests.helpers.accounts import PASSWORD
+from tests.helpers.queues import ready_count
+from tests.helpers.training import train_job
+from tests.helpers.waiting import wait_until
 
 MB = 1024 * 1024
 
@@ -45,7 +46,7 @@ def test_tensorflow_sees_the_thread_cap_and_the_heap_is_capped(digits_files, tmp
         assert pid is not None and _proc_limit(pid, "Max data size") == str(1500 * MB)
         # The caps leave room for real training.
         outcome = trainer.run(
-            _job(digits_files, tmp_path), wait=time.sleep, should_stop=lambda: False
+            train_job(digits_files, tmp_path), wait=time.sleep, should_stop=lambda: False
         )
         assert outcome.ok, outcome.error
     finally:
@@ -58,7 +59,7 @@ def test_tensorflow_sees_the_thread_cap_and_the_heap_is_capped(digits_files, tmp
 
 
 def test_a_task_needing_more_memory_than_allowed_is_stopped(digits_files, tmp_path) -> None:
-    job = _job(digits_files, tmp_path)
+    job = train_job(digits_files, tmp_path)
     # 1.2 GB of rows: loading them alone is over the 1200 MB limit.
     np.save(job.x_path, np.zeros((4_700_000, 64), dtype=np.float32))
     np.save(job.y_path, np.zeros(4_700_000, dtype=np.int64))

@@ -13,9 +13,9 @@ from provider_agent.agent import ProviderAgent
 from provider_agent.config import AgentConfig
 from provider_agent.status import STARTING_TENSORFLOW, WAITING
 from provider_agent.trainer import RowsLike, Trainer
-from tests.conftest import wait_until
-from tests.integration.conftest import PASSWORD
-from tests.integration.test_provider_sandbox import _job
+from tests.helpers.accounts import PASSWORD
+from tests.helpers.training import train_job
+from tests.helpers.waiting import wait_until
 
 DIGITS_ROWS = RowsLike("float32", [64], "int64", [], validation=False)
 READY_SECONDS = 240  # a TensorFlow import on the loaded 2-core machine took up to 33 s
@@ -40,7 +40,7 @@ def test_the_child_is_ready_before_any_task_and_its_first_task_reuses_it(
         wait_until(lambda: trainer.poll() == "ready", READY_SECONDS, what="the child ready")
         assert trainer.startup["import"] > 0 and trainer.startup["warmup"] > 0
         pid = trainer.child_pid()
-        job = _job(digits_files, tmp_path)
+        job = train_job(digits_files, tmp_path)
 
         trainer.prepare(job.model_path, job.model_sha256, DIGITS_ROWS)
         first = trainer.run(job, wait=time.sleep, should_stop=lambda: False)
@@ -66,7 +66,7 @@ def test_a_task_sent_while_the_child_starts_waits_for_it(digits_files, tmp_path:
     trainer = Trainer(threads=1)
     try:
         trainer.start()
-        job = _job(digits_files, tmp_path)
+        job = train_job(digits_files, tmp_path)
         outcome = trainer.run(job, wait=time.sleep, should_stop=lambda: False)
         assert outcome.ok, outcome.error
         assert outcome.timings["wait_ready"] > 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import pytest
 
 from daig import keys
 from daig.blobstore import BlobStore
@@ -14,18 +13,8 @@ from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import decode_weights
 from tests.helpers.aggregation import DirectAggregator
-from tests.integration.conftest import Started
-from tests.integration.test_aggregator import Provider, _claim_round, _delta
-
-
-@pytest.fixture
-def provider(api_server, make_user) -> Provider:
-    return Provider(make_user(api_server.url, "provider"))
-
-
-@pytest.fixture
-def schema(digits_files) -> WeightSchema:
-    return WeightSchema.of(read_weights(digits_files.model))
+from tests.helpers.projects import Started
+from tests.helpers.results import Provider, claim_round, random_delta
 
 
 def test_median_project_ignores_a_poisoned_update(
@@ -40,10 +29,10 @@ def test_median_project_ignores_a_poisoned_update(
     started = start_project(
         Hyperparameters(total_tasks=3, task_size=3, aggregation="median", max_norm_ratio=0)
     )
-    honest = [_delta(schema, seed) for seed in range(2)]
-    poisoned = [tensor * -1000 for tensor in _delta(schema, 7)]
+    honest = [random_delta(schema, seed) for seed in range(2)]
+    poisoned = [tensor * -1000 for tensor in random_delta(schema, 7)]
     deltas = [*honest, poisoned]
-    for grant, delta in zip(_claim_round(provider, amqp_url), deltas, strict=True):
+    for grant, delta in zip(claim_round(provider, amqp_url), deltas, strict=True):
         verdict = aggregator.handle(provider.result(grant, delta))
         assert verdict is not None and verdict.status == "accepted"
     base = read_weights(digits_files.model)
@@ -63,20 +52,20 @@ def test_norm_gate_rejects_an_update_far_out_of_line(
     amqp_url: str,
 ) -> None:
     started = start_project(Hyperparameters(total_tasks=5, task_size=5, max_norm_ratio=10))
-    grants = _claim_round(provider, amqp_url)
+    grants = claim_round(provider, amqp_url)
     for seed, grant in enumerate(grants[:3]):
         assert (
-            aggregator.handle(provider.result(grant, _delta(schema, seed), samples=2)).status
+            aggregator.handle(provider.result(grant, random_delta(schema, seed), samples=2)).status
             == "accepted"
         )
-    huge = [tensor * 100 for tensor in _delta(schema, 3)]
+    huge = [tensor * 100 for tensor in random_delta(schema, 3)]
     verdict = aggregator.handle(provider.result(grants[3], huge, samples=2))
     assert (verdict.status, verdict.reason) == ("rejected", "norm_outlier")
     rounds = started.owner.rounds(started.id)
     assert rounds[0]["rejected"] == 1 and rounds[0]["accepted"] == 3
     # an ordinary update of the same size class is still accepted
     assert (
-        aggregator.handle(provider.result(grants[4], _delta(schema, 4), samples=2)).status
+        aggregator.handle(provider.result(grants[4], random_delta(schema, 4), samples=2)).status
         == "accepted"
     )
 
@@ -92,7 +81,7 @@ def test_a_volunteers_resource_limit_does_not_count_against_the_project(
     from daig.messages import TrainingStatus
 
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
-    grant = _claim_round(provider, amqp_url)[0]
+    grant = claim_round(provider, amqp_url)[0]
     for attempt in range(4):  # more than max_task_failures
         message = provider.result(
             grant,

@@ -13,25 +13,15 @@ import pytest
 from daig import keys
 from daig.blobstore import BlobStore
 from daig.hyperparams import Hyperparameters
-from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import decode_weights, encode_weights
 from services.aggregator.audit import audit_project
 from services.aggregator.evaluator import Evaluator
 from services.aggregator.rounds import velocity_schema
 from tests.helpers.aggregation import DirectAggregator
-from tests.integration.conftest import Started, drain_tasks
-from tests.integration.test_aggregator import Provider, _claim_round, _delta
-
-
-@pytest.fixture
-def provider(api_server, make_user) -> Provider:
-    return Provider(make_user(api_server.url, "provider"))
-
-
-@pytest.fixture
-def schema(digits_files) -> WeightSchema:
-    return WeightSchema.of(read_weights(digits_files.model))
+from tests.helpers.projects import Started
+from tests.helpers.queues import drain_tasks
+from tests.helpers.results import Provider, claim_round, random_delta
 
 
 def _weights(blobs: BlobStore, started: Started, version: int, schema: WeightSchema):
@@ -47,9 +37,9 @@ def test_int8_deltas_are_accepted_and_averaged_as_decoded(
     amqp_url: str,
 ) -> None:
     started = start_project(Hyperparameters(total_tasks=3, task_size=3, delta_codec="int8"))
-    grants = _claim_round(provider, amqp_url)
+    grants = claim_round(provider, amqp_url)
     assert {g["delta_codec"] for g in grants} == {"int8"}
-    deltas = [_delta(schema, seed) for seed in range(3)]
+    deltas = [random_delta(schema, seed) for seed in range(3)]
     decoded = []
     for grant, delta in zip(grants, deltas, strict=True):
         body = encode_weights(delta, codec="int8")
@@ -90,17 +80,19 @@ def test_running_mean_and_a_fresh_aggregator_give_the_same_weights(
     """The streaming fold is a cache: a restarted aggregator recomputes from the blobs."""
     started = start_project(Hyperparameters(total_tasks=3, task_size=3, passes=2))
     first = DirectAggregator(sessions, server_blobs, api_server.settings)
-    grants = _claim_round(provider, amqp_url)
+    grants = claim_round(provider, amqp_url)
     for seed, grant in enumerate(grants[:2]):
-        assert first.handle(provider.result(grant, _delta(schema, seed))).status == "accepted"
+        assert first.handle(provider.result(grant, random_delta(schema, seed))).status == "accepted"
     restarted = DirectAggregator(sessions, server_blobs, api_server.settings)  # no running mean
-    verdict = restarted.handle(provider.result(grants[2], _delta(schema, 2)))
+    verdict = restarted.handle(provider.result(grants[2], random_delta(schema, 2)))
     assert verdict.round_closed
     recomputed = _weights(server_blobs, started, 1, schema)
     base = read_weights_base(started, server_blobs, schema)
     rows = {0: 3, 1: 3, 2: 4}
     for index in range(len(base)):
-        mean = sum(rows[s] * _delta(schema, s)[index].astype(np.float64) for s in range(3)) / 10
+        mean = (
+            sum(rows[s] * random_delta(schema, s)[index].astype(np.float64) for s in range(3)) / 10
+        )
         np.testing.assert_allclose(recomputed[index], base[index] + mean, rtol=1e-6, atol=1e-7)
 
 
@@ -130,8 +122,8 @@ def test_nesterov_outer_optimizer_keeps_and_audits_a_velocity(
     for round_index in range(2):
         if round_index:
             scheduler.reconcile(started.id, broker_session)
-        grants = _claim_round(provider, amqp_url)
-        deltas = [_delta(schema, 10 * round_index + s, scale=0.001) for s in range(3)]
+        grants = claim_round(provider, amqp_url)
+        deltas = [random_delta(schema, 10 * round_index + s, scale=0.001) for s in range(3)]
         for grant, delta in zip(grants, deltas, strict=True):
             assert aggregator.handle(provider.result(grant, delta)).status == "accepted"
         rows = {0: 3, 1: 3, 2: 4}
@@ -189,8 +181,11 @@ def test_each_new_model_is_evaluated_on_the_validation_files(
     import uuid
 
     scheduler.reconcile(uuid.UUID(project["id"]), broker_session)
-    for seed, grant in enumerate(_claim_round(provider, amqp_url)):
-        assert aggregator.handle(provider.result(grant, _delta(schema, seed))).status == "accepted"
+    for seed, grant in enumerate(claim_round(provider, amqp_url)):
+        assert (
+            aggregator.handle(provider.result(grant, random_delta(schema, seed))).status
+            == "accepted"
+        )
     evaluator = Evaluator(sessions, server_blobs)
     try:
         assert evaluator.evaluate_next()

@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.provider_broker import provider_broker
 from daig.client import ClientError, DaigClient
 from daig.db.models import Claim, Result, Task
 from daig.hyperparams import Hyperparameters
@@ -23,17 +24,11 @@ from daig.weights.schema import WeightSchema
 from services.aggregator.handlers import Aggregator
 from services.aggregator.recording import Recorder
 from services.scheduler.handlers import Scheduler
-from tests.conftest import wait_until
 from tests.helpers.aggregation import DirectAggregator
-from tests.integration.conftest import (
-    Started,
-    consuming_results,
-    drain_tasks,
-    ready_count,
-    results_ready,
-)
-from tests.integration.provider_broker import provider_broker
-from tests.results import trained_result
+from tests.helpers.projects import Started
+from tests.helpers.queues import consuming_results, drain_tasks, ready_count, results_ready
+from tests.helpers.results import trained_result
+from tests.helpers.waiting import wait_until
 
 
 def _claim_outcomes(

@@ -15,7 +15,8 @@ from daig import states
 from daig.client import DaigClient
 from daig.db.models import Claim, Task
 from daig.hyperparams import Hyperparameters
-from tests.integration.conftest import Started, drain_tasks
+from tests.helpers.projects import Started
+from tests.helpers.queues import drain_tasks
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from daig.cluster import LocalCluster, free_port
-from tests.conftest import wait_until
+from tests.helpers.waiting import wait_until
 from tests.ops.compose import Translation, compose, daig_services, read_env_file, start_order
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]

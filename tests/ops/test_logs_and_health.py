@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from daig.logs import ContextFilter, JsonFormatter, log_context, setup_logging
-from tests.conftest import free_port, wait_until
+from tests.helpers.services import free_port
+from tests.helpers.waiting import wait_until
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from daig.client import DaigClient
 from daig.cluster import LocalCluster, free_port
 from daig.examples import held_out_accuracy
-from tests.conftest import wait_until
+from tests.helpers.waiting import wait_until
 from tests.ops.compose import DEPLOY
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from daig.sandbox import sandbox_environment, start_sandboxed
-from tests.conftest import wait_until
 from tests.helpers.sandbox_targets import report, sleep_forever
+from tests.helpers.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,64 +1,21 @@
-"""A DAIG cluster of real OS processes (API, scheduler, aggregator, providers) per test."""
+"""A pytest plugin of fixtures that tests in several directories share.
+
+Registered by ``pytest_plugins`` in ``tests/conftest.py``, so a directory's tests use these
+fixtures without a conftest importing another. ``cluster_factory`` and ``cluster`` start a
+DAIG cluster of real processes (API, scheduler, aggregator) on the test's own database, vhost
+and blob directory, for the end-to-end and GUI tests, and stop every process afterwards.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from daig.client import DaigClient
 from daig.cluster import LocalCluster, free_port
-
-
-@dataclass
-class Cluster:
-    processes: LocalCluster
-    api_url: str
-    port: int
-    database_url: str
-    amqp_url: str
-    home: Path
-
-    def provider(self, name: str, user: str, password: str, *extra: str) -> None:
-        self.processes.start(
-            name,
-            "provider",
-            "--server",
-            self.api_url,
-            "--user",
-            user,
-            "--password",
-            password,
-            *extra,
-        )
-
-    def start_api(self) -> None:
-        self.processes.start("api", "api", "--port", str(self.port))
-        self.processes.wait_healthy(self.api_url)
-
-    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        """Run ``daig <args>`` as a user would, in this cluster's environment."""
-        return subprocess.run(
-            [sys.executable, "-m", "daig", *args],
-            env=self.processes.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    def account(self, user: str, password: str) -> DaigClient:
-        client = DaigClient(self.api_url)
-        client.signup(user, password)
-        client.login(user, password)
-        return client
-
-
-ClusterFactory = Callable[..., Cluster]
+from tests.helpers.cluster import Cluster, ClusterFactory
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """A provider's own broker connection, made from the credentials ``/v1/provider/config`` gives.
 
-Tests use it to act as a provider agent does on the broker (or as a malicious one would):
-consume from the tasks queue and publish results stamped with its broker user, or try
-anything else and be refused.
+Benchmarks and tests use it to act as a provider agent does on the broker (or, in tests, as a
+malicious one would): consume from the tasks queue and publish results stamped with its broker
+user, or try anything else and be refused. It lives in ``bench`` because benchmarks import
+nothing from ``tests``, while tests may import from ``bench`` (they test it too).
 """
 
 from __future__ import annotations

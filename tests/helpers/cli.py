@@ -1,0 +1,16 @@
+"""``run_daig``: the ``daig`` command run as its own process, as a user would run it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_daig(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``daig <args>`` with its configuration (and so its remembered login) under ``tmp_path``."""
+    env = os.environ | {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    return subprocess.run(
+        [sys.executable, "-m", "daig", *args], env=env, capture_output=True, text=True, timeout=300
+    )

@@ -1,0 +1,62 @@
+"""``Cluster``: a DAIG cluster of real OS processes (API, scheduler, aggregator, providers).
+
+The ``cluster`` and ``cluster_factory`` fixtures (in ``tests.helpers.fixtures``) start one per
+test; end-to-end and GUI tests drive it through its providers, its CLI and its accounts.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from daig.client import DaigClient
+from daig.cluster import LocalCluster
+
+
+@dataclass
+class Cluster:
+    processes: LocalCluster
+    api_url: str
+    port: int
+    database_url: str
+    amqp_url: str
+    home: Path
+
+    def provider(self, name: str, user: str, password: str, *extra: str) -> None:
+        self.processes.start(
+            name,
+            "provider",
+            "--server",
+            self.api_url,
+            "--user",
+            user,
+            "--password",
+            password,
+            *extra,
+        )
+
+    def start_api(self) -> None:
+        self.processes.start("api", "api", "--port", str(self.port))
+        self.processes.wait_healthy(self.api_url)
+
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """Run ``daig <args>`` as a user would, in this cluster's environment."""
+        return subprocess.run(
+            [sys.executable, "-m", "daig", *args],
+            env=self.processes.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def account(self, user: str, password: str) -> DaigClient:
+        client = DaigClient(self.api_url)
+        client.signup(user, password)
+        client.login(user, password)
+        return client
+
+
+ClusterFactory = Callable[..., Cluster]
