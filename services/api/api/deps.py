@@ -88,26 +88,26 @@ def get_current_user(session: SessionDep, token: TokenDep, settings: SettingsDep
     # (with every thread waiting for a connection) deadlocked until the pool's 30 s timeout.
     session.commit()
     if user is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "your token is invalid or expired; log in again",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise _invalid_token()
     return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
+def _invalid_token() -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "your token is invalid or expired; log in again",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
 async def get_token_user_id(token: TokenDep, request: Request) -> int:
     """The user a valid token names, checked without the database (for the hot routes)."""
     user_id = user_id_from_token(token, request.app.state.settings.secret_key)
     if user_id is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "your token is invalid or expired; log in again",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise _invalid_token()
     return user_id
 
 
