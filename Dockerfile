@@ -11,10 +11,11 @@ RUN python -m venv /opt/daig
 WORKDIR /src
 # Dependencies change less often than the code: this layer is cached across code edits.
 COPY pyproject.toml README.md ./
-RUN mkdir daig services provider_agent requestor_gui \
+RUN mkdir -p daig daig_cli services/api services/scheduler services/aggregator provider_agent requestor_gui \
     && /opt/daig/bin/pip install --no-cache-dir . \
     && /opt/daig/bin/pip uninstall --yes daig
 COPY daig ./daig
+COPY daig_cli ./daig_cli
 COPY services ./services
 COPY provider_agent ./provider_agent
 COPY requestor_gui ./requestor_gui

@@ -48,8 +48,8 @@ from bench import delta_pipeline
 from daig.weights.codecs import CODEC_NAMES
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import decode_weights, encode_weights
-from services.aggregator.logic import WeightedMean, delta_norm
-from services.aggregator.strategies import make_strategy
+from daig_aggregator.logic import WeightedMean, delta_norm
+from daig_aggregator.strategies import make_strategy
 
 BIG_MODEL = [(2048, 4096), (4096,), (4096, 512), (512,), (512, 10), (10,)]
 

@@ -63,7 +63,7 @@ PASSWORD_SUFFIX = "-password"  # bench.harness signs users up with "<name>-passw
 
 
 def _cli(cluster: BenchCluster, *args: str) -> list[str]:
-    """``python -m daig project <args>`` as the requestor of ``bench.harness``."""
+    """``python -m daig_cli project <args>`` as the requestor of ``bench.harness``."""
     return [
         sys.executable,
         "-m",

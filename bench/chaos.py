@@ -33,7 +33,6 @@ from sqlalchemy.engine import make_url
 from daig.blobstore import open_blob_store
 from daig.broker import queue_depths
 from daig.client import DaigClient
-from daig.cluster import LocalCluster, free_port
 from daig.db.migrate import drop_database, upgrade
 from daig.db.session import make_sessionmaker
 from daig.examples import held_out_accuracy, write_digits
@@ -41,8 +40,9 @@ from daig.hyperparams import Hyperparameters
 from daig.logs import quiet_tensorflow
 from daig.reference import reference_accuracy
 from daig.settings import Settings
-from services.aggregator.audit import audit_project
-from services.api.broker_accounts import forget_provider_accounts
+from daig_aggregator.audit import audit_project
+from daig_api.broker_accounts import forget_provider_accounts
+from daig_cli.cluster import LocalCluster, free_port
 
 PARAMS = Hyperparameters(epochs=3, batch_size=32, total_tasks=12, task_size=3, passes=5)
 SENT = re.compile(r"result ([0-9a-f-]{36}) sent")

@@ -41,8 +41,8 @@ import numpy as np
 from daig.blobstore.local import LocalBlobStore
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import decode_weights_view, encode_weights, max_stream_bytes
-from services.aggregator.deltas import CheckedDelta, check_delta, checked_norm
-from services.aggregator.logic import WeightedMean
+from daig_aggregator.deltas import CheckedDelta, check_delta, checked_norm
+from daig_aggregator.logic import WeightedMean
 
 BIG_MODEL = [(2048, 4096), (4096,), (4096, 512), (512,), (512, 10), (10,)]
 SOURCES = ("memory", "blob get_bytes", "blob get_buffer")

@@ -27,11 +27,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from daig.client import ClientError, DaigClient
-from daig.cluster import LocalCluster, free_port
 from daig.db.migrate import drop_database, upgrade
 from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
-from services.api.broker_accounts import forget_provider_accounts
+from daig_api.broker_accounts import forget_provider_accounts
+from daig_cli.cluster import LocalCluster, free_port
 
 
 def rabbitmqctl(*args: str) -> None:

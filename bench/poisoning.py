@@ -2,7 +2,7 @@
 
 Digits, 10 shards, K=5, 4 passes (8 rounds), 3 epochs per task, trained by the same K-batch
 SGD as DAIG (``daig/reference.py``) with DAIG's aggregation strategies
-(``services/aggregator/strategies.py``). In every round one of the five updates comes from the
+(``daig_aggregator/strategies.py``). In every round one of the five updates comes from the
 attacker: ``scaled`` sends -10 x its honest update, ``random`` sends Gaussian noise 100x the
 honest update's scale. The norm gate (``max_norm_ratio``) is off for these rows so the
 aggregators are measured on their own; an extra row per attack shows the plain mean behind
@@ -26,8 +26,8 @@ import numpy as np
 from daig.hyperparams import Hyperparameters
 from daig.logs import quiet_tensorflow
 from daig.reference import Delta, accuracy, train
-from services.aggregator.logic import delta_norm, is_norm_outlier
-from services.aggregator.strategies import make_strategy
+from daig_aggregator.logic import delta_norm, is_norm_outlier
+from daig_aggregator.strategies import make_strategy
 
 PARAMS = Hyperparameters(epochs=3, batch_size=32, total_tasks=10, task_size=5, passes=4)
 STRATEGIES = ("mean", "median", "trimmed_mean", "clipped_mean")

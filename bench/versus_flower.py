@@ -73,9 +73,9 @@ from bench.harness import (
     run_project,
     summarize,
 )
-from daig.cluster import LocalCluster, free_port
 from daig.examples import DigitsFiles
 from daig.hyperparams import Hyperparameters
+from daig_cli.cluster import LocalCluster, free_port
 
 FLWR_VERSION = "1.42.0"
 FLOWER_DIR = Path(__file__).parent / "flower"

@@ -8,7 +8,7 @@ Everything else derives from it:
 - the ``projects`` columns take their SQL type, nullability and server default from it
   (``daig.db.models.hyperparameter_column``), and ``Hyperparameters.from_row`` reads them back;
 - ``daig project create`` gets one option per field, with its default, help and range
-  (``daig.cli.hyperparams``);
+  (``daig_cli.hyperparams``);
 - the GUI form builds one widget per field (``requestor_gui.views.hyperparams_form``).
 
 A new knob is one field here, its Alembic migration, and its typed attribute on

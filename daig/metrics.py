@@ -40,7 +40,7 @@ for _reason in ("lease_expired", "straggler", "unclaimed"):
 # API
 TASKS_CLAIMED = Counter("daig_tasks_claimed", "Claims the API granted")
 CLAIMS_REFUSED = Counter("daig_claims_refused", "Claims the API refused, by reason", ["reason"])
-# What services/api/claims.py refuses a claim for; exported as 0 until it happens.
+# What services/api/daig_api/claims.py refuses a claim for; exported as 0 until it happens.
 for _reason in (
     "unknown_task",
     "project_not_running",

@@ -30,10 +30,10 @@ from PyQt5.QtWidgets import QApplication  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from daig.client import DaigClient  # noqa: E402
-from daig.cluster import LocalCluster, free_port  # noqa: E402
 from daig.hyperparams import Hyperparameters  # noqa: E402
 from daig.settings import Settings  # noqa: E402
-from services.api.broker_accounts import forget_provider_accounts  # noqa: E402
+from daig_api.broker_accounts import forget_provider_accounts  # noqa: E402
+from daig_cli.cluster import LocalCluster, free_port  # noqa: E402
 
 USER, PASSWORD = "ada", "a long password"
 VHOST = "daig_screenshots"  # its own RabbitMQ vhost: never another run's queues

@@ -30,7 +30,7 @@ from daig.broker import properties
 from daig.messages import MessageRejected, TrainingStatus, TrainResult, TrainTask, decode
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import encode_weights
-from services.api.schemas import ClaimGrant
+from daig_api.schemas import ClaimGrant
 
 log = logging.getLogger(__name__)
 _LOGGED: set[str] = set()  # kinds of unexpected errors already logged

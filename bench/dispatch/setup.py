@@ -10,7 +10,7 @@ from bench.dispatch.config import Config
 from bench.dispatch.queues import QueueReader
 from bench.harness import BenchCluster, write_mlp_project
 from daig.hyperparams import Hyperparameters
-from services.api.schemas import ProviderConfig
+from daig_api.schemas import ProviderConfig
 
 
 def write_files(directory: Path, config: Config) -> dict[str, Path]:

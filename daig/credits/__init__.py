@@ -1,1 +1,4 @@
-"""Credits: what work costs (``pricing``), the double-entry ``ledger``, and ``reports``."""
+"""Credits: what work costs (``pricing``) and the double-entry ``ledger``.
+
+The API reads the ledger for people in ``daig_api.credit_reports``.
+"""

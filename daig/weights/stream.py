@@ -103,7 +103,7 @@ def decode_weights_view(
     for ``bytes`` and read-only maps; possibly unaligned), so ``data`` must stay alive and
     unchanged while they are used.
     ``fp16``/``int8`` tensors are new float32 arrays, as with ``decode_weights``. Callers that
-    check finiteness themselves (``services/aggregator/deltas.py``, in the same pass as the
+    check finiteness themselves (``daig_aggregator.deltas``, in the same pass as the
     norm) pass ``require_finite=False``.
     """
     view = memoryview(data)

@@ -25,7 +25,7 @@ from daig.db.session import make_sessionmaker
 from daig.examples import held_out_accuracy
 from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
-from services.aggregator.audit import AuditReport, audit_project
+from daig_aggregator.audit import AuditReport, audit_project
 from tests.helpers.waiting import wait_until
 
 # Short leases and ticks so lost providers are noticed within seconds.

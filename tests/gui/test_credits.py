@@ -19,8 +19,8 @@ from daig.db.session import make_engine, make_sessionmaker
 from daig.hyperparams import Hyperparameters
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
+from daig_scheduler.handlers import Scheduler
 from requestor_gui.main_window import MainWindow
-from services.scheduler.handlers import Scheduler
 from tests.helpers.aggregation import DirectAggregator
 from tests.helpers.gui import PASSWORD, WAIT_MS, log_in, unique
 from tests.helpers.projects import create_started_project, write_small_data

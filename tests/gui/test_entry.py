@@ -13,7 +13,7 @@ from pathlib import Path
 def test_daig_gui_starts_and_stops_cleanly(tmp_path: Path) -> None:
     env = os.environ | {"QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "daig", "gui", "--server", "http://127.0.0.1:9"],
+        [sys.executable, "-m", "daig_cli", "gui", "--server", "http://127.0.0.1:9"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -35,7 +35,7 @@ def test_without_a_display_it_says_so_instead_of_aborting(tmp_path: Path) -> Non
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env.pop("QT_QPA_PLATFORM", None)
     result = subprocess.run(
-        [sys.executable, "-m", "daig", "gui"],
+        [sys.executable, "-m", "daig_cli", "gui"],
         env=env | {"XDG_CONFIG_HOME": str(tmp_path)},
         capture_output=True,
         text=True,

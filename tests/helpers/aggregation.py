@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from daig.messages import TrainResult
 from daig.topology import provider_broker_user
-from services.aggregator.handlers import Aggregator
-from services.aggregator.recording import Verdict
+from daig_aggregator.handlers import Aggregator
+from daig_aggregator.recording import Verdict
 
 # The sender RabbitMQ validates for a provider publishing its own result.
 AS_ITS_PROVIDER = "(the broker user of the provider the message names)"

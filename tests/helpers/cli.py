@@ -12,5 +12,9 @@ def run_daig(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``daig <args>`` with its configuration (and so its remembered login) under ``tmp_path``."""
     env = os.environ | {"XDG_CONFIG_HOME": str(tmp_path / "config")}
     return subprocess.run(
-        [sys.executable, "-m", "daig", *args], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "daig_cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daig.client import DaigClient
-from daig.cluster import LocalCluster
+from daig_cli.cluster import LocalCluster
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Cluster:
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """Run ``daig <args>`` as a user would, in this cluster's environment."""
         return subprocess.run(
-            [sys.executable, "-m", "daig", *args],
+            [sys.executable, "-m", "daig_cli", *args],
             env=self.processes.env,
             capture_output=True,
             text=True,

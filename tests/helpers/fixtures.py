@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from daig.cluster import LocalCluster, free_port
+from daig_cli.cluster import LocalCluster, free_port
 from tests.helpers.cluster import Cluster, ClusterFactory
 
 

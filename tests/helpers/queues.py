@@ -11,8 +11,8 @@ import pika
 from daig.broker import connect, queue_depths
 from daig.messages import TrainTask, decode
 from daig.process import TRANSIENT_ERRORS
-from services.aggregator.consumer import BatchOptions, run_batches
-from services.aggregator.handlers import Aggregator
+from daig_aggregator.consumer import BatchOptions, run_batches
+from daig_aggregator.handlers import Aggregator
 
 
 def ready_count(amqp_url: str, queue: str) -> int:

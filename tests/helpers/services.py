@@ -41,8 +41,8 @@ class ApiServer:
     def __init__(self, settings: Settings) -> None:
         import uvicorn
 
-        from services.api.__main__ import KEEP_ALIVE_SECONDS
-        from services.api.main import create_app
+        from daig_api.__main__ import KEEP_ALIVE_SECONDS
+        from daig_api.main import create_app
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

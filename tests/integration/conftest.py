@@ -28,7 +28,7 @@ from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
-from services.scheduler.handlers import Scheduler
+from daig_scheduler.handlers import Scheduler
 from tests.helpers.accounts import new_user
 from tests.helpers.aggregation import DirectAggregator
 from tests.helpers.projects import SmallData, Started, create_started_project, write_small_data

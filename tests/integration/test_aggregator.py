@@ -27,7 +27,7 @@ from daig.messages import TrainingStatus, TrainResult
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import decode_weights
-from services.scheduler.handlers import Scheduler
+from daig_scheduler.handlers import Scheduler
 from tests.helpers.aggregation import DirectAggregator
 from tests.helpers.projects import Started
 from tests.helpers.queues import consuming_results, drain, drain_tasks, ready_count, results_ready

@@ -24,7 +24,7 @@ from daig.client import DaigClient
 from daig.db.models import Claim, Project, ProjectFile, Round, Task
 from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
-from services.api.main import create_app
+from daig_api.main import create_app
 from tests.helpers.projects import Started
 from tests.helpers.queues import drain_tasks
 from tests.helpers.services import ApiServer

@@ -34,8 +34,8 @@ from daig.db.models import Task
 from daig.db.session import make_engine, make_sessionmaker
 from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
-from services.api.main import create_app
-from services.scheduler.handlers import Scheduler
+from daig_api.main import create_app
+from daig_scheduler.handlers import Scheduler
 from tests.helpers.accounts import new_user
 from tests.helpers.projects import create_started_project, write_small_data
 from tests.helpers.services import ApiServer, module_api_server

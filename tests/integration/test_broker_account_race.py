@@ -12,7 +12,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from daig.settings import Settings
-from services.api.broker_accounts import ensure_provider_account, forget_provider_accounts
+from daig_api.broker_accounts import ensure_provider_account, forget_provider_accounts
 
 
 def test_simultaneous_requests_for_one_account_all_succeed(amqp_url: str) -> None:

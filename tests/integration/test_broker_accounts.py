@@ -31,7 +31,7 @@ from daig.messages import EventKind, ProjectEvent, TrainingStatus, TrainResult, 
 from daig.settings import Settings, amqp_vhost
 from daig.topology import DEAD, EVENTS, RESULTS_EXCHANGE, TASKS, provider_broker_user
 from daig.weights.schema import WeightSchema
-from services.aggregator.handlers import Aggregator
+from daig_aggregator.handlers import Aggregator
 from tests.helpers.projects import Started
 from tests.helpers.queues import consuming_results, drain_tasks, ready_count, results_ready
 from tests.helpers.results import trained_result

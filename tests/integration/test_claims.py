@@ -29,7 +29,7 @@ from daig.topology import EVENTS
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import decode_weights
-from services.scheduler.handlers import Scheduler
+from daig_scheduler.handlers import Scheduler
 from tests.helpers.projects import Started, create_started_project
 from tests.helpers.queues import drain, drain_tasks, ready_count
 from tests.helpers.services import ApiServer

@@ -19,11 +19,12 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from daig.credits import ledger, reports
+from daig.credits import ledger
 from daig.credits.pricing import task_cost
 from daig.db.models import Claim, CreditEntry, CreditTransfer, Result, Task
 from daig.hyperparams import Hyperparameters
 from daig.weights.schema import WeightSchema
+from daig_api import credit_reports as reports
 from tests.helpers.aggregation import DirectAggregator
 from tests.helpers.projects import Started
 from tests.helpers.queues import drain_tasks

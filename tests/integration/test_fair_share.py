@@ -24,7 +24,7 @@ from daig.client import ClientError, DaigClient
 from daig.hyperparams import Hyperparameters
 from daig.messages import TrainTask
 from daig.settings import Settings
-from services.scheduler.handlers import Scheduler
+from daig_scheduler.handlers import Scheduler
 from tests.helpers.accounts import new_user
 from tests.helpers.projects import create_started_project, write_small_data
 from tests.helpers.services import ApiServer

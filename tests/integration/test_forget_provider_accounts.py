@@ -12,7 +12,7 @@ import uuid
 import httpx
 
 from daig.settings import Settings
-from services.api.broker_accounts import ensure_provider_account, forget_provider_accounts
+from daig_api.broker_accounts import ensure_provider_account, forget_provider_accounts
 
 
 def rabbitmqctl_run(*args: str) -> None:

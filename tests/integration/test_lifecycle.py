@@ -17,7 +17,7 @@ from daig.client import ClientError, DaigClient
 from daig.db.models import Claim, DeadLetter, Project, Task
 from daig.hyperparams import Hyperparameters
 from daig.messages import TrainTask
-from services.scheduler.deadletters import MAX_DEAD_TASK_MESSAGES, DeadLetterRecorder
+from daig_scheduler.deadletters import MAX_DEAD_TASK_MESSAGES, DeadLetterRecorder
 from tests.helpers.accounts import PASSWORD
 from tests.helpers.projects import Started
 from tests.helpers.queues import drain, drain_tasks
@@ -188,7 +188,7 @@ def _wait_dead(amqp_url: str) -> list:
 
 def test_health_command_reports_database_broker_and_queues(api_server) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "daig", "health", "--server", api_server.url],
+        [sys.executable, "-m", "daig_cli", "health", "--server", api_server.url],
         capture_output=True,
         text=True,
         timeout=60,
@@ -200,7 +200,7 @@ def test_health_command_reports_database_broker_and_queues(api_server) -> None:
 
 def test_health_command_fails_when_the_server_is_down() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "daig", "health", "--server", "http://127.0.0.1:9"],
+        [sys.executable, "-m", "daig_cli", "health", "--server", "http://127.0.0.1:9"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -220,7 +220,7 @@ def test_cli_pause_resume_cancel(start_project: Callable[..., Started], tmp_path
 
     def daig(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "daig", *args],
+            [sys.executable, "-m", "daig_cli", *args],
             env=env,
             capture_output=True,
             text=True,

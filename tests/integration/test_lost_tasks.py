@@ -27,7 +27,7 @@ from daig.hyperparams import Hyperparameters
 from daig.messages import TrainTask
 from daig.settings import Settings
 from daig.topology import EVENTS, TASKS
-from services.scheduler.handlers import Scheduler
+from daig_scheduler.handlers import Scheduler
 from tests.helpers.projects import Started
 from tests.helpers.queues import ready_count
 from tests.helpers.waiting import wait_until

@@ -15,9 +15,9 @@ from daig.blobstore import BlobStore
 from daig.hyperparams import Hyperparameters
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import decode_weights, encode_weights
-from services.aggregator.audit import audit_project
-from services.aggregator.evaluator import Evaluator
-from services.aggregator.rounds import velocity_schema
+from daig_aggregator.audit import audit_project
+from daig_aggregator.evaluator import Evaluator
+from daig_aggregator.rounds import velocity_schema
 from tests.helpers.aggregation import DirectAggregator
 from tests.helpers.projects import Started
 from tests.helpers.queues import drain_tasks

@@ -21,9 +21,9 @@ from daig.client import ClientError, DaigClient
 from daig.db.models import Claim, Result, Task
 from daig.hyperparams import Hyperparameters
 from daig.weights.schema import WeightSchema
-from services.aggregator.handlers import Aggregator
-from services.aggregator.recording import Recorder
-from services.scheduler.handlers import Scheduler
+from daig_aggregator.handlers import Aggregator
+from daig_aggregator.recording import Recorder
+from daig_scheduler.handlers import Scheduler
 from tests.helpers.aggregation import DirectAggregator
 from tests.helpers.projects import Started
 from tests.helpers.queues import consuming_results, drain_tasks, ready_count, results_ready

@@ -164,7 +164,7 @@ def test_grafana_is_provisioned_with_the_dashboard(config: dict[str, Any]) -> No
 def test_daig_services_run_the_daig_command(config: dict[str, Any]) -> None:
     from typer.main import get_command
 
-    from daig.cli import app
+    from daig_cli import app
 
     commands = get_command(app).commands  # type: ignore[attr-defined]
     services = daig_services(config)

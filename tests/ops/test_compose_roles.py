@@ -1,7 +1,7 @@
 """Every DAIG service of the compose file runs, as a process here, with the compose environment.
 
 No Docker engine runs on our machines, so each service's command (the image's entrypoint is
-``daig``) is run as ``python -m daig <command>`` with exactly the environment the compose
+``daig``) is run as ``python -m daig_cli <command>`` with exactly the environment the compose
 file gives its container (variables from deploy/.env.example), only the compose network's
 addresses mapped to this machine's test services: a fresh database on the local Postgres,
 a fresh vhost on the local RabbitMQ, moto's S3 for MinIO (its bucket created first, as the
@@ -23,7 +23,7 @@ import boto3
 import pytest
 from sqlalchemy.engine import make_url
 
-from daig.cluster import LocalCluster, free_port
+from daig_cli.cluster import LocalCluster, free_port
 from tests.helpers.waiting import wait_until
 from tests.ops.compose import Translation, compose, daig_services, read_env_file, start_order
 
@@ -35,13 +35,13 @@ JSON_LOGGING = (*SERVER_ROLES, "provider")
 
 
 def _command(service: dict[str, Any], translation: Translation, name: str) -> list[str]:
-    return [sys.executable, "-m", "daig", *translation.argv(list(service["command"]), name)]
+    return [sys.executable, "-m", "daig_cli", *translation.argv(list(service["command"]), name)]
 
 
 def _healthcheck(service: dict[str, Any], translation: Translation, name: str) -> list[str]:
     test = list(service["healthcheck"]["test"])
     assert test[:2] == ["CMD", "daig"], f"{name}: healthcheck is not a daig command"
-    return [sys.executable, "-m", "daig", *translation.argv(test[2:], name)]
+    return [sys.executable, "-m", "daig_cli", *translation.argv(test[2:], name)]
 
 
 def test_each_service_starts_with_the_compose_environment(

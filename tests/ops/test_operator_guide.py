@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.main import get_command
 
-from daig.cli import app
+from daig_cli import app
 from tests.ops.compose import ROOT, compose, daig_services
 
 GUIDE = ROOT / "docs" / "operator-guide.md"

@@ -22,8 +22,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from daig.client import DaigClient
-from daig.cluster import LocalCluster, free_port
 from daig.examples import held_out_accuracy
+from daig_cli.cluster import LocalCluster, free_port
 from tests.helpers.waiting import wait_until
 from tests.ops.compose import DEPLOY
 
@@ -82,7 +82,7 @@ def test_daig_up_and_providers_train_a_project(
         "PYTHONUNBUFFERED": "1",
     }
     processes = LocalCluster(env, tmp_path / "out")
-    up_argv = [sys.executable, "-m", "daig", "up", "--port", str(port)]
+    up_argv = [sys.executable, "-m", "daig_cli", "up", "--port", str(port)]
     up_argv += ["--metrics-port", str(metrics_port), "--aggregators", "2"]
     up_argv += ["--log-dir", str(tmp_path / "logs")]
     up = processes.start_argv("up", up_argv)
@@ -90,7 +90,7 @@ def test_daig_up_and_providers_train_a_project(
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "daig", *args],
+            [sys.executable, "-m", "daig_cli", *args],
             env=processes.env,
             capture_output=True,
             text=True,

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from daig.cluster import free_port
+from daig_cli.cluster import free_port
 
 pytestmark = [pytest.mark.timeout(180)]
 
@@ -20,7 +20,7 @@ def _up(
     env: dict[str, str], tmp_path: Path, port: int = 0, metrics_port: int = 0
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "daig", "up", "--port", str(port or free_port())]
+        [sys.executable, "-m", "daig_cli", "up", "--port", str(port or free_port())]
         + ["--metrics-port", str(metrics_port or free_port())]
         + ["--log-dir", str(tmp_path / "logs")],
         env=os.environ | {"PYTHONUNBUFFERED": "1", "COLUMNS": "200"} | env,
@@ -78,7 +78,7 @@ def test_a_role_that_dies_at_start_stops_the_others(
 def test_a_role_refuses_bad_settings_naming_the_variable(role: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DAIG_SECRET_KEY"}
     done = subprocess.run(
-        [sys.executable, "-m", "daig", role],
+        [sys.executable, "-m", "daig_cli", role],
         env=env | {"DAIG_ENV": "production", "COLUMNS": "200"},
         capture_output=True,
         text=True,
@@ -92,7 +92,7 @@ def test_a_role_refuses_bad_settings_naming_the_variable(role: str) -> None:
 def test_migrate_names_an_unreachable_database() -> None:
     """The compose file's `migrate` service: a clear line in its logs, exit 1."""
     done = subprocess.run(
-        [sys.executable, "-m", "daig", "migrate"],
+        [sys.executable, "-m", "daig_cli", "migrate"],
         env=os.environ
         | {
             "DAIG_DATABASE_URL": "postgresql+psycopg2://postgres@127.0.0.1:1/daig",

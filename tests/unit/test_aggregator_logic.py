@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from services.aggregator.logic import WeightedMean, aggregate, apply_delta, round_metrics
+from daig_aggregator.logic import WeightedMean, aggregate, apply_delta, round_metrics
 
 
 def random_deltas(count: int, seed: int = 0) -> list[list[np.ndarray]]:

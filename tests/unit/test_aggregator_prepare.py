@@ -12,7 +12,7 @@ import pytest
 from daig.db.models import RejectReason
 from daig.messages import TrainingStatus, TrainResult
 from daig.topology import ResultPartitions
-from services.aggregator.prepare import Incoming, Prepared, Preparer
+from daig_aggregator.prepare import Incoming, Prepared, Preparer
 
 
 class _NoFacts:

@@ -9,7 +9,7 @@ import pytest
 
 from daig.settings import Settings, amqp_vhost
 from daig.topology import PROVIDER_PERMISSIONS, provider_broker_user
-from services.api.broker_accounts import provider_amqp_url, provider_password
+from daig_api.broker_accounts import provider_amqp_url, provider_password
 
 
 @pytest.fixture(autouse=True)

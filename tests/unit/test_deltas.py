@@ -21,8 +21,8 @@ from daig.weights.stream import (
     max_stream_bytes,
 )
 from daig.weights.stream import encode_weights as encode
-from services.aggregator.deltas import CheckedDelta, DeltaRejected, check_delta
-from services.aggregator.logic import delta_norm
+from daig_aggregator.deltas import CheckedDelta, DeltaRejected, check_delta
+from daig_aggregator.logic import delta_norm
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from services.aggregator import logic
-from services.aggregator.logic import WeightedMean
+from daig_aggregator import logic
+from daig_aggregator.logic import WeightedMean
 
 SHAPES = [(70, 50), (3,), (), (0, 4), (1000,), (20, 20)]
 

@@ -15,12 +15,12 @@ from sqlalchemy import Float, Integer, String
 from typer.core import TyperCommand, TyperGroup, TyperOption
 from typer.testing import CliRunner, Result
 
-from daig.cli import app as daig_app
-from daig.cli import project as project_cli
-from daig.cli.hyperparams import option_help
 from daig.db.models import Project
 from daig.hyperparams import HINTS, KNOBS, Hyperparameters, Knob, knob_of
-from services.api.schemas import ProjectCreate, ProjectOut
+from daig_api.schemas import ProjectCreate, ProjectOut
+from daig_cli import app as daig_app
+from daig_cli import project as project_cli
+from daig_cli.hyperparams import option_help
 
 # --- the declaration itself -----------------------------------------------------------------
 

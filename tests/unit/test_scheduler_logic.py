@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.scheduler.logic import dispatch_budget, is_straggler, straggler_deadline
+from daig_scheduler.logic import dispatch_budget, is_straggler, straggler_deadline
 
 
 @pytest.mark.parametrize(

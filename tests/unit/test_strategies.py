@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.aggregator.logic import delta_norm, is_norm_outlier
-from services.aggregator.strategies import (
+from daig_aggregator.logic import delta_norm, is_norm_outlier
+from daig_aggregator.strategies import (
     ClippedMean,
     CoordinateMedian,
     Mean,

@@ -1,0 +1,140 @@
+"""``daig credits balance | history | cost`` and ``daig leaderboard [PROJECT]``.
+
+Credits are whole numbers: one credit is one sample x epoch x model parameter of accepted
+training. Results go to stdout (tables), errors to stderr.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from daig.client import ClientError, DaigClient
+from daig_cli import session
+from daig_cli.output import fail
+from daig_cli.project import PasswordOpt, ServerOpt, UserOpt
+
+app = typer.Typer(
+    help="Your credits: earned by volunteering, spent by your projects.", no_args_is_help=True
+)
+out = Console()
+
+
+def _table(*columns: tuple[str, str], show_header: bool = True) -> Table:
+    """Numbers never wrap or shrink (a narrow terminal wraps only the ``wrap`` column)."""
+    table = Table(show_header=show_header)
+    for name, how in columns:
+        table.add_column(
+            name,
+            justify="right" if how == "right" else "left",
+            no_wrap=how != "wrap",
+            overflow="fold" if how == "wrap" else "ignore",
+        )
+    return table
+
+
+def _ask(client: DaigClient, call: Any, *args: Any) -> Any:
+    try:
+        return call(*args)
+    except ClientError as exc:
+        fail(str(exc))
+    finally:
+        client.close()
+
+
+@app.command()
+def balance(server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt) -> None:
+    """Your balance, what it is made of, and what your unfinished projects will still cost."""
+    client = session.connect(server, user, password)
+    totals = _ask(client, client.credits)
+    table = _table(("", "left"), ("credits", "right"), show_header=False)
+    for label, key in (
+        ("balance", "balance"),
+        ("granted at sign-up", "granted"),
+        ("earned by volunteering", "earned"),
+        ("spent by your projects", "spent"),
+        ("still to be spent (unfinished projects)", "committed"),
+        ("available for new projects", "available"),
+    ):
+        table.add_row(label, f"{totals[key]:,}")
+    out.print(table)
+
+
+@app.command()
+def history(
+    limit: int = typer.Option(30, min=1, max=1000, help="How many recent entries to show."),
+    server: str = ServerOpt,
+    user: str = UserOpt,
+    password: str = PasswordOpt,
+) -> None:
+    """Your account's entries, newest first, with the balance after each."""
+    client = session.connect(server, user, password)
+    lines = _ask(client, client.credit_history, limit)
+    table = _table(
+        ("when (UTC)", "left"), ("amount", "right"), ("balance", "right"), ("what", "wrap")
+    )
+    for line in lines:
+        table.add_row(
+            line["at"][5:19].replace("T", " "),
+            f"{line['amount']:+,}",
+            f"{line['balance_after']:,}",
+            _what(line),
+        )
+    out.print(table if lines else "no entries yet")
+
+
+def _what(line: dict[str, Any]) -> str:
+    if line["kind"] == "grant":
+        return "sign-up grant"
+    verb = "earned" if line["amount"] > 0 else "paid"
+    return f"{verb}, project {(line['project_id'] or '')[:8]}, {line['memo']}"
+
+
+@app.command()
+def cost(
+    project_id: str = typer.Argument(..., help="The project's id."),
+    server: str = ServerOpt,
+    user: str = UserOpt,
+    password: str = PasswordOpt,
+) -> None:
+    """What one of your projects has cost so far, and its estimate in all."""
+    client = session.connect(server, user, password)
+    report = _ask(client, client.project_cost, project_id)
+    estimate = report["estimate"]
+    table = _table(("", "left"), ("credits", "right"), show_header=False)
+    table.add_row(
+        "estimate",
+        "unknown until model and data are uploaded" if estimate is None else f"{estimate:,}",
+    )
+    table.add_row("spent so far", f"{report['spent']:,} ({report['paid_tasks']} tasks)")
+    if report["remaining"] is not None:
+        table.add_row("still to spend", f"{report['remaining']:,}")
+    out.print(table)
+
+
+def leaderboard(
+    project_id: str = typer.Argument(
+        None, help="A project you own or contributed to (default: all projects)."
+    ),
+    limit: int = typer.Option(20, min=1, max=500, help="How many contributors to list."),
+    server: str = ServerOpt,
+    user: str = UserOpt,
+    password: str = PasswordOpt,
+) -> None:
+    """Contributors ranked by credits earned, in one project or overall."""
+    client = session.connect(server, user, password)
+    rows = _ask(client, client.leaderboard, project_id, limit)
+    table = _table(
+        ("#", "right"), ("contributor", "left"), ("credits", "right"), ("tasks", "right")
+    )
+    for row in rows:
+        table.add_row(str(row["rank"]), row["username"], f"{row['credits']:,}", str(row["tasks"]))
+    out.print(table if rows else "no accepted work yet")
+
+
+def register(main: typer.Typer) -> None:
+    main.add_typer(app, name="credits")
+    main.command("leaderboard")(leaderboard)

@@ -1,1 +1,0 @@
-"""DAIG's server processes: the API, the scheduler and the aggregator."""

@@ -1,1 +1,0 @@
-"""API configuration and security helpers."""

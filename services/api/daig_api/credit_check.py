@@ -1,0 +1,43 @@
+"""The credit check at project start: refuse a project its owner cannot pay for."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from daig.credits import ledger
+from daig.db.models import Project, User
+from daig_api import credit_reports as reports
+from daig_api.errors import ApiError
+
+
+def require_credit(*, session: Session, project: Project, grant: int) -> int:
+    """The project's estimate, or an ``ApiError`` (402) if the owner's balance can't cover it.
+
+    Credit already promised to the owner's other unfinished projects (their estimate less
+    what they have cost so far) is not available. The owner's row is locked, so two projects
+    started at once cannot both count on the same credit.
+    """
+    session.execute(select(User.id).where(User.id == project.owner_id).with_for_update())
+    ledger.ensure_grant(session, project.owner_id, grant)
+    estimate = reports.estimate_of(session, project)
+    if estimate is None:
+        return 0
+    balance = ledger.balance_of(session, project.owner_id).balance
+    promised = reports.committed(session, project.owner_id, besides=project.id)
+    available = balance - promised
+    if estimate > available:
+        promised_text = (
+            f" of which {promised:,} are promised to your other unfinished projects"
+            if promised
+            else ""
+        )
+        raise ApiError(
+            402,
+            f"not enough credit to start this project: it is estimated to cost {estimate:,} "
+            f"credits (samples x epochs x {reports.parameters_text(project)} model parameters) "
+            f"and your balance is {balance:,} credits{promised_text}. Earn credit by "
+            "volunteering (`daig provider`), or lower epochs, passes or the data size.",
+            "insufficient_credit",
+        )
+    return estimate

@@ -1,0 +1,162 @@
+"""Database reads and writes for the API. Functions take ``session`` and never commit."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from daig.db.models import (
+    Claim,
+    Project,
+    ProjectFile,
+    Result,
+    ResultStatus,
+    Round,
+    Task,
+    TaskState,
+    User,
+)
+from daig.hyperparams import Hyperparameters
+from daig.states.sql import live_claim
+from daig_api.errors import ApiError
+from daig_api.schemas import FileOut, ProjectOut, RoundOut
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def get_user_by_name(*, session: Session, username: str) -> User | None:
+    if "\x00" in username:  # Postgres text can't hold NUL, so no account has one
+        return None
+    return session.scalar(select(User).where(User.username == username))
+
+
+def get_owned_project(
+    *, session: Session, project_id: uuid.UUID, user: User, for_update: bool = False
+) -> Project:
+    """The user's project, or 404 (also for other users' projects: no existence leak)."""
+    query = select(Project).where(Project.id == project_id, Project.owner_id == user.id)
+    if for_update:
+        query = query.with_for_update()
+    project = session.scalar(query)
+    if project is None:
+        raise ApiError(404, f"no project {project_id} in your account", "not_found")
+    return project
+
+
+def hyperparameters_of(project: Project) -> Hyperparameters:
+    return Hyperparameters.from_row(project)
+
+
+def files_of(*, session: Session, project_id: uuid.UUID) -> dict[str, ProjectFile]:
+    rows = session.scalars(select(ProjectFile).where(ProjectFile.project_id == project_id))
+    return {row.kind: row for row in rows}
+
+
+def active_claims(*, session: Session, project_id: uuid.UUID) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Claim)
+            .where(Claim.project_id == project_id, live_claim(now()))
+        )
+        or 0
+    )
+
+
+def queued_tasks(*, session: Session, project_id: uuid.UUID, round_index: int) -> int:
+    """Tasks of the round whose message is published and not yet claimed."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Task)
+            .where(
+                Task.project_id == project_id,
+                Task.round_index == round_index,
+                Task.state == TaskState.QUEUED,
+            )
+        )
+        or 0
+    )
+
+
+def accepted_results(*, session: Session, project_id: uuid.UUID) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Result)
+            .where(Result.project_id == project_id, Result.status == ResultStatus.ACCEPTED)
+        )
+        or 0
+    )
+
+
+def project_out(*, session: Session, project: Project) -> ProjectOut:
+    accepted = accepted_results(session=session, project_id=project.id)
+    needed = project.total_rounds * project.task_size if project.total_rounds else None
+    latest = session.scalar(
+        select(Round.metrics)
+        .where(Round.project_id == project.id, Round.closed_at.is_not(None))
+        .order_by(Round.index.desc())
+        .limit(1)
+    )
+    evaluated = session.scalar(
+        select(Round.evaluation)
+        .where(Round.project_id == project.id, Round.evaluation.is_not(None))
+        .order_by(Round.index.desc())
+        .limit(1)
+    )
+    files = files_of(session=session, project_id=project.id)
+    return ProjectOut(
+        id=project.id,
+        name=project.name,
+        state=project.state,
+        hyperparameters=hyperparameters_of(project),
+        round=project.current_round,
+        total_rounds=project.total_rounds,
+        accepted_tasks=accepted,
+        total_task_results=needed,
+        progress=min(1.0, accepted / needed) if needed else 0.0,
+        active_contributors=active_claims(session=session, project_id=project.id),
+        files=[
+            FileOut(kind=f.kind, filename=f.filename, size=f.size, sha256=f.sha256, meta=f.meta)
+            for f in files.values()
+        ],
+        latest_metrics=latest,
+        latest_evaluation=evaluated,
+        error=project.error,
+        created_at=project.created_at,
+        started_at=project.started_at,
+        finished_at=project.finished_at,
+    )
+
+
+def rounds_out(*, session: Session, project_id: uuid.UUID) -> list[RoundOut]:
+    counts: dict[tuple[int, str], int] = {
+        (index, status): count
+        for index, status, count in session.execute(
+            select(Result.round_index, Result.status, func.count())
+            .where(Result.project_id == project_id)
+            .group_by(Result.round_index, Result.status)
+        ).tuples()
+    }
+    rounds = session.scalars(
+        select(Round).where(Round.project_id == project_id).order_by(Round.index)
+    )
+    return [
+        RoundOut(
+            index=r.index,
+            opened_at=r.opened_at,
+            closed_at=r.closed_at,
+            accepted=counts.get((r.index, ResultStatus.ACCEPTED), 0),
+            rejected=counts.get((r.index, ResultStatus.REJECTED), 0)
+            + counts.get((r.index, ResultStatus.FAILED), 0),
+            metrics=r.metrics,
+            evaluation=r.evaluation,
+        )
+        for r in rounds
+    ]

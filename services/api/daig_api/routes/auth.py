@@ -1,0 +1,116 @@
+"""Sign-up and OAuth2 password-flow tokens, with per-account and per-address rate limits."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy.exc import IntegrityError
+
+from daig.credits import ledger
+from daig.db.models import User
+from daig.settings import Settings
+from daig_api import crud
+from daig_api.deps import (
+    ClientIpDep,
+    CurrentUser,
+    RateLimiterDep,
+    SessionDep,
+    SettingsDep,
+)
+from daig_api.errors import ApiError
+from daig_api.ratelimit import LOGIN_IP, LOGIN_USER, SIGNUP_IP, Limit
+from daig_api.schemas import SignupRequest, Token, UserOut
+from daig_api.security import create_token, hash_password, verify_login
+
+router = APIRouter(prefix="/v1", tags=["auth"])
+
+_RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "Too many attempts; the Retry-After header says when to try again"}
+}
+
+
+def login_limits(settings: Settings, username: str, ip: str) -> list[Limit]:
+    window = settings.login_window_seconds
+    return [
+        Limit(
+            LOGIN_USER,
+            username,
+            settings.login_failures_per_user,
+            window,
+            "too many failed logins for this account",
+        ),
+        Limit(
+            LOGIN_IP,
+            ip,
+            settings.login_failures_per_ip,
+            window,
+            "too many failed logins from your network address",
+        ),
+    ]
+
+
+@router.post("/auth/signup", status_code=201, responses=_RATE_LIMITED)
+def signup(
+    body: SignupRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    limiter: RateLimiterDep,
+    ip: ClientIpDep,
+) -> UserOut:
+    """Create an account."""
+    limiter.attempt(
+        [
+            Limit(
+                SIGNUP_IP,
+                ip,
+                settings.signups_per_ip,
+                settings.signup_window_seconds,
+                "too many sign-ups from your network address",
+            )
+        ]
+    )
+    if crud.get_user_by_name(session=session, username=body.username):
+        raise ApiError(409, f"the username {body.username!r} is taken; choose another", "taken")
+    user = User(username=body.username, password_hash=hash_password(body.password))
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        raise ApiError(409, f"the username {body.username!r} is taken", "taken") from exc
+    ledger.ensure_grant(session, user.id, settings.credit_signup_grant)
+    session.commit()
+    return UserOut(id=user.id, username=user.username)
+
+
+@router.post("/auth/token", responses=_RATE_LIMITED)
+def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    settings: SettingsDep,
+    limiter: RateLimiterDep,
+    ip: ClientIpDep,
+) -> Token:
+    """Exchange a username and password for a bearer token."""
+    # Counted before the password is checked, so parallel guesses can't outrun the limit.
+    attempt = limiter.attempt(login_limits(settings, form.username, ip))
+    user = crud.get_user_by_name(session=session, username=form.username)
+    session.close()  # no connection held while the password is hashed
+    if not verify_login(user.password_hash if user else None, form.password):
+        raise ApiError(401, "wrong username or password", "bad_credentials")
+    assert user is not None
+    # A successful login clears the account's failures; the address's failures stay.
+    limiter.forget(attempt, also=[(LOGIN_USER, form.username)])
+    return Token(
+        access_token=create_token(
+            user_id=user.id, secret=settings.secret_key, ttl_seconds=settings.token_ttl_seconds
+        ),
+        expires_in=settings.token_ttl_seconds,
+    )
+
+
+@router.get("/users/me")
+def me(user: CurrentUser) -> UserOut:
+    """The account the token belongs to."""
+    return UserOut(id=user.id, username=user.username)

@@ -1,0 +1,101 @@
+"""Credits: your balance and history, a project's cost, contributors' leaderboards."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from daig.credits import ledger
+from daig.db.models import CreditEntry, CreditTransfer, Project
+from daig_api import credit_reports as reports
+from daig_api import crud
+from daig_api.credit_schemas import BalanceOut, ContributorOut, HistoryLineOut, ProjectCostOut
+from daig_api.deps import CurrentUser, SessionDep, SettingsDep
+from daig_api.errors import ApiError
+
+router = APIRouter(prefix="/v1", tags=["credits"])
+
+
+@router.get("/credits")
+def balance(user: CurrentUser, session: SessionDep, settings: SettingsDep) -> BalanceOut:
+    """Your balance, what it is made of, and how much your unfinished projects will still cost."""
+    if ledger.ensure_grant(session, user.id, settings.credit_signup_grant):
+        session.commit()  # an account made before the ledger existed gets its grant now
+    totals = ledger.balance_of(session, user.id)
+    promised = reports.committed(session, user.id)
+    return BalanceOut(
+        balance=totals.balance,
+        granted=totals.granted,
+        earned=totals.earned,
+        spent=totals.spent,
+        committed=promised,
+        available=totals.balance - promised,
+    )
+
+
+@router.get("/credits/history")
+def history(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: int = Query(100, ge=1, le=1000, description="Most recent entries to return."),
+) -> list[HistoryLineOut]:
+    """Your account's entries, newest first, each with the balance after it."""
+    return [HistoryLineOut(**vars(line)) for line in reports.history(session, user.id, limit=limit)]
+
+
+@router.get("/projects/{project_id}/cost")
+def project_cost(project_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> ProjectCostOut:
+    """What your project has cost so far, and its estimate in all."""
+    project = crud.get_owned_project(session=session, project_id=project_id, user=user)
+    estimate = reports.estimate_of(session, project)
+    spent, tasks = reports.project_spent(session, project.id)
+    return ProjectCostOut(
+        project_id=project.id,
+        state=project.state,
+        estimate=estimate,
+        spent=spent,
+        paid_tasks=tasks,
+        remaining=None if estimate is None else max(0, estimate - spent),
+    )
+
+
+@router.get("/leaderboard")
+def leaderboard(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: int = Query(20, ge=1, le=500, description="How many contributors to list."),
+) -> list[ContributorOut]:
+    """Contributors by credits earned over all projects."""
+    return _ranked(reports.leaderboard(session, limit=limit))
+
+
+@router.get("/projects/{project_id}/leaderboard")
+def project_leaderboard(
+    project_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    limit: int = Query(20, ge=1, le=500, description="How many contributors to list."),
+) -> list[ContributorOut]:
+    """Contributors to one project by credits earned; for its owner and its contributors."""
+    project = session.get(Project, project_id)
+    if project is None or not (
+        project.owner_id == user.id or _contributed(session, project, user.id)
+    ):
+        raise ApiError(404, f"no project {project_id} that you own or contributed to", "not_found")
+    return _ranked(reports.leaderboard(session, project_id=project.id, limit=limit))
+
+
+def _contributed(session: SessionDep, project: Project, user_id: int) -> bool:
+    paid = (
+        select(CreditEntry.id)
+        .join(CreditTransfer, CreditTransfer.id == CreditEntry.transfer_id)
+        .where(CreditTransfer.project_id == project.id, CreditEntry.user_id == user_id)
+        .limit(1)
+    )
+    return session.scalar(paid) is not None
+
+
+def _ranked(contributors: list[reports.Contributor]) -> list[ContributorOut]:
+    return [ContributorOut(rank=i + 1, **vars(c)) for i, c in enumerate(contributors)]

@@ -1,0 +1,64 @@
+"""``daig scheduler``: reconcile projects on events and every tick; record dead letters."""
+
+from __future__ import annotations
+
+import threading
+
+from daig.broker import run_consumer
+from daig.db.session import make_engine, make_sessionmaker
+from daig.logs import setup_logging
+from daig.metrics import BrokerLink, register_queue_depths, role_health, serve
+from daig.process import TRANSIENT_ERRORS, stop_on_signals, wait_for_database
+from daig.settings import Settings
+from daig.topology import DEAD, EVENTS
+from daig_scheduler.deadletters import DeadLetterRecorder
+from daig_scheduler.handlers import Scheduler
+
+
+def main() -> None:
+    settings = Settings()
+    setup_logging(settings.log_level, json_lines=settings.log_json, process="scheduler")
+    stop = stop_on_signals()
+    engine = make_engine(settings.database_url)
+    wait_for_database(engine)
+    sessions = make_sessionmaker(engine)
+    scheduler = Scheduler(sessions, settings)
+    recorder = DeadLetterRecorder(sessions)
+    link = BrokerLink()
+    if settings.metrics_port is not None:
+        register_queue_depths(settings.amqp_url, settings.result_partitions)
+        serve(settings.metrics_port, role_health(engine, link))
+    # One connection per thread: dead letters are consumed beside the main event loop.
+    dead_letters = threading.Thread(
+        target=run_consumer,
+        args=(settings.amqp_url, DEAD.queue, recorder.on_dead, stop),
+        kwargs={
+            "prefetch": 10,
+            "transient": TRANSIENT_ERRORS,
+            "partitions": settings.result_partitions,
+        },
+        name="dead-letters",
+        daemon=True,
+    )
+    dead_letters.start()
+    try:
+        run_consumer(
+            settings.amqp_url,
+            EVENTS.queue,
+            scheduler.on_event,
+            stop,
+            prefetch=10,
+            idle=scheduler.tick,
+            idle_seconds=settings.scheduler_tick_seconds,
+            transient=TRANSIENT_ERRORS,
+            on_connect=link.on_connect,
+            partitions=settings.result_partitions,
+        )
+    finally:
+        stop.set()
+        dead_letters.join(10)
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
