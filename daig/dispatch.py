@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from daig.db import raw
-from daig.db.models import Round
+from daig.db.models import Project, Round
 from daig.messages import TrainTask
 from daig.outbox import Staged, stage
 from daig.planning import round_shards
@@ -147,6 +147,16 @@ class RoundPlan:
     task_size: int
     max_contributors: int
     share: float
+
+    @classmethod
+    def of(cls, project: Project) -> RoundPlan:
+        return cls(
+            project.id,
+            project.total_tasks,
+            project.task_size,
+            project.max_contributors,
+            project.share,
+        )
 
     @property
     def cap_binds(self) -> bool:

@@ -133,13 +133,7 @@ class Scheduler:
             if states.PROJECT_TABLE.may(ProjectAction.RUN, project.state):
                 states.enter(project, ProjectAction.RUN, now=now())
                 log.info("project %s: running, %s rounds", project.id, project.total_rounds)
-            plan = RoundPlan(
-                project.id,
-                project.total_tasks,
-                project.task_size,
-                project.max_contributors,
-                project.share,
-            )
+            plan = RoundPlan.of(project)
             window = self._policy.window_for(project.share, project.dispatch_window)
             # The aggregator opens every round after the first; this repairs a missing one.
             if not open_round(session, plan, project.current_round, window, self._policy):
