@@ -50,6 +50,7 @@ class ProjectFacts:
     batch_size: int
     validation_split: float
     delta_codec: str
+    verify_fraction: float
     files: dict[str, FileFacts]
 
     @property
@@ -91,5 +92,6 @@ def _load(session: Session, project_id: uuid.UUID) -> ProjectFacts | None:
         batch_size=project.batch_size,
         validation_split=project.validation_split,
         delta_codec=project.delta_codec,
+        verify_fraction=project.verify_fraction,
         files={f.kind: FileFacts(f.blob_key, f.sha256, f.meta) for f in files},
     )

@@ -26,6 +26,7 @@ from daig.dispatch import (
     DispatchPolicy,
     RoundPlan,
     open_round,
+    open_waiting_replicas,
     republish_unclaimed,
     top_up,
     window_sizes,
@@ -99,7 +100,10 @@ class Scheduler:
         self._expire_leases()
         self._reissue_stragglers()
         with self._sessions.begin() as session:
+            opened = open_waiting_replicas(session, self._settings.replica_wait_seconds)
             republished = republish_unclaimed(session, policy=self._policy)
+        if opened:
+            log.info("%s replica(s) no other volunteer took in time: open to anyone", opened)
         if republished:
             metrics.TASKS_REISSUED.labels("unclaimed").inc(republished)
             log.info("%s task(s) nobody claimed in time: published again", republished)
