@@ -67,8 +67,9 @@ class Candidate:
 class Decision:
     outcome: Outcome
     accepted: uuid.UUID | None = None  # the result counted in the round
-    agreed: frozenset[uuid.UUID] = field(default_factory=frozenset)  # its majority, but it
-    outvoted: frozenset[uuid.UUID] = field(default_factory=frozenset)  # verified invalid
+    agreed: frozenset[uuid.UUID] = field(default_factory=frozenset)  # the rest of its majority
+    # outside the majority: verified invalid if ``verified``, else merely not counted
+    outvoted: frozenset[uuid.UUID] = field(default_factory=frozenset)
     verified: bool = False  # False: accepted without an independent second result
 
 
@@ -90,10 +91,16 @@ def decide(
         cluster = [c for c in candidates if c is anchor or agree(anchor.result_id, c.result_id)]
         if len(cluster) > len(best):
             best = cluster
-    groups = {c.group for c in best}
-    if len(best) >= 2 and len(groups) == 1:
-        return Decision(Outcome.SETTLED, accepted=best[0].result_id, verified=False)
     others = [c for c in candidates if c not in best]
+    if len(best) >= 2 and len({c.group for c in best}) == 1:
+        # One group agreeing with itself proves nothing: accepted, nobody's record changes.
+        return Decision(
+            Outcome.SETTLED,
+            accepted=best[0].result_id,
+            agreed=frozenset(c.result_id for c in best[1:]),
+            outvoted=frozenset(c.result_id for c in others),
+            verified=False,
+        )
     if len(best) >= 2 and len(best) > len(others):
         return Decision(
             Outcome.SETTLED,
@@ -103,5 +110,7 @@ def decide(
             verified=True,
         )
     if len(candidates) >= MAX_RESULTS:
-        return Decision(Outcome.INCONCLUSIVE, accepted=ids[0], verified=False)
+        return Decision(
+            Outcome.INCONCLUSIVE, accepted=ids[0], outvoted=frozenset(ids[1:]), verified=False
+        )
     return Decision(Outcome.MORE)

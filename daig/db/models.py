@@ -98,6 +98,7 @@ class RejectReason(StrEnum):
     RESOURCE_LIMIT = "resource_limit"
     WRONG_PARTITION = "wrong_partition"  # published with another project's routing key
     QUARANTINED = "quarantined"  # its provider's account was quarantined for a bad result
+    UNVERIFIED = "unverified"  # its shard settled without a verified majority it belongs to
 
 
 class User(Base):

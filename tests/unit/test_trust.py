@@ -93,13 +93,14 @@ def test_one_groups_agreeing_results_are_accepted_unverified() -> None:
     decision = decide([a, b], lambda x, y: True)
     assert decision.outcome is Outcome.SETTLED
     assert decision.accepted == a.result_id
+    assert decision.agreed == {b.result_id}
     assert not decision.verified
-    assert decision.agreed == decision.outvoted == frozenset()
 
 
 def test_no_majority_after_the_most_results_is_inconclusive() -> None:
     results = _candidates(*range(1, MAX_RESULTS + 1))
     decision = decide(results, lambda x, y: x == y)
     assert decision.outcome is Outcome.INCONCLUSIVE
-    assert not decision.verified
-    assert decision.outvoted == frozenset()
+    assert not decision.verified, "nobody is quarantined on an inconclusive vote"
+    assert decision.accepted == results[0].result_id
+    assert decision.outvoted == {r.result_id for r in results[1:]}

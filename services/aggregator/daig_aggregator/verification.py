@@ -137,7 +137,14 @@ class Verifier:
         by_id = {h.result_id: h for h in held}
         self._set_status(session, [decision.accepted], ResultStatus.ACCEPTED)
         self._set_status(session, list(decision.agreed), ResultStatus.AGREED)
-        self._set_status(session, list(decision.outvoted), ResultStatus.DISAGREED)
+        if decision.verified:
+            self._set_status(session, list(decision.outvoted), ResultStatus.DISAGREED)
+        elif decision.outvoted:
+            session.execute(
+                update(Result)
+                .where(Result.id.in_(list(decision.outvoted)))
+                .values(status=ResultStatus.REJECTED, reason=RejectReason.UNVERIFIED)
+            )
         if decision.verified:
             winners = [by_id[r].provider_id for r in (decision.accepted, *decision.agreed)]
             _record(session, winners, valid=True)
