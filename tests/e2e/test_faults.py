@@ -23,6 +23,7 @@ from daig.client import DaigClient
 from daig.messages import TrainingStatus, TrainResult
 from daig.reference import reference_accuracy
 from daig.topology import DEFAULT_RESULT_PARTITIONS, ResultPartitions
+from daig_cli.rabbitmqctl import rabbitmqctl
 from tests.e2e.faults import FAULT_SETTINGS, PARAMS, FaultRun, finish_and_verify
 from tests.helpers.waiting import wait_until
 
@@ -68,11 +69,11 @@ def test_sigkill_of_a_service_mid_round(
 def test_rabbitmq_restart_mid_run(fault_cluster, digits_files, clean_accuracy, tmp_path) -> None:
     run = FaultRun.start(fault_cluster, digits_files)
     run.wait_mid_round(1)
-    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=120)
+    rabbitmqctl("stop_app")
     try:
         time.sleep(3)
     finally:
-        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)
+        rabbitmqctl("start_app")
     finish_and_verify(run, clean_accuracy, tmp_path)
     for name in ("scheduler", "aggregator", "prov1", "prov2"):
         assert fault_cluster.processes.processes[name].poll() is None, f"{name} died"
