@@ -159,7 +159,7 @@ def test_the_build_context_installs_a_working_daig(database_url: str, tmp_path: 
     daig = venv / "bin" / "daig"
     assert subprocess.run([daig, "--help"], capture_output=True, timeout=60).returncode == 0
     where = subprocess.run(
-        [venv / "bin" / "python", "-c", "import daig, services; print(daig.__file__)"],
+        [venv / "bin" / "python", "-c", "import daig, daig_api, daig_cli; print(daig.__file__)"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
