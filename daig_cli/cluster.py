@@ -220,7 +220,7 @@ class LocalCluster(ProcessGroup):
         if self.database is not None:
             self.database.drop()
         if self.vhost is not None:
-            self.vhost.delete()
+            self.vhost.drop()
         if self._remove_work:
             shutil.rmtree(self.work, ignore_errors=True)
 

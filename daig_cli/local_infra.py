@@ -2,14 +2,18 @@
 
 ``Database`` is one Postgres database (created and migrated, later dropped); ``Vhost`` one
 RabbitMQ virtual host with permissions for the URL's user (later deleted, with the provider
-broker users the API made for it, which RabbitMQ would otherwise keep). ``LocalCluster``,
-the test fixtures, benchmarks and scripts all build theirs with these.
+broker users the API made for it, which RabbitMQ would otherwise keep); ``throwaway`` holds
+either for the length of a ``with`` block. ``LocalCluster``, the test fixtures, benchmarks
+and scripts all build theirs with these.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import quote, unquote, urlsplit
 
 from sqlalchemy.engine import make_url
@@ -75,13 +79,31 @@ class Vhost:
         user = unquote(urlsplit(self.url).username or "guest")
         rabbitmqctl("set_permissions", "-p", self.name, user, ".*", ".*", ".*")
 
-    def delete(self) -> None:
+    def drop(self) -> None:
         """Delete the vhost, then the provider broker users made for it; quiet if gone."""
         from daig.settings import Settings
         from daig_api.broker_accounts import forget_provider_accounts
 
         rabbitmqctl("delete_vhost", self.name, check=False)
         forget_provider_accounts(Settings(amqp_url=self.url), self.name)
+
+
+class Throwaway(Protocol):
+    url: str
+
+    def create(self, *, replace: bool = False) -> None: ...
+
+    def drop(self) -> None: ...
+
+
+@contextmanager
+def throwaway(resource: Throwaway) -> Iterator[str]:
+    """Create ``resource`` (a ``Database`` or ``Vhost``), yield its URL, then remove it."""
+    resource.create()
+    try:
+        yield resource.url
+    finally:
+        resource.drop()
 
 
 def services_reachable(database_url: str, amqp_url: str) -> bool:

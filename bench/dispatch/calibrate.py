@@ -201,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for child in children:
             child.terminate()
-        vhost.delete()
+        vhost.drop()
     for window in recorder.windows:
         _print(window)
     return 0

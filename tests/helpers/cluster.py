@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from daig.client import DaigClient
@@ -21,22 +21,14 @@ from daig_cli.cluster import LocalCluster
 class Cluster:
     processes: LocalCluster
     home: Path
+    api_url: str = field(init=False)
+    database_url: str = field(init=False)
+    amqp_url: str = field(init=False)
 
-    @property
-    def api_url(self) -> str:
-        return self.processes.api_url
-
-    @property
-    def port(self) -> int:
-        return self.processes.port
-
-    @property
-    def database_url(self) -> str:
-        return self.processes.database_url
-
-    @property
-    def amqp_url(self) -> str:
-        return self.processes.amqp_url
+    def __post_init__(self) -> None:
+        self.api_url = self.processes.api_url
+        self.database_url = self.processes.database_url
+        self.amqp_url = self.processes.amqp_url
 
     def provider(self, name: str, user: str, password: str, *extra: str) -> None:
         self.processes.start_provider(name, user, password, *extra)

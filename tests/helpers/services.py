@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
 
 from daig.settings import Settings
-from daig_cli.local_infra import Database, Vhost, unique_name
+from daig_cli.local_infra import Database, Vhost, throwaway, unique_name
 from daig_cli.processes import free_port
 from tests.helpers.waiting import wait_until
 
@@ -27,27 +27,15 @@ AMQP_HOST = os.environ.get("DAIG_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672"
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 
 
-@contextmanager
-def fresh_database() -> Iterator[str]:
+def fresh_database() -> AbstractContextManager[str]:
     """A fresh, migrated database of its own on the test Postgres; dropped afterwards."""
-    database = Database.named(PG_ADMIN_URL, unique_name("daig_test"))
-    database.create()
-    try:
-        yield database.url
-    finally:
-        database.drop()
+    return throwaway(Database.named(PG_ADMIN_URL, unique_name("daig_test")))
 
 
-@contextmanager
-def fresh_vhost() -> Iterator[str]:
+def fresh_vhost() -> AbstractContextManager[str]:
     """A vhost of its own on the test RabbitMQ (its AMQP URL); deleted afterwards, with the
     provider broker users the API made for it."""
-    vhost = Vhost.named(AMQP_HOST, unique_name("daig_test"))
-    vhost.create()
-    try:
-        yield vhost.url
-    finally:
-        vhost.delete()
+    return throwaway(Vhost.named(AMQP_HOST, unique_name("daig_test")))
 
 
 class ApiServer:

@@ -57,7 +57,7 @@ def test_a_failing_rabbitmqctl_says_what_it_printed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     fake = tmp_path / "rabbitmqctl"
-    fake.write_text("#!/bin/sh\necho \"Error: vhost $2 does not exist\" >&2\nexit 2\n")
+    fake.write_text('#!/bin/sh\necho "Error: vhost $2 does not exist" >&2\nexit 2\n')
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RabbitmqctlError, match="exited 2: Error: vhost gone does not exist"):
