@@ -85,19 +85,20 @@ class LocalCluster(ProcessGroup):
         The database: ``database_url`` as given (not owned), else a fresh database named
         ``database`` (replacing one of that name) or ``<prefix>_<hex>`` on the server of
         ``DAIG_DATABASE_URL``. The vhost likewise: ``amqp_url`` as given, else a fresh
-        ``vhost`` or ``<prefix>_<hex>`` on ``DAIG_AMQP_URL``'s broker. Blobs, logs and caches
-        go under ``work`` (a new temporary directory if None; deleted by ``close`` only with
-        ``remove_work``). ``settings`` are further ``DAIG_*`` settings by field name, ``env``
-        any other variables; both override what is built here.
+        ``vhost`` or the same ``<prefix>_<hex>`` on ``DAIG_AMQP_URL``'s broker. Blobs, logs
+        and caches go under ``work`` (a new temporary directory if None; deleted by ``close``
+        only with ``remove_work``). ``settings`` are further ``DAIG_*`` settings by field
+        name, ``env`` any other variables; both override what is built here.
         """
         base = Settings()
         work = work or Path(tempfile.mkdtemp(prefix=f"{prefix.replace('_', '-')}-"))
+        name = unique_name(prefix)  # the database's and the vhost's, unless named
         owned_db = owned_vhost = None
         if database_url is None:
-            owned_db = Database.named(base.database_url, database or unique_name(prefix))
+            owned_db = Database.named(base.database_url, database or name)
             database_url = owned_db.url
         if amqp_url is None:
-            owned_vhost = Vhost.named(base.amqp_url, vhost or unique_name(prefix))
+            owned_vhost = Vhost.named(base.amqp_url, vhost or name)
             amqp_url = owned_vhost.url
         port = free_port()
         built = {

@@ -72,7 +72,7 @@ def test_owned_cluster_builds_its_environment(owned: LocalCluster, tmp_path: Pat
     assert env["DAIG_DATABASE_URL"] == owned.database_url == owned.database.url
     assert owned.database.name.startswith("daig_test_")
     assert env["DAIG_AMQP_URL"] == owned.amqp_url == f"{AMQP_HOST}/{owned.vhost.name}"
-    assert owned.vhost.name.startswith("daig_test_")
+    assert owned.vhost.name == owned.database.name  # one name for a run's resources
     assert env["DAIG_BLOB_URL"] == (tmp_path / "blobs").as_uri()
     assert env["DAIG_PUBLIC_API_URL"] == owned.api_url == f"http://127.0.0.1:{owned.port}"
     assert env["DAIG_SECRET_KEY"] == SECRET
