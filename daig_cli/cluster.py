@@ -23,8 +23,6 @@ from daig.settings import Settings
 from daig_cli.local_infra import Database, Vhost, unique_name
 from daig_cli.processes import ProcessGroup, answers, free_port
 
-SERVER_ROLES = ("api", "scheduler", "aggregator")
-
 
 @dataclass(frozen=True)
 class Role:
@@ -63,6 +61,7 @@ class LocalCluster(ProcessGroup):
         self.database, self.vhost = database, vhost
         self.work = work or log_dir
         self._remove_work = remove_work
+        self._closed = False
 
     # --- building -------------------------------------------------------------------------------
     @classmethod
@@ -216,8 +215,9 @@ class LocalCluster(ProcessGroup):
     def close(self, *, keep: bool = False) -> None:
         """Stop every process, then remove what this cluster made (unless ``keep``)."""
         self.stop_all()
-        if keep:
+        if keep or self._closed:
             return
+        self._closed = True
         if self.database is not None:
             self.database.drop()
         if self.vhost is not None:
