@@ -18,12 +18,10 @@ import argparse
 import json
 import random
 import re
-import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from sqlalchemy import create_engine, text
@@ -39,6 +37,7 @@ from daig.reference import reference_accuracy
 from daig.settings import Settings
 from daig_aggregator.audit import audit_project
 from daig_cli.cluster import LocalCluster
+from daig_cli.local_infra import pg_ctlcluster
 from daig_cli.rabbitmqctl import rabbitmqctl
 
 PARAMS = Hyperparameters(epochs=3, batch_size=32, total_tasks=12, task_size=3, passes=5)
@@ -65,9 +64,9 @@ class Chaos:
             time.sleep(self.rng.uniform(1, 4))
             rabbitmqctl("start_app", timeout=180)
         elif victim == "postgres":
-            _pg("stop")
+            pg_ctlcluster("stop")
             time.sleep(self.rng.uniform(1, 4))
-            _pg("start")
+            pg_ctlcluster("start")
         else:
             self.cluster.kill(victim)
             time.sleep(self.rng.uniform(0.5, 3))
@@ -80,15 +79,6 @@ class Chaos:
             }
         )
         print(f"  kill #{len(self.injected):>2}: {victim:<11} at round {round_index}", flush=True)
-
-
-def _run(argv: list[str]) -> None:
-    subprocess.run(argv, check=True, capture_output=True, timeout=180)
-
-
-def _pg(action: str) -> None:
-    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
-    _run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action])
 
 
 def _retry(call, seconds: float = 120.0):  # type: ignore[no-untyped-def]

@@ -4,15 +4,18 @@
 RabbitMQ virtual host with permissions for the URL's user (later deleted, with the provider
 broker users the API made for it, which RabbitMQ would otherwise keep); ``throwaway`` holds
 either for the length of a ``with`` block. ``LocalCluster``, the test fixtures, benchmarks
-and scripts all build theirs with these.
+and scripts all build theirs with these. ``pg_ctlcluster`` stops and starts the local
+Postgres for fault injection.
 """
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote, unquote, urlsplit
 
@@ -104,6 +107,14 @@ def throwaway(resource: Throwaway) -> Iterator[str]:
         yield resource.url
     finally:
         resource.drop()
+
+
+def pg_ctlcluster(action: str, timeout: float = 180.0) -> None:
+    """``start`` or ``stop`` this machine's Postgres cluster (its newest version's ``main``),
+    as the fault tests and the chaos benchmark do."""
+    version = sorted(path.name for path in Path("/etc/postgresql").iterdir())[-1]
+    argv = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action]
+    subprocess.run(argv, check=True, capture_output=True, timeout=timeout)
 
 
 def services_reachable(database_url: str, amqp_url: str) -> bool:
