@@ -18,22 +18,17 @@ import argparse
 import json
 import random
 import re
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from daig.blobstore import open_blob_store
 from daig.broker import queue_depths
 from daig.client import DaigClient
-from daig.db.migrate import drop_database, upgrade
 from daig.db.session import make_sessionmaker
 from daig.examples import held_out_accuracy, write_digits
 from daig.hyperparams import Hyperparameters
@@ -41,8 +36,9 @@ from daig.logs import quiet_tensorflow
 from daig.reference import reference_accuracy
 from daig.settings import Settings
 from daig_aggregator.audit import audit_project
-from daig_api.broker_accounts import forget_provider_accounts
-from daig_cli.cluster import LocalCluster, free_port
+from daig_cli.cluster import LocalCluster
+from daig_cli.local_infra import pg_ctlcluster
+from daig_cli.rabbitmqctl import rabbitmqctl
 
 PARAMS = Hyperparameters(epochs=3, batch_size=32, total_tasks=12, task_size=3, passes=5)
 SENT = re.compile(r"result ([0-9a-f-]{36}) sent")
@@ -52,7 +48,6 @@ SERVICES = ("api", "scheduler", "aggregator")
 @dataclass
 class Chaos:
     cluster: LocalCluster
-    port: int
     providers: list[str]
     infra: bool
     rng: random.Random
@@ -65,17 +60,17 @@ class Chaos:
         victim = self.rng.choice(self.victims())
         began = time.monotonic()
         if victim == "rabbitmq":
-            _run(["rabbitmqctl", "stop_app"])
+            rabbitmqctl("stop_app", timeout=180)
             time.sleep(self.rng.uniform(1, 4))
-            _run(["rabbitmqctl", "start_app"])
+            rabbitmqctl("start_app", timeout=180)
         elif victim == "postgres":
-            _pg("stop")
+            pg_ctlcluster("stop")
             time.sleep(self.rng.uniform(1, 4))
-            _pg("start")
+            pg_ctlcluster("start")
         else:
             self.cluster.kill(victim)
             time.sleep(self.rng.uniform(0.5, 3))
-            self._restart(victim)
+            self.cluster.restart(victim)
         self.injected.append(
             {
                 "victim": victim,
@@ -84,32 +79,6 @@ class Chaos:
             }
         )
         print(f"  kill #{len(self.injected):>2}: {victim:<11} at round {round_index}", flush=True)
-
-    def _restart(self, name: str) -> None:
-        if name == "api":
-            self.cluster.start("api", "api", "--port", str(self.port))
-        elif name in SERVICES:
-            self.cluster.start(name, name)
-        else:
-            self.cluster.start(
-                name,
-                "provider",
-                "--server",
-                f"http://127.0.0.1:{self.port}",
-                "--user",
-                name,
-                "--password",
-                f"{name}-password",
-            )
-
-
-def _run(argv: list[str]) -> None:
-    subprocess.run(argv, check=True, capture_output=True, timeout=180)
-
-
-def _pg(action: str) -> None:
-    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
-    _run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action])
 
 
 def _retry(call, seconds: float = 120.0):  # type: ignore[no-untyped-def]
@@ -137,59 +106,38 @@ def main() -> int:
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
 
-    work = Path(tempfile.mkdtemp(prefix="daig-chaos-"))
-    base = Settings()
-    suffix = uuid.uuid4().hex[:8]
-    database_url = make_url(base.database_url).set(database=f"daig_chaos_{suffix}")
-    database = database_url.render_as_string(hide_password=False)
-    vhost = f"daig_chaos_{suffix}"
-    _run(["rabbitmqctl", "add_vhost", vhost])
-    _run(["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"])
-    amqp = f"{base.amqp_url.rsplit('/', 1)[0]}/{vhost}"
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}"
-    env = {
-        "DAIG_DATABASE_URL": database,
-        "DAIG_AMQP_URL": amqp,
-        "DAIG_BLOB_URL": (work / "blobs").as_uri(),
-        "DAIG_PUBLIC_API_URL": api_url,
-        "DAIG_SECRET_KEY": "chaos-secret-key-long-enough-for-hs256-signing",
-        "DAIG_LEASE_SECONDS": "6",
-        "DAIG_STRAGGLER_FLOOR_SECONDS": "4",
-        "DAIG_SCHEDULER_TICK_SECONDS": "0.5",
-        "XDG_CACHE_HOME": str(work / "cache"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    upgrade(database)
-    files = write_digits(work / "data")
-    cluster = LocalCluster(env, work / "logs")
+    cluster = LocalCluster.owned(
+        prefix="daig_chaos",
+        secret="chaos-secret-key-long-enough-for-hs256-signing",
+        settings={
+            "lease_seconds": "6",
+            "straggler_floor_seconds": "4",
+            "scheduler_tick_seconds": "0.5",
+        },
+    )
     providers = [f"provider{i + 1}" for i in range(args.providers)]
-    chaos = Chaos(cluster, port, providers, args.infra, rng)
+    chaos = Chaos(cluster, providers, args.infra, rng)
     print(
         f"chaos run: seed {seed}, {args.kills}+ kills, {args.providers} providers, "
-        f"infra {'on' if args.infra else 'off'}, logs in {work / 'logs'}"
+        f"infra {'on' if args.infra else 'off'}, logs in {cluster.log_dir}"
     )
     try:
-        for name in SERVICES:
-            chaos._restart(name)
-        cluster.wait_healthy(api_url)
-        client = DaigClient(api_url)
+        files = write_digits(cluster.work / "data")
+        cluster.start_servers()
+        client = DaigClient(cluster.api_url)
         for name in [*providers, "requestor"]:
             client.signup(name, f"{name}-password")
         for name in providers:
-            chaos._restart(name)
+            cluster.start_provider(name, name, f"{name}-password")
         client.login("requestor", "requestor-password")
         project = client.create_project("chaos", PARAMS)
         for kind in ("model", "data", "labels"):
             client.upload_file(project["id"], kind, getattr(files, kind))
         client.start(project["id"])
         state = _inject(chaos, client, project["id"], args)
-        report = _verify(chaos, client, project["id"], state, database, env, files, work, seed)
+        report = _verify(chaos, client, project["id"], state, files, seed)
     finally:
-        cluster.stop_all()
-        drop_database(database)
-        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=120)
-        forget_provider_accounts(base, vhost)
+        cluster.close()
     print(json.dumps(report, indent=2))
     return 0 if report["passed"] else 1
 
@@ -214,12 +162,10 @@ def _verify(
     client: DaigClient,
     project_id: str,
     final: dict[str, object],
-    database: str,
-    env: dict[str, str],
     files,
-    work: Path,
     seed: int,
 ) -> dict:  # type: ignore[no-untyped-def]
+    env, database, work = chaos.cluster.env, chaos.cluster.database_url, chaos.cluster.work
     deadline = time.monotonic() + 120
     while queue_depths(env["DAIG_AMQP_URL"])["daig.results"] and time.monotonic() < deadline:
         time.sleep(0.5)

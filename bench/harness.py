@@ -11,10 +11,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import statistics
-import subprocess
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,18 +21,10 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from daig.client import ClientError, DaigClient
-from daig.db.migrate import drop_database, upgrade
 from daig.hyperparams import Hyperparameters
-from daig.settings import Settings
-from daig_api.broker_accounts import forget_provider_accounts
-from daig_cli.cluster import LocalCluster, free_port
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+from daig_cli.cluster import LocalCluster
 
 
 @dataclass
@@ -58,17 +47,7 @@ class BenchCluster:
         for index in range(count):
             name = f"provider{len(self.processes.processes) + index}"
             self.client(name).close()
-            self.processes.start(
-                name,
-                "provider",
-                "--server",
-                self.api_url,
-                "--user",
-                name,
-                "--password",
-                f"{name}-password",
-                *extra,
-            )
+            self.processes.start_provider(name, name, f"{name}-password", *extra)
             names.append(name)
         return names
 
@@ -84,40 +63,22 @@ class BenchCluster:
 @contextmanager
 def bench_cluster(**settings: str) -> Iterator[BenchCluster]:
     """API, scheduler and aggregator on a fresh database, vhost and blob directory."""
-    base = Settings()
-    suffix = uuid.uuid4().hex[:8]
-    database = make_url(base.database_url).set(database=f"daig_bench_{suffix}")
-    database_url = database.render_as_string(hide_password=False)
-    vhost = f"daig_bench_{suffix}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    amqp_url = f"{base.amqp_url.rsplit('/', 1)[0]}/{vhost}"
-    work = Path(tempfile.mkdtemp(prefix="daig-bench-"))
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}"
-    env = {
-        "DAIG_DATABASE_URL": database_url,
-        "DAIG_AMQP_URL": amqp_url,
-        "DAIG_BLOB_URL": (work / "blobs").as_uri(),
-        "DAIG_PUBLIC_API_URL": api_url,
-        "DAIG_SECRET_KEY": "bench-secret-key-long-enough-for-hs256-signing",
-        "DAIG_SIGNUPS_PER_IP": "100000",
-        "XDG_CACHE_HOME": str(work / "cache"),
-        "PYTHONUNBUFFERED": "1",
-    } | {f"DAIG_{k.upper()}": v for k, v in settings.items()}
-    upgrade(database_url)
-    processes = LocalCluster(env, work / "logs")
+    processes = LocalCluster.owned(
+        prefix="daig_bench",
+        secret="bench-secret-key-long-enough-for-hs256-signing",
+        settings={"signups_per_ip": "100000"} | settings,
+    )
     try:
-        processes.start("api", "api", "--port", str(port))
-        processes.start("scheduler", "scheduler")
-        processes.start("aggregator", "aggregator")
-        processes.wait_healthy(api_url)
-        yield BenchCluster(processes, api_url, database_url, amqp_url, work)
+        processes.start_servers()
+        yield BenchCluster(
+            processes,
+            processes.api_url,
+            processes.database_url,
+            processes.amqp_url,
+            processes.work,
+        )
     finally:
-        processes.stop_all()
-        drop_database(database_url)
-        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=120)
-        forget_provider_accounts(base, vhost)
+        processes.close()
 
 
 def _write_mlp_project(directory: str, rows: int, hidden: int, seed: int) -> None:

@@ -75,7 +75,7 @@ from bench.harness import (
 )
 from daig.examples import DigitsFiles
 from daig.hyperparams import Hyperparameters
-from daig_cli.cluster import LocalCluster, free_port
+from daig_cli.processes import ProcessGroup, free_port
 
 FLWR_VERSION = "1.42.0"
 FLOWER_DIR = Path(__file__).parent / "flower"
@@ -247,7 +247,7 @@ def flower_result(
     }
 
 
-def wait_for(cluster: LocalCluster, name: str, timeout: float, watch: Sequence[str] = ()) -> None:
+def wait_for(cluster: ProcessGroup, name: str, timeout: float, watch: Sequence[str] = ()) -> None:
     """Wait for process ``name`` to exit 0; fail early if it or a watched one dies."""
     deadline = time.monotonic() + timeout
     process = cluster.processes[name]
@@ -273,7 +273,7 @@ def legacy_run(files: DigitsFiles, work: Work, root: Path, timeout: float) -> di
     address = f"127.0.0.1:{free_port()}"
     module = [sys.executable, "-m", "bench.flower.legacy"]
     common = ["--address", address, "--work", str(work_file)]
-    cluster = LocalCluster(FLOWER_ENV, out / "logs")
+    cluster = ProcessGroup(FLOWER_ENV, out / "logs")
     load_before = load_average()
     began = time.perf_counter()
     try:
@@ -335,7 +335,7 @@ def deployment_run(files: DigitsFiles, work: Work, root: Path, timeout: float) -
     # The SuperLink and SuperNodes start flower-superexec (and flwr-serverapp, flwr-clientapp)
     # from PATH.
     path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-    cluster = LocalCluster(FLOWER_ENV | {"FLWR_HOME": str(home), "PATH": path}, out / "logs")
+    cluster = ProcessGroup(FLOWER_ENV | {"FLWR_HOME": str(home), "PATH": path}, out / "logs")
     load_before = load_average()
     try:
         cluster.start_argv(
@@ -377,7 +377,7 @@ def deployment_run(files: DigitsFiles, work: Work, root: Path, timeout: float) -
     return flower_result("deployment", files, out, wall, load_before)
 
 
-def wait_for_nodes(cluster: LocalCluster, count: int, timeout: float) -> None:
+def wait_for_nodes(cluster: ProcessGroup, count: int, timeout: float) -> None:
     """Until the SuperLink has activated ``count`` SuperNodes (from its log)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,120 +1,242 @@
-"""Running DAIG's processes on one machine: used by ``daig demo`` and the end-to-end tests.
+"""``LocalCluster``: a DAIG installation on this machine, its ``DAIG_*`` environment and roles.
 
-Each role runs as its own OS process (``python -m daig_cli <role>``) with the given environment
-and a log file; ``stop_all`` terminates them politely, then kills what is left.
+One builder serves ``daig demo``, ``daig up``, the benchmarks, the screenshot script and the
+tests. ``LocalCluster.owned`` makes what a throw-away run needs (a migrated database, a vhost,
+a blob directory, a free API port and public URL, a secret) and ``close`` removes it again;
+``LocalCluster.existing`` runs on the operator's own ``DAIG_*`` settings (``daig up``). Either
+way it starts roles by name (``python -m daig_cli <role>``, each with a log file), waits for
+their ``/healthz`` and stops them in order.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
+import shutil
 import subprocess
-import sys
-import time
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
-import httpx
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from daig.settings import Settings
+from daig_cli.local_infra import Database, Vhost, unique_name
+from daig_cli.processes import ProcessGroup, answers, free_port
 
 
-class LocalCluster:
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env = os.environ.copy() | env
-        self.log_dir = log_dir
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+@dataclass(frozen=True)
+class Role:
+    """What one named process of the cluster runs: ``daig <role> <args>``."""
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        """Start ``daig <args>`` as process ``name`` (logs in ``log_dir/name.log``)."""
-        return self.start_argv(name, [sys.executable, "-m", "daig_cli", *args])
+    role: str
+    args: tuple[str, ...]
+    metrics_port: int | None = None
 
-    def start_argv(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        """Start any command as process ``name`` with the cluster's environment."""
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        # Each role in its own session: signals reach exactly the processes meant (a provider
-        # and its training child), and a terminal's Ctrl-C goes to the caller, which stops
-        # everything in order.
-        process = subprocess.Popen(
-            argv,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+
+def settings_env(settings: Mapping[str, str]) -> dict[str, str]:
+    """``{"lease_seconds": "6"}`` -> ``{"DAIG_LEASE_SECONDS": "6"}``."""
+    return {f"DAIG_{key.upper()}": value for key, value in settings.items()}
+
+
+class LocalCluster(ProcessGroup):
+    """DAIG's roles as processes on this machine, sharing one environment (``env``)."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        database: Database | None = None,
+        vhost: Vhost | None = None,
+        work: Path | None = None,
+        remove_work: bool = False,
+    ) -> None:
+        super().__init__(env, log_dir)
+        self.host = host
+        self.port = port or free_port()
+        self.api_url = f"http://{_client_host(host)}:{self.port}"
+        self.roles: dict[str, Role] = {}
+        self.database, self.vhost = database, vhost
+        self.work = work or log_dir
+        self._remove_work = remove_work
+        self._closed = False
+
+    # --- building -------------------------------------------------------------------------------
+    @classmethod
+    def owned(
+        cls,
+        work: Path | None = None,
+        *,
+        prefix: str = "daig_local",
+        database: str | None = None,
+        database_url: str | None = None,
+        vhost: str | None = None,
+        amqp_url: str | None = None,
+        secret: str | None = None,
+        settings: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        remove_work: bool = False,
+    ) -> LocalCluster:
+        """A cluster on resources of its own, removed by ``close``.
+
+        The database: ``database_url`` as given (not owned), else a fresh database named
+        ``database`` (replacing one of that name) or ``<prefix>_<hex>`` on the server of
+        ``DAIG_DATABASE_URL``. The vhost likewise: ``amqp_url`` as given, else a fresh
+        ``vhost`` or the same ``<prefix>_<hex>`` on ``DAIG_AMQP_URL``'s broker. Blobs, logs
+        and caches go under ``work`` (a new temporary directory if None; deleted by ``close``
+        only with ``remove_work``). ``settings`` are further ``DAIG_*`` settings by field
+        name, ``env`` any other variables; both override what is built here.
+        """
+        base = Settings()
+        work = work or Path(tempfile.mkdtemp(prefix=f"{prefix.replace('_', '-')}-"))
+        name = unique_name(prefix)  # the database's and the vhost's, unless named
+        owned_db = owned_vhost = None
+        if database_url is None:
+            owned_db = Database.named(base.database_url, database or name)
+            database_url = owned_db.url
+        if amqp_url is None:
+            owned_vhost = Vhost.named(base.amqp_url, vhost or name)
+            amqp_url = owned_vhost.url
+        port = free_port()
+        built = {
+            "DAIG_DATABASE_URL": database_url,
+            "DAIG_AMQP_URL": amqp_url,
+            "DAIG_BLOB_URL": (work / "blobs").as_uri(),
+            "DAIG_PUBLIC_API_URL": f"http://127.0.0.1:{port}",
+            "XDG_CONFIG_HOME": str(work / "config"),
+            "XDG_CACHE_HOME": str(work / "cache"),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if secret is not None:
+            built["DAIG_SECRET_KEY"] = secret
+        cluster = cls(
+            built | settings_env(settings or {}) | dict(env or {}),
+            work / "logs",
+            port=port,
+            database=owned_db,
+            vhost=owned_vhost,
+            work=work,
+            remove_work=remove_work,
         )
-        log.close()
-        self.processes[name] = process
-        return process
+        try:
+            if owned_db:
+                owned_db.create(replace=database is not None)
+            if owned_vhost:
+                owned_vhost.create(replace=vhost is not None)
+        except BaseException:
+            cluster.close()
+            raise
+        return cluster
 
-    def signal(self, name: str, signum: int) -> None:
-        process = self.processes[name]
-        if process.poll() is None:
-            process.send_signal(signum)
+    @classmethod
+    def existing(cls, log_dir: Path, *, host: str = "127.0.0.1", port: int = 8000) -> LocalCluster:
+        """A cluster on the operator's ``DAIG_*`` settings (``daig up``); ``close`` keeps them.
 
-    def signal_group(self, name: str, signum: int) -> None:
-        """Signal a role's process and everything it started (e.g. SIGSTOP a provider)."""
-        process = self.processes[name]
-        if process.poll() is None:
-            os.killpg(process.pid, signum)
+        Only the public API URL is filled in when unset: the local blob store's presigned
+        URLs must point at the API this cluster starts.
+        """
+        env = {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        cluster = cls(env, log_dir, host=host, port=port)
+        if "DAIG_PUBLIC_API_URL" not in os.environ:
+            cluster.env["DAIG_PUBLIC_API_URL"] = cluster.api_url
+        return cluster
 
-    def kill(self, name: str) -> None:
-        """SIGKILL a role and its children, as a crash would."""
-        process = self.processes.pop(name)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
+    # --- what it built --------------------------------------------------------------------------
+    @property
+    def database_url(self) -> str:
+        return self.env.get("DAIG_DATABASE_URL") or Settings().database_url
 
-    def stop(self, name: str, timeout: float = 15.0) -> int | None:
-        """SIGTERM a role, wait for it, then kill whatever of its group is left."""
-        process = self.processes.pop(name, None)
-        if process is None:
-            return None
-        self._terminate([process], timeout)
-        return process.returncode
+    @property
+    def amqp_url(self) -> str:
+        return self.env.get("DAIG_AMQP_URL") or Settings().amqp_url
 
-    def stop_all(self, timeout: float = 15.0) -> None:
-        self._terminate(list(self.processes.values()), timeout)
-        self.processes.clear()
+    # --- roles ----------------------------------------------------------------------------------
+    def start_role(
+        self, name: str, role: str, *args: str, metrics_port: int | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``daig <role> <args>`` as process ``name`` (its metrics on ``metrics_port``)."""
+        self.roles[name] = Role(role, args, metrics_port)
+        env = {"DAIG_METRICS_PORT": str(metrics_port)} if metrics_port is not None else None
+        return self.start(name, role, *args, env=env)
 
-    @staticmethod
-    def _terminate(processes: list[subprocess.Popen[bytes]], timeout: float) -> None:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for process in processes:
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)  # orphaned children, if any
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """Start process ``name`` again as it was started before (after a kill or stop)."""
+        role = self.roles[name]
+        return self.start_role(name, role.role, *role.args, metrics_port=role.metrics_port)
 
-    def log(self, name: str) -> str:
-        path = self.log_dir / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+    def start_api(self, name: str = "api") -> subprocess.Popen[bytes]:
+        return self.start_role(name, "api", "--host", self.host, "--port", str(self.port))
 
-    def wait_healthy(self, api_url: str, timeout: float = 60.0) -> None:
-        """Block until the API answers ``/healthz`` with 200, or raise with its log."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, process in self.processes.items():
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"{name} exited with {process.returncode}:\n{self.log(name)[-3000:]}"
-                    )
-            try:
-                if httpx.get(f"{api_url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"the API at {api_url} did not become healthy in {timeout} s")
+    def start_provider(
+        self, name: str, user: str, password: str, *extra: str
+    ) -> subprocess.Popen[bytes]:
+        """A volunteer's agent logged in as ``user``, working for this cluster's API."""
+        args = ("--server", self.api_url, "--user", user, "--password", password, *extra)
+        return self.start_role(name, "provider", *args)
+
+    def start_servers(self, *, wait: bool = True) -> None:
+        """API, scheduler and aggregator; with ``wait``, until the API is healthy."""
+        self.start_api()
+        self.start_role("scheduler", "scheduler")
+        self.start_role("aggregator", "aggregator")
+        if wait:
+            self.wait_healthy()
+
+    def health_url(self, name: str) -> str | None:
+        """Where process ``name`` answers ``/healthz`` (None: it serves no health check)."""
+        return self._url(name, "healthz")
+
+    def metrics_url(self, name: str) -> str | None:
+        return self._url(name, "metrics")
+
+    def _url(self, name: str, path: str) -> str | None:
+        role = self.roles[name]
+        if role.role == "api":
+            return f"{self.api_url}/{path}"
+        if role.metrics_port is not None:
+            return f"http://127.0.0.1:{role.metrics_port}/{path}"
+        return None
+
+    def healthy(self, name: str) -> bool:
+        url = self.health_url(name)
+        return url is not None and answers(url)
+
+    def wait_healthy(self, names: tuple[str, ...] = ("api",), timeout: float = 60.0) -> None:
+        """Block until each named role answers ``/healthz``; raise if any process exits."""
+        for name in names:
+            url = self.health_url(name)
+            if url is not None:
+                self.wait_for_url(url, timeout)
+
+    # --- clean-up -------------------------------------------------------------------------------
+    def close(self, *, keep: bool = False) -> None:
+        """Stop every process, then remove what this cluster made (unless ``keep``)."""
+        self.stop_all()
+        if keep or self._closed:
+            return
+        self._closed = True
+        if self.database is not None:
+            self.database.drop()
+        if self.vhost is not None:
+            self.vhost.drop()
+        if self._remove_work:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _client_host(host: str) -> str:
+    """Where a client on this machine reaches a server listening on ``host``."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host

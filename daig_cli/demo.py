@@ -9,20 +9,18 @@ downloads the result; and compares its held-out accuracy and wall time with a lo
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.engine import make_url
 
 from daig.client import DaigClient
 from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
-from daig_cli.cluster import LocalCluster, free_port
+from daig_cli.cluster import LocalCluster
+from daig_cli.local_infra import Database, services_reachable
 from daig_cli.output import console
 
 DEMO_PARAMS = Hyperparameters(
@@ -30,122 +28,44 @@ DEMO_PARAMS = Hyperparameters(
 )
 USER, PASSWORD = "demo", "demo-password"
 VOLUNTEER = "volunteer-{}"  # each provider process volunteers as its own account
+DATABASE = "daig_demo"
 
 
 def run_demo(*, providers: int = 3, keep: bool = False) -> int:
     base = Settings()
-    database_url = make_url(base.database_url).set(database="daig_demo").render_as_string(False)
-    work = Path(tempfile.mkdtemp(prefix="daig-demo-"))
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}"
-    env = {
-        "DAIG_DATABASE_URL": database_url,
-        "DAIG_BLOB_URL": (work / "blobs").as_uri(),
-        "DAIG_PUBLIC_API_URL": api_url,
-        "DAIG_AMQP_URL": base.amqp_url,
-        "XDG_CACHE_HOME": str(work / "cache"),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    if not _services_reachable(database_url, base.amqp_url):
+    database_url = Database.named(base.database_url, DATABASE).url
+    if not services_reachable(database_url, base.amqp_url):
         return 2
-    cluster = LocalCluster(env, work / "logs")
+    console.rule("[bold]DAIG demo")
+    # The operator's broker and vhost: the demo needs no rabbitmqctl.
+    cluster = LocalCluster.owned(
+        prefix="daig_demo", database=DATABASE, amqp_url=base.amqp_url, remove_work=True
+    )
     try:
-        return _run(cluster, database_url, work, api_url, port, providers)
+        console.print(f"database {DATABASE} created and migrated")
+        return _run(cluster, providers)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: stopping every demo process[/]")
         return 130
     finally:
-        cluster.stop_all()
+        cluster.close(keep=keep)
         if keep:
-            console.print(f"kept logs and blobs in {work} and the database daig_demo")
-        else:
-            from daig.db.migrate import drop_database
-
-            drop_database(database_url)
-            shutil.rmtree(work, ignore_errors=True)
+            console.print(f"kept logs and blobs in {cluster.work} and the database {DATABASE}")
 
 
-def _services_reachable(database_url: str, amqp_url: str) -> bool:
-    from sqlalchemy import create_engine, text
-
-    from daig.broker import connect
-
-    try:
-        engine = create_engine(make_url(database_url).set(database="postgres"))
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:
-        console.print(
-            f"[red]cannot reach PostgreSQL ({str(exc).splitlines()[0]}).[/]\n"
-            "Start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) "
-            "main start  (or set DAIG_DATABASE_URL)"
-        )
-        return False
-    try:
-        connect(amqp_url, heartbeat=0).close()
-    except Exception as exc:
-        console.print(
-            f"[red]cannot reach RabbitMQ ({exc or type(exc).__name__}).[/]\n"
-            "Start it: rabbitmq-server -detached  (or set DAIG_AMQP_URL)"
-        )
-        return False
-    return _management_reachable()
-
-
-def _management_reachable() -> bool:
-    """Providers get their own broker users through RabbitMQ's management API."""
-    import httpx
-
-    settings = Settings()
-    try:
-        response = httpx.get(
-            f"{settings.management_url}/api/whoami", auth=settings.management_credentials, timeout=5
-        )
-        if response.status_code == 200:
-            return True
-        problem = (
-            f"it answered HTTP {response.status_code}; check DAIG_RABBITMQ_ADMIN_USER/PASSWORD"
-        )
-    except httpx.TransportError as exc:
-        problem = f"{exc}; enable it: rabbitmq-plugins enable rabbitmq_management"
-    console.print(
-        f"[red]cannot use RabbitMQ's management API at {settings.management_url} "
-        f"({problem}).[/] DAIG gives each provider its own broker user through it."
-    )
-    return False
-
-
-def _run(
-    cluster: LocalCluster, database_url: str, work: Path, api_url: str, port: int, providers: int
-) -> int:
-    from daig.db.migrate import drop_database, upgrade
+def _run(cluster: LocalCluster, providers: int) -> int:
     from daig.examples import write_digits
 
-    console.rule("[bold]DAIG demo")
-    drop_database(database_url)
-    upgrade(database_url)
-    console.print("database daig_demo created and migrated")
+    work, api_url = cluster.work, cluster.api_url
     files = write_digits(work / "data")
     console.print("digits: 1,437 training rows, 360 held-out rows; model: MLP 64-64-10 (Adam)")
-    cluster.start("api", "api", "--port", str(port))
-    cluster.start("scheduler", "scheduler")
-    cluster.start("aggregator", "aggregator")
-    cluster.wait_healthy(api_url)
+    cluster.start_servers()
     with DaigClient(api_url) as client:
         client.signup(USER, PASSWORD)
         for index in range(providers):
-            client.signup(VOLUNTEER.format(index + 1), PASSWORD)
-            cluster.start(
-                f"provider-{index + 1}",
-                "provider",
-                "--server",
-                api_url,
-                "--user",
-                VOLUNTEER.format(index + 1),
-                "--password",
-                PASSWORD,
-            )
+            volunteer = VOLUNTEER.format(index + 1)
+            client.signup(volunteer, PASSWORD)
+            cluster.start_provider(f"provider-{index + 1}", volunteer, PASSWORD)
         console.print(
             f"API, scheduler, aggregator and {providers} providers running "
             f"(logs in {cluster.log_dir})"

@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -27,20 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from PyQt5.QtWidgets import QApplication  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from daig.client import DaigClient  # noqa: E402
 from daig.hyperparams import Hyperparameters  # noqa: E402
-from daig.settings import Settings  # noqa: E402
-from daig_api.broker_accounts import forget_provider_accounts  # noqa: E402
-from daig_cli.cluster import LocalCluster, free_port  # noqa: E402
+from daig_cli.cluster import LocalCluster  # noqa: E402
 
 USER, PASSWORD = "ada", "a long password"
-VHOST = "daig_screenshots"  # its own RabbitMQ vhost: never another run's queues
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+NAME = "daig_screenshots"  # its database and RabbitMQ vhost
 
 
 def wait_for(app: QApplication, what: str, predicate: Callable[[], object], timeout: float = 300):
@@ -67,49 +56,25 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="daig-screenshots-"))
-    os.environ["XDG_CONFIG_HOME"] = str(work / "config")  # never the developer's settings
-    os.environ["XDG_CACHE_HOME"] = str(work / "cache")
-    base = Settings()
-    database_url = (
-        make_url(base.database_url).set(database="daig_screenshots").render_as_string(False)
+    # Fixed names, replaced on each run: never another run's database or queues.
+    cluster = LocalCluster.owned(
+        prefix="daig_screenshots",
+        database=NAME,
+        vhost=NAME,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3"},
+        remove_work=True,
     )
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}"
-    env = {
-        "DAIG_DATABASE_URL": database_url,
-        "DAIG_BLOB_URL": (work / "blobs").as_uri(),
-        "DAIG_PUBLIC_API_URL": api_url,
-        "DAIG_AMQP_URL": urlsplit(base.amqp_url)._replace(path=f"/{VHOST}").geturl(),
-        "XDG_CACHE_HOME": str(work / "cache"),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    cluster = LocalCluster(env, work / "logs")
-    from daig.db.migrate import drop_database, upgrade
-
-    drop_database(database_url)
-    upgrade(database_url)
-    subprocess.run(["rabbitmqctl", "delete_vhost", VHOST], capture_output=True, timeout=60)
-    rabbitmqctl("add_vhost", VHOST)
-    rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+    # This process runs the GUI: never the developer's settings.
+    os.environ["XDG_CONFIG_HOME"] = cluster.env["XDG_CONFIG_HOME"]
+    os.environ["XDG_CACHE_HOME"] = cluster.env["XDG_CACHE_HOME"]
     try:
-        cluster.start("api", "api", "--port", str(port))
-        cluster.start("scheduler", "scheduler")
-        cluster.start("aggregator", "aggregator")
-        cluster.wait_healthy(api_url)
-        with DaigClient(api_url) as volunteer:
+        cluster.start_servers()
+        with DaigClient(cluster.api_url) as volunteer:
             volunteer.signup("volunteer", PASSWORD)
-        cluster.start(
-            "provider", "provider", "--server", api_url, "--user", "volunteer",
-            "--password", PASSWORD, "--threads", "1",
-        )  # fmt: skip
-        shoot(api_url, args.out, work)
+        cluster.start_provider("provider", "volunteer", PASSWORD, "--threads", "1")
+        shoot(cluster.api_url, args.out, cluster.work)
     finally:
-        cluster.stop_all()
-        drop_database(database_url)
-        rabbitmqctl("delete_vhost", VHOST)
-        forget_provider_accounts(base, VHOST)
-        shutil.rmtree(work, ignore_errors=True)
+        cluster.close()
     return 0
 
 

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -27,12 +26,13 @@ import pytest
 pytest.register_assert_rewrite("tests.helpers")
 
 from daig.settings import Settings  # noqa: E402
+from daig_cli.processes import free_port  # noqa: E402
 from tests.helpers.services import (  # noqa: E402
     AMQP_HOST,
-    PG_ADMIN_URL,
+    TEST_SECRET,
     ApiServer,
-    free_port,
-    rabbitmqctl,
+    fresh_database,
+    fresh_vhost,
 )
 from tests.helpers.waiting import wait_until  # noqa: E402
 
@@ -44,21 +44,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 @pytest.fixture
 def database_url() -> Iterator[str]:
-    from daig.db.migrate import drop_database, upgrade
-
-    url = f"{PG_ADMIN_URL}/daig_test_{uuid.uuid4().hex[:12]}"
-    upgrade(url)
-    yield url
-    drop_database(url)
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture
 def amqp_url() -> Iterator[str]:
-    vhost = f"daig_test_{uuid.uuid4().hex[:12]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield f"{AMQP_HOST}/{vhost}"
-    rabbitmqctl("delete_vhost", vhost)
+    with fresh_vhost() as url:
+        yield url
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -117,7 +110,7 @@ def settings(database_url: str, amqp_url: str, tmp_path: Path) -> Settings:
         amqp_url=amqp_url,
         blob_url=(tmp_path / "blobs").as_uri(),
         public_api_url="http://127.0.0.1:1",  # replaced by api_server when one runs
-        secret_key="test-secret-key-that-is-long-enough-for-hs256",
+        secret_key=TEST_SECRET,
         lease_seconds=30,
         straggler_floor_seconds=30,
         signups_per_ip=10_000,  # every test user signs up from 127.0.0.1

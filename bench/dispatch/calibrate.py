@@ -17,12 +17,10 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import socket
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Sequence
-from urllib.parse import quote
 
 import numpy as np
 import pika
@@ -31,14 +29,14 @@ from bench.dispatch.config import parse_args
 from bench.dispatch.fleet import ramp
 from bench.dispatch.recorder import BUSY_STATES, Window
 from bench.dispatch.setup import Account
-from bench.harness import rabbitmqctl
 from daig import topology
 from daig.broker import properties
 from daig.messages import TrainTask
 from daig.settings import Settings
 from daig.weights.schema import WeightSchema
 from daig_api.schemas import ClaimGrant, ProviderConfig, RemoteArray
-from daig_cli.cluster import free_port
+from daig_cli.local_infra import Vhost, unique_name
+from daig_cli.processes import free_port
 
 QUEUED = 3000  # task messages the feeder keeps ready
 
@@ -169,15 +167,13 @@ def _print(window: Window) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
-    vhost = f"daig_calibrate_{uuid.uuid4().hex[:8]}"
-    base = Settings().amqp_url.rsplit("/", 1)[0]
-    amqp_url = f"{base}/{quote(vhost, safe='')}"
-    rabbitmqctl("add_vhost", vhost)
+    vhost = Vhost.named(Settings().amqp_url, unique_name("daig_calibrate"))
+    amqp_url = vhost.url
+    vhost.create()
     context = multiprocessing.get_context("spawn")
     children = []
     try:
         user = pika.URLParameters(amqp_url).credentials.username
-        rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
         connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
         topology.declare(connection.channel())
         connection.close()
@@ -205,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for child in children:
             child.terminate()
-        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=120)
+        vhost.drop()
     for window in recorder.windows:
         _print(window)
     return 0

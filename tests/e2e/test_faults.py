@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -23,6 +22,8 @@ from daig.client import DaigClient
 from daig.messages import TrainingStatus, TrainResult
 from daig.reference import reference_accuracy
 from daig.topology import DEFAULT_RESULT_PARTITIONS, ResultPartitions
+from daig_cli.local_infra import pg_ctlcluster
+from daig_cli.rabbitmqctl import rabbitmqctl
 from tests.e2e.faults import FAULT_SETTINGS, PARAMS, FaultRun, finish_and_verify
 from tests.helpers.waiting import wait_until
 
@@ -68,36 +69,24 @@ def test_sigkill_of_a_service_mid_round(
 def test_rabbitmq_restart_mid_run(fault_cluster, digits_files, clean_accuracy, tmp_path) -> None:
     run = FaultRun.start(fault_cluster, digits_files)
     run.wait_mid_round(1)
-    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=120)
+    rabbitmqctl("stop_app")
     try:
         time.sleep(3)
     finally:
-        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)
+        rabbitmqctl("start_app")
     finish_and_verify(run, clean_accuracy, tmp_path)
     for name in ("scheduler", "aggregator", "prov1", "prov2"):
         assert fault_cluster.processes.processes[name].poll() is None, f"{name} died"
 
 
-def _pg_ctl(action: str) -> None:
-    version = subprocess.run(
-        ["ls", "/etc/postgresql"], capture_output=True, text=True, check=True
-    ).stdout.split()[-1]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-
-
 def test_postgres_restart_mid_run(fault_cluster, digits_files, clean_accuracy, tmp_path) -> None:
     run = FaultRun.start(fault_cluster, digits_files)
     run.wait_mid_round(1)
-    _pg_ctl("stop")
+    pg_ctlcluster("stop")
     try:
         time.sleep(4)
     finally:
-        _pg_ctl("start")
+        pg_ctlcluster("start")
     finish_and_verify(run, clean_accuracy, tmp_path)
     for name in ("api", "scheduler", "aggregator", "prov1", "prov2"):
         assert fault_cluster.processes.processes[name].poll() is None, f"{name} died"

@@ -1,7 +1,8 @@
 """``Cluster``: a DAIG cluster of real OS processes (API, scheduler, aggregator, providers).
 
 The ``cluster`` and ``cluster_factory`` fixtures (in ``tests.helpers.fixtures``) start one per
-test; end-to-end and GUI tests drive it through its providers, its CLI and its accounts.
+test on ``daig_cli.cluster.LocalCluster``; end-to-end and GUI tests drive it through its
+providers, its CLI and its accounts.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from daig.client import DaigClient
@@ -19,28 +20,22 @@ from daig_cli.cluster import LocalCluster
 @dataclass
 class Cluster:
     processes: LocalCluster
-    api_url: str
-    port: int
-    database_url: str
-    amqp_url: str
     home: Path
+    api_url: str = field(init=False)
+    database_url: str = field(init=False)
+    amqp_url: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.api_url = self.processes.api_url
+        self.database_url = self.processes.database_url
+        self.amqp_url = self.processes.amqp_url
 
     def provider(self, name: str, user: str, password: str, *extra: str) -> None:
-        self.processes.start(
-            name,
-            "provider",
-            "--server",
-            self.api_url,
-            "--user",
-            user,
-            "--password",
-            password,
-            *extra,
-        )
+        self.processes.start_provider(name, user, password, *extra)
 
     def start_api(self) -> None:
-        self.processes.start("api", "api", "--port", str(self.port))
-        self.processes.wait_healthy(self.api_url)
+        self.processes.start_api()
+        self.processes.wait_healthy()
 
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """Run ``daig <args>`` as a user would, in this cluster's environment."""

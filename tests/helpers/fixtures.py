@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from daig_cli.cluster import LocalCluster, free_port
+from daig_cli.cluster import LocalCluster
 from tests.helpers.cluster import Cluster, ClusterFactory
 
 
@@ -24,30 +24,24 @@ def cluster_factory(database_url: str, amqp_url: str, tmp_path: Path) -> Iterato
     started: list[LocalCluster] = []
 
     def start(**settings: str) -> Cluster:
-        port = free_port()
-        api_url = f"http://127.0.0.1:{port}"
-        env = {
-            "DAIG_DATABASE_URL": database_url,
-            "DAIG_AMQP_URL": amqp_url,
-            "DAIG_BLOB_URL": (tmp_path / "blobs").as_uri(),
-            "DAIG_PUBLIC_API_URL": api_url,
-            "DAIG_SECRET_KEY": "e2e-secret-key-long-enough-for-hs256-signing",
-            "XDG_CONFIG_HOME": str(tmp_path / "config"),
-            "XDG_CACHE_HOME": str(tmp_path / "cache"),
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-            "PYTHONUNBUFFERED": "1",
-        } | {f"DAIG_{key.upper()}": value for key, value in settings.items()}
-        processes = LocalCluster(env, tmp_path / "logs")
+        processes = LocalCluster.owned(
+            tmp_path,
+            database_url=database_url,
+            amqp_url=amqp_url,
+            secret="e2e-secret-key-long-enough-for-hs256-signing",
+            settings=settings,
+            env={"TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
         started.append(processes)
-        cluster = Cluster(processes, api_url, port, database_url, amqp_url, tmp_path)
-        processes.start("scheduler", "scheduler")
-        processes.start("aggregator", "aggregator")
+        cluster = Cluster(processes, tmp_path)
+        processes.start_role("scheduler", "scheduler")
+        processes.start_role("aggregator", "aggregator")
         cluster.start_api()
         return cluster
 
     yield start
     for processes in started:
-        processes.stop_all()
+        processes.close()
         if os.environ.get("DAIG_E2E_SHOW_LOGS"):
             for name in ("api", "scheduler", "aggregator"):
                 print(f"==== {name}\n{processes.log(name)[-5000:]}")

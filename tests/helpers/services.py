@@ -1,38 +1,41 @@
 """The real services tests run against: where Postgres and RabbitMQ are, and the API in a thread.
 
+``fresh_database`` and ``fresh_vhost`` make a test's own database and vhost (with
+``daig_cli.local_infra``, as every local cluster does) and remove them afterwards.
 ``ApiServer`` serves the real API under uvicorn in a background thread; ``module_api_server``
-gives one on its own freshly migrated database, vhost and blob directory (for a test module
-or a session of GUI tests) and removes them afterwards.
+gives one on its own database, vhost and blob directory (for a test module or a session of
+GUI tests).
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import threading
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
 
 from daig.settings import Settings
+from daig_cli.local_infra import Database, Vhost, throwaway, unique_name
+from daig_cli.processes import free_port
 from tests.helpers.waiting import wait_until
 
 PG_ADMIN_URL = os.environ.get("DAIG_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
 AMQP_HOST = os.environ.get("DAIG_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def fresh_database() -> AbstractContextManager[str]:
+    """A fresh, migrated database of its own on the test Postgres; dropped afterwards."""
+    return throwaway(Database.named(PG_ADMIN_URL, unique_name("daig_test")))
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+def fresh_vhost() -> AbstractContextManager[str]:
+    """A vhost of its own on the test RabbitMQ (its AMQP URL); deleted afterwards, with the
+    provider broker users the API made for it."""
+    return throwaway(Vhost.named(AMQP_HOST, unique_name("daig_test")))
 
 
 class ApiServer:
@@ -72,25 +75,15 @@ def module_api_server(
     tmp_path_factory: pytest.TempPathFactory, **overrides: Any
 ) -> Iterator[ApiServer]:
     """An API server on a fresh database, vhost and blob directory; ``overrides`` settings."""
-    from daig.db.migrate import drop_database, upgrade
-
-    name = f"daig_test_{uuid.uuid4().hex[:12]}"
-    database_url = f"{PG_ADMIN_URL}/{name}"
-    upgrade(database_url)
-    rabbitmqctl("add_vhost", name)
-    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    settings = Settings(
-        database_url=database_url,
-        amqp_url=f"{AMQP_HOST}/{name}",
-        blob_url=(tmp_path_factory.mktemp("shared-blobs") / "blobs").as_uri(),
-        public_api_url="http://127.0.0.1:1",
-        secret_key="test-secret-key-that-is-long-enough-for-hs256",
-        signups_per_ip=10_000,  # a module's users all sign up from 127.0.0.1
-        replication=False,  # on in the tests of replication
-    ).model_copy(update=overrides)
-    try:
+    with fresh_database() as database_url, fresh_vhost() as amqp_url:
+        settings = Settings(
+            database_url=database_url,
+            amqp_url=amqp_url,
+            blob_url=(tmp_path_factory.mktemp("shared-blobs") / "blobs").as_uri(),
+            public_api_url="http://127.0.0.1:1",
+            secret_key=TEST_SECRET,
+            signups_per_ip=10_000,  # a module's users all sign up from 127.0.0.1
+            replication=False,  # on in the tests of replication
+        ).model_copy(update=overrides)
         with ApiServer(settings) as server:
             yield server
-    finally:
-        rabbitmqctl("delete_vhost", name)
-        drop_database(database_url)

@@ -5,7 +5,6 @@ dead-lettering, the declared topology, queue depths and reconnection.
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from daig.broker import (
     run_consumer,
 )
 from daig.messages import TrainTask, decode
+from daig_cli.rabbitmqctl import rabbitmqctl
 from tests.helpers.queues import drain, ready_count
 from tests.helpers.waiting import wait_until
 
@@ -202,14 +202,10 @@ def test_queues_are_durable_quorum_queues_with_dead_lettering(amqp_url: str) -> 
         channel.queue_declare(route.queue, passive=True)
     connection.close()
     vhost = amqp_url.rsplit("/", 1)[1]
-    listing = subprocess.run(
-        ["rabbitmqctl", "list_queues", "-p", vhost, "--formatter", "json", "--quiet"]
-        + ["name", "type", "durable", "arguments"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    listing = rabbitmqctl(
+        "list_queues", "-p", vhost, "--formatter", "json", "--quiet",
+        "name", "type", "durable", "arguments",
+    )  # fmt: skip
     queues = {q["name"]: q for q in json.loads(listing.stdout)}
     assert set(queues) == {route.queue for route in routes}
     assert sum(1 for name in queues if name.startswith("daig.results.")) == 16
@@ -271,12 +267,7 @@ def test_consumer_reconnects_after_the_broker_drops_it(amqp_url: str, publisher:
     with consuming(amqp_url, topology.TASKS.queue, handler):
         publisher.publish(topology.TASKS, _task())
         wait_until(lambda: len(received) == 1, 10, what="the first message")
-        subprocess.run(
-            ["rabbitmqctl", "close_all_connections", "--vhost", vhost, "integration test"],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+        rabbitmqctl("close_all_connections", "--vhost", vhost, "integration test")
         publisher.publish(topology.TASKS, _task())  # the publisher reconnects too
         wait_until(lambda: len(received) == 2, 20, what="a message after reconnecting")
     assert received[0] != received[1]

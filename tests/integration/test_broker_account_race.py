@@ -7,17 +7,17 @@ two providers started at once exited with "cannot issue broker credentials").
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from daig.settings import Settings
 from daig_api.broker_accounts import ensure_provider_account, forget_provider_accounts
+from daig_cli.rabbitmqctl import rabbitmqctl
 
 
 def test_simultaneous_requests_for_one_account_all_succeed(amqp_url: str) -> None:
     vhost = f"daig_test_{uuid.uuid4().hex[:12]}"
-    subprocess.run(["rabbitmqctl", "add_vhost", vhost], check=True, capture_output=True)
+    rabbitmqctl("add_vhost", vhost)
     settings = Settings(amqp_url=f"{amqp_url.rsplit('/', 1)[0]}/{vhost}")
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -26,5 +26,5 @@ def test_simultaneous_requests_for_one_account_all_succeed(amqp_url: str) -> Non
                 assert {a.username for a in accounts} == {f"daig-provider-{user_id}@{vhost}"}
                 assert len({a.password for a in accounts}) == 1
     finally:
-        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
+        rabbitmqctl("delete_vhost", vhost, check=False)
         forget_provider_accounts(settings, vhost)

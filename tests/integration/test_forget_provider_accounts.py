@@ -6,17 +6,13 @@ one broker user per provider account behind.
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 
 import httpx
 
 from daig.settings import Settings
 from daig_api.broker_accounts import ensure_provider_account, forget_provider_accounts
-
-
-def rabbitmqctl_run(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+from daig_cli.rabbitmqctl import rabbitmqctl
 
 
 def _users(settings: Settings) -> set[str]:
@@ -29,14 +25,14 @@ def _users(settings: Settings) -> set[str]:
 def test_only_the_given_vhosts_provider_users_are_deleted(amqp_url: str) -> None:
     kept = Settings(amqp_url=amqp_url)
     gone_vhost = f"daig_test_{uuid.uuid4().hex[:12]}"
-    rabbitmqctl_run("add_vhost", gone_vhost)
+    rabbitmqctl("add_vhost", gone_vhost)
     gone = Settings(amqp_url=f"{amqp_url.rsplit('/', 1)[0]}/{gone_vhost}")
     try:
         doomed = {ensure_provider_account(gone, n).username for n in (1, 2)}
         survivor = ensure_provider_account(kept, 1).username
         assert doomed | {survivor} <= _users(kept)
     finally:
-        rabbitmqctl_run("delete_vhost", gone_vhost)
+        rabbitmqctl("delete_vhost", gone_vhost)
 
     assert forget_provider_accounts(gone, gone_vhost) == 2
     users = _users(kept)

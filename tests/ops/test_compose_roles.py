@@ -21,9 +21,9 @@ from typing import Any
 
 import boto3
 import pytest
-from sqlalchemy.engine import make_url
 
-from daig_cli.cluster import LocalCluster, free_port
+from daig_cli.local_infra import Database, unique_name
+from daig_cli.processes import ProcessGroup, free_port
 from tests.helpers.waiting import wait_until
 from tests.ops.compose import Translation, compose, daig_services, read_env_file, start_order
 
@@ -48,12 +48,12 @@ def test_each_service_starts_with_the_compose_environment(
     database_url: str, amqp_url: str, s3_endpoint: str, tmp_path: Path
 ) -> None:
     # A database that does not exist yet: the migrate service must create and migrate it.
-    fresh_db = make_url(database_url).set(database=f"daig_test_{uuid.uuid4().hex[:12]}")
+    fresh_db = Database.named(database_url, unique_name("daig_test"))
     bucket = f"daig-ops-{uuid.uuid4().hex[:8]}"
     config = compose(read_env_file() | {"MINIO_BUCKET": bucket})
     services = daig_services(config)
     translation = Translation(
-        database_url=fresh_db.render_as_string(hide_password=False),
+        database_url=fresh_db.url,
         amqp_url=amqp_url,
         s3_endpoint=s3_endpoint,
         api_port=free_port(),
@@ -75,12 +75,12 @@ def test_each_service_starts_with_the_compose_environment(
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "PYTHONUNBUFFERED": "1",
     }
-    clusters: dict[str, LocalCluster] = {}
+    clusters: dict[str, ProcessGroup] = {}
     try:
         for name in start_order(services):
             service = services[name]
             env = translation.env(service, name) | home
-            cluster = clusters[name] = LocalCluster(env, tmp_path / "logs")
+            cluster = clusters[name] = ProcessGroup(env, tmp_path / "logs")
             process = cluster.start_argv(name, _command(service, translation, name))
             if name in ONE_SHOT:
                 assert process.wait(180) == 0, f"{name} failed:\n{cluster.log(name)[-3000:]}"
@@ -104,12 +104,10 @@ def test_each_service_starts_with_the_compose_environment(
     finally:
         for cluster in clusters.values():
             cluster.stop_all()
-        from daig.db.migrate import drop_database
-
-        drop_database(translation.database_url)
+        fresh_db.drop()
 
 
-def _wait_healthy(cluster: LocalCluster, name: str, probe: list[str]) -> None:
+def _wait_healthy(cluster: ProcessGroup, name: str, probe: list[str]) -> None:
     """Run the service's compose healthcheck until it passes (as Docker would)."""
 
     def healthy() -> bool:
@@ -126,14 +124,14 @@ def _rerun_one_shot(
     """One-shot services run again on every `docker compose up`: a second run must pass."""
     output = ""
     for name in ONE_SHOT:
-        cluster = LocalCluster(translation.env(services[name], name) | home, tmp / "rerun")
+        cluster = ProcessGroup(translation.env(services[name], name) | home, tmp / "rerun")
         process = cluster.start_argv(name, _command(services[name], translation, name))
         assert process.wait(120) == 0, cluster.log(name)[-3000:]
         output += cluster.log(name)
     return output
 
 
-def _check_json_logs(clusters: dict[str, LocalCluster]) -> None:
+def _check_json_logs(clusters: dict[str, ProcessGroup]) -> None:
     """DAIG_LOG_JSON=true (the .env.example default): each line is one JSON object with the
     project, round and task keys."""
     for role in JSON_LOGGING:

@@ -113,11 +113,7 @@ def test_the_build_context_installs_a_working_daig(database_url: str, tmp_path: 
     """What the Dockerfile's build stage does, from exactly the files .dockerignore lets in:
     build the wheel, install it (dependencies taken from this virtualenv, as the image's
     dependency layer would have them) and run `daig migrate` on a new database."""
-    import uuid
-
-    from sqlalchemy.engine import make_url
-
-    from daig.db.migrate import drop_database
+    from daig_cli.local_infra import Database, unique_name
 
     patterns = [
         line.strip()
@@ -163,15 +159,15 @@ def test_the_build_context_installs_a_working_daig(database_url: str, tmp_path: 
     daig = venv / "bin" / "daig"
     assert subprocess.run([daig, "--help"], capture_output=True, timeout=60).returncode == 0
     where = subprocess.run(
-        [venv / "bin" / "python", "-c", "import daig, services; print(daig.__file__)"],
+        [venv / "bin" / "python", "-c", "import daig, daig_api, daig_cli; print(daig.__file__)"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert where.stdout.startswith(str(site)), where  # the wheel's code, not this checkout's
-    fresh = make_url(database_url).set(database=f"daig_test_{uuid.uuid4().hex[:12]}")
-    url = fresh.render_as_string(hide_password=False)
+    fresh = Database.named(database_url, unique_name("daig_test"))
+    url = fresh.url
     try:
         migrated = subprocess.run(
             [daig, "migrate"],
@@ -184,4 +180,4 @@ def test_the_build_context_installs_a_working_daig(database_url: str, tmp_path: 
         assert migrated.returncode == 0, migrated.stderr[-3000:]
         assert "up to date" in migrated.stderr
     finally:
-        drop_database(url)
+        fresh.drop()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from daig.logs import ContextFilter, JsonFormatter, log_context, setup_logging
-from tests.helpers.services import free_port
+from daig_cli.processes import free_port
 from tests.helpers.waiting import wait_until
 
 

@@ -23,7 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daig.client import DaigClient
 from daig.examples import held_out_accuracy
-from daig_cli.cluster import LocalCluster, free_port
+from daig_cli.cluster import LocalCluster
+from daig_cli.processes import free_port
 from tests.helpers.waiting import wait_until
 from tests.ops.compose import DEPLOY
 
@@ -68,25 +69,20 @@ def _free_port_pair() -> int:
 def test_daig_up_and_providers_train_a_project(
     database_url: str, amqp_url: str, digits_files, tmp_path: Path
 ) -> None:
-    port, metrics_port = free_port(), _free_port_pair()
-    api = f"http://127.0.0.1:{port}"
-    env = {
-        "DAIG_DATABASE_URL": database_url,
-        "DAIG_AMQP_URL": amqp_url,
-        "DAIG_BLOB_URL": (tmp_path / "blobs").as_uri(),
-        "DAIG_SECRET_KEY": "ops-test-secret-key-long-enough-for-hs256",
-        "DAIG_LOG_JSON": "true",
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "PYTHONUNBUFFERED": "1",
-    }
-    processes = LocalCluster(env, tmp_path / "out")
+    # The environment only: `daig up` starts the roles, in the same log directory.
+    processes = LocalCluster.owned(
+        tmp_path,
+        database_url=database_url,
+        amqp_url=amqp_url,
+        secret="ops-test-secret-key-long-enough-for-hs256",
+        settings={"log_json": "true"},
+        env={"TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    port, metrics_port, api = processes.port, _free_port_pair(), processes.api_url
     up_argv = [sys.executable, "-m", "daig_cli", "up", "--port", str(port)]
     up_argv += ["--metrics-port", str(metrics_port), "--aggregators", "2"]
-    up_argv += ["--log-dir", str(tmp_path / "logs")]
+    up_argv += ["--log-dir", str(processes.log_dir)]
     up = processes.start_argv("up", up_argv)
-    logs = LocalCluster(env, tmp_path / "logs")  # reads the roles' logs
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -135,7 +131,7 @@ def test_daig_up_and_providers_train_a_project(
             project = client.project(project_id)
         assert project["state"] == "done"
         _check_metrics(api, metrics_port, project, digits_files)
-        _check_logs(logs, project_id)
+        _check_logs(processes, project_id)
         _check_provider_logs(processes, project_id)
     finally:
         processes.stop("provider-1")
@@ -143,7 +139,7 @@ def test_daig_up_and_providers_train_a_project(
         if up.poll() is None:
             up.send_signal(signal.SIGTERM)
         code = up.wait(60)
-        processes.stop_all()
+        processes.close()
     assert code == 0, processes.log("up")[-3000:]
     # every role stopped with it
     for role_port in (port, metrics_port):

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from daig_cli.cluster import free_port
+from daig_cli.processes import free_port
 
 pytestmark = [pytest.mark.timeout(180)]
 
