@@ -62,11 +62,15 @@ class BenchCluster:
 
 @contextmanager
 def bench_cluster(**settings: str) -> Iterator[BenchCluster]:
-    """API, scheduler and aggregator on a fresh database, vhost and blob directory."""
+    """API, scheduler and aggregator on a fresh database, vhost and blob directory.
+
+    Replication is off unless asked (``replication="true"``): these benchmarks measure the
+    pipeline; ``bench/cheating.py`` measures what verifying costs.
+    """
     processes = LocalCluster.owned(
         prefix="daig_bench",
         secret="bench-secret-key-long-enough-for-hs256-signing",
-        settings={"signups_per_ip": "100000"} | settings,
+        settings={"signups_per_ip": "100000", "replication": "false"} | settings,
     )
     try:
         processes.start_servers()

@@ -29,7 +29,8 @@ def cluster_factory(database_url: str, amqp_url: str, tmp_path: Path) -> Iterato
             database_url=database_url,
             amqp_url=amqp_url,
             secret="e2e-secret-key-long-enough-for-hs256-signing",
-            settings=settings,
+            # Replication is on where a test asks (test_cheating): the others count results.
+            settings={"replication": "false"} | settings,
             env={"TF_CPP_MIN_LOG_LEVEL": "3"},
         )
         started.append(processes)
