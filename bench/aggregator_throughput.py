@@ -125,9 +125,9 @@ def _claim_round(channel: Any, provider: Any, tasks: int) -> list[dict[str, Any]
 def results_per_second(tasks: int, directory: Path) -> dict[str, float]:
     from bench.harness import bench_cluster
     from bench.provider_broker import ProviderBroker
+    from daig.contract.messages import TrainingStatus, TrainResult
     from daig.examples import write_digits
     from daig.hyperparams import Hyperparameters
-    from daig.messages import TrainingStatus, TrainResult
     from daig.weights.h5weights import read_weights
 
     files = write_digits(directory)
@@ -206,9 +206,9 @@ def big_model_through_aggregator(tasks: int, directory: Path) -> dict[str, float
 
     from bench.harness import bench_cluster
     from bench.provider_broker import ProviderBroker
+    from daig.contract.messages import TrainingStatus, TrainResult
     from daig.examples import write_digits
     from daig.hyperparams import Hyperparameters
-    from daig.messages import TrainingStatus, TrainResult
     from daig.weights.h5weights import read_weights
 
     work = directory

@@ -41,8 +41,8 @@ import numpy as np
 from bench.harness import BenchCluster, bench_cluster, write_mlp_project
 from daig.broker import connect, publish_on
 from daig.client import ClientError
+from daig.contract.messages import TrainingStatus, TrainResult, TrainTask
 from daig.hyperparams import Hyperparameters
-from daig.messages import TrainingStatus, TrainResult, TrainTask
 from daig.topology import TASKS, result_route
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import encode_weights

@@ -17,7 +17,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from daig.broker import connect, publish_on
 from daig.client import DaigClient
-from daig.messages import Message
+from daig.contract.messages import Message
 from daig.topology import DEFAULT_RESULT_PARTITIONS, ResultPartitions, Route
 
 PARTITIONS = ResultPartitions(DEFAULT_RESULT_PARTITIONS)  # what the test servers use

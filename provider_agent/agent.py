@@ -31,8 +31,8 @@ from pika.exceptions import AMQPConnectionError, AMQPError
 
 from daig.broker import BrokerSession, Delivery, Outcome, run_consumer
 from daig.client import ClientError, DaigClient
+from daig.contract.messages import TrainResult, TrainTask, decode
 from daig.logs import log_context
-from daig.messages import TrainResult, TrainTask, decode
 from daig.topology import TASKS, Route, result_route
 from provider_agent import fetch
 from provider_agent.cache import ShardCache

@@ -6,7 +6,7 @@ import base64
 import hashlib
 from typing import Any
 
-from daig.messages import TrainingStatus, TrainResult
+from daig.contract.messages import TrainingStatus, TrainResult
 from provider_agent.trainer import TrainOutcome
 
 

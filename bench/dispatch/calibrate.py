@@ -34,10 +34,10 @@ from bench.dispatch.setup import Account
 from bench.harness import rabbitmqctl
 from daig import topology
 from daig.broker import properties
-from daig.messages import TrainTask
+from daig.contract.http import ClaimGrant, ProviderConfig, RemoteArray
+from daig.contract.messages import TrainTask
 from daig.settings import Settings
 from daig.weights.schema import WeightSchema
-from daig_api.schemas import ClaimGrant, ProviderConfig, RemoteArray
 from daig_cli.cluster import free_port
 
 QUEUED = 3000  # task messages the feeder keeps ready

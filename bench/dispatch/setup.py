@@ -9,8 +9,8 @@ from pathlib import Path
 from bench.dispatch.config import Config
 from bench.dispatch.queues import QueueReader
 from bench.harness import BenchCluster, write_mlp_project
+from daig.contract.http import ProviderConfig
 from daig.hyperparams import Hyperparameters
-from daig_api.schemas import ProviderConfig
 
 
 def write_files(directory: Path, config: Config) -> dict[str, Path]:

@@ -20,7 +20,7 @@ import pika
 import pytest
 
 from daig.client import DaigClient
-from daig.messages import TrainingStatus, TrainResult
+from daig.contract.messages import TrainingStatus, TrainResult
 from daig.reference import reference_accuracy
 from daig.topology import DEFAULT_RESULT_PARTITIONS, ResultPartitions
 from tests.e2e.faults import FAULT_SETTINGS, PARAMS, FaultRun, finish_and_verify

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bench.provider_broker import provider_broker
+from daig.contract.messages import TrainResult, TrainTask, decode
 from daig.hyperparams import Hyperparameters
-from daig.messages import TrainResult, TrainTask, decode
 from daig.weights.h5weights import read_weights
 from tests.helpers.results import trained_result
 from tests.helpers.waiting import wait_until

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 
 from daig.client import DaigClient
-from daig.messages import TrainingStatus, TrainResult
+from daig.contract.messages import TrainingStatus, TrainResult
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import encode_weights
 from tests.helpers.queues import drain_tasks

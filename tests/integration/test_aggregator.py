@@ -21,9 +21,9 @@ from daig import keys
 from daig.blobstore import BlobStore
 from daig.broker import BrokerSession
 from daig.client import ClientError
+from daig.contract.messages import TrainingStatus, TrainResult
 from daig.db.models import Project, Result, Task
 from daig.hyperparams import Hyperparameters
-from daig.messages import TrainingStatus, TrainResult
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import decode_weights

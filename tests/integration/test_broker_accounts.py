@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from bench.provider_broker import PARTITIONS, ProviderBroker, provider_broker
 from daig.broker import BrokerSession, Publisher, connect, publish_on
 from daig.client import ClientError, DaigClient
+from daig.contract.messages import EventKind, ProjectEvent, TrainingStatus, TrainResult, TrainTask
 from daig.db.models import Claim, Result, Task
 from daig.hyperparams import Hyperparameters
-from daig.messages import EventKind, ProjectEvent, TrainingStatus, TrainResult, TrainTask
 from daig.settings import Settings, amqp_vhost
 from daig.topology import DEAD, EVENTS, RESULTS_EXCHANGE, TASKS, provider_broker_user
 from daig.weights.schema import WeightSchema

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from daig.blobstore import open_blob_store, signing
 from daig.broker import BrokerSession, run_consumer
 from daig.client import ClientError, DaigClient
+from daig.contract.messages import EventKind, ProjectEvent, decode
 from daig.db.models import Claim, Project, Task
 from daig.hyperparams import Hyperparameters
-from daig.messages import EventKind, ProjectEvent, decode
 from daig.planning import shard_rows
 from daig.settings import Settings
 from daig.topology import EVENTS

@@ -21,8 +21,8 @@ import pytest
 from bench.provider_broker import provider_broker
 from daig.broker import BrokerSession
 from daig.client import ClientError, DaigClient
+from daig.contract.messages import TrainTask
 from daig.hyperparams import Hyperparameters
-from daig.messages import TrainTask
 from daig.settings import Settings
 from daig_scheduler.handlers import Scheduler
 from tests.helpers.accounts import new_user

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daig.broker import Delivery
 from daig.client import ClientError, DaigClient
+from daig.contract.messages import TrainTask
 from daig.db.models import Claim, DeadLetter, Project, Task
 from daig.hyperparams import Hyperparameters
-from daig.messages import TrainTask
 from daig_scheduler.deadletters import MAX_DEAD_TASK_MESSAGES, DeadLetterRecorder
 from tests.helpers.accounts import PASSWORD
 from tests.helpers.projects import Started

@@ -77,8 +77,8 @@ def test_a_volunteers_resource_limit_does_not_count_against_the_project(
     sessions,
     amqp_url: str,
 ) -> None:
+    from daig.contract.messages import TrainingStatus
     from daig.db.models import Result, Task
-    from daig.messages import TrainingStatus
 
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
     grant = claim_round(provider, amqp_url)[0]
