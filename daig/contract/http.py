@@ -12,7 +12,6 @@ client keeps working against a newer server that added a field.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -249,11 +248,14 @@ class ContributorOut(BaseModel):
 # --- reading answers ---------------------------------------------------------------------------
 
 A = TypeVar("A")
+_ADAPTERS: dict[object, TypeAdapter[Any]] = {}  # building one costs more than most answers
 
 
-@functools.cache
-def _adapter(shape: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(shape)
+def _adapter(shape: type[A]) -> TypeAdapter[A]:
+    adapter = _ADAPTERS.get(shape)
+    if adapter is None:
+        adapter = _ADAPTERS[shape] = TypeAdapter(shape)
+    return adapter
 
 
 def parse_answer(shape: type[A], body: Any) -> A:
