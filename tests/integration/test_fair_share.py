@@ -49,7 +49,7 @@ def _start(
 ) -> uuid.UUID:
     data = write_small_data(tmp_path / uuid.uuid4().hex[:6], rows=100)
     project = create_started_project(owner, digits_files.model, data, params)
-    project_id = uuid.UUID(project["id"])
+    project_id = project.id
     scheduler.reconcile(project_id, broker)
     return project_id
 
