@@ -84,13 +84,10 @@ class DaigClient:
         raise_for_status(response)
         return response
 
-    def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.request(method, path, **kwargs)
-        return response.json() if response.content else None
-
     def call(self, shape: type[A], method: str, path: str, **kwargs: Any) -> A:
         """Send a request and parse its answer as ``shape`` (a contract model or a list of one)."""
-        return self._parse(shape, self.json(method, path, **kwargs))
+        response = self.request(method, path, **kwargs)
+        return self._parse(shape, response.json() if response.content else None)
 
     def _parse(self, shape: type[A], body: Any) -> A:
         try:
@@ -146,6 +143,9 @@ class DaigClient:
 
     def cancel(self, project_id: str | uuid.UUID) -> ProjectOut:
         return self.call(ProjectOut, "POST", f"/v1/projects/{project_id}/cancel")
+
+    def files(self, project_id: str | uuid.UUID) -> list[FileOut]:
+        return self.call(list[FileOut], "GET", f"/v1/projects/{project_id}/files")
 
     def delete_project(self, project_id: str | uuid.UUID) -> None:
         self.request("DELETE", f"/v1/projects/{project_id}")

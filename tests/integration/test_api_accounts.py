@@ -144,7 +144,7 @@ def test_every_project_endpoint_hides_other_users_projects(
     calls: dict[str, Callable[[], object]] = {
         "status": lambda: stranger.project(pid),
         "rounds": lambda: stranger.rounds(pid),
-        "files": lambda: stranger.json("GET", f"/v1/projects/{pid}/files"),
+        "files": lambda: stranger.files(pid),
         "upload": lambda: stranger.upload_file(pid, "data", digits_files.data),
         "start": lambda: stranger.start(pid),
         "model": lambda: stranger.download_model(pid, tmp_path / "stolen.h5"),
