@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from daig.contract.messages import TrainTask
 from daig.db import raw
-from daig.db.models import Round
+from daig.db.models import Project, Round, TaskState
 from daig.outbox import Staged, stage
 from daig.planning import round_shards
 from daig.settings import Settings
@@ -102,6 +102,23 @@ _INSERT_TASKS = text(
     " FROM unnest(CAST(:shards AS integer[])) WITH ORDINALITY AS s(shard, slot)"
 )
 
+# One more replica of a task: same round and shard, its own slot past the round's K.
+_ADD_REPLICA = text(
+    "WITH first AS (UPDATE tasks SET replicas = replicas + 1 WHERE id = :first"
+    " RETURNING id, project_id, round_index, slot, shard, replicas)"
+    " INSERT INTO tasks (id, project_id, round_index, slot, shard, state, dispatches, failures,"
+    " replica_of)"
+    " SELECT gen_random_uuid(), project_id, round_index, slot + :task_size * replicas, shard,"
+    f" {literal(TASK_TABLE.initial)}, 0, 0, id FROM first RETURNING id"
+)
+
+# Replicas nobody of another trust group took in time: open to anyone (they verify nothing).
+_OPEN_WAITING_REPLICAS = text(
+    "UPDATE tasks SET any_claimer = true WHERE replica_of IS NOT NULL AND NOT any_claimer"
+    f" AND {state_in([TaskState.PENDING, TaskState.QUEUED])} AND created_at < :cutoff"
+    " RETURNING id"
+)
+
 _IN_FLIGHT = text(
     f"SELECT count(*) FILTER (WHERE {HELD}),"
     f" count(*) FILTER (WHERE state = {_QUEUED} AND {UNHELD})"
@@ -147,6 +164,16 @@ class RoundPlan:
     task_size: int
     max_contributors: int
     share: float
+
+    @classmethod
+    def of(cls, project: Project) -> RoundPlan:
+        return cls(
+            project.id,
+            project.total_tasks,
+            project.task_size,
+            project.max_contributors,
+            project.share,
+        )
 
     @property
     def cap_binds(self) -> bool:
@@ -229,6 +256,19 @@ def queue_pending(
     staged = [(task, project_id, round_index, shard, n) for task, shard, n in rows]
     _stage_tasks(session, staged, policy)
     return len(rows)
+
+
+def add_replica(session: raw.Target, first_task: uuid.UUID, task_size: int) -> uuid.UUID:
+    """A new pending replica of ``first_task`` (queue it with ``queue_pending``)."""
+    [(replica,)] = raw.rows(session, _ADD_REPLICA, {"first": first_task, "task_size": task_size})
+    return uuid.UUID(str(replica))
+
+
+def open_waiting_replicas(session: Session, wait_seconds: float) -> int:
+    """Let anyone take replicas that waited ``wait_seconds`` for another trust group: a grid
+    with one volunteer (or one group) keeps going, unverified."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=wait_seconds)
+    return len(raw.rows(session, _OPEN_WAITING_REPLICAS, {"cutoff": cutoff}))
 
 
 def republish_unclaimed(session: Session, *, policy: DispatchPolicy, limit: int = 2000) -> int:

@@ -170,6 +170,26 @@ class Hyperparameters(BaseModel):
         ),
     )
 
+    verify_fraction: float = Field(
+        default=0.1,
+        ge=0.01,
+        le=1.0,
+        description=(
+            "Share of trusted volunteers' tasks trained twice, by two accounts, and counted "
+            "only when both agree (a new volunteer's first 10 tasks always are). Replicas "
+            "cost credit; never zero, so a volunteer cannot tell when cheating is safe."
+        ),
+    )
+    verify_tolerance: float = Field(
+        default=0.05,
+        gt=0.0,
+        le=0.5,
+        description=(
+            "How far two results of one task may differ and still agree (the largest "
+            "per-layer relative distance). Honest runs measured 0 apart, cheats 0.79 or more."
+        ),
+    )
+
     @model_validator(mode="after")
     def _consistent(self) -> Hyperparameters:
         if self.task_size > self.total_tasks:

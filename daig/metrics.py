@@ -48,6 +48,8 @@ for _reason in (
     "task_done",
     "task_claimed",
     "contributor_cap",
+    "quarantined",
+    "own_replica",
 ):
     CLAIMS_REFUSED.labels(_reason)
 CLAIM_SECONDS = Histogram(
@@ -70,6 +72,18 @@ DOWNLOAD_BYTES = Counter(
 # Aggregator
 ROUNDS_CLOSED = Counter("daig_rounds_closed", "Rounds closed: new global weights written")
 RESULTS_ACCEPTED = Counter("daig_results_accepted", "Results accepted into a round")
+VALIDATIONS = Counter(
+    "daig_validations",
+    "Replicated tasks settled, by outcome: agreed (first two agreed), majority (a third "
+    "replica decided), unverified (one trust group only), inconclusive (no majority)",
+    ["outcome"],
+)
+for _outcome in ("agreed", "majority", "unverified", "inconclusive"):
+    VALIDATIONS.labels(_outcome)
+REPLICAS_MADE = Counter("daig_replicas_made", "Replica tasks made, by why", ["why"])
+for _why in ("claim", "disagreement", "replacement"):
+    REPLICAS_MADE.labels(_why)
+QUARANTINES = Counter("daig_quarantines", "Provider accounts quarantined for an outvoted result")
 RESULTS_REJECTED = Counter(
     "daig_results_rejected", "Results rejected (or reported failed), by reason", ["reason"]
 )

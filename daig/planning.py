@@ -7,6 +7,8 @@ round *r* trains the K shards ``(r*K + j) mod T`` for ``j < K``; one pass over t
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from dataclasses import dataclass
 
 
@@ -15,6 +17,16 @@ def shard_rows(shard: int, total_rows: int, total_shards: int) -> tuple[int, int
     if not 0 <= shard < total_shards:
         raise ValueError(f"shard {shard} is outside 0..{total_shards - 1}")
     return shard * total_rows // total_shards, (shard + 1) * total_rows // total_shards
+
+
+def task_seed(project_id: uuid.UUID, round_index: int, shard: int) -> int:
+    """The random seed of task (project, round, shard): every provider trains it the same way.
+
+    Shuffling, dropout and any other randomness of the task's training start from it, so two
+    honest runs of one task agree (what replication compares).
+    """
+    digest = hashlib.sha256(f"{project_id}:{round_index}:{shard}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def rounds_per_pass(total_shards: int, task_size: int) -> int:

@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     login_window_seconds: float = Field(default=300.0, gt=0)
     signups_per_ip: int = Field(default=20, ge=0)
     signup_window_seconds: float = Field(default=3600.0, gt=0)
+    # Verify volunteers' work by replicating tasks (daig.trust). Off only for a private grid
+    # of trusted machines: then no result is checked against another.
+    replication: bool = True
+    # Accounts created from one address within this many seconds form one trust group, which
+    # never verifies its own results (0 = each account is its own group; for one-machine
+    # grids, where every volunteer signs up from 127.0.0.1).
+    sybil_window_seconds: float = Field(default=86_400.0, ge=0)
+    # A replica no other trust group took within this many seconds is opened to anyone: it
+    # then verifies nothing, but a grid with one volunteer keeps going.
+    replica_wait_seconds: float = Field(default=300.0, gt=0)
     # Credits a new account starts with (1 credit = 1 sample x epoch x model parameter).
     credit_signup_grant: int = Field(default=1_000_000_000_000, ge=0)
     log_level: str = "INFO"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from daig_cli import credits, project, servers
+from daig_cli import credits, project, quarantine, servers
 
 app = typer.Typer(
     help="DAIG, the Distributed A.I. Grid: train Keras models on volunteers' computers.",
@@ -17,6 +17,7 @@ app = typer.Typer(
 servers.register(app)
 app.add_typer(project.app, name="project")
 credits.register(app)
+quarantine.register(app)
 
 
 @app.command()

@@ -39,6 +39,7 @@ class TrainJob:
     validation_split: float
     delta_path: str
     delta_codec: str = "fp32"
+    seed: int | None = None  # daig.planning.task_seed: every provider trains the task alike
 
 
 @dataclass(frozen=True)

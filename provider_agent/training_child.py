@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from provider_agent.determinism import enable_op_determinism, seed_task
 from provider_agent.warmup import TraceSpec, build_state, trace_training, warm_up
 
 
@@ -37,6 +38,7 @@ def child_main(pipe: Connection, threads: int | None, memory_mb: int | None = No
     import tensorflow as tf
 
     imported = time.perf_counter()
+    enable_op_determinism(tf)
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -159,6 +161,8 @@ class ChildWorker:
         for variable, value in zip(variables, start, strict=True):
             variable.assign(value)
         self._optimizer.reset()  # as if the model file had just been loaded
+        if job.get("seed") is not None:
+            seed_task(model, int(job["seed"]))
         x = np.load(job["x_path"], allow_pickle=False)
         y = np.load(job["y_path"], allow_pickle=False)
         build_state(model, x, y)  # when not prepared and traced already

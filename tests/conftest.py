@@ -121,6 +121,9 @@ def settings(database_url: str, amqp_url: str, tmp_path: Path) -> Settings:
         lease_seconds=30,
         straggler_floor_seconds=30,
         signups_per_ip=10_000,  # every test user signs up from 127.0.0.1
+        # Tests of replication turn it on (tests/integration/test_replication.py): the others
+        # count results and credits of unreplicated tasks.
+        replication=False,
     )
 
 

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 GRANTS = "system:grants"  # the source of sign-up grants
 GRANT = "grant"
 WORK = "work"
+REVERSAL = "reversal"  # a work payment taken back: its result was outvoted by its replicas
 
 
 def user_account(user_id: int) -> str:
@@ -173,6 +174,42 @@ def pay_for_results(session: Session, payments: Sequence[Payment]) -> int:
     return sum(due[reference][1] for _, reference in posted)
 
 
+def reverse_payments(session: Session, task_ids: Sequence[uuid.UUID], why: str) -> int:
+    """Take back each task's work payment with a reversal transfer (the ledger stays
+    append-only): the provider's credit goes back to the project's owner. Keyed by task, so
+    a task is reversed at most once; the credits moved back."""
+    moved = 0
+    for task_id in task_ids:
+        paid = session.execute(
+            select(
+                CreditTransfer.id,
+                CreditTransfer.project_id,
+                CreditTransfer.result_id,
+                CreditTransfer.memo,
+            ).where(CreditTransfer.kind == WORK, CreditTransfer.reference == str(task_id))
+        ).first()
+        if paid is None:
+            continue
+        entries = session.execute(
+            select(CreditEntry.account, CreditEntry.user_id, CreditEntry.amount).where(
+                CreditEntry.transfer_id == paid.id
+            )
+        ).all()
+        posted = post(
+            session,
+            kind=REVERSAL,
+            reference=str(task_id),
+            legs=[Leg(account, -amount, user_id) for account, user_id, amount in entries],
+            project_id=paid.project_id,
+            task_id=task_id,
+            result_id=paid.result_id,
+            memo=f"reversed ({why}): {paid.memo}",
+        )
+        if posted is not None:
+            moved += sum(amount for _, _, amount in entries if amount > 0)
+    return moved
+
+
 @dataclass(frozen=True)
 class Balance:
     """An account's balance and where it came from (all derived from entries)."""
@@ -186,15 +223,31 @@ class Balance:
 def balance_of(session: Session, user_id: int) -> Balance:
     account = user_account(user_id)
     is_work = CreditTransfer.kind == WORK
+    is_reversal = CreditTransfer.kind == REVERSAL
+    amount = CreditEntry.amount
+    # A reversal takes back what the work transfer moved: less earned for the provider, less
+    # spent for the owner.
     row = session.execute(
         select(
-            func.coalesce(func.sum(CreditEntry.amount), 0),
-            func.coalesce(func.sum(case((CreditTransfer.kind == GRANT, CreditEntry.amount))), 0),
+            func.coalesce(func.sum(amount), 0),
+            func.coalesce(func.sum(case((CreditTransfer.kind == GRANT, amount))), 0),
             func.coalesce(
-                func.sum(case(((CreditEntry.amount > 0) & is_work, CreditEntry.amount))), 0
+                func.sum(
+                    case(
+                        ((amount > 0) & is_work, amount),
+                        ((amount < 0) & is_reversal, amount),
+                    )
+                ),
+                0,
             ),
             func.coalesce(
-                func.sum(case(((CreditEntry.amount < 0) & is_work, -CreditEntry.amount))), 0
+                func.sum(
+                    case(
+                        ((amount < 0) & is_work, -amount),
+                        ((amount > 0) & is_reversal, -amount),
+                    )
+                ),
+                0,
             ),
         )
         .join(CreditTransfer, CreditTransfer.id == CreditEntry.transfer_id)

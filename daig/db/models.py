@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -58,6 +59,7 @@ class TaskState(StrEnum):
     PENDING = "pending"
     QUEUED = "queued"
     CLAIMED = "claimed"
+    VERIFYING = "verifying"  # its result waits for a replica of the task to verify it
     DONE = "done"
 
 
@@ -70,9 +72,12 @@ class ClaimState(StrEnum):
 
 
 class ResultStatus(StrEnum):
-    ACCEPTED = "accepted"
+    ACCEPTED = "accepted"  # counted in its round (the one result of its shard that is)
     REJECTED = "rejected"
     FAILED = "failed"
+    HELD = "held"  # a replicated task's result, waiting for its replicas to agree
+    AGREED = "agreed"  # verified: agreed with the accepted result of its shard (paid)
+    DISAGREED = "disagreed"  # verified invalid: outvoted by its replicas (payment reversed)
 
 
 class RejectReason(StrEnum):
@@ -92,6 +97,8 @@ class RejectReason(StrEnum):
     NORM_OUTLIER = "norm_outlier"
     RESOURCE_LIMIT = "resource_limit"
     WRONG_PARTITION = "wrong_partition"  # published with another project's routing key
+    QUARANTINED = "quarantined"  # its provider's account was quarantined for a bad result
+    UNVERIFIED = "unverified"  # its shard settled without a verified majority it belongs to
 
 
 class User(Base):
@@ -101,6 +108,26 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    signup_address: Mapped[str | None] = mapped_column(String(64))
+    # Accounts created from one address within DAIG_SYBIL_WINDOW_SECONDS share a group (the
+    # first one's id): replication never lets one group verify its own result.
+    trust_group: Mapped[int | None] = mapped_column(Integer, index=True)
+
+
+class ProviderTrust(Base):
+    """A provider account's verified record and, once a result was outvoted, its quarantine."""
+
+    __tablename__ = "provider_trust"
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    verified_valid: Mapped[int] = mapped_column(Integer, server_default="0")
+    verified_invalid: Mapped[int] = mapped_column(Integer, server_default="0")
+    quarantined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    quarantine_reason: Mapped[str | None] = mapped_column(Text)
+    quarantine_project: Mapped[uuid.UUID | None] = mapped_column()
+    quarantine_task: Mapped[uuid.UUID | None] = mapped_column()
+    lifted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lifted_note: Mapped[str | None] = mapped_column(Text)
 
 
 def hyperparameter_column(name: str) -> MappedColumn[Any]:
@@ -148,6 +175,8 @@ class Project(Base):
     outer_momentum: Mapped[float] = hyperparameter_column("outer_momentum")
     # weight in sharing volunteers with other projects (its dispatch window scales with it)
     share: Mapped[float] = hyperparameter_column("share")
+    verify_fraction: Mapped[float] = hyperparameter_column("verify_fraction")
+    verify_tolerance: Mapped[float] = hyperparameter_column("verify_tolerance")
     # published, unclaimed tasks it may have at once; sized by the scheduler every tick from
     # its share and the volunteers waiting for work (None: the base window x share)
     dispatch_window: Mapped[int | None] = mapped_column(Integer)
@@ -230,6 +259,18 @@ class Task(Base):
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # the latest lease of its active claims (claimed and past it: free to claim again)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Replication: a replica points at its shard's first task (``replica_of``), which counts
+    # the replicas made of it. Both train the same; neither provider can tell which it got.
+    replica_of: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), index=True
+    )
+    replicas: Mapped[int] = mapped_column(Integer, server_default="0")
+    created_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    # Set when no other account took a replica in time: anyone may, and then it verifies
+    # nothing (keeps a grid with one volunteer live).
+    any_claimer: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
 
 class Claim(Base):

@@ -16,7 +16,9 @@ from daig.states.rows import (
     let_go,
     reissue,
     release,
+    settle,
     stop_work,
+    verify,
 )
 from daig.states.table import (
     CLAIM_TABLE,
@@ -61,5 +63,7 @@ __all__ = [
     "is_live",
     "reissue",
     "release",
+    "settle",
     "stop_work",
+    "verify",
 ]

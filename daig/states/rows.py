@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, text, update
+from sqlalchemy import ColumnElement, select, text, update
 from sqlalchemy.orm import Session
 
 from daig.db.models import Claim, Project, Task
@@ -147,6 +147,32 @@ def accept(session: Session, done: Mapping[uuid.UUID, uuid.UUID], *, now: dateti
     _end_claims(session, ClaimAction.FINISH, now, Claim.id.in_(claims))
     _end_claims(
         session, ClaimAction.SUPERSEDE, now, Claim.task_id.in_(tasks), Claim.id.not_in(claims)
+    )
+
+
+def verify(session: Session, held: Mapping[uuid.UUID, uuid.UUID], *, now: datetime) -> None:
+    """Replicated tasks' results recorded (task -> its claim), to be verified: the tasks wait
+    (``verifying``), their claims finished, their other claims superseded."""
+    if not held:
+        return
+    tasks, claims = list(held), list(held.values())
+    _move_tasks(session, TaskAction.VERIFY, Task.id.in_(tasks))
+    _end_claims(session, ClaimAction.FINISH, now, Claim.id.in_(claims))
+    _end_claims(
+        session, ClaimAction.SUPERSEDE, now, Claim.task_id.in_(tasks), Claim.id.not_in(claims)
+    )
+
+
+def settle(session: Session, first_task: uuid.UUID, *, now: datetime) -> None:
+    """A replicated shard decided: every task of it done (replicas still out included), their
+    remaining claims superseded."""
+    shard = (Task.id == first_task) | (Task.replica_of == first_task)
+    _move_tasks(session, TaskAction.ACCEPT, shard, done_at=now)
+    _end_claims(
+        session,
+        ClaimAction.SUPERSEDE,
+        now,
+        Claim.task_id.in_(select(Task.id).where(shard)),
     )
 
 

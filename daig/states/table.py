@@ -17,6 +17,8 @@ The invariants the services rely on, checked on the tables by ``tests/unit/test_
   its live lease: still in flight, it fits under the contributor cap, and the first accepted
   result wins.
 - A ``claimed`` task is claimed again only once every lease on it lapsed.
+- A replicated task's result waits (``verifying``: not claimable, not done) until its replicas
+  settle it; then every task of the shard is ``done``.
 - A result is accepted for a task that is not done yet, from a claim that was not given back
   (an expired claim's late result still counts); its other claims are superseded.
 - Only a running project's tasks are claimed, heartbeats extend leases and results are
@@ -55,7 +57,8 @@ class TaskAction(StrEnum):
     REISSUE = "reissue"  # a straggler: given out again while its claim still runs (scheduler)
     STOP = "stop"  # its project paused or cancelled, every claim of it released (API)
     DROP_MESSAGE = "drop_message"  # its message was dead-lettered (scheduler)
-    ACCEPT = "accept"  # a result for it accepted (aggregator)
+    ACCEPT = "accept"  # a result for it accepted, or its replicas settled it (aggregator)
+    VERIFY = "verify"  # a replicated task's result recorded, to be verified (aggregator)
 
 
 class ClaimAction(StrEnum):
@@ -206,7 +209,8 @@ TASK_TABLE: Machine[TaskAction, TaskState] = Machine(
                 Rule(T.PENDING, Guard.CLAIMS_ENDED, Lease.CLEAR),
             ),
             (TaskAction.DROP_MESSAGE, [T.QUEUED], Rule(T.PENDING)),
-            (TaskAction.ACCEPT, [T.PENDING, T.QUEUED, T.CLAIMED], Rule(T.DONE)),
+            (TaskAction.ACCEPT, [T.PENDING, T.QUEUED, T.CLAIMED, T.VERIFYING], Rule(T.DONE)),
+            (TaskAction.VERIFY, [T.PENDING, T.QUEUED, T.CLAIMED], Rule(T.VERIFYING)),
         ]
     ),
 )

@@ -86,6 +86,7 @@ def module_api_server(
         public_api_url="http://127.0.0.1:1",
         secret_key="test-secret-key-that-is-long-enough-for-hs256",
         signups_per_ip=10_000,  # a module's users all sign up from 127.0.0.1
+        replication=False,  # on in the tests of replication
     ).model_copy(update=overrides)
     try:
         with ApiServer(settings) as server:

@@ -97,9 +97,7 @@ def test_an_expired_claim_leaves_its_task_to_another_live_claim(
     assert (task.state, lapsed.state, live.state) == ("claimed", "expired", "active")
     # The late result of the expired claim is given back (a failed try): still held.
     with sessions.begin() as session:
-        after = states.give_back(
-            session, claim_id=first, task_id=task_id, now=datetime.now(UTC)
-        )
+        after = states.give_back(session, claim_id=first, task_id=task_id, now=datetime.now(UTC))
     assert after == "claimed"
     task, given_back = _rows(sessions, task_id, first)
     assert (task.state, given_back.state) == ("claimed", "released")

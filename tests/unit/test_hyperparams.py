@@ -27,6 +27,8 @@ def test_defaults() -> None:
         "outer_learning_rate": 1.0,
         "outer_momentum": 0.9,
         "share": 1.0,
+        "verify_fraction": 0.1,
+        "verify_tolerance": 0.05,
     }
     assert params.contributors == 4
 

@@ -21,12 +21,14 @@ from sqlalchemy.orm import Session
 
 from daig import keys
 from daig.blobstore import BlobStore
-from daig.db.models import Project, Result, ResultStatus, Round, Task
+from daig.db.models import Project, ProviderTrust, Result, ResultStatus, Round, Task, User
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import decode_weights
 from daig_aggregator.outer import outer_step
 from daig_aggregator.rounds import project_strategy, stored_velocity
+
+VERIFICATION = (ResultStatus.HELD, ResultStatus.AGREED, ResultStatus.DISAGREED)
 
 
 @dataclass
@@ -40,6 +42,9 @@ class AuditReport:
     lost: int = 0  # accepted updates missing from (or not reflected in) the weights
     double_counted: int = 0  # updates counted more than once
     rejected: Counter[str] = field(default_factory=Counter)
+    # replicated results: held (waiting), agreed and disagreed with their shard's majority
+    verification: Counter[str] = field(default_factory=Counter)
+    quarantined: list[str] = field(default_factory=list)  # accounts quarantined in this project
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -55,8 +60,18 @@ def audit_project(*, session: Session, blobs: BlobStore, project_id: uuid.UUID) 
     report = AuditReport(project.id, project.state, project.total_rounds)
     results = session.scalars(select(Result).where(Result.project_id == project.id)).all()
     for result in results:
-        if result.status != ResultStatus.ACCEPTED:
+        if result.status in VERIFICATION:
+            report.verification[result.status] += 1
+        elif result.status != ResultStatus.ACCEPTED:
             report.rejected[result.reason or result.status] += 1
+    report.quarantined = list(
+        session.scalars(
+            select(User.username)
+            .join(ProviderTrust, ProviderTrust.provider_id == User.id)
+            .where(ProviderTrust.quarantine_project == project.id)
+            .order_by(User.username)
+        )
+    )
     accepted = [r for r in results if r.status == ResultStatus.ACCEPTED]
     report.accepted = len(accepted)
     per_task = Counter(r.task_id for r in accepted)
@@ -93,13 +108,26 @@ def _audit_round(
             select(Task).where(Task.project_id == project.id, Task.round_index == index)
         )
     }
-    if len(these) != project.task_size or {r.task_id for r in these} != set(tasks):
+    firsts = {t.id for t in tasks.values() if t.replica_of is None}
+
+    def shard_of(result: Result) -> uuid.UUID | None:
+        """The shard's first task: a replicated shard's result may be any replica's."""
+        task = tasks.get(result.task_id)
+        return None if task is None else (task.replica_of or task.id)
+
+    counted = [shard_of(r) for r in these]
+    if len(these) != project.task_size or set(counted) != firsts or len(set(counted)) != len(these):
         report.problems.append(
-            f"round {index}: {len(these)} accepted results for "
-            f"{len(tasks)} tasks; expected exactly {project.task_size}"
+            f"round {index}: {len(these)} accepted results for {len(set(counted))} of "
+            f"{len(firsts)} shards; expected exactly one for each of {project.task_size}"
         )
     deltas = []
-    for result in sorted(these, key=lambda r: tasks[r.task_id].slot if r.task_id in tasks else 0):
+
+    def slot_of(result: Result) -> int:
+        first = shard_of(result)
+        return tasks[first].slot if first is not None else 0
+
+    for result in sorted(these, key=slot_of):
         if result.blob_key is None or not blobs.exists(result.blob_key):
             report.lost += 1
             report.problems.append(f"round {index}: accepted delta {result.blob_key} is missing")
@@ -152,6 +180,10 @@ def format_report(report: AuditReport) -> str:
         f"{report.double_counted}",
         "rejected or failed: "
         + (", ".join(f"{k} {v}" for k, v in sorted(report.rejected.items())) or "none"),
+        "replicated results: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(report.verification.items())) or "none")
+        + "; quarantined here: "
+        + (", ".join(report.quarantined) or "none"),
     ]
     lines += [f"PROBLEM: {p}" for p in report.problems]
     return "\n".join(lines)

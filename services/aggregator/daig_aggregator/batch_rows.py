@@ -35,6 +35,17 @@ class TaskRow:
     shard: int
     state: str
     failures: int
+    replica_of: uuid.UUID | None = None
+    replicas: int = 0
+
+    @property
+    def first(self) -> uuid.UUID:
+        """The shard's first task: what its replicas point at."""
+        return self.replica_of or self.id
+
+    @property
+    def replicated(self) -> bool:
+        return self.replica_of is not None or self.replicas > 0
 
 
 @dataclass
@@ -47,7 +58,16 @@ class ClaimRow:
 
 def lock_tasks(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, TaskRow]:
     rows = session.execute(
-        select(Task.id, Task.project_id, Task.round_index, Task.shard, Task.state, Task.failures)
+        select(
+            Task.id,
+            Task.project_id,
+            Task.round_index,
+            Task.shard,
+            Task.state,
+            Task.failures,
+            Task.replica_of,
+            Task.replicas,
+        )
         .where(Task.id.in_(sorted(ids)))
         .order_by(Task.id)
         .with_for_update()
@@ -90,6 +110,7 @@ class Writes:
 
     results: list[dict[str, Any]] = field(default_factory=list)
     done: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # task -> winning claim
+    verifying: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # task -> its claim
     accepted: dict[tuple[uuid.UUID, int], int] = field(default_factory=lambda: defaultdict(int))
 
     def flush(self, session: Session) -> None:
@@ -102,6 +123,9 @@ class Writes:
             # A straggler's or a lapsed lease's other claims lost: their slots free right away.
             states.accept(session, self.done, now=now)
             self.done = {}
+        if self.verifying:
+            states.verify(session, self.verifying, now=now)
+            self.verifying = {}
         for (project_id, index), count in self.accepted.items():
             session.execute(
                 update(Round)

@@ -184,6 +184,8 @@ def _count(verdict: Verdict) -> None:
     """Metrics of a recorded result (after its commit, so a rolled-back one never counts)."""
     if verdict.status == ResultStatus.ACCEPTED:
         metrics.RESULTS_ACCEPTED.inc()
+    elif verdict.status == ResultStatus.HELD:
+        pass  # counted as its shard settles (daig_validations)
     else:
         metrics.RESULTS_REJECTED.labels(str(verdict.reason or verdict.status)).inc()
     if verdict.round_closed:

@@ -47,6 +47,7 @@ from daig_aggregator.facts import of_project
 from daig_aggregator.norms import NormCache, SortedNorms
 from daig_aggregator.prepare import Prepared, Rejection
 from daig_aggregator.streaming import RoundFolds, RoundKey
+from daig_aggregator.verification import Verifier, quarantined_among
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,9 @@ class _State:
     payments: list[ledger.Payment] = field(default_factory=list)
     finishers: set[uuid.UUID] = field(default_factory=set)  # projects with a task done
     gave_back: set[uuid.UUID] = field(default_factory=set)  # projects with a task given back
+    quarantined: set[int] = field(default_factory=set)  # the batch's quarantined providers
+    held: dict[uuid.UUID, NDArrays] = field(default_factory=dict)  # this batch's held deltas
+    reversals: list[uuid.UUID] = field(default_factory=list)  # tasks whose payment goes back
 
 
 class Recorder:
@@ -112,6 +116,7 @@ class Recorder:
         self._policy = policy
         self.recorded_by = recorded_by
         self.norms = NormCache()
+        self._verifier = Verifier(blobs)
 
     def record(self, session: Session, batch: list[Prepared]) -> BatchOutcome:
         """Decide and write every result of ``batch`` in ``session`` (the caller commits)."""
@@ -154,6 +159,7 @@ class Recorder:
             accepted=accepted,
             norms={key: self.norms.get(session, key, accepted.get(key, 0)) for key in recent},
             outcome=BatchOutcome(verdicts=[]),
+            quarantined=quarantined_among(session, {m.provider_id for m in messages}),
         )
 
     # --- deciding one result ----------------------------------------------------------------
@@ -187,6 +193,8 @@ class Recorder:
                 rejection.detail,
             )
             return Verdict(ResultStatus.REJECTED, rejection.reason)
+        if task.replicated:
+            return self._hold(session, state, project, task, claim, prepared)
         return self._accept(session, state, project, task, claim, prepared)
 
     def _add_result(
@@ -257,22 +265,23 @@ class Recorder:
             log.error("project %s: failed: %s", project.id, project.error)
         return Verdict(ResultStatus.FAILED, reason)
 
-    def _accept(
+    def _paid_result(
         self,
-        session: Session,
         state: _State,
         project: Project,
         task: TaskRow,
         claim: ClaimRow,
         prepared: Prepared,
-    ) -> Verdict:
+        status: ResultStatus,
+    ) -> tuple[uuid.UUID, int, float]:
+        """The result's row and its payment; (result id, samples, norm)."""
         assert project.total_rows is not None and prepared.delta is not None
         start, stop = shard_rows(task.shard, project.total_rows, project.total_tasks)
         norm = prepared.delta.norm
         # Weight by the server's own row count, not what the provider claims.
         samples = stop - start
         result_id = self._add_result(
-            state, prepared.message, ResultStatus.ACCEPTED, None, samples=samples, norm=norm
+            state, prepared.message, status, None, samples=samples, norm=norm
         )
         # Paid in this transaction: a result recorded once is paid once, restart or not.
         state.payments.append(
@@ -286,17 +295,99 @@ class Recorder:
                 samples,
             )
         )
-        task.state = TASK_TABLE.move(TaskAction.ACCEPT, task.state)
         claim.state = CLAIM_TABLE.move(ClaimAction.FINISH, claim.state)
-        state.writes.done[task.id] = claim.id
         state.finishers.add(project.id)
-        key = (project.id, task.round_index)
+        return result_id, samples, norm
+
+    def _accept(
+        self,
+        session: Session,
+        state: _State,
+        project: Project,
+        task: TaskRow,
+        claim: ClaimRow,
+        prepared: Prepared,
+    ) -> Verdict:
+        assert prepared.delta is not None
+        result_id, samples, norm = self._paid_result(
+            state, project, task, claim, prepared, ResultStatus.ACCEPTED
+        )
+        task.state = TASK_TABLE.move(TaskAction.ACCEPT, task.state)
+        state.writes.done[task.id] = claim.id
+        return self._count(
+            session,
+            state,
+            project,
+            task,
+            Accepted(
+                (project.id, task.round_index), result_id, prepared.delta.arrays, samples, norm
+            ),
+        )
+
+    def _hold(
+        self,
+        session: Session,
+        state: _State,
+        project: Project,
+        task: TaskRow,
+        claim: ClaimRow,
+        prepared: Prepared,
+    ) -> Verdict:
+        """A replicated task's result: held (and paid), then its shard settled if it can be."""
+        assert prepared.delta is not None
+        result_id, _, _ = self._paid_result(
+            state, project, task, claim, prepared, ResultStatus.HELD
+        )
+        task.state = TASK_TABLE.move(TaskAction.VERIFY, task.state)
+        state.writes.verifying[task.id] = claim.id
+        state.held[result_id] = prepared.delta.arrays
+        state.writes.flush(session)  # the settlement reads the shard's held results back
+        facts = of_project(project)
+        assert facts is not None
+        settlement = self._verifier.settle(
+            session, project, facts.schema, task.first, state.held, state.quarantined
+        )
+        state.reversals += settlement.reversed_tasks
+        if settlement.replica_made:
+            state.gave_back.add(project.id)
+        if settlement.counted is None:
+            log.info(
+                "project %s round %s task %s: held for verification",
+                project.id,
+                task.round_index,
+                task.id,
+            )
+            return Verdict(ResultStatus.HELD)
+        for other in state.tasks.values():  # later results of this shard are duplicates
+            if other.first == task.first and other.state not in TASK_TABLE.final:
+                other.state = TASK_TABLE.move(TaskAction.ACCEPT, other.state)
+        counted = settlement.counted
+        verdict = self._count(
+            session,
+            state,
+            project,
+            task,
+            Accepted(
+                (project.id, task.round_index),
+                counted.result_id,
+                counted.delta,
+                counted.samples,
+                counted.norm,
+            ),
+        )
+        return Verdict(ResultStatus.HELD, round_closed=verdict.round_closed)
+
+    def _count(
+        self, session: Session, state: _State, project: Project, task: TaskRow, accepted: Accepted
+    ) -> Verdict:
+        """Count an accepted result in its round; close the round at its K-th."""
+        key = accepted.key
         state.accepted[key] = state.accepted.get(key, 0) + 1
         state.writes.accepted[key] += 1
-        state.norms.setdefault(key, []).append(norm)
-        _gate(state, project).add(norm)
-        state.outcome.norms.append((key, norm))
-        state.fresh[key].append(Accepted(key, result_id, prepared.delta.arrays, samples, norm))
+        state.norms.setdefault(key, []).append(accepted.norm)
+        _gate(state, project).add(accepted.norm)
+        state.outcome.norms.append((key, accepted.norm))
+        state.fresh[key].append(accepted)
         log.info(
             "project %s round %s task %s: accepted (%s/%s)",
             project.id,
@@ -344,6 +435,7 @@ class Recorder:
     def _finish(self, session: Session, state: _State) -> None:
         state.writes.flush(session)
         ledger.pay_for_results(session, state.payments)
+        ledger.reverse_payments(session, state.reversals, "outvoted by its replicas")
         for project_id in state.finishers | state.gave_back:
             project = state.projects[project_id]
             facts = of_project(project)
@@ -370,6 +462,11 @@ def _check(state: _State, message: TrainResult) -> tuple[Project, TaskRow, Claim
         raise Rejection(RejectReason.UNKNOWN_CLAIM, "no such claim for this task")
     if claim.provider_id != message.provider_id:
         raise Rejection(RejectReason.WRONG_PROVIDER, "the claim belongs to another provider")
+    if claim.provider_id in state.quarantined:
+        raise Rejection(
+            RejectReason.QUARANTINED,
+            "the provider's account is quarantined: a result of it was outvoted by its replicas",
+        )
     if project.state not in TAKES_WORK:
         raise Rejection(RejectReason.PROJECT_NOT_RUNNING, f"the project is {project.state}")
     if message.round != project.current_round or task.round_index != project.current_round:

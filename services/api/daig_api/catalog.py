@@ -7,9 +7,7 @@ state and round -- is never cached: claims read it in their own transaction.
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from daig.db.models import Project, ProjectFile
 from daig.dispatch import RoundPlan
 from daig.npy import NpyHeader
+from daig.project_cache import StartedProjectCache
 from daig.weights.schema import WeightSchema
 
 
@@ -51,6 +50,7 @@ class ProjectFacts:
     batch_size: int
     validation_split: float
     delta_codec: str
+    verify_fraction: float
     files: dict[str, FileFacts]
 
     @property
@@ -65,30 +65,11 @@ class ProjectFacts:
         )
 
 
-class ProjectCatalog:
-    """A bounded, thread-safe cache of ``ProjectFacts`` by project id."""
+class ProjectCatalog(StartedProjectCache[ProjectFacts]):
+    """The started projects' claim facts, loaded once each."""
 
     def __init__(self, sessions: sessionmaker[Session], max_projects: int = 4096) -> None:
-        self._sessions = sessions
-        self._facts: OrderedDict[uuid.UUID, ProjectFacts] = OrderedDict()
-        self._max = max_projects
-        self._lock = threading.Lock()
-
-    def get(self, project_id: uuid.UUID) -> ProjectFacts | None:
-        """The project's facts; None if it does not exist or never started."""
-        with self._lock:
-            facts = self._facts.get(project_id)
-            if facts is not None:
-                self._facts.move_to_end(project_id)
-                return facts
-        with self._sessions() as session:
-            facts = _load(session, project_id)
-        if facts is not None:
-            with self._lock:
-                self._facts[project_id] = facts
-                while len(self._facts) > self._max:
-                    self._facts.popitem(last=False)
-        return facts
+        super().__init__(sessions, _load, max_projects)
 
 
 def _load(session: Session, project_id: uuid.UUID) -> ProjectFacts | None:
@@ -111,5 +92,6 @@ def _load(session: Session, project_id: uuid.UUID) -> ProjectFacts | None:
         batch_size=project.batch_size,
         validation_split=project.validation_split,
         delta_codec=project.delta_codec,
+        verify_fraction=project.verify_fraction,
         files={f.kind: FileFacts(f.blob_key, f.sha256, f.meta) for f in files},
     )

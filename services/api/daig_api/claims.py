@@ -15,6 +15,7 @@ do. Everything that needs no lock (presigning, the grant) happens after the comm
 
 from __future__ import annotations
 
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,12 +24,13 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from daig import states
+from daig import states, trust
 from daig.db import raw
 from daig.db.models import Claim, ClaimState, Project, Task, TaskState, User
-from daig.dispatch import DispatchPolicy, queue_pending, tasks_in_flight, top_up
+from daig.dispatch import DispatchPolicy, add_replica, queue_pending, tasks_in_flight, top_up
 from daig.settings import Settings
 from daig.states import ClaimAction, TaskAction
+from daig.trust import Standing
 from daig_api import crud
 from daig_api.catalog import ProjectCatalog, ProjectFacts
 from daig_api.errors import ApiError
@@ -43,6 +45,7 @@ class ClaimDecision:
     facts: ProjectFacts
     published_at: datetime | None  # when the claimed task's message was published
     queued: int  # tasks queued to refill the project's window (their messages in the outbox)
+    replicated: bool = False  # a replica of the task was made for another provider
 
 
 def claim(
@@ -56,7 +59,7 @@ def claim(
     agent_id: str,
 ) -> ClaimDecision:
     """Give ``task_id`` to this provider or raise 404/409 saying why not (caller commits)."""
-    task = _one(cursor, _LOCK_TASK_READ_PROJECT, {"task": task_id})
+    task = _one(cursor, _LOCK_TASK_READ_PROJECT, {"task": task_id, "provider": user_id})
     if task is None:
         raise ApiError(404, f"no task {task_id}", "unknown_task")
     facts = catalog.get(task.project_id)
@@ -65,10 +68,11 @@ def claim(
     if facts.cap_binds:
         # Lock order everywhere: the project row before its task rows.
         cursor.connection.rollback()
-        task = _one(cursor, _LOCK_PROJECT_THEN_TASK, {"task": task_id})
+        task = _one(cursor, _LOCK_PROJECT_THEN_TASK, {"task": task_id, "provider": user_id})
         assert task is not None  # tasks are deleted only with their project
     now = crud.now()
     _refuse_unclaimable(task, now)
+    _refuse_untrusted(task)
     if facts.cap_binds:
         _refuse_over_cap(cursor, facts, task, now)
     claim_id = uuid.uuid4()
@@ -88,22 +92,42 @@ def claim(
     )
     window = policy.window_for(facts.share, task.dispatch_window)
     queued = 0
+    standing = Standing(task.verified_valid, task.verified_invalid)
+    first = settings.replication and task.replica_of is None and task.replicas == 0
+    replicated = first and trust.replicate(standing, facts.verify_fraction, random.random)
+    if replicated:
+        # Made as the task is claimed, so both train at once; the grant says nothing of it.
+        add_replica(cursor, task_id, facts.task_size)
+        if not facts.cap_binds:
+            queued += queue_pending(cursor, facts.id, task.round_index, window, policy)
     if facts.cap_binds:
-        queued = top_up(cursor, facts.plan, task.round_index, window, policy)
+        queued += top_up(cursor, facts.plan, task.round_index, window, policy)
     elif task.state == TaskState.QUEUED:  # its place in the window is free: fill it
-        queued = queue_pending(cursor, facts.id, task.round_index, window, policy)
+        queued += queue_pending(cursor, facts.id, task.round_index, window, policy)
     claimed = ClaimedTask(claim_id, task_id, task.round_index, task.shard)
-    return ClaimDecision(claimed, facts, task.dispatched_at, queued)
+    return ClaimDecision(claimed, facts, task.dispatched_at, queued, replicated)
 
 
 # A claim may be lost if Postgres itself crashes right after it (the provider's result is then
 # refused and the task given out again): nothing accepted or paid is. Not waiting for the WAL
 # flush halves the time a claim holds its task row. The project is read by a statement that
 # starts once the task's lock is ours, so it sees any pause that committed before.
+# With it, the claimer's record, and whether its trust group already works on another task
+# of the same shard's replicas (then this claim would verify its own result).
 _READ = (
     " SELECT t.project_id, t.round_index, t.shard, t.state, t.lease_expires_at,"
-    " t.dispatched_at, p.state AS project_state, p.current_round, p.dispatch_window"
-    " FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.id = :task"
+    " t.dispatched_at, p.state AS project_state, p.current_round, p.dispatch_window,"
+    " t.replica_of, t.replicas, coalesce(pt.verified_valid, 0),"
+    " coalesce(pt.verified_invalid, 0), pt.quarantined_at IS NOT NULL,"
+    " CASE WHEN (t.replica_of IS NOT NULL OR t.replicas > 0) AND NOT t.any_claimer THEN EXISTS ("
+    "  SELECT 1 FROM tasks g JOIN claims c ON c.task_id = g.id JOIN users u ON u.id = c.provider_id"
+    "  WHERE (g.id = coalesce(t.replica_of, t.id) OR g.replica_of = coalesce(t.replica_of, t.id))"
+    "  AND g.id <> t.id AND c.state IN ('active', 'finished', 'expired')"
+    "  AND coalesce(u.trust_group, u.id) = ("
+    "   SELECT coalesce(trust_group, id) FROM users WHERE id = :provider)"
+    " ) ELSE false END"
+    " FROM tasks t JOIN projects p ON p.id = t.project_id"
+    " LEFT JOIN provider_trust pt ON pt.provider_id = :provider WHERE t.id = :task"
 )
 _LOCK_TASK_READ_PROJECT = text(
     "SET LOCAL synchronous_commit TO OFF; SELECT 1 FROM tasks WHERE id = :task FOR UPDATE;" + _READ
@@ -127,6 +151,12 @@ class _Task:
     project_state: str
     current_round: int
     dispatch_window: int | None
+    replica_of: uuid.UUID | None
+    replicas: int
+    verified_valid: int
+    verified_invalid: int
+    quarantined: bool
+    own_group_replica: bool  # another task of this shard's replicas is this group's
 
 
 def _one(cursor: raw.Cursor, statement: Any, params: dict[str, Any]) -> _Task | None:
@@ -151,6 +181,24 @@ def _refuse_unclaimable(task: Any, now: datetime) -> None:
     if task.state in states.TASK_TABLE.final:
         raise ApiError(409, "the task is already done", "task_done")
     raise ApiError(409, "another provider is working on this task", "task_claimed")
+
+
+def _refuse_untrusted(task: _Task) -> None:
+    if task.quarantined:
+        raise ApiError(
+            403,
+            "your account is quarantined: a result of yours was outvoted by other volunteers' "
+            "results for the same task, so DAIG gives it no more work. `daig standing` shows "
+            "which; if you think it wrong, ask the operator to review and lift it",
+            "quarantined",
+        )
+    if task.own_group_replica:
+        raise ApiError(
+            409,
+            "this task checks a result from your own account (or one created from your "
+            "address); take another task",
+            "own_replica",
+        )
 
 
 def _refuse_over_cap(cursor: raw.Cursor, facts: ProjectFacts, task: Any, now: datetime) -> None:

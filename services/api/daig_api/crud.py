@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -160,3 +160,23 @@ def rounds_out(*, session: Session, project_id: uuid.UUID) -> list[RoundOut]:
         )
         for r in rounds
     ]
+
+
+def trust_group_for(*, session: Session, user: User, window_seconds: float) -> int:
+    """The trust group of a new account: that of the first account created from the same
+    address within the window before it, else its own id (see ``User.trust_group``)."""
+    if window_seconds > 0 and user.signup_address:
+        since = now() - timedelta(seconds=window_seconds)
+        earlier = session.scalar(
+            select(func.coalesce(User.trust_group, User.id))
+            .where(
+                User.signup_address == user.signup_address,
+                User.created_at >= since,
+                User.id != user.id,
+            )
+            .order_by(User.id)
+            .limit(1)
+        )
+        if earlier is not None:
+            return int(earlier)
+    return user.id

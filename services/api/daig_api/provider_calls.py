@@ -54,6 +54,8 @@ def claim(state: Any, user_id: int, task_id: uuid.UUID, agent_id: str) -> bytes:
             urls=context.urls,
         )
     metrics.TASKS_CLAIMED.inc()
+    if decision.replicated:
+        metrics.REPLICAS_MADE.labels("claim").inc()
     if decision.published_at is not None:
         waited = (crud.now() - decision.published_at).total_seconds()
         metrics.CLAIM_WAIT_SECONDS.observe(max(0.0, waited))

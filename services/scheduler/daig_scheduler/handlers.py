@@ -27,6 +27,7 @@ from daig.dispatch import (
     DispatchPolicy,
     RoundPlan,
     open_round,
+    open_waiting_replicas,
     republish_unclaimed,
     top_up,
     window_sizes,
@@ -99,7 +100,10 @@ class Scheduler:
         self._expire_leases()
         self._reissue_stragglers()
         with self._sessions.begin() as session:
+            opened = open_waiting_replicas(session, self._settings.replica_wait_seconds)
             republished = republish_unclaimed(session, policy=self._policy)
+        if opened:
+            log.info("%s replica(s) no other volunteer took in time: open to anyone", opened)
         if republished:
             metrics.TASKS_REISSUED.labels("unclaimed").inc(republished)
             log.info("%s task(s) nobody claimed in time: published again", republished)
@@ -133,13 +137,7 @@ class Scheduler:
             if states.PROJECT_TABLE.may(ProjectAction.RUN, project.state):
                 states.enter(project, ProjectAction.RUN, now=now())
                 log.info("project %s: running, %s rounds", project.id, project.total_rounds)
-            plan = RoundPlan(
-                project.id,
-                project.total_tasks,
-                project.task_size,
-                project.max_contributors,
-                project.share,
-            )
+            plan = RoundPlan.of(project)
             window = self._policy.window_for(project.share, project.dispatch_window)
             # The aggregator opens every round after the first; this repairs a missing one.
             if not open_round(session, plan, project.current_round, window, self._policy):

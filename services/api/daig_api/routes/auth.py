@@ -73,9 +73,15 @@ def signup(
     )
     if crud.get_user_by_name(session=session, username=body.username):
         raise ApiError(409, f"the username {body.username!r} is taken; choose another", "taken")
-    user = User(username=body.username, password_hash=hash_password(body.password))
+    user = User(
+        username=body.username, password_hash=hash_password(body.password), signup_address=ip
+    )
     session.add(user)
     try:
+        session.flush()
+        user.trust_group = crud.trust_group_for(
+            session=session, user=user, window_seconds=settings.sybil_window_seconds
+        )
         session.commit()
     except IntegrityError as exc:
         raise ApiError(409, f"the username {body.username!r} is taken", "taken") from exc

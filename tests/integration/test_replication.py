@@ -1,0 +1,256 @@
+"""Replication against the real API and aggregator: replicas made at claim time, settled by
+agreement or majority, paid once each, cheats quarantined and reversed, Sybil groups kept apart.
+
+Every account here is new, so every first task it claims is replicated (``daig.trust``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from daig.client import ClientError, DaigClient
+from daig.contract.http import ClaimGrant
+from daig.credits import ledger
+from daig.db.models import (
+    CreditEntry,
+    CreditTransfer,
+    ProviderTrust,
+    Result,
+    ResultStatus,
+    Round,
+    Task,
+    TaskState,
+)
+from daig.dispatch import open_waiting_replicas
+from daig.hyperparams import Hyperparameters
+from daig.settings import Settings
+from daig.weights.schema import WeightSchema
+from tests.helpers.aggregation import DirectAggregator
+from tests.helpers.projects import Started
+from tests.helpers.queues import drain_tasks
+from tests.helpers.results import Provider, random_delta
+
+PARAMS = Hyperparameters(total_tasks=3, task_size=3, passes=1)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Replication on; every test account signs up from 127.0.0.1 and is its own group."""
+    return settings.model_copy(update={"replication": True, "sybil_window_seconds": 0})
+
+
+@pytest.fixture
+def volunteer(api_server, make_user: Callable[..., DaigClient]) -> Callable[[], Provider]:
+    return lambda: Provider(make_user(api_server.url, "volunteer"))
+
+
+def _task_ids(amqp_url: str) -> list[uuid.UUID]:
+    return [m.task_id for m in drain_tasks(amqp_url)]
+
+
+def _replicas_of(sessions: sessionmaker[Session], task_id: uuid.UUID) -> list[Task]:
+    with sessions() as session:
+        return list(session.scalars(select(Task).where(Task.replica_of == task_id)))
+
+
+def _statuses(sessions: sessionmaker[Session], project_id: uuid.UUID) -> dict[str, int]:
+    with sessions() as session:
+        rows = session.execute(
+            select(Result.status, func.count())
+            .where(Result.project_id == project_id)
+            .group_by(Result.status)
+        )
+        return {status: int(count) for status, count in rows}
+
+
+def _earned(sessions: sessionmaker[Session], provider: Provider) -> int:
+    with sessions() as session:
+        return ledger.balance_of(session, provider.id).earned
+
+
+def _trust(sessions: sessionmaker[Session], provider: Provider) -> ProviderTrust | None:
+    with sessions() as session:
+        return session.get(ProviderTrust, provider.id)
+
+
+def _first_and_replica(
+    started: Started, amqp_url: str, sessions, first: Provider, second: Provider
+) -> tuple[ClaimGrant, ClaimGrant]:
+    """``first`` claims shard 0's task (which makes a replica), ``second`` its replica."""
+    task_id = _task_ids(amqp_url)[0]
+    grant = first.claim(task_id)
+    [replica] = _replicas_of(sessions, task_id)
+    assert replica.id in _task_ids(amqp_url), "the replica is published"
+    return grant, second.claim(replica.id)
+
+
+def test_a_new_accounts_claim_makes_a_replica_no_grant_tells_apart(
+    start_project: Callable[..., Started],
+    volunteer: Callable[[], Provider],
+    sessions: sessionmaker[Session],
+    amqp_url: str,
+) -> None:
+    start_project(PARAMS)
+    a, b = volunteer(), volunteer()
+    task_id = _task_ids(amqp_url)[0]
+    grant_a = a.claim(task_id)
+    [replica] = _replicas_of(sessions, task_id)
+    assert (replica.shard, replica.round_index) == (grant_a.shard, grant_a.round)
+    with pytest.raises(ClientError) as refused:
+        a.claim(replica.id)
+    assert refused.value.status == 409 and "your own account" in str(refused.value)
+    grant_b = b.claim(replica.id)
+    per_claim = {"claim_id", "task_id", "result_key", "result_url", "data", "labels"}
+    assert grant_a.model_dump(exclude=per_claim) == grant_b.model_dump(exclude=per_claim)
+    assert grant_a.model_fields_set == grant_b.model_fields_set
+
+
+def test_agreeing_replicas_are_accepted_once_and_paid_once_each(
+    start_project: Callable[..., Started],
+    volunteer: Callable[[], Provider],
+    aggregator: DirectAggregator,
+    sessions: sessionmaker[Session],
+    schema: WeightSchema,
+    amqp_url: str,
+) -> None:
+    started = start_project(PARAMS)
+    a, b = volunteer(), volunteer()
+    grant_a, grant_b = _first_and_replica(started, amqp_url, sessions, a, b)
+    delta = random_delta(schema, seed=1)
+    first = aggregator.handle(a.result(grant_a, delta))
+    assert first is not None and first.status == ResultStatus.HELD
+    assert _statuses(sessions, started.project_id) == {ResultStatus.HELD: 1}
+    aggregator.handle(b.result(grant_b, delta))
+    assert _statuses(sessions, started.project_id) == {
+        ResultStatus.ACCEPTED: 1,
+        ResultStatus.AGREED: 1,
+    }
+    with sessions() as session:
+        round_0 = session.get(Round, (started.project_id, 0))
+        assert round_0 is not None and round_0.accepted == 1
+        states = {
+            t.state
+            for t in session.scalars(
+                select(Task).where(
+                    Task.shard == grant_a.shard, Task.project_id == started.project_id
+                )
+            )
+        }
+        assert states == {TaskState.DONE}
+    assert _earned(sessions, a) > 0 and _earned(sessions, a) == _earned(sessions, b)
+    for provider in (a, b):
+        record = _trust(sessions, provider)
+        assert record is not None and record.verified_valid == 1
+    # The same result again, under a new message id: the task is decided, nothing more paid.
+    again = aggregator.handle(b.result(grant_b, delta))
+    assert again is not None and again.reason == "duplicate"
+    assert _earned(sessions, b) == _earned(sessions, a)
+
+
+def test_a_disagreement_is_resolved_by_a_third_and_the_cheat_quarantined(
+    start_project: Callable[..., Started],
+    volunteer: Callable[[], Provider],
+    aggregator: DirectAggregator,
+    sessions: sessionmaker[Session],
+    schema: WeightSchema,
+    amqp_url: str,
+) -> None:
+    started = start_project(PARAMS)
+    honest, cheat, third = volunteer(), volunteer(), volunteer()
+    grant_h, grant_c = _first_and_replica(started, amqp_url, sessions, honest, cheat)
+    delta = random_delta(schema, seed=2)
+    aggregator.handle(honest.result(grant_h, delta))
+    aggregator.handle(cheat.result(grant_c, [np.zeros_like(v) for v in delta]))
+    assert _statuses(sessions, started.project_id) == {ResultStatus.HELD: 2}
+    replicas = _replicas_of(sessions, grant_h.task_id)
+    assert len(replicas) == 2, "a disagreement makes one more replica"
+    tie_breaker = next(r for r in replicas if r.id != grant_c.task_id)
+    assert tie_breaker.id in _task_ids(amqp_url)
+    paid_before = _earned(sessions, cheat)
+    assert paid_before > 0, "paid on arrival, like any result"
+    aggregator.handle(third.result(third.claim(tie_breaker.id), delta))
+    assert _statuses(sessions, started.project_id) == {
+        ResultStatus.ACCEPTED: 1,
+        ResultStatus.AGREED: 1,
+        ResultStatus.DISAGREED: 1,
+    }
+    with sessions() as session:
+        accepted = session.scalar(
+            select(Result).where(
+                Result.project_id == started.project_id, Result.status == ResultStatus.ACCEPTED
+            )
+        )
+        assert accepted is not None and accepted.provider_id == honest.id
+    record = _trust(sessions, cheat)
+    assert record is not None and record.verified_invalid == 1
+    assert record.quarantined_at is not None and record.quarantine_task == grant_c.task_id
+    assert _earned(sessions, cheat) == 0, "its payment for the failed task was reversed"
+    assert _earned(sessions, honest) == _earned(sessions, third) == paid_before
+    with sessions() as session:
+        transfers = session.execute(
+            select(CreditTransfer.id, func.sum(CreditEntry.amount))
+            .join(CreditEntry, CreditEntry.transfer_id == CreditTransfer.id)
+            .where(CreditTransfer.project_id == started.project_id)
+            .group_by(CreditTransfer.id)
+        ).all()
+        assert transfers and all(total == 0 for _, total in transfers), "every transfer balances"
+        kinds = session.scalars(
+            select(CreditTransfer.kind).where(CreditTransfer.project_id == started.project_id)
+        ).all()
+        assert sorted(kinds) == [ledger.REVERSAL, ledger.WORK, ledger.WORK, ledger.WORK]
+    # Quarantined: refused work with a clear 403, and a later result of it is rejected.
+    other_task = _task_ids(amqp_url)[0]
+    with pytest.raises(ClientError) as refused:
+        cheat.claim(other_task)
+    assert refused.value.status == 403 and "quarantined" in str(refused.value)
+
+
+def test_accounts_from_one_address_never_verify_each_other(
+    api_server,
+    start_project: Callable[..., Started],
+    volunteer: Callable[[], Provider],
+    sessions: sessionmaker[Session],
+    amqp_url: str,
+) -> None:
+    api_server.settings.sybil_window_seconds = 3600.0  # the running API reads it per sign-up
+    start_project(PARAMS)
+    a, sybil = volunteer(), volunteer()  # both from 127.0.0.1, within the hour
+    task_id = _task_ids(amqp_url)[0]
+    a.claim(task_id)
+    [replica] = _replicas_of(sessions, task_id)
+    with pytest.raises(ClientError) as refused:
+        sybil.claim(replica.id)
+    assert refused.value.status == 409 and "your address" in str(refused.value)
+
+
+def test_a_replica_nobody_else_takes_opens_to_anyone_and_settles_unverified(
+    start_project: Callable[..., Started],
+    volunteer: Callable[[], Provider],
+    aggregator: DirectAggregator,
+    sessions: sessionmaker[Session],
+    schema: WeightSchema,
+    amqp_url: str,
+) -> None:
+    started = start_project(PARAMS)
+    alone = volunteer()
+    task_id = _task_ids(amqp_url)[0]
+    grant = alone.claim(task_id)
+    [replica] = _replicas_of(sessions, task_id)
+    with sessions.begin() as session:
+        assert open_waiting_replicas(session, wait_seconds=0.0) == 1
+    again = alone.claim(replica.id)
+    delta = random_delta(schema, seed=3)
+    aggregator.handle(alone.result(grant, delta))
+    aggregator.handle(alone.result(again, delta))
+    assert _statuses(sessions, started.project_id) == {
+        ResultStatus.ACCEPTED: 1,
+        ResultStatus.AGREED: 1,
+    }
+    record = _trust(sessions, alone)
+    assert record is None or record.verified_valid == 0, "one account verifies nothing"
