@@ -86,16 +86,18 @@ class DaigClient:
 
     def call(self, shape: type[A], method: str, path: str, **kwargs: Any) -> A:
         """Send a request and parse its answer as ``shape`` (a contract model or a list of one)."""
-        response = self.request(method, path, **kwargs)
-        return self._parse(shape, response.json() if response.content else None)
+        return self._parse(shape, self.request(method, path, **kwargs))
 
-    def _parse(self, shape: type[A], body: Any) -> A:
+    def _parse(self, shape: type[A], response: httpx.Response) -> A:
         try:
-            return parse_answer(shape, body)
+            return parse_answer(shape, response.json() if response.content else None)
         except ValidationError as exc:
+            # Not an outage: asking again gets the same answer, so it carries its status.
             raise ClientError(
                 f"the DAIG server at {self.server} sent an answer this client cannot read "
-                f"(is it another version?): {exc}"
+                f"(is it another version?): {exc}",
+                status=response.status_code,
+                reason="unreadable_answer",
             ) from exc
 
     # --- accounts ---------------------------------------------------------------------------
@@ -119,7 +121,7 @@ class DaigClient:
             raise ClientError(f"cannot reach the DAIG server at {self.server} ({exc})") from exc
         if response.status_code not in (200, 503):
             raise_for_status(response)
-        return self._parse(Health, response.json())
+        return self._parse(Health, response)
 
     # --- projects ---------------------------------------------------------------------------
     def create_project(self, name: str, params: Hyperparameters) -> ProjectOut:

@@ -10,12 +10,13 @@ import typing
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.routing import BaseRoute
 
-from daig.client import DaigClient
+from daig.client import ClientError, DaigClient
 from daig.contract import http
 from daig.contract.http import ProjectOut, UserOut, parse_answer
 from daig.settings import Settings
@@ -129,3 +130,12 @@ def test_clients_import_the_contract_without_the_server_stack() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_an_unreadable_answer_is_a_client_error_that_says_so() -> None:
+    answer = httpx.MockTransport(lambda request: httpx.Response(200, json={"id": "one"}))
+    client = DaigClient("http://daig.test")
+    client._http = httpx.Client(base_url="http://daig.test", transport=answer)
+    with pytest.raises(ClientError, match="cannot read") as error:
+        client.me()
+    assert (error.value.status, error.value.reason) == (200, "unreadable_answer")
