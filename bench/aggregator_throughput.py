@@ -45,6 +45,8 @@ from typing import Any
 import numpy as np
 
 from bench import delta_pipeline
+from daig.client import DaigClient
+from daig.contract.http import ClaimGrant
 from daig.weights.codecs import CODEC_NAMES
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import decode_weights, encode_weights
@@ -102,14 +104,14 @@ def fold_throughput(deltas_count: int, repeats: int) -> dict[str, dict[str, floa
     return out
 
 
-def _claim_round(channel: Any, provider: Any, tasks: int) -> list[dict[str, Any]]:
+def _claim_round(channel: Any, provider: DaigClient, tasks: int) -> list[ClaimGrant]:
     """Claim ``tasks`` tasks of round 0 as their messages arrive (up to 2 minutes).
 
     Claiming as they come matters: a claim refills the project's dispatch window, so only a
     window's worth of messages is queued at a time; a task nobody claimed in time is published
     again, so the same task may arrive twice.
     """
-    grants: dict[str, dict[str, Any]] = {}
+    grants: dict[str, ClaimGrant] = {}
     deadline = time.monotonic() + 120
     while len(grants) < tasks and time.monotonic() < deadline:
         method, _, body = channel.basic_get("daig.tasks", auto_ack=True)
@@ -125,9 +127,9 @@ def _claim_round(channel: Any, provider: Any, tasks: int) -> list[dict[str, Any]
 def results_per_second(tasks: int, directory: Path) -> dict[str, float]:
     from bench.harness import bench_cluster
     from bench.provider_broker import ProviderBroker
+    from daig.contract.messages import TrainingStatus, TrainResult
     from daig.examples import write_digits
     from daig.hyperparams import Hyperparameters
-    from daig.messages import TrainingStatus, TrainResult
     from daig.weights.h5weights import read_weights
 
     files = write_digits(directory)
@@ -139,13 +141,13 @@ def results_per_second(tasks: int, directory: Path) -> dict[str, float]:
             Hyperparameters(epochs=1, total_tasks=tasks, task_size=tasks, max_contributors=tasks),
         )
         for kind in ("model", "data", "labels"):
-            requestor.upload_file(project["id"], kind, getattr(files, kind))
-        requestor.start(project["id"])
+            requestor.upload_file(project.id, kind, getattr(files, kind))
+        requestor.start(project.id)
         provider = cluster.client("provider")
         broker = ProviderBroker(provider.provider_config())
         channel = broker.channel()
         grants = _claim_round(channel, provider, tasks)
-        me = provider.me()["id"]
+        me = provider.me().id
         rng = np.random.default_rng(1)
         messages = []
         for grant in grants:
@@ -154,16 +156,16 @@ def results_per_second(tasks: int, directory: Path) -> dict[str, float]:
             )
             messages.append(
                 TrainResult(
-                    project_id=grant["project_id"],
+                    project_id=grant.project_id,
                     round=0,
-                    task_id=grant["task_id"],
-                    claim_id=grant["claim_id"],
+                    task_id=grant.task_id,
+                    claim_id=grant.claim_id,
                     provider_id=me,
                     status=TrainingStatus.TRAINED,
-                    blob_key=grant["result_key"],
+                    blob_key=grant.result_key,
                     sha256=hashlib.sha256(body).hexdigest(),
                     inline_delta=base64.b64encode(body).decode(),
-                    schema_hash=grant["schema_hash"],
+                    schema_hash=grant.schema_hash,
                     samples=1,
                 )
             )
@@ -206,9 +208,9 @@ def big_model_through_aggregator(tasks: int, directory: Path) -> dict[str, float
 
     from bench.harness import bench_cluster
     from bench.provider_broker import ProviderBroker
+    from daig.contract.messages import TrainingStatus, TrainResult
     from daig.examples import write_digits
     from daig.hyperparams import Hyperparameters
-    from daig.messages import TrainingStatus, TrainResult
     from daig.weights.h5weights import read_weights
 
     work = directory
@@ -227,15 +229,15 @@ def big_model_through_aggregator(tasks: int, directory: Path) -> dict[str, float
             "throughput-big",
             Hyperparameters(epochs=1, total_tasks=tasks, task_size=tasks, max_contributors=tasks),
         )
-        requestor.upload_file(project["id"], "model", model)
-        requestor.upload_file(project["id"], "data", files.data)
-        requestor.upload_file(project["id"], "labels", files.labels)
-        requestor.start(project["id"])
+        requestor.upload_file(project.id, "model", model)
+        requestor.upload_file(project.id, "data", files.data)
+        requestor.upload_file(project.id, "labels", files.labels)
+        requestor.start(project.id)
         provider = cluster.client("provider")
         broker = ProviderBroker(provider.provider_config())
         channel = broker.channel()
         grants = _claim_round(channel, provider, tasks)
-        me = provider.me()["id"]
+        me = provider.me().id
         rng = np.random.default_rng(2)
         messages, delta_bytes = [], 0
         with httpx.Client(timeout=300) as http:
@@ -243,19 +245,19 @@ def big_model_through_aggregator(tasks: int, directory: Path) -> dict[str, float
                 body = encode_weights(
                     [(rng.standard_normal(w.shape) * 1e-3).astype(w.dtype) for w in weights]
                 )
-                http.put(grant["result_url"], content=body).raise_for_status()
+                http.put(grant.result_url, content=body).raise_for_status()
                 delta_bytes += len(body)
                 messages.append(
                     TrainResult(
-                        project_id=grant["project_id"],
+                        project_id=grant.project_id,
                         round=0,
-                        task_id=grant["task_id"],
-                        claim_id=grant["claim_id"],
+                        task_id=grant.task_id,
+                        claim_id=grant.claim_id,
                         provider_id=me,
                         status=TrainingStatus.TRAINED,
-                        blob_key=grant["result_key"],
+                        blob_key=grant.result_key,
                         sha256=hashlib.sha256(body).hexdigest(),
-                        schema_hash=grant["schema_hash"],
+                        schema_hash=grant.schema_hash,
                         samples=1,
                     )
                 )

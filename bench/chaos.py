@@ -29,6 +29,7 @@ from sqlalchemy import create_engine, text
 from daig.blobstore import open_blob_store
 from daig.broker import queue_depths
 from daig.client import DaigClient
+from daig.contract.http import ProjectOut
 from daig.db.session import make_sessionmaker
 from daig.examples import held_out_accuracy, write_digits
 from daig.hyperparams import Hyperparameters
@@ -132,10 +133,10 @@ def main() -> int:
         client.login("requestor", "requestor-password")
         project = client.create_project("chaos", PARAMS)
         for kind in ("model", "data", "labels"):
-            client.upload_file(project["id"], kind, getattr(files, kind))
-        client.start(project["id"])
-        state = _inject(chaos, client, project["id"], args)
-        report = _verify(chaos, client, project["id"], state, files, seed)
+            client.upload_file(project.id, kind, getattr(files, kind))
+        client.start(project.id)
+        state = _inject(chaos, client, str(project.id), args)
+        report = _verify(chaos, client, str(project.id), state, files, seed)
     finally:
         cluster.close()
     print(json.dumps(report, indent=2))
@@ -144,24 +145,24 @@ def main() -> int:
 
 def _inject(
     chaos: Chaos, client: DaigClient, project_id: str, args: argparse.Namespace
-) -> dict[str, object]:
+) -> ProjectOut:
     while True:
         project = _retry(lambda: client.project(project_id))
-        if project["state"] in ("done", "failed", "cancelled"):
+        if project.state in ("done", "failed", "cancelled"):
             return project
-        if len(chaos.injected) >= args.kills and project["round"] >= 1:
+        if len(chaos.injected) >= args.kills and project.round >= 1:
             # enough faults: let it finish undisturbed
             time.sleep(1.0)
             continue
         time.sleep(chaos.rng.expovariate(1 / args.interval))
-        chaos.strike(int(project["round"]))
+        chaos.strike(int(project.round))
 
 
 def _verify(
     chaos: Chaos,
     client: DaigClient,
     project_id: str,
-    final: dict[str, object],
+    final: ProjectOut,
     files,
     seed: int,
 ) -> dict:  # type: ignore[no-untyped-def]
@@ -194,9 +195,9 @@ def _verify(
     kills: dict[str, int] = {}
     for fault in chaos.injected:
         kills[str(fault["victim"])] = kills.get(str(fault["victim"]), 0) + 1
-    expected_rounds = int(final.get("total_rounds") or 0)
+    expected_rounds = final.total_rounds or 0
     checks = {
-        "project_done": final["state"] == "done",
+        "project_done": final.state == "done",
         "rounds_closed": audit.rounds_closed == expected_rounds,
         "rounds_verified_by_recomputation": audit.rounds_verified == expected_rounds,
         "accepted_equals_rounds_times_k": audit.accepted == expected_rounds * PARAMS.task_size,

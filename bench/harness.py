@@ -135,18 +135,18 @@ def run_project(
     client = cluster.client("requestor")
     project = client.create_project(name, params)
     for kind in ("model", "data", "labels"):
-        client.upload_file(project["id"], kind, getattr(files, kind))
-    client.start(project["id"])
+        client.upload_file(project.id, kind, getattr(files, kind))
+    client.start(project.id)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = client.project(project["id"])["state"]
+        state = client.project(project.id).state
         if state in ("done", "failed", "cancelled"):
             if state != "done":
                 raise RuntimeError(f"project {state}")
             started, finished = cluster.sql(
-                "SELECT started_at, finished_at FROM projects WHERE id = :p", p=project["id"]
+                "SELECT started_at, finished_at FROM projects WHERE id = :p", p=project.id
             )[0]
-            return project["id"], _seconds(finished - started)
+            return str(project.id), _seconds(finished - started)
         time.sleep(poll_seconds)
     raise TimeoutError("project did not finish")
 

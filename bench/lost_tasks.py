@@ -41,8 +41,9 @@ import numpy as np
 from bench.harness import BenchCluster, bench_cluster, write_mlp_project
 from daig.broker import connect, publish_on
 from daig.client import ClientError
+from daig.contract.http import ClaimGrant
+from daig.contract.messages import TrainingStatus, TrainResult, TrainTask
 from daig.hyperparams import Hyperparameters
-from daig.messages import TrainingStatus, TrainResult, TrainTask
 from daig.topology import TASKS, result_route
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import encode_weights
@@ -68,7 +69,7 @@ class HonestProvider(threading.Thread):
         self.config = self.client.provider_config()
 
     def run(self) -> None:
-        connection = connect(self.config["amqp_url"])
+        connection = connect(self.config.amqp_url)
         channel = connection.channel()
         channel.basic_qos(prefetch_count=1)
         publisher = connection.channel()
@@ -85,29 +86,29 @@ class HonestProvider(threading.Thread):
                 channel.basic_ack(method.delivery_tag)
                 continue
             connection.sleep(FIT_SECONDS)
-            result = _result(grant, int(self.config["user_id"]))
-            route = result_route(grant["result_routing_key"])
-            publish_on(publisher, route, result, user_id=self.config["broker_user"])
+            result = _result(grant, self.config.user_id)
+            route = result_route(grant.result_routing_key)
+            publish_on(publisher, route, result, user_id=self.config.broker_user)
             channel.basic_ack(method.delivery_tag)
         connection.close()
 
 
-def _result(grant: dict[str, Any], provider_id: int) -> TrainResult:
-    schema = WeightSchema.from_json(grant["weight_schema"])
+def _result(grant: ClaimGrant, provider_id: int) -> TrainResult:
+    schema = WeightSchema.from_json(grant.weight_schema)
     delta = [np.full(t.shape, 1e-4, dtype=t.dtype) for t in schema.tensors]
     data = encode_weights(delta)
     return TrainResult(
-        project_id=grant["project_id"],
-        round=grant["round"],
-        task_id=grant["task_id"],
-        claim_id=grant["claim_id"],
+        project_id=grant.project_id,
+        round=grant.round,
+        task_id=grant.task_id,
+        claim_id=grant.claim_id,
         provider_id=provider_id,
         status=TrainingStatus.TRAINED,
-        blob_key=grant["result_key"],
+        blob_key=grant.result_key,
         sha256=hashlib.sha256(data).hexdigest(),
-        schema_hash=grant["schema_hash"],
+        schema_hash=grant.schema_hash,
         inline_delta=base64.b64encode(data).decode(),
-        samples=grant["data"]["rows"],
+        samples=grant.data.rows,
         fit_seconds=FIT_SECONDS,
     )
 
@@ -116,7 +117,7 @@ def purger(cluster: BenchCluster, every: float) -> Callable[[threading.Event], N
     config = cluster.client("mallory").provider_config()
 
     def attack(stop: threading.Event) -> None:
-        connection = connect(config["amqp_url"], heartbeat=0)
+        connection = connect(config.amqp_url, heartbeat=0)
         while not stop.wait(every):
             connection.channel().queue_purge(TASKS.queue)
         connection.close()
@@ -128,7 +129,7 @@ def black_hole(cluster: BenchCluster) -> Callable[[threading.Event], None]:
     config = cluster.client("mallory").provider_config()
 
     def attack(stop: threading.Event) -> None:
-        connection = connect(config["amqp_url"])
+        connection = connect(config.amqp_url)
         channel = connection.channel()
         channel.basic_qos(prefetch_count=1000)
         for method, _props, _body in channel.consume(TASKS.queue, inactivity_timeout=0.1):
@@ -181,10 +182,10 @@ def _run_project(
     client = cluster.client("requestor")
     project = client.create_project("lost-tasks", params)
     for kind, path in files.items():
-        client.upload_file(project["id"], kind, path)
-    client.start(project["id"])
+        client.upload_file(project.id, kind, path)
+    client.start(project.id)
     deadline = time.monotonic() + 600
-    while client.project(project["id"])["state"] != "done":
+    while client.project(project.id).state != "done":
         if time.monotonic() > deadline:
             raise TimeoutError("the project did not finish in 10 minutes")
         time.sleep(0.5)
@@ -193,7 +194,7 @@ def _run_project(
         " JOIN tasks t ON t.id = c.task_id JOIN rounds r ON r.project_id = t.project_id"
         " AND r.index = t.round_index JOIN projects p ON p.id = t.project_id"
         " WHERE c.project_id = :p AND c.state = 'finished'",
-        p=project["id"],
+        p=project.id,
     )
     delays = [_seconds(claimed - opened) for opened, claimed, _, _ in rows]
     started, finished = rows[0][2], rows[0][3]

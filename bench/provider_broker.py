@@ -10,24 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from daig.broker import connect, publish_on
 from daig.client import DaigClient
-from daig.messages import Message
+from daig.contract.http import ProviderConfig
+from daig.contract.messages import Message
 from daig.topology import DEFAULT_RESULT_PARTITIONS, ResultPartitions, Route
 
 PARTITIONS = ResultPartitions(DEFAULT_RESULT_PARTITIONS)  # what the test servers use
 
 
 class ProviderBroker:
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: ProviderConfig) -> None:
         self.config = config
-        self.user: str = config["broker_user"]
-        self.connection: pika.BlockingConnection = connect(config["amqp_url"], heartbeat=0)
+        self.user = config.broker_user
+        self.connection: pika.BlockingConnection = connect(config.amqp_url, heartbeat=0)
 
     def channel(self) -> BlockingChannel:
         """A fresh confirming channel (a refused operation closes the channel it ran on)."""

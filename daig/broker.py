@@ -22,7 +22,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 
 from daig import topology
-from daig.messages import Message, MessageRejected
+from daig.contract.messages import Message, MessageRejected
 from daig.publishing import ConfirmingChannel, message_properties
 
 log = logging.getLogger(__name__)

@@ -1,22 +1,43 @@
 """The HTTP client of the DAIG API, used by the CLI, the provider agent and the GUI.
 
-Every failure becomes a ``ClientError`` with a sentence a person can act on: the server's
-own ``detail`` for API errors, or what could not be reached for connection problems.
+Every answer is parsed into its model of the wire contract (``daig.contract.http``), the very
+classes the server declares, ignoring fields this version does not know. Every failure becomes
+a ``ClientError`` with a sentence a person can act on: the server's own ``detail`` for API
+errors, or what could not be reached for connection problems.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import ValidationError
 
+from daig.contract.http import (
+    BalanceOut,
+    ClaimGrant,
+    ContributorOut,
+    FileOut,
+    Health,
+    HistoryLineOut,
+    Lease,
+    ProjectCostOut,
+    ProjectOut,
+    ProviderConfig,
+    RoundOut,
+    Token,
+    UserOut,
+    parse_answer,
+)
 from daig.hyperparams import Hyperparameters
 
 CHUNK = 1024 * 1024
 Progress = Callable[[int], None]  # called with the number of bytes just transferred
+A = TypeVar("A")
 
 
 class ClientError(Exception):
@@ -26,6 +47,13 @@ class ClientError(Exception):
         super().__init__(message)
         self.status = status
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class DownloadedModel:
+    """What the server said of a downloaded model, besides its bytes."""
+
+    weights_version: str  # "" when the project has no global weights yet
 
 
 class DaigClient:
@@ -56,76 +84,90 @@ class DaigClient:
         raise_for_status(response)
         return response
 
-    def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.request(method, path, **kwargs)
-        return response.json() if response.content else None
+    def call(self, shape: type[A], method: str, path: str, **kwargs: Any) -> A:
+        """Send a request and parse its answer as ``shape`` (a contract model or a list of one)."""
+        return self._parse(shape, self.request(method, path, **kwargs))
+
+    def _parse(self, shape: type[A], response: httpx.Response) -> A:
+        try:
+            return parse_answer(shape, response.json() if response.content else None)
+        except ValidationError as exc:
+            # Not an outage: asking again gets the same answer, so it carries its status.
+            raise ClientError(
+                f"the DAIG server at {self.server} sent an answer this client cannot read "
+                f"(is it another version?): {exc}",
+                status=response.status_code,
+                reason="unreadable_answer",
+            ) from exc
 
     # --- accounts ---------------------------------------------------------------------------
-    def signup(self, username: str, password: str) -> dict[str, Any]:
-        return dict(
-            self.json("POST", "/v1/auth/signup", json={"username": username, "password": password})
-        )
+    def signup(self, username: str, password: str) -> UserOut:
+        body = {"username": username, "password": password}
+        return self.call(UserOut, "POST", "/v1/auth/signup", json=body)
 
     def login(self, username: str, password: str) -> str:
-        body = self.json(
-            "POST", "/v1/auth/token", data={"username": username, "password": password}
-        )
-        self.token = str(body["access_token"])
+        body = {"username": username, "password": password}
+        self.token = self.call(Token, "POST", "/v1/auth/token", data=body).access_token
         return self.token
 
-    def me(self) -> dict[str, Any]:
-        return dict(self.json("GET", "/v1/users/me"))
+    def me(self) -> UserOut:
+        return self.call(UserOut, "GET", "/v1/users/me")
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> Health:
+        """The server's ``/healthz`` report, degraded (HTTP 503) or not."""
         try:
             response = self._http.get("/healthz")
         except httpx.TransportError as exc:
             raise ClientError(f"cannot reach the DAIG server at {self.server} ({exc})") from exc
-        return dict(response.json())
+        if response.status_code not in (200, 503):
+            raise_for_status(response)
+        return self._parse(Health, response)
 
     # --- projects ---------------------------------------------------------------------------
-    def create_project(self, name: str, params: Hyperparameters) -> dict[str, Any]:
+    def create_project(self, name: str, params: Hyperparameters) -> ProjectOut:
         body = params.model_dump() | {"name": name}
-        return dict(self.json("POST", "/v1/projects", json=body))
+        return self.call(ProjectOut, "POST", "/v1/projects", json=body)
 
-    def projects(self) -> list[dict[str, Any]]:
-        return list(self.json("GET", "/v1/projects"))
+    def projects(self) -> list[ProjectOut]:
+        return self.call(list[ProjectOut], "GET", "/v1/projects")
 
-    def project(self, project_id: str | uuid.UUID) -> dict[str, Any]:
-        return dict(self.json("GET", f"/v1/projects/{project_id}"))
+    def project(self, project_id: str | uuid.UUID) -> ProjectOut:
+        return self.call(ProjectOut, "GET", f"/v1/projects/{project_id}")
 
-    def rounds(self, project_id: str | uuid.UUID) -> list[dict[str, Any]]:
-        return list(self.json("GET", f"/v1/projects/{project_id}/rounds"))
+    def rounds(self, project_id: str | uuid.UUID) -> list[RoundOut]:
+        return self.call(list[RoundOut], "GET", f"/v1/projects/{project_id}/rounds")
 
-    def pause(self, project_id: str | uuid.UUID) -> dict[str, Any]:
-        return dict(self.json("POST", f"/v1/projects/{project_id}/pause"))
+    def pause(self, project_id: str | uuid.UUID) -> ProjectOut:
+        return self.call(ProjectOut, "POST", f"/v1/projects/{project_id}/pause")
 
-    def resume(self, project_id: str | uuid.UUID) -> dict[str, Any]:
-        return dict(self.json("POST", f"/v1/projects/{project_id}/resume"))
+    def resume(self, project_id: str | uuid.UUID) -> ProjectOut:
+        return self.call(ProjectOut, "POST", f"/v1/projects/{project_id}/resume")
 
-    def cancel(self, project_id: str | uuid.UUID) -> dict[str, Any]:
-        return dict(self.json("POST", f"/v1/projects/{project_id}/cancel"))
+    def cancel(self, project_id: str | uuid.UUID) -> ProjectOut:
+        return self.call(ProjectOut, "POST", f"/v1/projects/{project_id}/cancel")
+
+    def files(self, project_id: str | uuid.UUID) -> list[FileOut]:
+        return self.call(list[FileOut], "GET", f"/v1/projects/{project_id}/files")
 
     def delete_project(self, project_id: str | uuid.UUID) -> None:
         self.request("DELETE", f"/v1/projects/{project_id}")
 
-    def start(self, project_id: str | uuid.UUID) -> dict[str, Any]:
-        return dict(self.json("POST", f"/v1/projects/{project_id}/start"))
+    def start(self, project_id: str | uuid.UUID) -> ProjectOut:
+        return self.call(ProjectOut, "POST", f"/v1/projects/{project_id}/start")
 
     def upload_file(
         self, project_id: str | uuid.UUID, kind: str, path: Path, progress: Progress | None = None
-    ) -> dict[str, Any]:
+    ) -> FileOut:
         """Stream ``path`` as the project's ``kind`` file (model, data or labels)."""
         size = path.stat().st_size
-        return dict(
-            self.json(
-                "PUT",
-                f"/v1/projects/{project_id}/files/{kind}",
-                params={"filename": path.name},
-                content=_read_chunks(path, progress),
-                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
-                timeout=None,
-            )
+        return self.call(
+            FileOut,
+            "PUT",
+            f"/v1/projects/{project_id}/files/{kind}",
+            params={"filename": path.name},
+            content=_read_chunks(path, progress),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+            timeout=None,
         )
 
     def download_model(
@@ -133,8 +175,8 @@ class DaigClient:
         project_id: str | uuid.UUID,
         target: Path,
         progress: Callable[[int, int | None], None] | None = None,
-    ) -> dict[str, str]:
-        """Save the current model to ``target``; returns the response headers of interest."""
+    ) -> DownloadedModel:
+        """Save the current model to ``target``."""
         try:
             with self._http.stream(
                 "GET", f"/v1/projects/{project_id}/model", headers=self._headers(), timeout=None
@@ -150,39 +192,42 @@ class DaigClient:
                         if progress:
                             progress(len(chunk), total)
                 temp.replace(target)
-                return {"weights_version": response.headers.get("x-daig-weights-version", "")}
+                version = response.headers.get("x-daig-weights-version", "")
+                return DownloadedModel(weights_version=version)
         except httpx.TransportError as exc:
             raise ClientError(f"cannot reach the DAIG server at {self.server} ({exc})") from exc
 
     # --- providers --------------------------------------------------------------------------
-    def provider_config(self) -> dict[str, Any]:
-        return dict(self.json("GET", "/v1/provider/config"))
+    def provider_config(self) -> ProviderConfig:
+        return self.call(ProviderConfig, "GET", "/v1/provider/config")
 
-    def claim(self, task_id: str | uuid.UUID, agent_id: str) -> dict[str, Any]:
-        return dict(self.json("POST", f"/v1/tasks/{task_id}/claim", json={"agent_id": agent_id}))
+    def claim(self, task_id: str | uuid.UUID, agent_id: str) -> ClaimGrant:
+        body = {"agent_id": agent_id}
+        return self.call(ClaimGrant, "POST", f"/v1/tasks/{task_id}/claim", json=body)
 
-    def heartbeat(self, claim_id: str | uuid.UUID) -> dict[str, Any]:
-        return dict(self.json("POST", f"/v1/claims/{claim_id}/heartbeat"))
+    def heartbeat(self, claim_id: str | uuid.UUID) -> Lease:
+        return self.call(Lease, "POST", f"/v1/claims/{claim_id}/heartbeat")
 
     def release(self, claim_id: str | uuid.UUID) -> None:
         self.request("POST", f"/v1/claims/{claim_id}/release")
 
     # --- credits ----------------------------------------------------------------------------
-    def credits(self) -> dict[str, Any]:
+    def credits(self) -> BalanceOut:
         """Balance, granted, earned, spent, committed and available credits."""
-        return dict(self.json("GET", "/v1/credits"))
+        return self.call(BalanceOut, "GET", "/v1/credits")
 
-    def credit_history(self, limit: int = 100) -> list[dict[str, Any]]:
-        return list(self.json("GET", "/v1/credits/history", params={"limit": limit}))
+    def credit_history(self, limit: int = 100) -> list[HistoryLineOut]:
+        path = "/v1/credits/history"
+        return self.call(list[HistoryLineOut], "GET", path, params={"limit": limit})
 
-    def project_cost(self, project_id: str | uuid.UUID) -> dict[str, Any]:
-        return dict(self.json("GET", f"/v1/projects/{project_id}/cost"))
+    def project_cost(self, project_id: str | uuid.UUID) -> ProjectCostOut:
+        return self.call(ProjectCostOut, "GET", f"/v1/projects/{project_id}/cost")
 
     def leaderboard(
         self, project_id: str | uuid.UUID | None = None, limit: int = 20
-    ) -> list[dict[str, Any]]:
+    ) -> list[ContributorOut]:
         path = f"/v1/projects/{project_id}/leaderboard" if project_id else "/v1/leaderboard"
-        return list(self.json("GET", path, params={"limit": limit}))
+        return self.call(list[ContributorOut], "GET", path, params={"limit": limit})
 
 
 def raise_for_status(response: httpx.Response) -> None:

@@ -32,9 +32,9 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from daig.contract.messages import TrainTask
 from daig.db import raw
 from daig.db.models import Project, Round, TaskState
-from daig.messages import TrainTask
 from daig.outbox import Staged, stage
 from daig.planning import round_shards
 from daig.settings import Settings

@@ -19,8 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from daig import metrics
+from daig.contract.messages import Message, TrainTask
 from daig.db import raw
-from daig.messages import Message, TrainTask
 from daig.publishing import ConfirmingChannel, Outgoing
 from daig.topology import Route
 

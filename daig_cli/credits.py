@@ -6,13 +6,15 @@ training. Results go to stdout (tables), errors to stderr.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from daig.client import ClientError, DaigClient
+from daig.contract.http import HistoryLineOut
 from daig_cli import session
 from daig_cli.output import fail
 from daig_cli.project import PasswordOpt, ServerOpt, UserOpt
@@ -21,6 +23,7 @@ app = typer.Typer(
     help="Your credits: earned by volunteering, spent by your projects.", no_args_is_help=True
 )
 out = Console()
+T = TypeVar("T")
 
 
 def _table(*columns: tuple[str, str], show_header: bool = True) -> Table:
@@ -36,7 +39,7 @@ def _table(*columns: tuple[str, str], show_header: bool = True) -> Table:
     return table
 
 
-def _ask(client: DaigClient, call: Any, *args: Any) -> Any:
+def _ask(client: DaigClient, call: Callable[..., T], *args: Any) -> T:
     try:
         return call(*args)
     except ClientError as exc:
@@ -59,7 +62,7 @@ def balance(server: str = ServerOpt, user: str = UserOpt, password: str = Passwo
         ("still to be spent (unfinished projects)", "committed"),
         ("available for new projects", "available"),
     ):
-        table.add_row(label, f"{totals[key]:,}")
+        table.add_row(label, f"{getattr(totals, key):,}")
     out.print(table)
 
 
@@ -78,19 +81,19 @@ def history(
     )
     for line in lines:
         table.add_row(
-            line["at"][5:19].replace("T", " "),
-            f"{line['amount']:+,}",
-            f"{line['balance_after']:,}",
+            line.at.strftime("%m-%d %H:%M:%S"),
+            f"{line.amount:+,}",
+            f"{line.balance_after:,}",
             _what(line),
         )
     out.print(table if lines else "no entries yet")
 
 
-def _what(line: dict[str, Any]) -> str:
-    if line["kind"] == "grant":
+def _what(line: HistoryLineOut) -> str:
+    if line.kind == "grant":
         return "sign-up grant"
-    verb = "earned" if line["amount"] > 0 else "paid"
-    return f"{verb}, project {(line['project_id'] or '')[:8]}, {line['memo']}"
+    verb = "earned" if line.amount > 0 else "paid"
+    return f"{verb}, project {str(line.project_id or '')[:8]}, {line.memo}"
 
 
 @app.command()
@@ -103,15 +106,15 @@ def cost(
     """What one of your projects has cost so far, and its estimate in all."""
     client = session.connect(server, user, password)
     report = _ask(client, client.project_cost, project_id)
-    estimate = report["estimate"]
+    estimate = report.estimate
     table = _table(("", "left"), ("credits", "right"), show_header=False)
     table.add_row(
         "estimate",
         "unknown until model and data are uploaded" if estimate is None else f"{estimate:,}",
     )
-    table.add_row("spent so far", f"{report['spent']:,} ({report['paid_tasks']} tasks)")
-    if report["remaining"] is not None:
-        table.add_row("still to spend", f"{report['remaining']:,}")
+    table.add_row("spent so far", f"{report.spent:,} ({report.paid_tasks} tasks)")
+    if report.remaining is not None:
+        table.add_row("still to spend", f"{report.remaining:,}")
     out.print(table)
 
 
@@ -131,7 +134,7 @@ def leaderboard(
         ("#", "right"), ("contributor", "left"), ("credits", "right"), ("tasks", "right")
     )
     for row in rows:
-        table.add_row(str(row["rank"]), row["username"], f"{row['credits']:,}", str(row["tasks"]))
+        table.add_row(str(row.rank), row.username, f"{row.credits:,}", str(row.tasks))
     out.print(table if rows else "no accepted work yet")
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from daig.client import DaigClient
+from daig.contract.http import ProjectOut
 from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
 from daig_cli.cluster import LocalCluster
@@ -73,22 +75,22 @@ def _run(cluster: LocalCluster, providers: int) -> int:
         client.login(USER, PASSWORD)
         project = client.create_project("digits-demo", DEMO_PARAMS)
         for kind in ("model", "data", "labels"):
-            client.upload_file(project["id"], kind, getattr(files, kind))
+            client.upload_file(project.id, kind, getattr(files, kind))
         began = time.perf_counter()
-        client.start(project["id"])
-        final = _follow(client, project["id"])
+        client.start(project.id)
+        final = _follow(client, project.id)
         wall = time.perf_counter() - began
-        if final["state"] != "done":
-            console.print(f"[red]project {final['state']}: {final.get('error')}[/]")
+        if final.state != "done":
+            console.print(f"[red]project {final.state}: {final.error}[/]")
             return 1
         model_path = work / "trained.h5"
-        client.download_model(project["id"], model_path)
-        if not _report_credits(client, api_url, project["id"], providers):
+        client.download_model(project.id, model_path)
+        if not _report_credits(client, api_url, project.id, providers):
             return 1
     return _report(files, model_path, wall, providers)
 
 
-def _report_credits(client: DaigClient, api_url: str, project_id: str, providers: int) -> bool:
+def _report_credits(client: DaigClient, api_url: str, project_id: UUID, providers: int) -> bool:
     """Each volunteer's earned credit and the requestor's spend; True if they agree exactly."""
     table = Table(title="credits (1 credit = 1 sample x epoch x model parameter)")
     table.add_column("account")
@@ -96,34 +98,34 @@ def _report_credits(client: DaigClient, api_url: str, project_id: str, providers
     table.add_column("earned", justify="right")
     table.add_column("spent", justify="right")
     earned_total = 0
-    board = {row["username"]: row for row in client.leaderboard(project_id, limit=providers)}
+    board = {row.username: row for row in client.leaderboard(project_id, limit=providers)}
     for index in range(providers):
         name = VOLUNTEER.format(index + 1)
         with DaigClient(api_url) as volunteer:
             volunteer.login(name, PASSWORD)
-            earned = int(volunteer.credits()["earned"])
+            earned = volunteer.credits().earned
         earned_total += earned
-        tasks = board.get(name, {}).get("tasks", 0)
+        tasks = board[name].tasks if name in board else 0
         table.add_row(f"provider {name}", str(tasks), f"{earned:,}", "")
-    spent = int(client.credits()["spent"])
+    spent = client.credits().spent
     cost = client.project_cost(project_id)
-    table.add_row(f"requestor {USER}", str(cost["paid_tasks"]), "", f"{spent:,}", end_section=True)
+    table.add_row(f"requestor {USER}", str(cost.paid_tasks), "", f"{spent:,}", end_section=True)
     table.add_row("providers' total", "", f"{earned_total:,}", "")
     console.print(table)
-    if earned_total != spent or spent != cost["spent"]:
+    if earned_total != spent or spent != cost.spent:
         console.print(
             f"[red]the ledger does not agree: providers earned {earned_total:,}, "
-            f"the requestor spent {spent:,}, the project cost {cost['spent']:,}[/]"
+            f"the requestor spent {spent:,}, the project cost {cost.spent:,}[/]"
         )
         return False
     console.print(
         f"[green]providers earned exactly what the requestor spent: {spent:,} credits "
-        f"(estimate {cost['estimate']:,})[/]"
+        f"(estimate {cost.estimate:,})[/]"
     )
     return True
 
 
-def _follow(client: DaigClient, project_id: str) -> dict[str, Any]:
+def _follow(client: DaigClient, project_id: UUID) -> ProjectOut:
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -133,21 +135,21 @@ def _follow(client: DaigClient, project_id: str) -> dict[str, Any]:
         console=console,
     ) as progress:
         project = client.project(project_id)
-        bar = progress.add_task("training", total=project["total_rounds"] or 1, detail="")
-        while project["state"] not in ("done", "failed", "cancelled"):
+        bar = progress.add_task("training", total=project.total_rounds or 1, detail="")
+        while project.state not in ("done", "failed", "cancelled"):
             time.sleep(0.5)
             project = client.project(project_id)
-            metrics = project.get("latest_metrics") or {}
-            detail = f"{project['active_contributors']} working  " + (
+            metrics = project.latest_metrics or {}
+            detail = f"{project.active_contributors} working  " + (
                 f"train loss {metrics['loss']:.3f} acc {metrics['accuracy']:.3f}"
                 if "loss" in metrics and "accuracy" in metrics
                 else ""
             )
-            progress.update(bar, completed=project["round"], detail=detail)
+            progress.update(bar, completed=project.round, detail=detail)
     for r in client.rounds(project_id):
-        m = r.get("metrics") or {}
+        m = r.metrics or {}
         console.print(
-            f"  round {r['index']}: {r['accepted']} results, train loss "
+            f"  round {r.index}: {r.accepted} results, train loss "
             f"{m.get('loss', float('nan')):.3f}, accuracy {m.get('accuracy', 0):.3f}"
         )
     return project

@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 from daig.client import ClientError, DaigClient
+from daig.contract.http import ProjectOut
 from daig.hyperparams import Hyperparameters, check_against_data
 from daig.npy import NpyHeader
 from daig.trusted import TRUST_EXPLANATION, is_object_array, numeric_copy
@@ -122,21 +123,21 @@ def _create_and_upload(
     client: DaigClient,
 ) -> str:
     try:
-        project = client.create_project(name, params)
-        console.print(f"created project [bold]{project['id']}[/]")
+        project_id = str(client.create_project(name, params).id)
+        console.print(f"created project [bold]{project_id}[/]")
         try:
-            _upload(client, project["id"], files)
+            _upload(client, project_id, files)
         except (ClientError, KeyboardInterrupt):
-            _discard(client, project["id"])
+            _discard(client, project_id)
             raise
         if start or wait:
-            client.start(project["id"])
+            client.start(project_id)
             console.print("training started")
         if wait:
-            _wait(client, project["id"])
+            _wait(client, project_id)
     except ClientError as exc:
         fail(str(exc))
-    return str(project["id"])
+    return project_id
 
 
 def _check_locally(files: dict[str, Path], params: Hyperparameters) -> None:
@@ -223,31 +224,31 @@ def status(
             "closed",
         )
         for r in rounds:
-            metrics = r.get("metrics") or {}
-            evaluation = r.get("evaluation") or {}
+            metrics = r.metrics or {}
+            evaluation = r.evaluation or {}
             table.add_row(
-                str(r["index"]),
-                str(r["accepted"]),
-                str(r["rejected"]),
+                str(r.index),
+                str(r.accepted),
+                str(r.rejected),
                 _fmt(metrics.get("loss")),
                 _fmt(metrics.get("accuracy")),
                 _fmt(evaluation.get("loss")) if "error" not in evaluation else "error",
                 _fmt(evaluation.get("accuracy") or evaluation.get("compile_metrics")),
-                (r["closed_at"] or "open")[:19],
+                r.closed_at.isoformat()[:19] if r.closed_at else "open",
             )
         console.print(table)
 
 
-def _summary(project: dict[str, Any]) -> str:
-    total = project["total_rounds"] or "?"
+def _summary(project: ProjectOut) -> str:
+    total = project.total_rounds or "?"
     line = (
-        f"[bold]{project['name']}[/] {project['id']}\n"
-        f"state: [bold]{project['state']}[/]  round {project['round']} of {total}  "
-        f"accepted tasks {project['accepted_tasks']}/{project['total_task_results'] or '?'}  "
-        f"active contributors {project['active_contributors']}"
+        f"[bold]{project.name}[/] {project.id}\n"
+        f"state: [bold]{project.state}[/]  round {project.round} of {total}  "
+        f"accepted tasks {project.accepted_tasks}/{project.total_task_results or '?'}  "
+        f"active contributors {project.active_contributors}"
     )
-    if project.get("error"):
-        line += f"\n[red]error: {project['error']}[/]"
+    if project.error:
+        line += f"\n[red]error: {project.error}[/]"
     return line
 
 
@@ -260,7 +261,7 @@ def _lifecycle(
 ) -> None:
     client = session.connect(server, user, password)
     try:
-        project = getattr(client, action)(project_id)
+        project: ProjectOut = getattr(client, action)(project_id)
     except ClientError as exc:
         fail(str(exc))
     console.print(_summary(project))
@@ -316,11 +317,11 @@ def list_projects(
     table = Table("id", "name", "state", "round", "progress")
     for p in projects:
         table.add_row(
-            p["id"],
-            p["name"],
-            p["state"],
-            f"{p['round']}/{p['total_rounds'] or '?'}",
-            f"{p['progress']:.0%}",
+            str(p.id),
+            p.name,
+            p.state,
+            f"{p.round}/{p.total_rounds or '?'}",
+            f"{p.progress:.0%}",
         )
     console.print(table)
 
@@ -349,7 +350,7 @@ def _wait(client: DaigClient, project_id: str) -> None:
         bar = progress.add_task("queued", total=None, metrics="", rounds="?")
         while True:
             project = client.project(project_id)
-            metrics = project.get("latest_metrics") or {}
+            metrics = project.latest_metrics or {}
             shown = "  ".join(
                 f"{k} {v:.3f}"
                 for k, v in metrics.items()
@@ -357,18 +358,18 @@ def _wait(client: DaigClient, project_id: str) -> None:
             )
             progress.update(
                 bar,
-                description=project["state"],
-                total=project["total_rounds"],
-                completed=project["round"],
+                description=project.state,
+                total=project.total_rounds,
+                completed=project.round,
                 metrics=shown,
-                rounds=f"{project['round']}/{project['total_rounds'] or '?'}",
+                rounds=f"{project.round}/{project.total_rounds or '?'}",
             )
-            if project["state"] in TERMINAL:
+            if project.state in TERMINAL:
                 break
             time.sleep(1.0)
-    if project["state"] != "done":
-        fail(f"project {project['state']}: {project.get('error') or 'see daig project status'}")
-    console.print(f"[green]training finished[/] after {project['total_rounds']} rounds")
+    if project.state != "done":
+        fail(f"project {project.state}: {project.error or 'see daig project status'}")
+    console.print(f"[green]training finished[/] after {project.total_rounds} rounds")
 
 
 @app.command()
@@ -397,5 +398,5 @@ def download(
             info = client.download_model(project_id, output, progress=advance)
         except ClientError as exc:
             fail(str(exc))
-    version = info.get("weights_version") or "as uploaded"
+    version = info.weights_version or "as uploaded"
     console.print(f"saved {output} (weights version {version})")

@@ -149,7 +149,7 @@ def signup(
                 fail(f"user {user} exists but cannot log in: {login_error}")
             console.print(f"user [bold]{user}[/] already exists on {server}")
             return
-    console.print(f"created user [bold]{created['username']}[/] on {server}")
+    console.print(f"created user [bold]{created.username}[/] on {server}")
 
 
 def _signup_hint(exc: Exception, server: str, user: str) -> str:
@@ -174,13 +174,12 @@ def health(
             report = client.health()
         except ClientError as exc:
             fail(str(exc))
-    for part in ("database", "broker"):
-        state = report.get(part, {})
-        mark = "[green]ok[/]" if state.get("ok") else f"[red]down[/] ({state.get('error')})"
+    for part, state in (("database", report.database), ("broker", report.broker)):
+        mark = "[green]ok[/]" if state.ok else f"[red]down[/] ({state.error})"
         console.print(f"{part:<9} {mark}")
-    for queue, depth in (report.get("broker", {}).get("queues") or {}).items():
+    for queue, depth in (report.broker.queues or {}).items():
         console.print(f"  {queue:<24} {depth:>6} ready")
-    if report.get("status") != "ok":
+    if report.status != "ok":
         raise typer.Exit(1)
 
 

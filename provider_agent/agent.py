@@ -31,8 +31,9 @@ from pika.exceptions import AMQPConnectionError, AMQPError
 
 from daig.broker import BrokerSession, Delivery, Outcome, run_consumer
 from daig.client import ClientError, DaigClient
+from daig.contract.http import ClaimGrant, RemoteArray
+from daig.contract.messages import TrainResult, TrainTask, decode
 from daig.logs import log_context
-from daig.messages import TrainResult, TrainTask, decode
 from daig.topology import TASKS, Route, result_route
 from provider_agent import fetch
 from provider_agent.cache import ShardCache
@@ -83,8 +84,8 @@ class ProviderAgent:
                 self._trainer.start()  # TensorFlow imports while we log in and connect
             self._client.login(self.config.username, self.config.password)
             broker = self._client.provider_config()
-            self._user_id = int(broker["user_id"])
-            self._broker_user = str(broker["broker_user"])
+            self._user_id = broker.user_id
+            self._broker_user = broker.broker_user
             log.info("agent %s: volunteering as user %s", self.agent_id, self.config.username)
             while not self.stop.is_set():
                 self._wait_until_polite()
@@ -94,7 +95,7 @@ class ProviderAgent:
                 # Consume only while polite: a paused agent holds no task message.
                 consuming = threading.Event()
                 run_consumer(
-                    broker["amqp_url"],
+                    broker.amqp_url,
                     TASKS.queue,
                     self._on_task,
                     consuming,
@@ -192,7 +193,7 @@ class ProviderAgent:
             return Outcome.REQUEUE
         self._set_status("training", grant)
         try:
-            with log_context(project=grant["project_id"], round=grant["round"]):
+            with log_context(project=grant.project_id, round=grant.round):
                 return self._work(grant, broker)
         except TrainingCancelled:
             return self._give_back(grant)
@@ -205,11 +206,11 @@ class ProviderAgent:
             if not self.stop.is_set():
                 self._keep_trainer_warm()  # a child killed mid-task is replaced at once
 
-    def _work(self, grant: dict[str, Any], broker: BrokerSession) -> Outcome:
+    def _work(self, grant: ClaimGrant, broker: BrokerSession) -> Outcome:
         keepalive = KeepAlive(
             broker,
-            lambda: self._call(self._client.heartbeat, grant["claim_id"]),
-            float(grant["lease_seconds"]),
+            lambda: self._call(self._client.heartbeat, grant.claim_id),
+            grant.lease_seconds,
         )
         timings = Stopwatch()
         with tempfile.TemporaryDirectory(prefix="daig-task-") as directory:
@@ -218,7 +219,7 @@ class ProviderAgent:
                 with timings.phase("download"):
                     job = self._retrying(lambda: self._prepare(grant, work), keepalive.wait)
             except (fetch.FetchError, _Transient, OSError) as exc:
-                log.warning("task %s: download failed (%s); giving it back", grant["task_id"], exc)
+                log.warning("task %s: download failed (%s); giving it back", grant.task_id, exc)
                 self.status.last_error = str(exc)
                 return self._give_back(grant)
             with timings.phase("train"):
@@ -229,20 +230,18 @@ class ProviderAgent:
                     on_progress=lambda f: setattr(self.status, "progress", f),
                 )
             delta = Path(job.delta_path).read_bytes() if outcome.ok else b""
-            inline = outcome.ok and len(delta) <= int(grant.get("inline_max_bytes", 0))
+            inline = outcome.ok and len(delta) <= grant.inline_max_bytes
             if outcome.ok and not inline:
                 try:
                     with timings.phase("upload"):
                         self._retrying(lambda: self._upload(grant, delta), keepalive.wait)
                 except (fetch.FetchError, _Transient) as exc:
-                    log.warning(
-                        "task %s: upload failed (%s); giving it back", grant["task_id"], exc
-                    )
+                    log.warning("task %s: upload failed (%s); giving it back", grant.task_id, exc)
                     return self._give_back(grant)
         timings.seconds |= {"fit": outcome.fit_seconds, "encode": outcome.encode_seconds}
         timings.seconds |= outcome.timings  # wait_ready, load, trace, setup (trainer.py)
         result = result_message(grant, outcome, delta, inline, timings.seconds, self._user_id)
-        self._send(result_route(grant["result_routing_key"]), result, broker, keepalive)
+        self._send(result_route(grant.result_routing_key), result, broker, keepalive)
         self._count(grant, outcome, result)
         return Outcome.ACK
 
@@ -262,10 +261,10 @@ class ProviderAgent:
         # back, and by then our result is published (so the task is done or ours).
         raise AMQPConnectionError("broker connection lost with a result to publish")
 
-    def _count(self, grant: dict[str, Any], outcome: TrainOutcome, result: TrainResult) -> None:
+    def _count(self, grant: ClaimGrant, outcome: TrainOutcome, result: TrainResult) -> None:
         if not outcome.ok:
             self.status.last_error = outcome.error
-            log.warning("task %s: training failed: %s", grant["task_id"], outcome.error)
+            log.warning("task %s: training failed: %s", grant.task_id, outcome.error)
             return
         self.status.tasks_done += 1
         self.status.seconds_contributed += outcome.fit_seconds
@@ -273,57 +272,55 @@ class ProviderAgent:
             self.stop.set()
         log.info(
             "project %s round %s task %s: result %s sent (%.1f s fit)",
-            grant["project_id"],
-            grant["round"],
-            grant["task_id"],
+            grant.project_id,
+            grant.round,
+            grant.task_id,
             result.message_id,
             outcome.fit_seconds,
         )
 
-    def _prepare(self, grant: dict[str, Any], work: Path) -> TrainJob:
+    def _prepare(self, grant: ClaimGrant, work: Path) -> TrainJob:
         """Fetch what the task needs; the child loads the model and traces its training step
         while the rows download."""
         model = fetch.cached_model(
-            self._http, grant["model_url"], grant["model_sha256"], self.config.cache_dir / "models"
+            self._http, grant.model_url, grant.model_sha256, self.config.cache_dir / "models"
         )
-        self._trainer.prepare(str(model), grant["model_sha256"], _rows_like(grant))
+        self._trainer.prepare(str(model), grant.model_sha256, _rows_like(grant))
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="fetch") as pool:
             weights = pool.submit(self._weights, grant, work / "w.dwt")
-            x = pool.submit(self._shard, grant, "data", work / "x.npy")
-            y = pool.submit(self._shard, grant, "labels", work / "y.npy")
+            x = pool.submit(self._shard, grant, "data", grant.data, work / "x.npy")
+            y = pool.submit(self._shard, grant, "labels", grant.labels, work / "y.npy")
             paths = weights.result(), x.result(), y.result()
         return TrainJob(
             model_path=str(model),
-            model_sha256=grant["model_sha256"],
+            model_sha256=grant.model_sha256,
             weights_path=str(paths[0]),
-            weight_schema=grant["weight_schema"],
+            weight_schema=grant.weight_schema,
             x_path=str(paths[1]),
             y_path=str(paths[2]),
-            epochs=grant["epochs"],
-            batch_size=grant["batch_size"],
-            validation_split=grant["validation_split"],
+            epochs=grant.epochs,
+            batch_size=grant.batch_size,
+            validation_split=grant.validation_split,
             delta_path=str(work / "delta.dwt"),
-            delta_codec=str(grant.get("delta_codec", "fp32")),
+            delta_codec=grant.delta_codec,
         )
 
-    def _weights(self, grant: dict[str, Any], target: Path) -> Path:
+    def _weights(self, grant: ClaimGrant, target: Path) -> Path:
         """The round's global weights: inside the grant for small models, else downloaded."""
-        inline = grant.get("weights_inline")
-        if inline is not None:
-            return fetch.write_inline(inline, target)
-        return fetch.download(self._http, grant["weights_url"], target)
+        if grant.weights_inline is not None:
+            return fetch.write_inline(grant.weights_inline, target)
+        return fetch.download(self._http, grant.weights_url, target)
 
-    def _shard(self, grant: dict[str, Any], kind: str, target: Path) -> Path:
-        remote = grant[kind]
-        key = f"{grant['project_id']}/{kind}-{remote['byte_start']}-{remote['byte_end']}.npy"
+    def _shard(self, grant: ClaimGrant, kind: str, remote: RemoteArray, target: Path) -> Path:
+        key = f"{grant.project_id}/{kind}-{remote.byte_start}-{remote.byte_end}.npy"
         if not self._shards.get(key, target):
             fetch.shard(self._http, remote, target)
             self._shards.put(key, target)
         return target
 
-    def _upload(self, grant: dict[str, Any], delta: bytes) -> None:
+    def _upload(self, grant: ClaimGrant, delta: bytes) -> None:
         try:
-            response = self._http.put(grant["result_url"], content=delta)
+            response = self._http.put(grant.result_url, content=delta)
         except httpx.TransportError as exc:
             raise fetch.FetchUnavailable(f"result upload failed: {exc}") from exc
         if response.status_code >= 500:
@@ -331,13 +328,13 @@ class ProviderAgent:
         if response.status_code >= 300:
             raise fetch.FetchError(f"result upload refused with HTTP {response.status_code}")
 
-    def _give_back(self, grant: dict[str, Any]) -> Outcome:
+    def _give_back(self, grant: ClaimGrant) -> Outcome:
         try:
-            self._call(self._client.release, grant["claim_id"])
-            log.info("task %s: given back", grant["task_id"])
+            self._call(self._client.release, grant.claim_id)
+            log.info("task %s: given back", grant.task_id)
             return Outcome.ACK  # the scheduler publishes it again
         except ClientError as exc:
-            log.warning("task %s: release failed (%s); requeueing", grant["task_id"], exc)
+            log.warning("task %s: release failed (%s); requeueing", grant.task_id, exc)
             return Outcome.REQUEUE
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -371,20 +368,20 @@ class ProviderAgent:
                 wait(backoff)
                 backoff = min(backoff * 2, 10.0)
 
-    def _set_status(self, state: str, grant: dict[str, Any]) -> None:
+    def _set_status(self, state: str, grant: ClaimGrant) -> None:
         self.status.state = state
-        self.status.project_id = str(grant["project_id"])
-        self.status.task_id = str(grant["task_id"])
-        self.status.round = int(grant["round"])
+        self.status.project_id = str(grant.project_id)
+        self.status.task_id = str(grant.task_id)
+        self.status.round = grant.round
         self.status.progress = 0.0
 
 
-def _rows_like(grant: dict[str, Any]) -> RowsLike:
+def _rows_like(grant: ClaimGrant) -> RowsLike:
     """The task's rows as far as tracing the model's training step is concerned."""
     return RowsLike(
-        x_dtype=str(grant["data"]["dtype"]),
-        x_row_shape=[int(n) for n in grant["data"]["row_shape"]],
-        y_dtype=str(grant["labels"]["dtype"]),
-        y_row_shape=[int(n) for n in grant["labels"]["row_shape"]],
-        validation=float(grant["validation_split"]) > 0,
+        x_dtype=grant.data.dtype,
+        x_row_shape=list(grant.data.row_shape),
+        y_dtype=grant.labels.dtype,
+        y_row_shape=list(grant.labels.row_shape),
+        validation=grant.validation_split > 0,
     )

@@ -7,12 +7,13 @@ import binascii
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import httpx
 import numpy as np
 from numpy.lib import format as npformat
 
+from daig.contract.http import RemoteArray
 from daig.npy import NpyHeader
 
 CHUNK = 1024 * 1024
@@ -78,17 +79,15 @@ def write_inline(encoded: str, target: Path) -> Path:
     return target
 
 
-def shard(http: httpx.Client, remote: dict[str, Any], target: Path) -> Path:
+def shard(http: httpx.Client, remote: RemoteArray, target: Path) -> Path:
     """Fetch only this shard's rows (an HTTP Range) and save them as a small ``.npy``.
 
     The rows are streamed into the file a chunk at a time, so the agent never holds a shard
     in memory (the training child loads it), and a response that is not the range asked for
     is refused before its body is read.
     """
-    start, end = int(remote["byte_start"]), int(remote["byte_end"])
-    header = NpyHeader(
-        dtype=remote["dtype"], shape=(int(remote["rows"]), *remote["row_shape"]), data_offset=0
-    )
+    start, end = remote.byte_start, remote.byte_end
+    header = NpyHeader(dtype=remote.dtype, shape=(remote.rows, *remote.row_shape), data_offset=0)
     if header.data_bytes != end - start:
         raise FetchError(
             f"the shard's {header.rows} rows are {header.data_bytes} bytes but its byte range "
@@ -97,7 +96,7 @@ def shard(http: httpx.Client, remote: dict[str, Any], target: Path) -> Path:
     received = 0
     try:
         with http.stream(
-            "GET", remote["url"], headers={"Range": f"bytes={start}-{end - 1}"}
+            "GET", remote.url, headers={"Range": f"bytes={start}-{end - 1}"}
         ) as response:
             if response.status_code >= 500:
                 raise FetchUnavailable(f"shard download failed with HTTP {response.status_code}")

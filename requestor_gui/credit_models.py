@@ -6,10 +6,12 @@ the balance after it; provider mode lists what each accepted task earned.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from PyQt5.QtCore import QModelIndex, QObject, Qt
 
+from daig.contract.http import HistoryLineOut
 from requestor_gui.table_model import RowsTableModel
 
 KIND_TEXT = {"grant": "sign-up grant", "work": "training"}
@@ -19,9 +21,9 @@ def credits_text(amount: int, *, signed: bool = False) -> str:
     return f"{amount:+,}" if signed else f"{amount:,}"
 
 
-def when_text(at: str) -> str:
-    """``2026-11-30T03:01:02.123+00:00`` as ``2026-11-30 03:01:02``."""
-    return at[:19].replace("T", " ")
+def when_text(at: datetime) -> str:
+    """``2026-11-30T03:01:02.123+00:00`` as ``2026-11-30 03:01:02`` (the server's clock, UTC)."""
+    return at.strftime("%Y-%m-%d %H:%M:%S")
 
 
 class CreditHistoryModel(RowsTableModel):
@@ -36,13 +38,13 @@ class CreditHistoryModel(RowsTableModel):
             else ("When (UTC)", "What", "Project", "Amount", "Balance after")
         )
 
-    def set_history(self, lines: list[dict[str, Any]]) -> None:
+    def set_history(self, lines: list[HistoryLineOut]) -> None:
         if self.earnings_only:
-            lines = [line for line in lines if line["kind"] == "work" and line["amount"] > 0]
+            lines = [line for line in lines if line.kind == "work" and line.amount > 0]
         self.replace_rows(lines)
 
-    def line(self, row: int) -> dict[str, Any]:
-        line: dict[str, Any] = self._rows[row]
+    def line(self, row: int) -> HistoryLineOut:
+        line: HistoryLineOut = self._rows[row]
         return line
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -52,7 +54,7 @@ class CreditHistoryModel(RowsTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(line, index.column())
         if role == Qt.ItemDataRole.ToolTipRole:
-            return line.get("memo") or None
+            return line.memo or None
         numeric = 1 if self.earnings_only else 2  # the last columns hold amounts
         if (
             role == Qt.ItemDataRole.TextAlignmentRole
@@ -61,25 +63,25 @@ class CreditHistoryModel(RowsTableModel):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
-    def _text(self, line: dict[str, Any], column: int) -> str:
-        project = (line.get("project_id") or "")[:8] or "—"
+    def _text(self, line: HistoryLineOut, column: int) -> str:
+        project = str(line.project_id or "")[:8] or "—"
         values: tuple[str, ...]
         if self.earnings_only:
             values = (
-                when_text(line["at"]),
+                when_text(line.at),
                 project,
-                (line.get("task_id") or "")[:8],
-                credits_text(line["amount"]),
+                str(line.task_id or "")[:8],
+                credits_text(line.amount),
             )
         else:
-            kind = KIND_TEXT.get(line["kind"], line["kind"])
-            if line["kind"] == "work":
-                kind = "earned for a task" if line["amount"] > 0 else "paid for a task"
+            kind = KIND_TEXT.get(line.kind, line.kind)
+            if line.kind == "work":
+                kind = "earned for a task" if line.amount > 0 else "paid for a task"
             values = (
-                when_text(line["at"]),
+                when_text(line.at),
                 kind,
                 project,
-                credits_text(line["amount"], signed=True),
-                credits_text(line["balance_after"]),
+                credits_text(line.amount, signed=True),
+                credits_text(line.balance_after),
             )
         return values[column]

@@ -7,8 +7,9 @@ from typing import Any
 
 from PyQt5.QtCore import QModelIndex, QObject, Qt
 
+from daig.contract.http import ProjectOut, RoundOut
 from requestor_gui.table_model import RowsTableModel
-from requestor_gui.timing import elapsed_seconds, eta_seconds, format_duration, parse_time
+from requestor_gui.timing import aware, elapsed_seconds, eta_seconds, format_duration
 
 ProgressRole = Qt.ItemDataRole.UserRole + 1  # float 0..1 for the progress bar delegate
 IdRole = Qt.ItemDataRole.UserRole + 2  # the project's id
@@ -28,9 +29,9 @@ def state_label(state: str) -> str:
     return STATE_LABELS.get(state, state.capitalize())
 
 
-def rounds_text(project: dict[str, Any]) -> str:
-    total = project.get("total_rounds")
-    return f"{project.get('round', 0)} of {total}" if total else "—"
+def rounds_text(project: ProjectOut) -> str:
+    total = project.total_rounds
+    return f"{project.round} of {total}" if total else "—"
 
 
 class ProjectTableModel(RowsTableModel):
@@ -40,9 +41,9 @@ class ProjectTableModel(RowsTableModel):
     columns = COLUMNS
     PROGRESS = 3
 
-    def set_projects(self, projects: list[dict[str, Any]]) -> None:
+    def set_projects(self, projects: list[ProjectOut]) -> None:
         """Replace the rows; same projects in the same order only refresh their cells."""
-        same = [p["id"] for p in projects] == [p["id"] for p in self._rows]
+        same = [p.id for p in projects] == [p.id for p in self._rows]
         if same and projects:
             self._rows = list(projects)
             self.dataChanged.emit(
@@ -51,13 +52,13 @@ class ProjectTableModel(RowsTableModel):
             return
         self.replace_rows(projects)
 
-    def project(self, row: int) -> dict[str, Any]:
-        project: dict[str, Any] = self._rows[row]
+    def project(self, row: int) -> ProjectOut:
+        project: ProjectOut = self._rows[row]
         return project
 
     def row_of(self, project_id: str) -> int | None:
         for row, project in enumerate(self._rows):
-            if project["id"] == project_id:
+            if str(project.id) == project_id:
                 return row
         return None
 
@@ -68,26 +69,26 @@ class ProjectTableModel(RowsTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(project, index.column())
         if role == ProgressRole:
-            return float(project.get("progress") or 0.0)
+            return project.progress
         if role == IdRole:
-            return project["id"]
+            return str(project.id)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return project.get("error") or None
+            return project.error or None
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() >= 2:
             return int(Qt.AlignmentFlag.AlignCenter)
         return None
 
-    def _text(self, project: dict[str, Any], column: int) -> str:
+    def _text(self, project: ProjectOut, column: int) -> str:
         if column == 0:
-            return str(project.get("name", ""))
+            return project.name
         if column == 1:
-            return state_label(str(project.get("state", "")))
+            return state_label(project.state)
         if column == 2:
             return rounds_text(project)
         if column == 3:
-            return f"{float(project.get('progress') or 0.0):.0%}"
+            return f"{project.progress:.0%}"
         if column == 4:
-            return str(project.get("active_contributors", 0))
+            return str(project.active_contributors)
         if column == 5:
             return format_duration(elapsed_seconds(project))
         return format_duration(eta_seconds(project))
@@ -115,11 +116,11 @@ def column_title(name: str) -> str:
     return name.replace("_", " ")
 
 
-def round_metrics(r: dict[str, Any]) -> dict[str, Any]:
+def round_metrics(r: RoundOut) -> dict[str, Any]:
     """A round's training metrics plus the aggregator's score of its new model on the
     requestor's validation files (``evaluation``), as ``held_out_loss``/``held_out_accuracy``."""
-    metrics = dict(r.get("metrics") or {})
-    evaluation = r.get("evaluation") or {}
+    metrics = dict(r.metrics or {})
+    evaluation = r.evaluation or {}
     if "error" not in evaluation:
         for name in ("loss", "accuracy"):
             value = evaluation.get(name)
@@ -128,7 +129,7 @@ def round_metrics(r: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
-def metric_names(rounds: list[dict[str, Any]]) -> list[str]:
+def metric_names(rounds: list[RoundOut]) -> list[str]:
     """The loss and accuracy metrics that any round reported, in a stable order."""
     seen: set[str] = set()
     for r in rounds:
@@ -146,10 +147,10 @@ class RoundTableModel(RowsTableModel):
         self.columns = self._columns_for([])
 
     @staticmethod
-    def _columns_for(rounds: list[dict[str, Any]]) -> list[str]:
+    def _columns_for(rounds: list[RoundOut]) -> list[str]:
         return ["Round", "Accepted", "Rejected", *metric_names(rounds), "Closed", "Duration"]
 
-    def set_rounds(self, rounds: list[dict[str, Any]]) -> None:
+    def set_rounds(self, rounds: list[RoundOut]) -> None:
         self.beginResetModel()
         self._rows = list(rounds)
         self.columns = self._columns_for(self._rows)
@@ -168,14 +169,16 @@ class RoundTableModel(RowsTableModel):
             return None
         name = self.columns[index.column()]
         if name == "Round":  # 1-based, like "round r of R" (r rounds closed)
-            return str(int(r.get("index", 0)) + 1)
-        if name in ("Accepted", "Rejected"):
-            return str(r.get(name.lower(), 0))
+            return str(r.index + 1)
+        if name == "Accepted":
+            return str(r.accepted)
+        if name == "Rejected":
+            return str(r.rejected)
         if name == "Closed":
-            closed = parse_time(r.get("closed_at"))
+            closed = aware(r.closed_at)
             return closed.astimezone().strftime("%H:%M:%S") if closed else "open"
         if name == "Duration":
-            return _duration(parse_time(r.get("opened_at")), parse_time(r.get("closed_at")))
+            return _duration(aware(r.opened_at), aware(r.closed_at))
         value = round_metrics(r).get(name)
         return "—" if value is None else f"{float(value):.4f}"
 

@@ -10,9 +10,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from daig.client import ClientError, DaigClient
+from daig.client import ClientError, DaigClient, DownloadedModel
+from daig.contract.http import ProjectOut, RoundOut
 from daig.hyperparams import Hyperparameters
 from requestor_gui.account import Account
 from requestor_gui.errors import Cancelled, describe
@@ -34,17 +34,17 @@ class Transfer:
 
 @dataclass(frozen=True)
 class Detail:
-    project: dict[str, Any]
-    rounds: list[dict[str, Any]]
+    project: ProjectOut
+    rounds: list[RoundOut]
 
 
 @dataclass
 class Created:
-    project: dict[str, Any]
+    project: ProjectOut
     warnings: list[str] = field(default_factory=list)
 
 
-def list_projects(account: Account) -> list[dict[str, Any]]:
+def list_projects(account: Account) -> list[ProjectOut]:
     return account.call(lambda client: client.projects())
 
 
@@ -52,11 +52,12 @@ def project_detail(account: Account, project_id: str) -> Detail:
     return account.call(lambda c: Detail(c.project(project_id), c.rounds(project_id)))
 
 
-def change_state(account: Account, project_id: str, action: str) -> dict[str, Any]:
+def change_state(account: Account, project_id: str, action: str) -> ProjectOut:
     """``start``, ``pause``, ``resume`` or ``cancel`` the project; returns it."""
     if action not in LIFECYCLE:
         raise ValueError(f"unknown action {action!r}")
-    return account.call(lambda client: dict(getattr(client, action)(project_id)))
+    changed: ProjectOut = account.call(lambda client: getattr(client, action)(project_id))
+    return changed
 
 
 def create_project(
@@ -73,15 +74,15 @@ def create_project(
     A failed or cancelled upload deletes the half-made project, like the CLI. Validation
     files the server does not accept (yet) become a warning, not a failure: they are optional.
     """
-    project = account.call(lambda client: client.create_project(name, params))
-    created = Created(project)
+    created = Created(account.call(lambda client: client.create_project(name, params)))
+    project_id = str(created.project.id)
     try:
-        created.warnings += _upload_all(account, project["id"], files, progress)
+        created.warnings += _upload_all(account, project_id, files, progress)
         if start:
-            created.project = change_state(account, project["id"], "start")
+            created.project = change_state(account, project_id, "start")
     except (ClientError, Cancelled, OSError):
-        if created.project.get("state", "created") == "created":
-            _discard(account, project["id"])
+        if created.project.state == "created":
+            _discard(account, project_id)
         raise
     return created
 
@@ -140,8 +141,8 @@ def _discard(account: Account, project_id: str) -> None:
 
 def download_model(
     account: Account, project_id: str, target: Path, *, progress: Callable[[Transfer], None]
-) -> dict[str, str]:
-    """Save the current model to ``target``; returns ``{"weights_version": ...}``."""
+) -> DownloadedModel:
+    """Save the current model to ``target``."""
     done = 0
 
     def advance(n: int, total: int | None) -> None:
@@ -149,7 +150,7 @@ def download_model(
         done += n
         progress(Transfer("model", done, total))
 
-    def fetch(client: DaigClient) -> dict[str, str]:
+    def fetch(client: DaigClient) -> DownloadedModel:
         nonlocal done
         done = 0
         return client.download_model(project_id, target, progress=advance)

@@ -3,33 +3,30 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+
+from daig.contract.http import ProjectOut, RoundOut
 
 RUNNING = {"queued", "running"}
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An API timestamp (ISO 8601) as an aware datetime, or None."""
-    if not value:
+def aware(value: datetime | None) -> datetime | None:
+    """An API timestamp as an aware datetime (UTC if it came without an offset), or None."""
+    if value is None:
         return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def elapsed_seconds(project: dict[str, Any], now: datetime | None = None) -> float | None:
+def elapsed_seconds(project: ProjectOut, now: datetime | None = None) -> float | None:
     """Training time so far (until ``finished_at`` once it ended); None before the start."""
-    started = parse_time(project.get("started_at"))
+    started = aware(project.started_at)
     if started is None:
         return None
-    end = parse_time(project.get("finished_at")) or now or datetime.now(UTC)
+    end = aware(project.finished_at) or now or datetime.now(UTC)
     return max(0.0, (end - started).total_seconds())
 
 
 def eta_seconds(
-    project: dict[str, Any], rounds: list[dict[str, Any]] | None = None, now: datetime | None = None
+    project: ProjectOut, rounds: list[RoundOut] | None = None, now: datetime | None = None
 ) -> float | None:
     """Seconds until the last round closes, at the pace of the rounds closed so far.
 
@@ -37,19 +34,19 @@ def eta_seconds(
     pace is elapsed time over rounds done. None while nothing is known (no round closed yet,
     or the project is not training).
     """
-    if project.get("state") not in RUNNING:
+    if project.state not in RUNNING:
         return None
-    total, done = project.get("total_rounds"), int(project.get("round") or 0)
-    started = parse_time(project.get("started_at"))
+    total, done = project.total_rounds, project.round
+    started = aware(project.started_at)
     if not total or not done or started is None:
         return None
     now = now or datetime.now(UTC)
-    closed = [t for r in rounds or [] if (t := parse_time(r.get("closed_at")))]
+    closed = [t for r in rounds or [] if (t := aware(r.closed_at))]
     last = max(closed) if closed else now
     pace = max(0.0, (last - started).total_seconds()) / done
     # The round in progress is partly done; the ones after it take a full pace each.
     current = max(0.0, pace - max(0.0, (now - last).total_seconds()))
-    return current + pace * max(0, int(total) - done - 1)
+    return current + pace * max(0, total - done - 1)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -136,7 +136,7 @@ def shoot(api_url: str, out: Path, work: Path) -> None:
     form.create_button.click()
     detail = window.detail
     wait_for(app, "the project screen", lambda: window.stack.currentWidget() is detail)
-    wait_for(app, "training to finish", lambda: detail.project.get("state") == "done", 600)
+    wait_for(app, "training to finish", lambda: detail.state == "done", 600)
     save("project")
 
     # 5. The project list, with one project training and one not started yet.
@@ -148,12 +148,10 @@ def shoot(api_url: str, out: Path, work: Path) -> None:
         draft = client.create_project("digits-draft", Hyperparameters())
         for project in (busy, draft):
             for kind in ("model", "data", "labels"):
-                client.upload_file(project["id"], kind, getattr(files, kind))
-        client.start(busy["id"])
+                client.upload_file(project.id, kind, getattr(files, kind))
+        client.start(busy.id)
         window.show_projects()
-        wait_for(
-            app, "a round of the long project", lambda: client.project(busy["id"])["round"] >= 1
-        )
+        wait_for(app, "a round of the long project", lambda: client.project(busy.id).round >= 1)
         projects = window.projects
         refreshes: list[bool] = []
         projects.refreshed.connect(lambda: refreshes.append(True))
@@ -176,7 +174,7 @@ def shoot(api_url: str, out: Path, work: Path) -> None:
         save("provider")
         agent.stop_button.click()
         wait_for(app, "the agent to stop", lambda: not agent.running, 60)
-        client.cancel(busy["id"])
+        client.cancel(busy.id)
     window.close()
     wait_for(app, "the window to close", lambda: not window.isVisible(), 60)
 

@@ -31,10 +31,10 @@ from bench.dispatch.recorder import BUSY_STATES, Window
 from bench.dispatch.setup import Account
 from daig import topology
 from daig.broker import properties
-from daig.messages import TrainTask
+from daig.contract.http import ClaimGrant, ProviderConfig, RemoteArray
+from daig.contract.messages import TrainTask
 from daig.settings import Settings
 from daig.weights.schema import WeightSchema
-from daig_api.schemas import ClaimGrant, ProviderConfig, RemoteArray
 from daig_cli.local_infra import Vhost, unique_name
 from daig_cli.processes import free_port
 

@@ -27,10 +27,10 @@ from bench.dispatch.http import HttpClient, HttpError, HttpPool, Response
 from bench.dispatch.recorder import Recorder
 from bench.dispatch.setup import Account
 from daig.broker import properties
-from daig.messages import MessageRejected, TrainingStatus, TrainResult, TrainTask, decode
+from daig.contract.http import ClaimGrant
+from daig.contract.messages import MessageRejected, TrainingStatus, TrainResult, TrainTask, decode
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import encode_weights
-from daig_api.schemas import ClaimGrant
 
 log = logging.getLogger(__name__)
 _LOGGED: set[str] = set()  # kinds of unexpected errors already logged

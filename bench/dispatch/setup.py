@@ -9,8 +9,8 @@ from pathlib import Path
 from bench.dispatch.config import Config
 from bench.dispatch.queues import QueueReader
 from bench.harness import BenchCluster, write_mlp_project
+from daig.contract.http import ProviderConfig
 from daig.hyperparams import Hyperparameters
-from daig_api.schemas import ProviderConfig
 
 
 def write_files(directory: Path, config: Config) -> dict[str, Path]:
@@ -39,11 +39,11 @@ def start_projects(cluster: BenchCluster, files: dict[str, Path], config: Config
         for index in range(config.projects):
             project = client.create_project(f"dispatch-scale-{index}", params)
             for kind, path in files.items():
-                client.upload_file(project["id"], kind, path)
-            client.start(project["id"])
-            ids.append(str(project["id"]))
+                client.upload_file(project.id, kind, path)
+            client.start(project.id)
+            ids.append(str(project.id))
         deadline = time.monotonic() + 60
-        while any(client.project(p)["state"] != "running" for p in ids):
+        while any(client.project(p).state != "running" for p in ids):
             if time.monotonic() > deadline:
                 raise TimeoutError("the projects did not start running")
             time.sleep(0.2)
@@ -97,7 +97,7 @@ def make_accounts(cluster: BenchCluster, count: int) -> list[Account]:
         name = f"sim{index:03d}"
         client = cluster.client(name)
         try:
-            broker = ProviderConfig.model_validate(client.provider_config())
+            broker = client.provider_config()
         finally:
             client.close()
         assert client.token is not None

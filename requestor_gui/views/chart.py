@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pyqtgraph as pg
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QHBoxLayout, QWidget
 
+from daig.contract.http import RoundOut
 from requestor_gui.models import column_title, metric_names, round_metrics
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#3a4756")
@@ -21,13 +20,13 @@ COLOURS = {
 LEGEND_OFFSETS = {"loss": (-10, 10), "accuracy": (-10, -30)}
 
 
-def series(rounds: list[dict[str, Any]], name: str) -> tuple[list[int], list[float]]:
+def series(rounds: list[RoundOut], name: str) -> tuple[list[int], list[float]]:
     """(round numbers, values) of one metric, skipping rounds that did not report it."""
     xs, ys = [], []
     for r in rounds:
         value = round_metrics(r).get(name)
-        if r.get("closed_at") and value is not None:
-            xs.append(int(r["index"]) + 1)
+        if r.closed_at and value is not None:
+            xs.append(r.index + 1)
             ys.append(float(value))
     return xs, ys
 
@@ -65,7 +64,7 @@ class MetricsChart(QWidget):
         text.setPos(0.5, 0.5)
         return text
 
-    def set_rounds(self, rounds: list[dict[str, Any]]) -> None:
+    def set_rounds(self, rounds: list[RoundOut]) -> None:
         names = metric_names(rounds)
         for name in names:
             xs, ys = series(rounds, name)

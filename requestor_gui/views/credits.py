@@ -7,12 +7,11 @@ it is on screen (network calls run in workers, never on the UI thread).
 
 from __future__ import annotations
 
-from typing import Any
-
 from PyQt5.QtCore import QTimer, pyqtSignal
 from PyQt5.QtWidgets import QGroupBox, QHBoxLayout, QTableView, QVBoxLayout, QWidget
 
 from daig.client import DaigClient
+from daig.contract.http import BalanceOut, HistoryLineOut
 from requestor_gui.account import Account
 from requestor_gui.credit_models import CreditHistoryModel, credits_text
 from requestor_gui.views.common import Message, Stat, button, label, read_only_table
@@ -22,7 +21,7 @@ REFRESH_MS = 5_000
 HISTORY_LINES = 200
 
 
-def fetch_credits(client: DaigClient) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def fetch_credits(client: DaigClient) -> tuple[BalanceOut, list[HistoryLineOut]]:
     return client.credits(), client.credit_history(HISTORY_LINES)
 
 
@@ -99,12 +98,12 @@ class CreditsPanel(QGroupBox):
     def _done(self) -> None:
         self._loading = False
 
-    def _show(self, result: tuple[dict[str, Any], list[dict[str, Any]]]) -> None:
+    def _show(self, result: tuple[BalanceOut, list[HistoryLineOut]]) -> None:
         totals, history = result
         self.message.clear()
-        self.balance.set(credits_text(totals["balance"]))
-        self.earned.set(credits_text(totals["earned"]))
-        self.spent.set(credits_text(totals["spent"]))
-        self.available.set(credits_text(totals["available"]))
+        self.balance.set(credits_text(totals.balance))
+        self.earned.set(credits_text(totals.earned))
+        self.spent.set(credits_text(totals.spent))
+        self.available.set(credits_text(totals.available))
         self.model.set_history(history)
         self.refreshed.emit()

@@ -335,7 +335,7 @@ class NewProjectView(QWidget):
         bar.setValue(int(1000 * transfer.done / transfer.total) if transfer.total else 0)
 
     def _created(self, created: operations.Created) -> None:
-        project_id = str(created.project["id"])
+        project_id = str(created.project.id)
         warnings = list(created.warnings)
         self.reset()
         self.created.emit(project_id, warnings)

@@ -18,6 +18,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from daig.client import DownloadedModel
+from daig.contract.http import ProjectOut, RoundOut
 from requestor_gui import operations
 from requestor_gui.account import Account
 from requestor_gui.models import RoundTableModel, rounds_text, state_label
@@ -48,8 +50,8 @@ class ProjectDetailView(QWidget):
         self._runner = runner
         self._account: Account | None = None
         self.project_id: str | None = None
-        self.project: dict[str, Any] = {}
-        self.rounds: list[dict[str, Any]] = []
+        self.project: ProjectOut | None = None  # None until the first answer
+        self.rounds: list[RoundOut] = []
         self._loading = False
         # Bumped by every pause/resume/cancel: a refresh fetched before it is stale.
         self._changes = 0
@@ -139,7 +141,7 @@ class ProjectDetailView(QWidget):
     def open(self, project_id: str, note: str = "") -> None:
         """Show ``project_id`` (``note``: a message to show, e.g. upload warnings)."""
         if project_id != self.project_id:
-            self.project, self.rounds = {}, []
+            self.project, self.rounds = None, []
             self.title.setText("Loading…")
             self.pill.set_state("", "")
             self.round_model.set_rounds([])
@@ -183,22 +185,27 @@ class ProjectDetailView(QWidget):
             self._stale = False
             self.refresh()
 
-    def show_project(self, project: dict[str, Any], rounds: list[dict[str, Any]]) -> None:
+    @property
+    def state(self) -> str | None:
+        """The shown project's state; None while none is shown."""
+        return self.project.state if self.project else None
+
+    def show_project(self, project: ProjectOut, rounds: list[RoundOut]) -> None:
         self.project, self.rounds = project, rounds
-        state = str(project.get("state", ""))
-        self.title.setText(str(project.get("name", "")))
+        state = project.state
+        self.title.setText(project.name)
         self.pill.set_state(state, state_label(state))
-        self.progress.setValue(int(1000 * float(project.get("progress") or 0.0)))
-        metrics = project.get("latest_metrics") or {}
+        self.progress.setValue(int(1000 * project.progress))
+        metrics = project.latest_metrics or {}
         values = {
             "round": rounds_text(project),
-            "contributors": str(project.get("active_contributors", 0)),
+            "contributors": str(project.active_contributors),
             "elapsed": format_duration(elapsed_seconds(project)),
             "ETA": format_duration(eta_seconds(project, rounds)),
             "loss": _metric(metrics.get("loss")),
             "accuracy": _metric(metrics.get("accuracy")),
         }
-        evaluation = project.get("latest_evaluation") or {}
+        evaluation = project.latest_evaluation or {}
         held_out = evaluation.get("accuracy")
         if "error" in evaluation or not isinstance(held_out, int | float):
             held_out = None
@@ -208,8 +215,8 @@ class ProjectDetailView(QWidget):
             self.stats[name].set(value)
         for action, (_, states) in ACTIONS.items():
             self.action_buttons[action].setVisible(state in states)
-        if project.get("error") and not self.message.is_error:
-            self.message.show_error(f"The project {state}: {project['error']}")
+        if project.error and not self.message.is_error:
+            self.message.show_error(f"The project {state}: {project.error}")
         self.round_model.set_rounds(rounds)
         self.chart.set_rounds(rounds)
 
@@ -236,7 +243,7 @@ class ProjectDetailView(QWidget):
             on_finished=self._enable_actions,
         )
 
-    def _changed(self, action: str, project: dict[str, Any]) -> None:
+    def _changed(self, action: str, project: ProjectOut) -> None:
         self._changes += 1
         self.message.show_info(f"Training {DONE_WORDS[action]}.")
         self.show_project(project, self.rounds)
@@ -251,7 +258,7 @@ class ProjectDetailView(QWidget):
         return bool(answer == QMessageBox.Yes)
 
     def ask_save_path(self) -> Path | None:
-        name = str(self.project.get("name") or "model").replace("/", "_")
+        name = ((self.project.name if self.project else "") or "model").replace("/", "_")
         chosen, _ = QFileDialog.getSaveFileName(
             self, "Save the model", f"{name}.h5", "Keras model (*.h5)"
         )
@@ -286,8 +293,8 @@ class ProjectDetailView(QWidget):
         else:
             self.download_bar.setRange(0, 0)  # busy indicator while the size is unknown
 
-    def _downloaded(self, target: Path, info: dict[str, str]) -> None:
-        version = info.get("weights_version")
+    def _downloaded(self, target: Path, info: DownloadedModel) -> None:
+        version = info.weights_version
         which = (
             f"weights after {version} round{'s' * (version != '1')}"
             if version and version != "0"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from PyQt5.QtCore import QModelIndex, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QHideEvent, QPainter, QShowEvent
 from PyQt5.QtWidgets import (
@@ -19,6 +17,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from daig.contract.http import ProjectOut
 from requestor_gui import operations
 from requestor_gui.account import Account
 from requestor_gui.models import IdRole, ProgressRole, ProjectTableModel
@@ -116,7 +115,7 @@ class ProjectsView(QWidget):
             on_finished=self._done,
         )
 
-    def _loaded(self, projects: list[dict[str, Any]]) -> None:
+    def _loaded(self, projects: list[ProjectOut]) -> None:
         selected = self._selected_id()
         self.model.set_projects(projects)
         if selected and (row := self.model.row_of(selected)) is not None:

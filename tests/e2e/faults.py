@@ -60,9 +60,9 @@ class FaultRun:
             cluster.provider(name, name, f"{name}-password")
         project = client.create_project("faults", params)
         for kind in ("model", "data", "labels"):
-            client.upload_file(project["id"], kind, getattr(files, kind))
-        client.start(project["id"])
-        return cls(cluster, client, project["id"], files)
+            client.upload_file(project.id, kind, getattr(files, kind))
+        client.start(project.id)
+        return cls(cluster, client, str(project.id), files)
 
     def sql(self, query: str, **params: Any) -> list[Any]:
         engine = create_engine(self.cluster.database_url)
@@ -91,9 +91,7 @@ class FaultRun:
     def wait_mid_round(self, round_index: int = 1, timeout: float = 180) -> None:
         """Until round ``round_index`` is open and has at least one accepted result."""
         wait_until(
-            lambda: (
-                self.project()["round"] >= round_index and self.accepted_in_current_round() >= 1
-            ),
+            lambda: self.project().round >= round_index and self.accepted_in_current_round() >= 1,
             timeout,
             interval=0.05,
             what=f"round {round_index} to be under way",
@@ -112,12 +110,12 @@ def finish_and_verify(
     run: FaultRun, clean_accuracy: float, tmp_path: Path, timeout: float = 420
 ) -> AuditReport:
     final = wait_until(
-        lambda: (p := run.project())["state"] in ("done", "failed", "cancelled") and p,
+        lambda: (p := run.project()).state in ("done", "failed", "cancelled") and p,
         timeout,
         interval=1.0,
         what="the project to finish",
     )
-    assert final["state"] == "done", final
+    assert final.state == "done", final
     wait_until(
         lambda: queue_depths(run.cluster.amqp_url)["daig.results"] == 0,
         60,
@@ -125,7 +123,7 @@ def finish_and_verify(
     )
     time.sleep(1.0)  # the last delivery may still be in flight to the aggregator
     report = _audit(run)
-    total, k = int(final["total_rounds"]), PARAMS.task_size
+    total, k = int(final.total_rounds), PARAMS.task_size
     assert report.ok, report.problems
     assert (report.rounds_closed, report.rounds_verified) == (total, total)
     assert report.accepted == total * k

@@ -19,7 +19,7 @@ import pika
 import pytest
 
 from daig.client import DaigClient
-from daig.messages import TrainingStatus, TrainResult
+from daig.contract.messages import TrainingStatus, TrainResult
 from daig.reference import reference_accuracy
 from daig.topology import DEFAULT_RESULT_PARTITIONS, ResultPartitions
 from daig_cli.local_infra import pg_ctlcluster
@@ -95,7 +95,7 @@ def test_postgres_restart_mid_run(fault_cluster, digits_files, clean_accuracy, t
 def test_provider_sigkill_mid_task(fault_cluster, digits_files, clean_accuracy, tmp_path) -> None:
     run = FaultRun.start(fault_cluster, digits_files)
     wait_until(
-        lambda: run.project()["round"] >= 1 and run.active_claim_of("prov1"),
+        lambda: run.project().round >= 1 and run.active_claim_of("prov1"),
         180,
         interval=0.05,
         what="prov1 to hold a task in round 1",
@@ -123,7 +123,7 @@ def _lost_claim_was_taken_over(run: FaultRun) -> None:
 def test_provider_that_hangs(fault_cluster, digits_files, clean_accuracy, tmp_path) -> None:
     run = FaultRun.start(fault_cluster, digits_files)
     wait_until(
-        lambda: run.project()["round"] >= 1 and run.active_claim_of("prov1"),
+        lambda: run.project().round >= 1 and run.active_claim_of("prov1"),
         180,
         interval=0.05,
         what="prov1 to hold a task in round 1",
@@ -131,7 +131,7 @@ def test_provider_that_hangs(fault_cluster, digits_files, clean_accuracy, tmp_pa
     fault_cluster.processes.signal_group("prov1", signal.SIGSTOP)  # alive but silent
     try:
         wait_until(
-            lambda: run.project()["state"] == "done",
+            lambda: run.project().state == "done",
             420,
             interval=1.0,
             what="prov2 to finish the project alone",
@@ -247,12 +247,12 @@ def test_duplicates_stale_results_and_garbage(
     provider.close()
     for message, as_provider in ((original, True), (replay, True), (unsigned, False)):
         _publish_raw(
-            broker["amqp_url"] if as_provider else url,
+            broker.amqp_url if as_provider else url,
             "daig.results",
             partitions.route_for(original.project_id).publish_key,
             message.model_dump_json().encode(),
             TrainResult.type_name,
-            user_id=broker["broker_user"] if as_provider else None,
+            user_id=broker.broker_user if as_provider else None,
         )
 
     finish_and_verify(run, clean_accuracy, tmp_path)

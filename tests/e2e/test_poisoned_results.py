@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bench.provider_broker import provider_broker
+from daig.contract.messages import TrainResult, TrainTask, decode
 from daig.hyperparams import Hyperparameters
-from daig.messages import TrainResult, TrainTask, decode
 from daig.weights.h5weights import read_weights
 from tests.helpers.results import trained_result
 from tests.helpers.waiting import wait_until
@@ -43,8 +43,8 @@ def test_forged_and_poisoned_results_are_recorded_not_counted(cluster, digits_fi
         "poison", Hyperparameters(total_tasks=6, task_size=6, max_norm_ratio=10)
     )
     for kind in ("model", "data", "labels"):
-        requestor.upload_file(project["id"], kind, getattr(digits_files, kind))
-    requestor.start(project["id"])
+        requestor.upload_file(project.id, kind, getattr(digits_files, kind))
+    requestor.start(project.id)
 
     # The scheduler publishes round 0's six tasks; take them off the queue as a provider would.
     tasks = []
@@ -63,7 +63,7 @@ def test_forged_and_poisoned_results_are_recorded_not_counted(cluster, digits_fi
     weights = read_weights(digits_files.model)
     rng = np.random.default_rng(0)
     small = lambda: [(rng.standard_normal(w.shape) * 0.01).astype(w.dtype) for w in weights]  # noqa: E731
-    honest_id, mallory_id = honest.me()["id"], mallory.me()["id"]
+    honest_id, mallory_id = honest.me().id, mallory.me().id
     honest_grants = [honest.claim(t, "honest-agent") for t in task_ids[:4]]
     evil = [mallory.claim(t, "mallory-agent") for t in task_ids[4:]]
 
@@ -114,7 +114,7 @@ def test_forged_and_poisoned_results_are_recorded_not_counted(cluster, digits_fi
 
         recorded = wait_until(all_recorded, 120, what="every result recorded")
     assert {m: recorded[m] for m in sent} == sent
-    status = requestor.project(project["id"])
-    assert (status["round"], status["accepted_tasks"]) == (0, 3), "nothing poisoned was counted"
+    status = requestor.project(project.id)
+    assert (status.round, status.accepted_tasks) == (0, 3), "nothing poisoned was counted"
     for name in ("api", "scheduler", "aggregator"):
         assert cluster.processes.processes[name].poll() is None, f"{name} died"

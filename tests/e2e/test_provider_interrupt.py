@@ -22,12 +22,12 @@ def test_ctrl_c_gives_the_task_back_and_the_project_completes(cluster, digits_fi
         "interrupt", Hyperparameters(epochs=300, total_tasks=1, task_size=1, passes=1)
     )
     for kind in ("model", "data", "labels"):
-        requestor.upload_file(project["id"], kind, getattr(digits_files, kind))
-    requestor.start(project["id"])
+        requestor.upload_file(project.id, kind, getattr(digits_files, kind))
+    requestor.start(project.id)
 
     cluster.provider("first", "first", "first-pass")
     wait_until(
-        lambda: requestor.project(project["id"])["active_contributors"] == 1,
+        lambda: requestor.project(project.id).active_contributors == 1,
         120,
         what="the first provider to claim the task",
     )
@@ -50,12 +50,12 @@ def test_ctrl_c_gives_the_task_back_and_the_project_completes(cluster, digits_fi
 
     cluster.provider("second", "second", "second-pass")
     final = wait_until(
-        lambda: (p := requestor.project(project["id"]))["state"] in ("done", "failed") and p,
+        lambda: (p := requestor.project(project.id)).state in ("done", "failed") and p,
         300,
         interval=1.0,
         what="the project to finish",
     )
-    assert final["state"] == "done", final
+    assert final.state == "done", final
     with engine.connect() as connection:
         winner = (
             connection.execute(

@@ -131,11 +131,11 @@ def test_int8_deltas_nesterov_and_per_round_evaluation(cluster, digits_files, tm
     client = DaigClient(cluster.api_url)
     client.login("requestor", "requestor-pass")
     rounds = wait_until(
-        lambda: (r := client.rounds(project_id)) and all(x["evaluation"] for x in r) and r,
+        lambda: (r := client.rounds(project_id)) and all(x.evaluation for x in r) and r,
         120,
         what="every round evaluated",
     )
-    last = rounds[-1]["evaluation"]
+    last = rounds[-1].evaluation
     assert abs(last["accuracy"] - accuracy) < 0.02, (last, accuracy)  # the same final model
     status = cluster.cli("project", "status", project_id)
     assert "val acc" in status.stderr

@@ -8,8 +8,6 @@ entries the GUI shows are the ones the system really posts.
 
 from __future__ import annotations
 
-import uuid
-
 from daig import topology
 from daig.blobstore import open_blob_store
 from daig.broker import BrokerSession, connect
@@ -32,9 +30,7 @@ def _train_by_hand(gui_api, digits_files, tmp_path, requestor: DaigClient, volun
     """Start a 3-task project and have ``volunteer`` deliver all three; returns its id."""
     data = write_small_data(tmp_path / "data", rows=10)
     params = Hyperparameters(total_tasks=3, task_size=3, epochs=1)
-    project_id = uuid.UUID(
-        create_started_project(requestor, digits_files.model, data, params)["id"]
-    )
+    project_id = create_started_project(requestor, digits_files.model, data, params).id
     settings = gui_api.settings
     engine = make_engine(settings.database_url)
     connection = connect(settings.amqp_url)
@@ -75,7 +71,7 @@ def test_balance_and_history_in_both_modes(
         )
     grant = gui_api.settings.credit_signup_grant
     per_task = {
-        g["task_id"][:8]: task_cost(samples=ROWS[g["shard"]], epochs=1, parameters=parameters)
+        str(g.task_id)[:8]: task_cost(samples=ROWS[g.shard], epochs=1, parameters=parameters)
         for g in grants
     }
     earned = sum(per_task.values())

@@ -65,9 +65,9 @@ def test_a_new_user_does_everything_from_the_gui_and_stop_gives_the_task_back(
     detail = window.detail
     seen: list[tuple[str, str]] = []
     detail.refreshed.connect(
-        lambda: seen.append((detail.project["state"], detail.stats["round"].value.text()))
+        lambda: seen.append((detail.state, detail.stats["round"].value.text()))
     )
-    qtbot.waitUntil(lambda: detail.project.get("state") == "done", timeout=TRAIN_MS)
+    qtbot.waitUntil(lambda: detail.state == "done", timeout=TRAIN_MS)
     # The screen followed the training by itself, from the start to the end.
     assert seen[0][0] != "done" and seen[0][1] in ("0 of 2", "1 of 2"), seen
     assert len({rounds for _, rounds in seen}) >= 2, seen  # it moved on screen
@@ -100,21 +100,21 @@ def test_a_new_user_does_everything_from_the_gui_and_stop_gives_the_task_back(
         "long", Hyperparameters(epochs=300, total_tasks=1, task_size=1, passes=1)
     )
     for kind in ("model", "data", "labels"):
-        other.upload_file(project["id"], kind, getattr(digits_files, kind))
-    other.start(project["id"])
+        other.upload_file(project.id, kind, getattr(digits_files, kind))
+    other.start(project.id)
     qtbot.waitUntil(
-        lambda: provider.project_label.text() == project["id"] and provider.progress.value() > 0,
+        lambda: provider.project_label.text() == str(project.id) and provider.progress.value() > 0,
         timeout=TRAIN_MS,
     )
     assert provider.round_label.text() == "1"
-    assert other.project(project["id"])["active_contributors"] == 1
+    assert other.project(project.id).active_contributors == 1
 
     with qtbot.waitSignal(provider.running_changed, timeout=15_000) as stopped:
         provider.stop_button.click()
     assert stopped.args == [False]
     # Given back, not left to expire: nobody holds the task any more.
-    assert other.project(project["id"])["active_contributors"] == 0
+    assert other.project(project.id).active_contributors == 0
     assert provider.state.text().startswith("Stopped.")
     assert provider.tasks_done.value.text() == "4"  # kept for the session; the long one undone
     assert provider.progress.value() == 0 and provider.project_label.text() == "—"
-    other.cancel(project["id"])
+    other.cancel(project.id)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from PyQt5.QtCore import Qt
 
+from daig.contract.http import ProjectOut
 from requestor_gui.checks import Layer
 from requestor_gui.models import (
     IdRole,
@@ -14,22 +16,28 @@ from requestor_gui.models import (
     ProjectTableModel,
     RoundTableModel,
 )
+from tests.helpers.gui import project_out, round_out
+
+P1, P2, OTHER = (uuid.UUID(int=n) for n in (1, 2, 3))
 
 
-def _project(**changes: object) -> dict:
+def _project(**changes: object) -> ProjectOut:
     now = datetime.now(UTC)
-    return {
-        "id": "p1",
-        "name": "digits",
-        "state": "running",
-        "round": 2,
-        "total_rounds": 8,
-        "progress": 0.25,
-        "active_contributors": 3,
-        "started_at": (now - timedelta(seconds=40)).isoformat(),
-        "finished_at": None,
-        "error": None,
-    } | changes
+    return project_out(
+        **{
+            "id": P1,
+            "name": "digits",
+            "state": "running",
+            "round": 2,
+            "total_rounds": 8,
+            "progress": 0.25,
+            "active_contributors": 3,
+            "started_at": (now - timedelta(seconds=40)).isoformat(),
+            "finished_at": None,
+            "error": None,
+        }
+        | changes
+    )
 
 
 def _cells(model, row: int = 0) -> list[str]:
@@ -38,14 +46,14 @@ def _cells(model, row: int = 0) -> list[str]:
 
 def test_project_rows(qtmodeltester) -> None:
     model = ProjectTableModel()
-    model.set_projects([_project(), _project(id="p2", state="created", total_rounds=None)])
+    model.set_projects([_project(), _project(id=P2, state="created", total_rounds=None)])
     qtmodeltester.check(model)
     cells = _cells(model)
     assert cells[:5] == ["digits", "Training", "2 of 8", "25%", "3"]
     assert cells[5] == "40 s" or cells[5] == "41 s"
     assert cells[6].endswith("s")  # 2 rounds in 40 s: about 2 min left
     assert model.index(0, 3).data(ProgressRole) == 0.25
-    assert model.index(1, 0).data(IdRole) == "p2"
+    assert model.index(1, 0).data(IdRole) == str(P2)
     assert _cells(model, 1)[1:3] == ["Not started", "—"]
     assert model.headerData(2, Qt.Orientation.Horizontal) == "Round"
 
@@ -57,7 +65,7 @@ def test_refreshing_the_same_projects_keeps_rows(qtbot) -> None:
         model.set_projects([_project(round=3)])
     assert model.index(0, 2).data() == "3 of 8"
     with qtbot.waitSignal(model.modelReset):
-        model.set_projects([_project(id="other")])
+        model.set_projects([_project(id=OTHER)])
 
 
 def test_round_rows_show_the_metrics_that_exist(qtmodeltester) -> None:
@@ -66,7 +74,7 @@ def test_round_rows_show_the_metrics_that_exist(qtmodeltester) -> None:
     model = RoundTableModel()
     model.set_rounds(
         [
-            {
+            round_out(**{
                 "index": 0,
                 "opened_at": opened.isoformat(),
                 "closed_at": now.isoformat(),
@@ -74,9 +82,9 @@ def test_round_rows_show_the_metrics_that_exist(qtmodeltester) -> None:
                 "rejected": 1,
                 "metrics": {"loss": 0.51234, "accuracy": 0.8, "val_loss": 0.6, "samples": 9},
                 "evaluation": {"loss": 0.7, "accuracy": 0.75},
-            },
-            {"index": 1, "opened_at": now.isoformat(), "closed_at": None, "accepted": 1,
-             "rejected": 0, "metrics": None, "evaluation": {"error": "the model is gone"}},
+            }),
+            round_out(**{"index": 1, "opened_at": now.isoformat(), "closed_at": None, "accepted": 1,
+             "rejected": 0, "metrics": None, "evaluation": {"error": "the model is gone"}}),
         ]
     )  # fmt: skip
     qtmodeltester.check(model)

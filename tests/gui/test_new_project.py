@@ -56,15 +56,15 @@ def test_create_and_start_a_project_with_the_digits_files(
         assert not form.create_button.isEnabled()  # no double submit while uploading
     project_id = created.args[0]
     assert window.stack.currentWidget() is window.detail
-    qtbot.waitUntil(lambda: window.detail.project.get("state") == "queued", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.detail.state == "queued", timeout=WAIT_MS)
     assert window.detail.title.text() == "digits from the GUI"
     assert window.detail.stats["round"].value.text() == "0 of 2"
 
     _, client = requestor
     project = client.project(project_id)
-    assert project["state"] == "queued"
-    assert {f["kind"] for f in project["files"]} == {"model", "data", "labels"}
-    assert project["hyperparameters"]["total_tasks"] == 4
+    assert project.state == "queued"
+    assert {f.kind for f in project.files} == {"model", "data", "labels"}
+    assert project.hyperparameters.total_tasks == 4
     # The form is clean again for the next project.
     assert form.pickers["model"].path() is None and not form.create_button.isEnabled()
 
@@ -149,8 +149,8 @@ def test_validation_files_are_optional_and_explained(
         form.create_button.click()
     project_id, warnings = created.args
     _, client = requestor
-    kinds = {f["kind"] for f in client.project(project_id)["files"]}
+    kinds = {f.kind for f in client.project(project_id).files}
     assert kinds == {"model", "data", "labels", "validation_data", "validation_labels"}
     assert warnings == []
-    qtbot.waitUntil(lambda: window.detail.project.get("state") == "created", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.detail.state == "created", timeout=WAIT_MS)
     assert window.detail.action_buttons["start"].isVisible()

@@ -19,8 +19,8 @@ from tests.helpers.services import ApiServer
 def uploaded_project(client: DaigClient, digits_files, name: str = "listed") -> str:
     project = client.create_project(name, Hyperparameters(total_tasks=4, task_size=2))
     for kind in ("model", "data", "labels"):
-        client.upload_file(project["id"], kind, getattr(digits_files, kind))
-    return str(project["id"])
+        client.upload_file(project.id, kind, getattr(digits_files, kind))
+    return str(project.id)
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_pause_resume_cancel_and_download(
     project_id = uploaded_project(client, digits_files, "controlled")
     window.show_project(project_id)
     detail = window.detail
-    qtbot.waitUntil(lambda: detail.project.get("state") == "created", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: detail.state == "created", timeout=WAIT_MS)
     assert detail.chart.point_count("loss") == 0 and detail.round_model.rowCount() == 0
     buttons = detail.action_buttons
     assert [a for a, b in buttons.items() if b.isVisible()] == ["start", "cancel"]
@@ -74,16 +74,16 @@ def test_pause_resume_cancel_and_download(
 
     for action, state in (("start", "queued"), ("pause", "paused"), ("resume", "running")):
         press(action)
-        qtbot.waitUntil(lambda s=state: detail.project.get("state") == s, timeout=WAIT_MS)
-        assert client.project(project_id)["state"] == state
+        qtbot.waitUntil(lambda s=state: detail.state == s, timeout=WAIT_MS)
+        assert client.project(project_id).state == state
     assert detail.pill.text() == "Training"
 
     monkeypatch.setattr(detail, "confirm", lambda question, text: False)
     press("cancel")  # asked, and the person said no
-    assert client.project(project_id)["state"] == "running"
+    assert client.project(project_id).state == "running"
     monkeypatch.setattr(detail, "confirm", lambda question, text: True)
     press("cancel")
-    qtbot.waitUntil(lambda: detail.project.get("state") == "cancelled", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: detail.state == "cancelled", timeout=WAIT_MS)
     assert not any(b.isVisible() for b in buttons.values())
 
     target = tmp_path / "saved" / "model.h5"
@@ -105,9 +105,9 @@ def test_errors_on_the_project_screen_are_messages(
     window = requestor_window
     _, client = requestor
     project = client.create_project("no files", Hyperparameters(total_tasks=4, task_size=2))
-    window.show_project(str(project["id"]))
+    window.show_project(str(project.id))
     detail = window.detail
-    qtbot.waitUntil(lambda: detail.project.get("state") == "created", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: detail.state == "created", timeout=WAIT_MS)
     detail.action_buttons["start"].click()  # no files uploaded: the server refuses
     qtbot.waitUntil(lambda: detail.message.property("role") == "error", timeout=WAIT_MS)
     assert "upload" in detail.message.text().lower()
@@ -135,7 +135,7 @@ def test_a_cancelled_upload_leaves_no_project_behind(requestor, gui_api, digits_
         operations.create_project(
             account, "cancelled", Hyperparameters(), files, start=True, progress=progress
         )
-    assert [p["name"] for p in client.projects()] == []
+    assert [p.name for p in client.projects()] == []
     assert calls[0] == operations.Transfer("model", 0, digits_files.model.stat().st_size)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from requestor_gui.timing import elapsed_seconds, eta_seconds, format_duration
+from tests.helpers.gui import project_out, round_out
 
 START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -14,19 +15,19 @@ def _iso(moment: datetime) -> str:
 
 
 def test_elapsed_runs_from_start_until_finish() -> None:
-    project = {"started_at": _iso(START), "finished_at": None}
+    project = project_out(started_at=_iso(START), finished_at=None)
     assert elapsed_seconds(project, now=START + timedelta(seconds=90)) == 90
-    project["finished_at"] = _iso(START + timedelta(minutes=5))
+    project.finished_at = START + timedelta(minutes=5)
     assert elapsed_seconds(project, now=START + timedelta(hours=1)) == 300
-    assert elapsed_seconds({"started_at": None}) is None
+    assert elapsed_seconds(project_out(started_at=None)) is None
 
 
 def test_eta_follows_the_pace_of_closed_rounds() -> None:
-    project = {"state": "running", "started_at": _iso(START), "round": 2, "total_rounds": 6}
+    project = project_out(state="running", started_at=_iso(START), round=2, total_rounds=6)
     rounds = [
-        {"index": 0, "closed_at": _iso(START + timedelta(seconds=10))},
-        {"index": 1, "closed_at": _iso(START + timedelta(seconds=20))},
-        {"index": 2, "closed_at": None},
+        round_out(index=0, closed_at=_iso(START + timedelta(seconds=10))),
+        round_out(index=1, closed_at=_iso(START + timedelta(seconds=20))),
+        round_out(index=2, closed_at=None),
     ]
     # 10 s per round; round 3 started 4 s ago: 6 s left of it plus 3 rounds of 10 s.
     assert eta_seconds(project, rounds, now=START + timedelta(seconds=24)) == 36
@@ -35,10 +36,10 @@ def test_eta_follows_the_pace_of_closed_rounds() -> None:
 
 
 def test_no_eta_before_a_round_closed_or_after_the_end() -> None:
-    project = {"state": "running", "started_at": _iso(START), "round": 0, "total_rounds": 6}
+    project = project_out(state="running", started_at=_iso(START), round=0, total_rounds=6)
     assert eta_seconds(project, []) is None
-    assert eta_seconds(project | {"state": "done", "round": 6}, []) is None
-    assert eta_seconds(project | {"state": "paused", "round": 2}, []) is None
+    assert eta_seconds(project.model_copy(update={"state": "done", "round": 6}), []) is None
+    assert eta_seconds(project.model_copy(update={"state": "paused", "round": 2}), []) is None
 
 
 def test_durations_read_naturally() -> None:

@@ -10,7 +10,7 @@ and in ``tests/unit/test_aggregator_prepare.py``.
 
 from __future__ import annotations
 
-from daig.messages import TrainResult
+from daig.contract.messages import TrainResult
 from daig.topology import provider_broker_user
 from daig_aggregator.handlers import Aggregator
 from daig_aggregator.recording import Verdict

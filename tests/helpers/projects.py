@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from daig.client import DaigClient
+from daig.contract.http import ProjectOut
 from daig.hyperparams import Hyperparameters
 
 
@@ -34,12 +35,12 @@ def write_small_data(directory: Path, rows: int, features: int = 64, seed: int =
 
 def create_started_project(
     client: DaigClient, model: Path, data: SmallData, params: Hyperparameters
-) -> dict:
+) -> ProjectOut:
     project = client.create_project(f"p-{uuid.uuid4().hex[:6]}", params)
-    client.upload_file(project["id"], "model", model)
-    client.upload_file(project["id"], "data", data.data)
-    client.upload_file(project["id"], "labels", data.labels)
-    return client.start(project["id"])
+    client.upload_file(project.id, "model", model)
+    client.upload_file(project.id, "data", data.data)
+    client.upload_file(project.id, "labels", data.labels)
+    return client.start(project.id)
 
 
 @dataclass
@@ -47,6 +48,6 @@ class Started:
     """A started project (what the ``start_project`` fixture returns)."""
 
     owner: DaigClient
-    project: dict
+    project: ProjectOut
     id: uuid.UUID
     data: SmallData

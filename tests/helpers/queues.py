@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pika
 
 from daig.broker import connect, queue_depths
-from daig.messages import TrainTask, decode
+from daig.contract.messages import TrainTask, decode
 from daig.process import TRANSIENT_ERRORS
 from daig_aggregator.consumer import BatchOptions, run_batches
 from daig_aggregator.handlers import Aggregator

@@ -16,7 +16,8 @@ import httpx
 import numpy as np
 
 from daig.client import DaigClient
-from daig.messages import TrainingStatus, TrainResult
+from daig.contract.http import ClaimGrant
+from daig.contract.messages import TrainingStatus, TrainResult
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import encode_weights
 from tests.helpers.queues import drain_tasks
@@ -25,7 +26,7 @@ ROWS = {0: 3, 1: 3, 2: 4}  # shard sizes of 10 rows in 3 shards
 
 
 def trained_result(
-    grant: dict[str, Any],
+    grant: ClaimGrant,
     provider_id: int,
     delta: Sequence[np.ndarray] | None,
     *,
@@ -37,18 +38,18 @@ def trained_result(
     body = b""
     if delta is not None:
         body = encode_weights(delta)
-        response = httpx.put(grant["result_url"], content=body)
+        response = httpx.put(grant.result_url, content=body)
         assert response.status_code in upload_statuses, response.text
     values: dict[str, Any] = {
-        "project_id": grant["project_id"],
-        "round": grant["round"],
-        "task_id": grant["task_id"],
-        "claim_id": grant["claim_id"],
+        "project_id": grant.project_id,
+        "round": grant.round,
+        "task_id": grant.task_id,
+        "claim_id": grant.claim_id,
         "provider_id": provider_id,
         "status": TrainingStatus.TRAINED,
-        "blob_key": grant["result_key"],
+        "blob_key": grant.result_key,
         "sha256": hashlib.sha256(body).hexdigest(),
-        "schema_hash": grant["schema_hash"],
+        "schema_hash": grant.schema_hash,
     }
     return TrainResult(**(values | fields))
 
@@ -58,19 +59,19 @@ class Provider:
 
     def __init__(self, client: DaigClient) -> None:
         self.client = client
-        self.id = int(client.me()["id"])
+        self.id = client.me().id
 
-    def claim(self, task_id: uuid.UUID) -> dict[str, Any]:
+    def claim(self, task_id: uuid.UUID) -> ClaimGrant:
         return self.client.claim(task_id, f"agent-{self.id}")
 
     def result(
-        self, grant: dict[str, Any], delta: Sequence[np.ndarray] | None, **fields
+        self, grant: ClaimGrant, delta: Sequence[np.ndarray] | None, **fields
     ) -> TrainResult:
         """Upload ``delta`` (unless None) and describe it in a result message."""
         values: dict[str, Any] = {
-            "samples": ROWS.get(grant["shard"], 1),
+            "samples": ROWS.get(grant.shard, 1),
             "fit_seconds": 1.5,
-            "history": {"loss": [2.0, 1.0 + grant["shard"]]},
+            "history": {"loss": [2.0, 1.0 + grant.shard]},
         }
         return trained_result(grant, self.id, delta, **(values | fields))
 
@@ -83,7 +84,7 @@ def random_delta(schema: WeightSchema, seed: int, scale: float = 0.01) -> list[n
     ]
 
 
-def claim_round(provider: Provider, amqp_url: str) -> list[dict[str, Any]]:
+def claim_round(provider: Provider, amqp_url: str) -> list[ClaimGrant]:
     """Claim every published task, in slot (= shard here) order."""
     grants = [provider.claim(m.task_id) for m in drain_tasks(amqp_url)]
-    return sorted(grants, key=lambda g: g["shard"])
+    return sorted(grants, key=lambda g: g.shard)

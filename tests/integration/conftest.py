@@ -10,7 +10,6 @@ unique user names, project ids and blob keys. The helpers these fixtures use liv
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -127,7 +126,7 @@ def start_project(
     def start(params: Hyperparameters, *, reconcile: bool = True) -> Started:
         owner = make_user(api_server.url, "requestor")
         project = create_started_project(owner, digits_files.model, small_data, params)
-        project_id = uuid.UUID(project["id"])
+        project_id = project.id
         if reconcile:
             scheduler.reconcile(project_id, broker_session)
         return Started(owner, project, project_id, small_data)

@@ -21,9 +21,9 @@ from daig import keys
 from daig.blobstore import BlobStore
 from daig.broker import BrokerSession
 from daig.client import ClientError
+from daig.contract.messages import TrainingStatus, TrainResult
 from daig.db.models import Project, Result, Task
 from daig.hyperparams import Hyperparameters
-from daig.messages import TrainingStatus, TrainResult
 from daig.weights.h5weights import read_weights
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import decode_weights
@@ -49,14 +49,14 @@ def _project(sessions: sessionmaker[Session], project_id: uuid.UUID) -> Project:
 
 
 def _raw_upload(provider: Provider, grant: dict[str, Any], body: bytes) -> TrainResult:
-    assert httpx.put(grant["result_url"], content=body).status_code == 201
+    assert httpx.put(grant.result_url, content=body).status_code == 201
     return provider.result(grant, None, sha256=hashlib.sha256(body).hexdigest())
 
 
 def _stored_directly(
     blobs: BlobStore, provider: Provider, grant: dict[str, Any], body: bytes
 ) -> TrainResult:
-    blobs.put_bytes(grant["result_key"], body)
+    blobs.put_bytes(grant.result_key, body)
     return provider.result(grant, None, sha256=hashlib.sha256(body).hexdigest())
 
 
@@ -97,19 +97,19 @@ def test_k_accepted_results_close_the_round_with_the_weighted_mean(
     assert project.current_round == 1 and project.state == "running"
     assert project.final_model_key is None  # one more round to go
     status = started.owner.project(started.id)
-    assert (status["round"], status["accepted_tasks"], status["progress"]) == (1, 3, 0.5)
-    assert status["latest_metrics"]["loss"] == pytest.approx((3 * 1 + 3 * 2 + 4 * 3) / 10)
+    assert (status.round, status.accepted_tasks, status.progress) == (1, 3, 0.5)
+    assert status.latest_metrics["loss"] == pytest.approx((3 * 1 + 3 * 2 + 4 * 3) / 10)
     round_zero, round_one = started.owner.rounds(started.id)
-    assert (round_zero["accepted"], round_zero["rejected"]) == (3, 0)
-    assert round_zero["metrics"]["samples"] == 10 and round_zero["closed_at"] is not None
-    assert round_one["closed_at"] is None  # opened by the same transaction
+    assert (round_zero.accepted, round_zero.rejected) == (3, 0)
+    assert round_zero.metrics["samples"] == 10 and round_zero.closed_at is not None
+    assert round_one.closed_at is None  # opened by the same transaction
     assert [r.samples for r in _results(sessions, started.id)] == [3, 3, 4]
 
     # Round 1's tasks wait in the outbox for whoever publishes it (here the scheduler); the
     # current model is weights version 1.
     scheduler.reconcile(started.id, broker_session)
     assert {(m.round, m.shard) for m in drain_tasks(amqp_url)} == {(1, 0), (1, 1), (1, 2)}
-    assert started.owner.download_model(started.id, tmp_path / "v1.h5") == {"weights_version": "1"}
+    assert started.owner.download_model(started.id, tmp_path / "v1.h5").weights_version == "1"
     for got, want in zip(read_weights(tmp_path / "v1.h5"), new, strict=True):
         np.testing.assert_array_equal(got, want)
 
@@ -146,9 +146,9 @@ def test_last_round_writes_a_final_model_that_loads(
 
     scheduler.reconcile(started.id, broker_session)
     status = started.owner.project(started.id)
-    assert (status["state"], status["round"], status["progress"]) == ("done", 1, 1.0)
+    assert (status.state, status.round, status.progress) == ("done", 1, 1.0)
     downloaded = tmp_path / "downloaded.h5"
-    assert started.owner.download_model(started.id, downloaded) == {"weights_version": "1"}
+    assert started.owner.download_model(started.id, downloaded).weights_version == "1"
     assert downloaded.read_bytes() == final.read_bytes()
 
 
@@ -172,7 +172,7 @@ def test_bad_results_are_rejected_and_recorded(
     wrong_shape = [np.zeros((64, 32), np.float32)] + good[1:]
     stranger = Provider(make_user(api_server.url, "stranger"))
     huge = b"\0" * (schema.nbytes + 128 * 1024)
-    other_key = grant["result_key"].replace(grant["claim_id"], str(uuid.uuid4()))
+    other_key = grant.result_key.replace(str(grant.claim_id), str(uuid.uuid4()))
     cases: dict[str, Callable[[], TrainResult]] = {
         "wrong_provider": lambda: stranger.result(grant, good),
         "schema_mismatch": lambda: provider.result(grant, good, schema_hash="0" * 64),
@@ -203,11 +203,11 @@ def test_bad_results_are_rejected_and_recorded(
             assert row.detail
     # Nothing of that was counted: the task is still open and the round still at 0.
     with sessions() as session:
-        task = session.get(Task, uuid.UUID(grant["task_id"]))
+        task = session.get(Task, grant.task_id)
         assert task is not None and task.state == "claimed"
     assert _project(sessions, started.id).current_round == 0
     rounds = started.owner.rounds(started.id)
-    assert (rounds[0]["accepted"], rounds[0]["rejected"]) == (0, len(cases))
+    assert (rounds[0].accepted, rounds[0].rejected) == (0, len(cases))
     # A correct result on the same claim still gets in afterwards.
     verdict = aggregator.handle(provider.result(grant, good))
     assert verdict is not None and verdict.status == "accepted"
@@ -270,7 +270,7 @@ def test_failed_training_gives_the_task_back_until_the_project_fails(
 ) -> None:
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
     first, other, _ = claim_round(provider, amqp_url)
-    task_id = uuid.UUID(first["task_id"])
+    task_id = first.task_id
     failures = api_server.settings.max_task_failures
     grant = first
     for attempt in range(1, failures + 1):
@@ -297,7 +297,7 @@ def test_failed_training_gives_the_task_back_until_the_project_fails(
     assert f"failed {failures} times" in project.error
     assert f"out of memory #{failures}" in project.error
     status = started.owner.project(started.id)
-    assert status["state"] == "failed" and status["error"] == project.error
+    assert status.state == "failed" and status.error == project.error
     rows = _results(sessions, started.id)
     assert [(r.status, r.detail) for r in rows] == [
         ("failed", f"out of memory #{n}") for n in range(1, failures + 1)
@@ -306,7 +306,7 @@ def test_failed_training_gives_the_task_back_until_the_project_fails(
     verdict = aggregator.handle(provider.result(other, random_delta(schema, 0)))
     assert (verdict.status, verdict.reason) == ("rejected", "project_not_running")
     with pytest.raises(ClientError) as error:
-        provider.claim(uuid.UUID(other["task_id"]))
+        provider.claim(other.task_id)
     assert error.value.status == 409
     scheduler.reconcile(started.id, broker_session)
     assert drain_tasks(amqp_url) == []
@@ -332,21 +332,21 @@ def test_straggler_is_given_out_again_and_the_first_result_wins(
     with engine.begin() as connection:
         connection.execute(
             text("UPDATE claims SET claimed_at = now() - interval '60 seconds' WHERE id = :id"),
-            {"id": slow["claim_id"]},
+            {"id": slow.claim_id},
         )
     scheduler.reconcile(started.id, broker_session)
     [reissued] = drain_tasks(amqp_url)
-    assert (str(reissued.task_id), reissued.attempt) == (slow["task_id"], 2)
+    assert (reissued.task_id, reissued.attempt) == (slow.task_id, 2)
     helper = Provider(make_user(api_server.url, "helper"))
     rescue = helper.claim(reissued.task_id)  # the cap does not count the same task twice
     verdict = helper.result(rescue, random_delta(schema, 1))
     assert aggregator.handle(verdict).status == "accepted"
     with pytest.raises(ClientError) as error:
-        provider.client.heartbeat(slow["claim_id"])  # told to stop: someone else finished
+        provider.client.heartbeat(slow.claim_id)  # told to stop: someone else finished
     assert error.value.status == 409 and error.value.reason == "task_done"
     late = aggregator.handle(provider.result(slow, random_delta(schema, 2)))
     assert late is not None and (late.status, late.reason) == ("rejected", "duplicate")
-    assert started.owner.project(started.id)["accepted_tasks"] == 2
+    assert started.owner.project(started.id).accepted_tasks == 2
 
 
 def test_results_over_the_broker_are_recorded_acked_and_the_next_round_published(

@@ -30,7 +30,7 @@ def test_signup_then_token_then_me(url: str) -> None:
     username = f"bob-{uuid.uuid4().hex[:8]}"
     with DaigClient(url) as client:
         created = client.signup(username, PASSWORD)
-        assert created["username"] == username
+        assert created.username == username
         client.login(username, PASSWORD)
         assert client.me() == created
 
@@ -68,7 +68,7 @@ def test_invalid_signup_is_422_with_a_readable_detail(
 
 def test_wrong_password_or_unknown_user_is_401(url: str, make_user) -> None:
     client = make_user(url)
-    username = client.me()["username"]
+    username = client.me().username
     for name, password in ((username, "wrong-password"), ("nobody-" + uuid.uuid4().hex, PASSWORD)):
         with pytest.raises(ClientError) as error:
             DaigClient(url).login(name, password)
@@ -90,7 +90,7 @@ def test_a_token_stops_working_when_it_expires(settings) -> None:
     ):
         client.signup("erin", PASSWORD)
         client.login("erin", PASSWORD)
-        assert client.me()["username"] == "erin"
+        assert client.me().username == "erin"
         time.sleep(2.1)
         with pytest.raises(ClientError) as error:
             client.me()
@@ -122,7 +122,7 @@ def _forgeries(secret: str, user_id: int, other_id: int) -> dict[str, str]:
 def test_forged_tokens_are_401_and_a_genuine_one_works(shared_api_server, make_user) -> None:
     url, secret = shared_api_server.url, shared_api_server.settings.secret_key
     victim, other = make_user(url, "victim"), make_user(url, "other")
-    victim_id, other_id = victim.me()["id"], other.me()["id"]
+    victim_id, other_id = victim.me().id, other.me().id
     for name, token in _forgeries(secret, victim_id, other_id).items():
         response = httpx.get(f"{url}/v1/users/me", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, name
@@ -138,13 +138,13 @@ def test_every_project_endpoint_hides_other_users_projects(
 ) -> None:
     owner, stranger = make_user(url, "owner"), make_user(url, "stranger")
     project = owner.create_project("private", Hyperparameters(total_tasks=4, task_size=2))
-    owner.upload_file(project["id"], "model", digits_files.model)
-    pid = project["id"]
+    owner.upload_file(project.id, "model", digits_files.model)
+    pid = project.id
 
     calls: dict[str, Callable[[], object]] = {
         "status": lambda: stranger.project(pid),
         "rounds": lambda: stranger.rounds(pid),
-        "files": lambda: stranger.json("GET", f"/v1/projects/{pid}/files"),
+        "files": lambda: stranger.files(pid),
         "upload": lambda: stranger.upload_file(pid, "data", digits_files.data),
         "start": lambda: stranger.start(pid),
         "model": lambda: stranger.download_model(pid, tmp_path / "stolen.h5"),
@@ -156,11 +156,11 @@ def test_every_project_endpoint_hides_other_users_projects(
         assert error.value.status == 404, name
         assert error.value.reason == "not_found", name
     assert not (tmp_path / "stolen.h5").exists()
-    assert all(p["id"] != pid for p in stranger.projects())
+    assert all(p.id != pid for p in stranger.projects())
     # ...and the owner's project is untouched by the attempts.
     mine = owner.project(pid)
-    assert mine["state"] == "created"
-    assert [f["kind"] for f in mine["files"]] == ["model"]
+    assert mine.state == "created"
+    assert [f.kind for f in mine.files] == ["model"]
     # A project that does not exist at all looks the same.
     with pytest.raises(ClientError) as error:
         stranger.project(uuid.uuid4())
@@ -201,7 +201,7 @@ def test_out_of_range_hyperparameters_are_422_naming_the_field(
 def test_defaults_fill_in_and_max_contributors_defaults_to_k(url: str, make_user) -> None:
     client = make_user(url)
     project = client.create_project("defaults", Hyperparameters(total_tasks=6, task_size=3))
-    assert project["hyperparameters"] == {
+    assert project.hyperparameters.model_dump() == {
         "epochs": 5,
         "batch_size": 32,
         "validation_split": 0.0,
@@ -219,7 +219,7 @@ def test_defaults_fill_in_and_max_contributors_defaults_to_k(url: str, make_user
         "outer_momentum": 0.9,
         "share": 1.0,
     }
-    assert project["state"] == "created" and project["round"] == 0
+    assert project.state == "created" and project.round == 0
 
 
 def test_healthz_reports_database_broker_and_queue_depths(url: str) -> None:

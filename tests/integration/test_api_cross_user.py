@@ -122,7 +122,7 @@ def setting(start_project, make_user, api_server: ApiServer, amqp_url: str, digi
     idle = started.owner.create_project("idle", Hyperparameters(total_tasks=3, task_size=3))
     for kind in ("model", "data", "labels"):
         path = digits_files.model if kind == "model" else getattr(started.data, kind)
-        started.owner.upload_file(idle["id"], kind, path)
+        started.owner.upload_file(idle.id, kind, path)
     return started, provider, grant, idle
 
 
@@ -133,11 +133,11 @@ def test_strangers_get_404_from_every_route_and_change_nothing(
     stranger = make_user(api_server.url, "stranger")
     files = started.data.data.parent
     blob_root = Path(urlparse(api_server.settings.blob_url).path)
-    project_ids = [started.id, uuid.UUID(idle["id"])]
+    project_ids = [started.id, idle.id]
     before = _snapshot(sessions, blob_root, project_ids)
 
-    targets = [(str(started.id), PROJECT_ROUTES), (idle["id"], PROJECT_ROUTES)]
-    targets.append((grant["claim_id"], CLAIM_ROUTES))
+    targets = [(str(started.id), PROJECT_ROUTES), (str(idle.id), PROJECT_ROUTES)]
+    targets.append((str(grant.claim_id), CLAIM_ROUTES))
     for an_id, routes in targets:
         for (method, path), attempt in routes.items():
             response = attempt(stranger, an_id, files)
@@ -153,6 +153,6 @@ def test_strangers_get_404_from_every_route_and_change_nothing(
 
     assert _snapshot(sessions, blob_root, project_ids) == before
     # The owner and the provider carry on as if nothing happened.
-    assert provider.heartbeat(grant["claim_id"])["lease_seconds"] > 0
-    assert started.owner.start(idle["id"])["state"] == "queued"
-    assert started.owner.pause(started.id)["state"] == "paused"
+    assert provider.heartbeat(grant.claim_id).lease_seconds > 0
+    assert started.owner.start(idle.id).state == "queued"
+    assert started.owner.pause(started.id).state == "paused"

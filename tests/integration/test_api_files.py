@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from daig.client import ClientError, DaigClient
+from daig.contract.http import ProjectOut
 from daig.hyperparams import Hyperparameters
 from daig.weights.h5weights import read_weights
 from tests.helpers.projects import SmallData, create_started_project, write_small_data
@@ -51,7 +52,7 @@ def client(shared_api_server, make_user) -> DaigClient:
 
 
 @pytest.fixture
-def project(client: DaigClient) -> dict:
+def project(client: DaigClient) -> ProjectOut:
     return client.create_project("files", Hyperparameters(total_tasks=3, task_size=3))
 
 
@@ -73,14 +74,14 @@ def project(client: DaigClient) -> dict:
     ],
 )
 def test_bad_upload_is_refused_saying_what_is_wrong(
-    client: DaigClient, project: dict, bad_files: dict[str, Path], kind: str, name: str, words
+    client: DaigClient, project: ProjectOut, bad_files: dict[str, Path], kind: str, name: str, words
 ) -> None:
     with pytest.raises(ClientError) as error:
-        client.upload_file(project["id"], kind, bad_files[name])
+        client.upload_file(project.id, kind, bad_files[name])
     assert error.value.status == 422
     for word in words:
         assert word in str(error.value), str(error.value)
-    assert client.project(project["id"])["files"] == []  # nothing was kept
+    assert client.project(project.id).files == []  # nothing was kept
 
 
 class _Touch:
@@ -107,7 +108,7 @@ def _pickle_payloads(directory: Path, marker: Path) -> list[Path]:
 
 
 def test_a_pickle_payload_is_refused_without_ever_being_unpickled(
-    client: DaigClient, project: dict, digits_files, tmp_path: Path
+    client: DaigClient, project: ProjectOut, digits_files, tmp_path: Path
 ) -> None:
     # The payloads are live: loading them with pickles allowed runs their code.
     probe = tmp_path / "probe-marker"
@@ -118,25 +119,27 @@ def test_a_pickle_payload_is_refused_without_ever_being_unpickled(
 
     marker = tmp_path / "server-marker"
     payloads = _pickle_payloads(tmp_path / "evil", marker)
-    client.upload_file(project["id"], "model", digits_files.model)
+    client.upload_file(project.id, "model", digits_files.model)
     for kind in ("data", "labels"):
         for path in payloads:
             with pytest.raises(ClientError) as error:
-                client.upload_file(project["id"], kind, path)
+                client.upload_file(project.id, kind, path)
             assert error.value.status == 422, path
             assert "dtype object" in str(error.value) and "unpickling" in str(error.value)
     assert not marker.exists()
-    assert [f["kind"] for f in client.project(project["id"])["files"]] == ["model"]
+    assert [f.kind for f in client.project(project.id).files] == ["model"]
 
 
-def test_empty_upload_and_unknown_kind(client: DaigClient, project: dict, tmp_path: Path) -> None:
+def test_empty_upload_and_unknown_kind(
+    client: DaigClient, project: ProjectOut, tmp_path: Path
+) -> None:
     empty = tmp_path / "empty.npy"
     empty.write_bytes(b"")
     with pytest.raises(ClientError) as error:
-        client.upload_file(project["id"], "data", empty)
+        client.upload_file(project.id, "data", empty)
     assert error.value.status == 400 and "empty" in str(error.value)
     with pytest.raises(ClientError) as error:
-        client.upload_file(project["id"], "weights", empty)
+        client.upload_file(project.id, "weights", empty)
     assert (
         error.value.status == 404
         and "model, data, labels, validation_data, validation_labels" in str(error.value)
@@ -144,80 +147,80 @@ def test_empty_upload_and_unknown_kind(client: DaigClient, project: dict, tmp_pa
 
 
 def test_good_files_are_stored_with_what_was_read_from_them(
-    client: DaigClient, project: dict, digits_files, small_data: SmallData
+    client: DaigClient, project: ProjectOut, digits_files, small_data: SmallData
 ) -> None:
-    model = client.upload_file(project["id"], "model", digits_files.model)
-    assert model["meta"]["input_shape"] == [64]
-    assert model["meta"]["parameters"] == 64 * 64 + 64 + 64 * 10 + 10
-    data = client.upload_file(project["id"], "data", small_data.data)
-    assert data["meta"]["shape"] == [10, 64] and data["meta"]["dtype"] == "<f4"
-    labels = client.upload_file(project["id"], "labels", small_data.labels)
-    assert labels["size"] == small_data.labels.stat().st_size
-    kinds = sorted(f["kind"] for f in client.project(project["id"])["files"])
+    model = client.upload_file(project.id, "model", digits_files.model)
+    assert model.meta["input_shape"] == [64]
+    assert model.meta["parameters"] == 64 * 64 + 64 + 64 * 10 + 10
+    data = client.upload_file(project.id, "data", small_data.data)
+    assert data.meta["shape"] == [10, 64] and data.meta["dtype"] == "<f4"
+    labels = client.upload_file(project.id, "labels", small_data.labels)
+    assert labels.size == small_data.labels.stat().st_size
+    kinds = sorted(f.kind for f in client.project(project.id).files)
     assert kinds == ["data", "labels", "model"]
 
 
 def test_label_rows_must_match_data_rows(
-    client: DaigClient, project: dict, small_data: SmallData, tmp_path: Path
+    client: DaigClient, project: ProjectOut, small_data: SmallData, tmp_path: Path
 ) -> None:
     nine = write_small_data(tmp_path / "nine", rows=9)
-    client.upload_file(project["id"], "data", small_data.data)
+    client.upload_file(project.id, "data", small_data.data)
     with pytest.raises(ClientError) as error:
-        client.upload_file(project["id"], "labels", nine.labels)
+        client.upload_file(project.id, "labels", nine.labels)
     assert error.value.status == 422
     assert "data has 10 rows but labels have 9" in str(error.value)
     # The same mismatch is caught whichever file comes second.
     other = client.create_project("other order", Hyperparameters(total_tasks=3, task_size=3))
-    client.upload_file(other["id"], "labels", nine.labels)
+    client.upload_file(other.id, "labels", nine.labels)
     with pytest.raises(ClientError) as error:
-        client.upload_file(other["id"], "data", small_data.data)
+        client.upload_file(other.id, "data", small_data.data)
     assert "data has 10 rows but labels have 9" in str(error.value)
-    assert [f["kind"] for f in client.project(other["id"])["files"]] == ["labels"]
+    assert [f.kind for f in client.project(other.id).files] == ["labels"]
 
 
 def test_data_rows_must_fit_the_model_input(
-    client: DaigClient, project: dict, digits_files, tmp_path: Path
+    client: DaigClient, project: ProjectOut, digits_files, tmp_path: Path
 ) -> None:
     narrow = write_small_data(tmp_path / "narrow", rows=10, features=32)
-    client.upload_file(project["id"], "model", digits_files.model)
+    client.upload_file(project.id, "model", digits_files.model)
     with pytest.raises(ClientError) as error:
-        client.upload_file(project["id"], "data", narrow.data)
+        client.upload_file(project.id, "data", narrow.data)
     assert error.value.status == 422
     assert "each data row has shape (32,)" in str(error.value)
     assert "expects (64)" in str(error.value)
     # Model second: also refused.
     other = client.create_project("model second", Hyperparameters(total_tasks=3, task_size=3))
-    client.upload_file(other["id"], "data", narrow.data)
+    client.upload_file(other.id, "data", narrow.data)
     with pytest.raises(ClientError) as error:
-        client.upload_file(other["id"], "model", digits_files.model)
+        client.upload_file(other.id, "model", digits_files.model)
     assert "each data row has shape (32,)" in str(error.value)
 
 
 def test_a_rejected_upload_keeps_the_previous_good_file(
-    client: DaigClient, project: dict, small_data: SmallData, bad_files: dict[str, Path]
+    client: DaigClient, project: ProjectOut, small_data: SmallData, bad_files: dict[str, Path]
 ) -> None:
-    good = client.upload_file(project["id"], "data", small_data.data)
+    good = client.upload_file(project.id, "data", small_data.data)
     with pytest.raises(ClientError):
-        client.upload_file(project["id"], "data", bad_files["fortran.npy"])
-    [kept] = client.project(project["id"])["files"]
-    assert kept["sha256"] == good["sha256"]
+        client.upload_file(project.id, "data", bad_files["fortran.npy"])
+    [kept] = client.project(project.id).files
+    assert kept.sha256 == good.sha256
 
 
 def test_start_refuses_missing_files_and_too_many_tasks(
     client: DaigClient, digits_files, small_data: SmallData
 ) -> None:
     project = client.create_project("too many", Hyperparameters(total_tasks=12, task_size=4))
-    client.upload_file(project["id"], "model", digits_files.model)
+    client.upload_file(project.id, "model", digits_files.model)
     with pytest.raises(ClientError) as error:
-        client.start(project["id"])
+        client.start(project.id)
     assert error.value.status == 409 and "data, labels" in str(error.value)
-    client.upload_file(project["id"], "data", small_data.data)
-    client.upload_file(project["id"], "labels", small_data.labels)
+    client.upload_file(project.id, "data", small_data.data)
+    client.upload_file(project.id, "labels", small_data.labels)
     with pytest.raises(ClientError) as error:
-        client.start(project["id"])
+        client.start(project.id)
     assert error.value.status == 422
     assert "total_tasks (12) exceeds the 10 rows" in str(error.value)
-    assert client.project(project["id"])["state"] == "created"
+    assert client.project(project.id).state == "created"
 
 
 def test_start_refuses_shards_emptied_by_validation_split(
@@ -230,9 +233,9 @@ def test_start_refuses_shards_emptied_by_validation_split(
         ("data", small_data.data),
         ("labels", small_data.labels),
     ):
-        client.upload_file(project["id"], kind, path)
+        client.upload_file(project.id, kind, path)
     with pytest.raises(ClientError) as error:
-        client.start(project["id"])
+        client.start(project.id)
     assert error.value.status == 422 and "validation_split" in str(error.value)
 
 
@@ -241,36 +244,36 @@ def test_files_are_frozen_after_start_and_start_happens_once(
 ) -> None:
     params = Hyperparameters(total_tasks=3, task_size=3)
     started = create_started_project(client, digits_files.model, small_data, params)
-    assert started["state"] == "queued" and started["total_rounds"] == 1
+    assert started.state == "queued" and started.total_rounds == 1
     for kind, path in (("model", digits_files.model), ("data", small_data.data)):
         with pytest.raises(ClientError) as error:
-            client.upload_file(started["id"], kind, path)
+            client.upload_file(started.id, kind, path)
         assert error.value.status == 409
         assert "files cannot change after it started" in str(error.value)
     with pytest.raises(ClientError) as error:
-        client.start(started["id"])
+        client.start(started.id)
     assert error.value.status == 409 and "already" in str(error.value)
 
 
 def test_model_download_before_and_after_start(
-    client: DaigClient, project: dict, digits_files, small_data: SmallData, tmp_path: Path
+    client: DaigClient, project: ProjectOut, digits_files, small_data: SmallData, tmp_path: Path
 ) -> None:
     from daig.modelfile.keras_load import canonical_weights, load_model
 
     with pytest.raises(ClientError) as error:
-        client.download_model(project["id"], tmp_path / "none.h5")
+        client.download_model(project.id, tmp_path / "none.h5")
     assert error.value.status == 404 and "upload one first" in str(error.value)
 
-    client.upload_file(project["id"], "model", digits_files.model)
+    client.upload_file(project.id, "model", digits_files.model)
     before = tmp_path / "before.h5"
-    assert client.download_model(project["id"], before) == {"weights_version": ""}
+    assert client.download_model(project.id, before).weights_version == ""
     assert before.read_bytes() == digits_files.model.read_bytes()
 
-    client.upload_file(project["id"], "data", small_data.data)
-    client.upload_file(project["id"], "labels", small_data.labels)
-    client.start(project["id"])
+    client.upload_file(project.id, "data", small_data.data)
+    client.upload_file(project.id, "labels", small_data.labels)
+    client.start(project.id)
     after = tmp_path / "after.h5"
-    assert client.download_model(project["id"], after) == {"weights_version": "0"}
+    assert client.download_model(project.id, after).weights_version == "0"
     with h5py.File(after, "r") as root:
         assert "training_config" in root.attrs
         assert json.loads(root.attrs["model_config"])["class_name"] == "Sequential"

@@ -13,7 +13,6 @@ The regression tests at the end pin what fuzzing found.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,13 +82,11 @@ def real_ids(
         topology.declare(channel)
         channel.confirm_delivery()
         sessions = make_sessionmaker(engine)
-        Scheduler(sessions, settings).reconcile(
-            uuid.UUID(project["id"]), BrokerSession(connection, channel)
-        )
+        Scheduler(sessions, settings).reconcile(project.id, BrokerSession(connection, channel))
         with sessions() as session:
             tasks = [str(t) for t in session.scalars(select(Task.id).order_by(Task.slot))]
         grant = fuzz_user.claim(tasks[0], "fuzz-agent")
-        yield RealIds(task_ids=tasks[1:], claim_id=grant["claim_id"])
+        yield RealIds(task_ids=tasks[1:], claim_id=str(grant.claim_id))
     finally:
         connection.close()
         engine.dispose()
@@ -107,7 +104,7 @@ def _with_real_ids(case: Case, server: ApiServer, user: DaigClient, ids: RealIds
     query = case.query if isinstance(case.query, dict) else {}
     if "project_id" in path:
         mine = user.create_project("fuzzed", Hyperparameters(total_tasks=3, task_size=3))
-        path["project_id"] = mine["id"]
+        path["project_id"] = str(mine.id)
         if "kind" in path:
             path["kind"] = ("model", "data", "labels")[len(str(case.body)) % 3]
     elif "task_id" in path:
@@ -195,5 +192,5 @@ def test_control_characters_in_an_upload_filename_are_replaced(
     project = fuzz_user.create_project("names", Hyperparameters(total_tasks=3, task_size=3))
     weird = tmp_path / "model\x01.h5"
     weird.write_bytes(digits_files.model.read_bytes())
-    stored = fuzz_user.upload_file(project["id"], "model", weird)
-    assert stored["filename"] == "model\ufffd.h5"
+    stored = fuzz_user.upload_file(project.id, "model", weird)
+    assert stored.filename == "model\ufffd.h5"

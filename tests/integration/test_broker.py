@@ -24,7 +24,7 @@ from daig.broker import (
     queue_depths,
     run_consumer,
 )
-from daig.messages import TrainTask, decode
+from daig.contract.messages import TrainTask, decode
 from daig_cli.rabbitmqctl import rabbitmqctl
 from tests.helpers.queues import drain, ready_count
 from tests.helpers.waiting import wait_until
@@ -230,7 +230,7 @@ def _pairs(arguments: object) -> list[tuple[str, object]]:
 
 
 def test_queue_depths_counts_ready_messages(amqp_url: str, publisher: Publisher) -> None:
-    from daig.messages import EventKind, ProjectEvent
+    from daig.contract.messages import EventKind, ProjectEvent
 
     for _ in range(3):
         publisher.publish(topology.TASKS, _task())

@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from bench.provider_broker import PARTITIONS, ProviderBroker, provider_broker
 from daig.broker import BrokerSession, Publisher, connect, publish_on
 from daig.client import ClientError, DaigClient
+from daig.contract.messages import EventKind, ProjectEvent, TrainingStatus, TrainResult, TrainTask
 from daig.db.models import Claim, Result, Task
 from daig.hyperparams import Hyperparameters
-from daig.messages import EventKind, ProjectEvent, TrainingStatus, TrainResult, TrainTask
 from daig.settings import Settings, amqp_vhost
 from daig.topology import DEAD, EVENTS, RESULTS_EXCHANGE, TASKS, provider_broker_user
 from daig.weights.schema import WeightSchema
@@ -50,7 +50,7 @@ def management(settings: Settings) -> Iterator[httpx.Client]:
 
 
 def _user_id(client: DaigClient) -> int:
-    return int(client.me()["id"])
+    return int(client.me().id)
 
 
 def test_each_account_gets_its_own_stable_least_privilege_broker_user(
@@ -61,16 +61,16 @@ def test_each_account_gets_its_own_stable_least_privilege_broker_user(
     first, again, other = alice.provider_config(), alice.provider_config(), bob.provider_config()
 
     assert first == again, "repeated requests (several agents of one account) agree"
-    assert first["broker_user"] == provider_broker_user(_user_id(alice), vhost)
-    assert other["broker_user"] == provider_broker_user(_user_id(bob), vhost)
-    assert other["amqp_url"] != first["amqp_url"]
-    params = pika.URLParameters(first["amqp_url"])
-    assert params.credentials.username == first["broker_user"]
+    assert first.broker_user == provider_broker_user(_user_id(alice), vhost)
+    assert other.broker_user == provider_broker_user(_user_id(bob), vhost)
+    assert other.amqp_url != first.amqp_url
+    params = pika.URLParameters(first.amqp_url)
+    assert params.credentials.username == first.broker_user
     assert params.virtual_host == vhost
-    assert "guest" not in first["amqp_url"], "never the server's own credentials"
-    connect(first["amqp_url"], heartbeat=0).close()
+    assert "guest" not in first.amqp_url, "never the server's own credentials"
+    connect(first.amqp_url, heartbeat=0).close()
 
-    name = quote(first["broker_user"], safe="")
+    name = quote(first.broker_user, safe="")
     with management(api_server.settings) as http:
         assert http.get(f"/api/users/{name}").json()["tags"] in ([], "")
         permissions = http.get(f"/api/permissions/{quote(vhost, safe='')}/{name}").json()
@@ -163,7 +163,7 @@ def test_the_broker_refuses_a_result_with_a_forged_user_id(
     amqp_url: str,
 ) -> None:
     alice, bob = make_user(api_server.url, "alice"), make_user(api_server.url, "bob")
-    alice_user = alice.provider_config()["broker_user"]
+    alice_user = alice.provider_config().broker_user
     result = TrainResult(
         project_id=uuid.uuid4(),
         round=0,
@@ -211,7 +211,7 @@ def test_provider_config_is_503_without_the_management_api(
 def _trained(provider_id: int, grant: dict[str, Any], seed: int = 0) -> TrainResult:
     """Upload a small delta for ``grant`` and describe it as ``provider_id``'s result."""
     rng = np.random.default_rng(seed)
-    schema = WeightSchema.from_json(grant["weight_schema"])
+    schema = WeightSchema.from_json(grant.weight_schema)
     delta = [(rng.standard_normal(t.shape) * 0.01).astype(t.dtype) for t in schema.tensors]
     return trained_result(grant, provider_id, delta, samples=3, fit_seconds=1.0)
 
@@ -276,8 +276,8 @@ def test_only_the_claimants_own_broker_user_gets_a_result_accepted(
     )
     assert outcomes[genuine.message_id] == ("accepted", None, None)
     with sessions() as session:
-        task = session.get(Task, uuid.UUID(str(grant["task_id"])))
-        claim = session.get(Claim, uuid.UUID(str(grant["claim_id"])))
+        task = session.get(Task, uuid.UUID(str(grant.task_id)))
+        claim = session.get(Claim, uuid.UUID(str(grant.claim_id)))
         assert task is not None and task.state == "done"
         assert claim is not None and claim.state == "finished" and claim.provider_id == alice_id
     assert ready_count(amqp_url, DEAD.queue) == 0

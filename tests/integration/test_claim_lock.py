@@ -48,7 +48,7 @@ def test_claims_do_not_wait_for_the_project_row(
     finally:
         holder.rollback()
         holder.close()
-    assert sorted(g["shard"] for g in grants) == [0, 1, 2]
+    assert sorted(g.shard for g in grants) == [0, 1, 2]
     assert took < 10.0  # they did not queue behind the held row (that would be forever)
 
 
@@ -79,5 +79,5 @@ def test_when_the_cap_binds_claims_queue_for_the_project_row(
         holder.rollback()
         holder.close()
     claimer.join(30)
-    assert outcome["grant"]["task_id"] == str(task.task_id)
+    assert outcome["grant"].task_id == task.task_id
     assert outcome["at"] >= released

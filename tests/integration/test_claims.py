@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from daig.blobstore import open_blob_store, signing
 from daig.broker import BrokerSession, run_consumer
 from daig.client import ClientError, DaigClient
+from daig.contract.http import Lease
+from daig.contract.messages import EventKind, ProjectEvent, decode
 from daig.db.models import Claim, Project, Task
 from daig.hyperparams import Hyperparameters
-from daig.messages import EventKind, ProjectEvent, decode
 from daig.planning import shard_rows
 from daig.settings import Settings
 from daig.topology import EVENTS
@@ -47,14 +48,14 @@ def _tasks(sessions: sessionmaker[Session], project_id: uuid.UUID) -> list[Task]
         return list(session.scalars(query))
 
 
-def _claim_row(sessions: sessionmaker[Session], claim_id: str) -> Claim:
+def _claim_row(sessions: sessionmaker[Session], claim_id: uuid.UUID) -> Claim:
     with sessions() as session:
-        row = session.get(Claim, uuid.UUID(claim_id))
+        row = session.get(Claim, claim_id)
         assert row is not None
         return row
 
 
-def _lapse_lease(engine, claim_id: str) -> None:
+def _lapse_lease(engine, claim_id: uuid.UUID) -> None:
     """Let a claim's lease run out, as time would: on the claim and on its task's row."""
     past = "now() - interval '1 second'"
     with engine.begin() as connection:
@@ -116,31 +117,31 @@ def test_claim_grant_urls_fetch_model_weights_and_exactly_the_shard(
     shards_seen = []
     for message in drain_tasks(amqp_url):
         grant = provider.claim(message.task_id, "agent-1")
-        assert (grant["task_id"], grant["round"], grant["shard"]) == (
-            str(message.task_id),
+        assert (grant.task_id, grant.round, grant.shard) == (
+            message.task_id,
             0,
             message.shard,
         )
-        assert (grant["epochs"], grant["batch_size"], grant["validation_split"]) == (2, 4, 0.0)
-        model = httpx.get(grant["model_url"])
+        assert (grant.epochs, grant.batch_size, grant.validation_split) == (2, 4, 0.0)
+        model = httpx.get(grant.model_url)
         assert model.status_code == 200
         assert model.content == digits_files.model.read_bytes()
-        assert hashlib.sha256(model.content).hexdigest() == grant["model_sha256"]
-        schema = WeightSchema.from_json(grant["weight_schema"])
-        assert schema.hash == grant["schema_hash"]
-        weights = decode_weights(httpx.get(grant["weights_url"]).content, schema)
+        assert hashlib.sha256(model.content).hexdigest() == grant.model_sha256
+        schema = WeightSchema.from_json(grant.weight_schema)
+        assert schema.hash == grant.schema_hash
+        weights = decode_weights(httpx.get(grant.weights_url).content, schema)
         for got, want in zip(weights, expected_weights, strict=True):
             np.testing.assert_array_equal(got, want)
         start, stop = shard_rows(message.shard, 10, 3)
-        for remote, array in ((grant["data"], x), (grant["labels"], y)):
-            assert remote["rows"] == stop - start
-            assert remote["row_shape"] == list(array.shape[1:])
+        for remote, array in ((grant.data, x), (grant.labels, y)):
+            assert remote.rows == stop - start
+            assert remote.row_shape == list(array.shape[1:])
             part = httpx.get(
-                remote["url"],
-                headers={"Range": f"bytes={remote['byte_start']}-{remote['byte_end'] - 1}"},
+                remote.url,
+                headers={"Range": f"bytes={remote.byte_start}-{remote.byte_end - 1}"},
             )
             assert part.status_code == 206
-            rows = np.frombuffer(part.content, dtype=remote["dtype"])
+            rows = np.frombuffer(part.content, dtype=remote.dtype)
             np.testing.assert_array_equal(rows.reshape(array[start:stop].shape), array[start:stop])
         shards_seen.append((message.shard, stop - start))
     assert sorted(shards_seen) == [(0, 3), (1, 3), (2, 4)]
@@ -176,8 +177,8 @@ def test_contributor_cap_is_enforced_on_claims(
     with pytest.raises(ClientError) as error:
         make_user(api_server.url, "third").claim(third.id, "c")
     assert error.value.status == 409 and error.value.reason == "contributor_cap"
-    assert started.owner.project(started.id)["active_contributors"] == 2
-    provider.release(grant["claim_id"])  # a slot frees up
+    assert started.owner.project(started.id).active_contributors == 2
+    provider.release(grant.claim_id)  # a slot frees up
     provider.claim(third.id, "a")
 
 
@@ -197,14 +198,14 @@ def test_heartbeat_extends_the_lease(
             text(
                 "UPDATE claims SET lease_expires_at = now() + interval '2 seconds' WHERE id = :id"
             ),
-            {"id": grant["claim_id"]},
+            {"id": grant.claim_id},
         )
-    lease = provider.heartbeat(grant["claim_id"])
-    assert lease == {"claim_id": grant["claim_id"], "lease_seconds": 30.0}
-    remaining = _claim_row(sessions, grant["claim_id"]).lease_expires_at - datetime.now(UTC)
+    lease = provider.heartbeat(grant.claim_id)
+    assert lease == Lease(claim_id=grant.claim_id, lease_seconds=30.0)
+    remaining = _claim_row(sessions, grant.claim_id).lease_expires_at - datetime.now(UTC)
     assert 25 < remaining.total_seconds() <= 30
     with pytest.raises(ClientError) as error:
-        make_user(api_server.url, "intruder").heartbeat(grant["claim_id"])
+        make_user(api_server.url, "intruder").heartbeat(grant.claim_id)
     assert error.value.status == 404
 
 
@@ -222,8 +223,8 @@ def test_release_makes_the_task_pending_and_the_scheduler_publishes_it_again(
     task = drain_tasks(amqp_url)[0]
     grant = provider.claim(task.task_id, "agent-1")
     drain(amqp_url, "daig.scheduler.events")
-    provider.release(grant["claim_id"])
-    assert _claim_row(sessions, grant["claim_id"]).state == "released"
+    provider.release(grant.claim_id)
+    assert _claim_row(sessions, grant.claim_id).state == "released"
     states = {t.id: t.state for t in _tasks(sessions, started.id)}
     assert states[task.task_id] == "pending"
     [event] = [
@@ -237,7 +238,7 @@ def test_release_makes_the_task_pending_and_the_scheduler_publishes_it_again(
     assert (again.task_id, again.attempt) == (task.task_id, 2)
     make_user(api_server.url, "next").claim(task.task_id, "agent-2")
     with pytest.raises(ClientError) as error:
-        provider.heartbeat(grant["claim_id"])  # the released claim is over
+        provider.heartbeat(grant.claim_id)  # the released claim is over
     assert error.value.status == 409 and error.value.reason == "claim_ended"
 
 
@@ -257,16 +258,16 @@ def test_expired_lease_gets_the_task_published_again(
     grant = provider.claim(task.task_id, "agent-1")
     scheduler.tick(broker_session)  # a live lease: nothing to do
     assert ready_count(amqp_url, "daig.tasks") == 0
-    _lapse_lease(engine, grant["claim_id"])
+    _lapse_lease(engine, grant.claim_id)
     scheduler.tick(broker_session)
     [again] = drain_tasks(amqp_url)
     assert (again.task_id, again.attempt) == (task.task_id, 2)
-    assert _claim_row(sessions, grant["claim_id"]).state == "expired"
+    assert _claim_row(sessions, grant.claim_id).state == "expired"
     with pytest.raises(ClientError) as error:
-        provider.heartbeat(grant["claim_id"])
+        provider.heartbeat(grant.claim_id)
     assert error.value.status == 409
     second = make_user(api_server.url, "next").claim(task.task_id, "agent-2")
-    assert second["claim_id"] != grant["claim_id"]
+    assert second.claim_id != grant.claim_id
 
 
 def test_a_task_whose_lease_lapsed_can_be_claimed_before_the_scheduler_notices(
@@ -283,9 +284,9 @@ def test_a_task_whose_lease_lapsed_can_be_claimed_before_the_scheduler_notices(
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
     task = drain_tasks(amqp_url)[0]
     first = provider.claim(task.task_id, "agent-1")
-    _lapse_lease(engine, first["claim_id"])
+    _lapse_lease(engine, first.claim_id)
     second = make_user(api_server.url, "next").claim(task.task_id, "agent-2")
-    assert second["claim_id"] != first["claim_id"]
+    assert second.claim_id != first.claim_id
     assert {t.id: t.state for t in _tasks(sessions, started.id)}[task.task_id] == "claimed"
 
 
@@ -312,7 +313,7 @@ def test_scheduler_consuming_events_publishes_tasks_after_start(
         stop.set()
         consumer.join(10)
     assert [t.shard for t in _tasks(sessions, started.id)] == [0, 1]
-    assert started.owner.project(started.id)["state"] == "running"
+    assert started.owner.project(started.id).state == "running"
     assert ready_count(amqp_url, "daig.tasks") == 2  # ticks publish nothing twice
 
 
@@ -339,28 +340,28 @@ def test_with_the_s3_store_grants_are_s3_urls_serving_the_shard(
         owner, provider = make_user(server.url, "requestor"), make_user(server.url, "provider")
         params = Hyperparameters(total_tasks=3, task_size=3)
         project = create_started_project(owner, digits_files.model, small_data, params)
-        scheduler.reconcile(uuid.UUID(project["id"]), broker_session)
+        scheduler.reconcile(project.id, broker_session)
         task = max(drain_tasks(amqp_url), key=lambda m: m.shard)  # shard 2: rows 6..9
         grant = provider.claim(task.task_id, "agent-s3")
-        assert grant["data"]["url"].startswith(s3_endpoint)
-        assert "/deployment/projects/" in grant["data"]["url"]
-        remote = grant["data"]
+        assert grant.data.url.startswith(s3_endpoint)
+        assert "/deployment/projects/" in grant.data.url
+        remote = grant.data
         part = httpx.get(
-            remote["url"],
-            headers={"Range": f"bytes={remote['byte_start']}-{remote['byte_end'] - 1}"},
+            remote.url,
+            headers={"Range": f"bytes={remote.byte_start}-{remote.byte_end - 1}"},
         )
         assert part.status_code == 206
-        rows = np.frombuffer(part.content, dtype=remote["dtype"]).reshape(4, 64)
+        rows = np.frombuffer(part.content, dtype=remote.dtype).reshape(4, 64)
         np.testing.assert_array_equal(rows, small_data.x[6:10])
-        assert httpx.get(grant["model_url"]).content == digits_files.model.read_bytes()
-        upload = httpx.put(grant["result_url"], content=b"delta")
+        assert httpx.get(grant.model_url).content == digits_files.model.read_bytes()
+        upload = httpx.put(grant.result_url, content=b"delta")
         assert upload.status_code == 200
-        stored = open_blob_store(s3_settings).get_bytes(grant["result_key"])
+        stored = open_blob_store(s3_settings).get_bytes(grant.result_key)
         assert stored == b"delta"
         # The local store's route has nothing to serve on an S3 deployment.
         local_url = signing.signed_url(server.url, s3_settings.secret_key, "GET", "x", 60)
         refused = httpx.get(local_url)
         assert refused.status_code == 404 and refused.json()["reason"] == "not_local"
         model = tmp_path / "v0.h5"
-        assert owner.download_model(project["id"], model) == {"weights_version": "0"}
+        assert owner.download_model(project.id, model).weights_version == "0"
         assert read_weights(model)[0].shape == (64, 64)

@@ -20,7 +20,7 @@ def _object_copy(source: Path, target: Path) -> Path:
 
 def test_object_arrays_need_the_trust_flag(api_server, make_user, digits_files, tmp_path) -> None:
     user = make_user(api_server.url, "requestor")
-    name = user.me()["username"]
+    name = user.me().username
     data = _object_copy(digits_files.data, tmp_path / "x-object.npy")
     common = [
         "project",
@@ -46,8 +46,8 @@ def test_object_arrays_need_the_trust_flag(api_server, make_user, digits_files, 
     trusted = run_daig(tmp_path, *common, "--trust-object-arrays")
     assert trusted.returncode == 0, trusted.stderr
     project_id = trusted.stdout.strip().splitlines()[-1]
-    [data_file] = [f for f in user.project(project_id)["files"] if f["kind"] == "data"]
-    assert data_file["meta"]["dtype"] == "<f4" and data_file["meta"]["shape"][1] == 64
+    [data_file] = [f for f in user.project(project_id).files if f.kind == "data"]
+    assert data_file.meta["dtype"] == "<f4" and data_file.meta["shape"][1] == 64
 
 
 def test_keras_archive_upload_is_converted_to_h5(
@@ -66,9 +66,9 @@ def test_keras_archive_upload_is_converted_to_h5(
     build_mlp(keras).save(archive)
     user = make_user(api_server.url, "requestor")
     project = user.create_project("keras-format", Hyperparameters())
-    stored = user.upload_file(project["id"], "model", archive)
-    assert stored["meta"]["converted_from"] == "keras"
-    assert stored["meta"]["input_shape"] == [64]
-    user.download_model(project["id"], tmp_path / "back.h5")
+    stored = user.upload_file(project.id, "model", archive)
+    assert stored.meta["converted_from"] == "keras"
+    assert stored.meta["input_shape"] == [64]
+    user.download_model(project.id, tmp_path / "back.h5")
     model, info = load_model(tmp_path / "back.h5")  # an .h5 the providers can train
-    assert info.parameters == stored["meta"]["parameters"]
+    assert info.parameters == stored.meta["parameters"]

@@ -29,8 +29,8 @@ def settings(settings: Settings) -> Settings:
 def _uploaded(client, digits_files, data: SmallData, params: Hyperparameters) -> str:
     project = client.create_project(f"p-{uuid.uuid4().hex[:6]}", params)
     for kind, path in (("model", digits_files.model), ("data", data.data), ("labels", data.labels)):
-        client.upload_file(project["id"], kind, path)
-    return str(project["id"])
+        client.upload_file(project.id, kind, path)
+    return str(project.id)
 
 
 def test_a_project_over_the_balance_is_refused_with_estimate_and_balance(
@@ -44,19 +44,19 @@ def test_a_project_over_the_balance_is_refused_with_estimate_and_balance(
     expensive = _uploaded(
         owner, digits_files, small_data, Hyperparameters(total_tasks=3, task_size=3, epochs=10)
     )
-    assert owner.project_cost(expensive)["estimate"] == 2 * one  # known before the start
+    assert owner.project_cost(expensive).estimate == 2 * one  # known before the start
     with pytest.raises(ClientError) as refused:
         owner.start(expensive)
     assert refused.value.status == 402 and refused.value.reason == "insufficient_credit"
     message = str(refused.value)
     assert f"estimated to cost {2 * one:,} credits" in message
     assert f"your balance is {GRANT:,} credits" in message
-    assert owner.project(expensive)["state"] == "created"  # nothing started, nothing charged
+    assert owner.project(expensive).state == "created"  # nothing started, nothing charged
 
     cheap = _uploaded(owner, digits_files, small_data, Hyperparameters(total_tasks=3, task_size=3))
-    assert owner.start(cheap)["state"] == "queued"
+    assert owner.start(cheap).state == "queued"
     balance = owner.credits()
-    assert (balance["balance"], balance["committed"], balance["available"]) == (
+    assert (balance.balance, balance.committed, balance.available) == (
         GRANT,
         one,
         GRANT - one,
@@ -67,4 +67,4 @@ def test_a_project_over_the_balance_is_refused_with_estimate_and_balance(
         owner.start(second)
     assert again.value.status == 402
     owner.cancel(cheap)  # a cancelled project promises nothing any more
-    assert owner.start(second)["state"] == "queued"
+    assert owner.start(second).state == "queued"

@@ -9,7 +9,6 @@ samples x epochs x parameters.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from daig.contract.http import ClaimGrant
 from daig.credits import ledger
 from daig.credits.pricing import task_cost
 from daig.db.models import Claim, CreditEntry, CreditTransfer, Result, Task
@@ -66,10 +66,8 @@ def assert_ledger_consistent(sessions: sessionmaker[Session], epochs: int, param
             }
 
 
-def _claim_all(provider: Provider, amqp_url: str) -> list[dict]:
-    return sorted(
-        (provider.claim(m.task_id) for m in drain_tasks(amqp_url)), key=lambda g: g["shard"]
-    )
+def _claim_all(provider: Provider, amqp_url: str) -> list[ClaimGrant]:
+    return sorted((provider.claim(m.task_id) for m in drain_tasks(amqp_url)), key=lambda g: g.shard)
 
 
 def test_accepted_results_pay_once_and_rejected_or_duplicate_ones_nothing(
@@ -85,10 +83,10 @@ def test_accepted_results_pay_once_and_rejected_or_duplicate_ones_nothing(
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
     owner_before = started.owner.credits()
     grant_amount = api_server.settings.credit_signup_grant
-    assert owner_before["balance"] == owner_before["granted"] == grant_amount
+    assert owner_before.balance == owner_before.granted == grant_amount
     estimate = task_cost(samples=10, epochs=EPOCHS, parameters=schema.parameters)
-    assert owner_before["committed"] == estimate
-    assert started.owner.project_cost(started.id) | {"state": "?"} == {
+    assert owner_before.committed == estimate
+    assert started.owner.project_cost(started.id).model_dump(mode="json") | {"state": "?"} == {
         "project_id": str(started.id),
         "state": "?",
         "estimate": estimate,
@@ -103,28 +101,24 @@ def test_accepted_results_pay_once_and_rejected_or_duplicate_ones_nothing(
     # A corrupted delta is rejected and earns nothing.
     bad = alice.result(first, random_delta(schema, 0), sha256="0" * 64)
     assert aggregator.handle(bad).status == "rejected"
-    assert alice.client.credits()["earned"] == 0
+    assert alice.client.credits().earned == 0
 
     # Shard 0's lease lapses; the task is re-dispatched to bob, and alice's result wins.
     lapsed = datetime.now(UTC) - timedelta(seconds=1)
     with sessions.begin() as session:
         session.execute(
-            update(Claim)
-            .where(Claim.id == uuid.UUID(second["claim_id"]))
-            .values(lease_expires_at=lapsed)
+            update(Claim).where(Claim.id == second.claim_id).values(lease_expires_at=lapsed)
         )
         session.execute(
-            update(Task)
-            .where(Task.id == uuid.UUID(second["task_id"]))
-            .values(lease_expires_at=lapsed)
+            update(Task).where(Task.id == second.task_id).values(lease_expires_at=lapsed)
         )
-    bob_grant = bob.claim(second["task_id"])
+    bob_grant = bob.claim(second.task_id)
     win = alice.result(second, random_delta(schema, 1))
     assert aggregator.handle(win).status == "accepted"
     late = bob.result(bob_grant, random_delta(schema, 2))
     verdict = aggregator.handle(late)
     assert (verdict.status, verdict.reason) == ("rejected", "duplicate")
-    assert bob.client.credits()["earned"] == 0
+    assert bob.client.credits().earned == 0
 
     # The same message again, to this aggregator and to a restarted one: nothing more is paid.
     assert aggregator.handle(win) is None
@@ -136,11 +130,11 @@ def test_accepted_results_pay_once_and_rejected_or_duplicate_ones_nothing(
 
     rows = {0: 3, 1: 3, 2: 4}
     earned = sum(
-        task_cost(samples=rows[g["shard"]], epochs=EPOCHS, parameters=schema.parameters)
+        task_cost(samples=rows[g.shard], epochs=EPOCHS, parameters=schema.parameters)
         for g in (first, second, third)
     )
     assert earned == estimate
-    assert alice.client.credits() | {"committed": 0, "available": 0} == {
+    assert alice.client.credits().model_dump() | {"committed": 0, "available": 0} == {
         "balance": grant_amount + earned,
         "granted": grant_amount,
         "earned": earned,
@@ -149,25 +143,23 @@ def test_accepted_results_pay_once_and_rejected_or_duplicate_ones_nothing(
         "available": 0,
     }
     owner = started.owner.credits()
-    assert (owner["balance"], owner["spent"], owner["committed"]) == (
+    assert (owner.balance, owner.spent, owner.committed) == (
         grant_amount - earned,
         earned,
         0,
     )
     cost = started.owner.project_cost(started.id)
-    assert (cost["spent"], cost["paid_tasks"], cost["remaining"]) == (earned, 3, 0)
+    assert (cost.spent, cost.paid_tasks, cost.remaining) == (earned, 3, 0)
     history = alice.client.credit_history()
-    assert [line["kind"] for line in history] == ["work", "work", "work", "grant"]
-    assert history[0]["balance_after"] == grant_amount + earned
-    assert {line["task_id"] for line in history[:3]} == {
-        g["task_id"] for g in (first, second, third)
-    }
+    assert [line.kind for line in history] == ["work", "work", "work", "grant"]
+    assert history[0].balance_after == grant_amount + earned
+    assert {line.task_id for line in history[:3]} == {g.task_id for g in (first, second, third)}
     board = started.owner.leaderboard(started.id)
-    assert [(r["rank"], r["username"], r["credits"], r["tasks"]) for r in board] == [
-        (1, alice.client.me()["username"], earned, 3)
+    assert [(r.rank, r.username, r.credits, r.tasks) for r in board] == [
+        (1, alice.client.me().username, earned, 3)
     ]
     assert alice.client.leaderboard(started.id) == board  # contributors may see it too
-    assert any(r["user_id"] == alice.id for r in bob.client.leaderboard())
+    assert any(r.user_id == alice.id for r in bob.client.leaderboard())
     with pytest.raises(Exception, match="no project"):
         bob.client.leaderboard(started.id)  # bob neither owns nor was paid for it
     assert_ledger_consistent(sessions, EPOCHS, schema.parameters)
@@ -210,18 +202,18 @@ def test_many_results_accepted_at_once_by_two_aggregators(
             == 12
         )
     assert_ledger_consistent(sessions, EPOCHS, schema.parameters)
-    earned = sum(p.client.credits()["earned"] for p in providers)
+    earned = sum(p.client.credits().earned for p in providers)
     assert earned == 4 * task_cost(samples=10, epochs=EPOCHS, parameters=schema.parameters)
     overall = providers[0].client.leaderboard()
-    assert sum(r["credits"] for r in overall) == earned
-    assert [r["credits"] for r in overall] == sorted((r["credits"] for r in overall), reverse=True)
+    assert sum(r.credits for r in overall) == earned
+    assert [r.credits for r in overall] == sorted((r.credits for r in overall), reverse=True)
 
 
 def test_the_ledger_refuses_edits_and_unbalanced_transfers(
     api_server, make_user, sessions: sessionmaker[Session]
 ) -> None:
     user = make_user(api_server.url)
-    user_id = int(user.me()["id"])
+    user_id = int(user.me().id)
     with sessions() as session:
         with pytest.raises(DBAPIError, match="append-only"):
             session.execute(update(CreditEntry).values(amount=CreditEntry.amount * 2))
@@ -247,8 +239,8 @@ def test_the_ledger_refuses_edits_and_unbalanced_transfers(
         )
         with pytest.raises(DBAPIError, match="unbalanced"):
             session.commit()
-    assert user.credits()["balance"] == api_server.settings.credit_signup_grant
+    assert user.credits().balance == api_server.settings.credit_signup_grant
     # The grant is given once, however often it is asked for.
     with sessions.begin() as session:
         assert not ledger.ensure_grant(session, user_id, 10**6)
-    assert user.credits()["granted"] == api_server.settings.credit_signup_grant
+    assert user.credits().granted == api_server.settings.credit_signup_grant

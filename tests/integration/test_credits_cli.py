@@ -27,7 +27,7 @@ def test_balance_history_cost_and_leaderboard_commands(
 ) -> None:
     started = start_project(Hyperparameters(total_tasks=3, task_size=3, epochs=2))
     volunteer = Provider(make_user(api_server.url, "vol"))
-    name = volunteer.client.me()["username"]
+    name = volunteer.client.me().username
     paid = {}
     for seed, message in enumerate(drain_tasks(amqp_url)):
         grant = volunteer.claim(message.task_id)
@@ -35,8 +35,8 @@ def test_balance_history_cost_and_leaderboard_commands(
             aggregator.handle(volunteer.result(grant, random_delta(schema, seed))).status
             == "accepted"
         )
-        paid[grant["task_id"]] = task_cost(
-            samples=ROWS[grant["shard"]], epochs=2, parameters=schema.parameters
+        paid[grant.task_id] = task_cost(
+            samples=ROWS[grant.shard], epochs=2, parameters=schema.parameters
         )
     earned, granted = sum(paid.values()), api_server.settings.credit_signup_grant
     login = ["--server", api_server.url, "--user", name, "--password", PASSWORD]
@@ -57,7 +57,7 @@ def test_balance_history_cost_and_leaderboard_commands(
     overall = run_daig(tmp_path / "vol", "leaderboard", "--limit", "500")
     assert name in overall.stdout
 
-    owner = ["--server", api_server.url, "--user", started.owner.me()["username"]]
+    owner = ["--server", api_server.url, "--user", started.owner.me().username]
     cost = run_daig(
         tmp_path / "owner", "credits", "cost", str(started.id), *owner, "--password", PASSWORD
     )

@@ -21,8 +21,8 @@ import pytest
 from bench.provider_broker import provider_broker
 from daig.broker import BrokerSession
 from daig.client import ClientError, DaigClient
+from daig.contract.messages import TrainTask
 from daig.hyperparams import Hyperparameters
-from daig.messages import TrainTask
 from daig.settings import Settings
 from daig_scheduler.handlers import Scheduler
 from tests.helpers.accounts import new_user
@@ -49,7 +49,7 @@ def _start(
 ) -> uuid.UUID:
     data = write_small_data(tmp_path / uuid.uuid4().hex[:6], rows=100)
     project = create_started_project(owner, digits_files.model, data, params)
-    project_id = uuid.UUID(project["id"])
+    project_id = project.id
     scheduler.reconcile(project_id, broker)
     return project_id
 

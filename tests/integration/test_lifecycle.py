@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daig.broker import Delivery
 from daig.client import ClientError, DaigClient
+from daig.contract.messages import TrainTask
 from daig.db.models import Claim, DeadLetter, Project, Task
 from daig.hyperparams import Hyperparameters
-from daig.messages import TrainTask
 from daig_scheduler.deadletters import MAX_DEAD_TASK_MESSAGES, DeadLetterRecorder
 from tests.helpers.accounts import PASSWORD
 from tests.helpers.projects import Started
@@ -52,11 +52,11 @@ def test_pause_stops_running_tasks_and_resume_continues_the_same_round(
     grant = provider.claim(first.task_id, "agent-1")
 
     paused = started.owner.pause(started.id)
-    assert paused["state"] == "paused"
+    assert paused.state == "paused"
     state, tasks, claims = _states(sessions, started.id)
     assert (state, tasks, claims) == ("paused", ["pending"] * 3, ["released"])
     with pytest.raises(ClientError) as error:
-        provider.heartbeat(grant["claim_id"])  # the provider is told to stop
+        provider.heartbeat(grant.claim_id)  # the provider is told to stop
     assert error.value.status == 409
     with pytest.raises(ClientError) as error:
         provider.claim(second.task_id, "agent-1")  # queued messages are refused while paused
@@ -65,7 +65,7 @@ def test_pause_stops_running_tasks_and_resume_continues_the_same_round(
     assert drain_tasks(amqp_url) == [], "a paused project publishes nothing"
 
     resumed = started.owner.resume(started.id)
-    assert (resumed["state"], resumed["round"]) == ("running", 0)
+    assert (resumed.state, resumed.round) == ("running", 0)
     scheduler.reconcile(started.id, broker_session)
     again = drain_tasks(amqp_url)
     assert sorted(t.task_id for t in again) == sorted(
@@ -86,7 +86,7 @@ def test_cancel_releases_everything_and_keeps_the_model(
     task = drain_tasks(amqp_url)[0]
     provider.claim(task.task_id, "agent-1")
     cancelled = started.owner.cancel(started.id)
-    assert cancelled["state"] == "cancelled" and cancelled["finished_at"] is not None
+    assert cancelled.state == "cancelled" and cancelled.finished_at is not None
     assert _states(sessions, started.id)[2] == ["released"]
     started.owner.download_model(started.id, tmp_path / "model.h5")
     assert (tmp_path / "model.h5").stat().st_size > 0
@@ -102,7 +102,7 @@ def test_pause_requires_a_running_project(make_user, api_server) -> None:
     owner = make_user(api_server.url, "requestor")
     project = owner.create_project("idle", Hyperparameters())
     with pytest.raises(ClientError) as error:
-        owner.pause(project["id"])
+        owner.pause(project.id)
     assert error.value.status == 409 and "created" in str(error.value)
 
 
@@ -141,8 +141,8 @@ def test_dead_task_messages_give_the_task_out_again_then_fail_the_project(
     for _ in range(MAX_DEAD_TASK_MESSAGES - 1):
         recorder.on_dead(_dead(message, TrainTask.type_name), broker_session)
     project = started.owner.project(started.id)
-    assert project["state"] == "failed"
-    assert "keeps failing on providers" in project["error"]
+    assert project.state == "failed"
+    assert "keeps failing on providers" in project.error
 
 
 def test_garbage_dead_letters_are_recorded_with_the_brokers_reason(
@@ -215,7 +215,7 @@ def test_cli_pause_resume_cancel(start_project: Callable[..., Started], tmp_path
 
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
     server = started.owner.server
-    username = started.owner.me()["username"]
+    username = started.owner.me().username
     env = os.environ | {"XDG_CONFIG_HOME": str(tmp_path / "config")}
 
     def daig(*args: str) -> subprocess.CompletedProcess[str]:

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from bench.provider_broker import provider_broker
 from daig.broker import run_consumer
 from daig.client import ClientError, DaigClient
+from daig.contract.messages import TrainTask
 from daig.db.models import Task
 from daig.hyperparams import Hyperparameters
-from daig.messages import TrainTask
 from daig.settings import Settings
 from daig.topology import EVENTS, TASKS
 from daig_scheduler.handlers import Scheduler

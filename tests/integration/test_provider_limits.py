@@ -97,7 +97,7 @@ def test_an_agent_on_battery_waits_and_resumes_on_mains_power(
     (supplies / "BAT0" / "status").write_text("Discharging")
     config = AgentConfig(
         server=api_server.url,
-        username=volunteer.me()["username"],
+        username=volunteer.me().username,
         password=PASSWORD,
         cache_dir=tmp_path / "cache",
         threads=1,

@@ -79,7 +79,7 @@ def _agent(api_server, make_user, tmp_path: Path) -> ProviderAgent:
     volunteer = make_user(api_server.url, "volunteer")
     config = AgentConfig(
         server=api_server.url,
-        username=volunteer.me()["username"],
+        username=volunteer.me().username,
         password=PASSWORD,
         cache_dir=tmp_path / "cache",
         threads=1,

@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from daig.contract.http import ClaimGrant
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daig.client import ClientError, DaigClient
+from daig.contract.http import ClaimGrant
 from daig.credits import ledger
 from daig.db.models import (
     CreditEntry,
@@ -125,21 +125,19 @@ def test_agreeing_replicas_are_accepted_once_and_paid_once_each(
     delta = random_delta(schema, seed=1)
     first = aggregator.handle(a.result(grant_a, delta))
     assert first is not None and first.status == ResultStatus.HELD
-    assert _statuses(sessions, started.project_id) == {ResultStatus.HELD: 1}
+    assert _statuses(sessions, started.id) == {ResultStatus.HELD: 1}
     aggregator.handle(b.result(grant_b, delta))
-    assert _statuses(sessions, started.project_id) == {
+    assert _statuses(sessions, started.id) == {
         ResultStatus.ACCEPTED: 1,
         ResultStatus.AGREED: 1,
     }
     with sessions() as session:
-        round_0 = session.get(Round, (started.project_id, 0))
+        round_0 = session.get(Round, (started.id, 0))
         assert round_0 is not None and round_0.accepted == 1
         states = {
             t.state
             for t in session.scalars(
-                select(Task).where(
-                    Task.shard == grant_a.shard, Task.project_id == started.project_id
-                )
+                select(Task).where(Task.shard == grant_a.shard, Task.project_id == started.id)
             )
         }
         assert states == {TaskState.DONE}
@@ -167,7 +165,7 @@ def test_a_disagreement_is_resolved_by_a_third_and_the_cheat_quarantined(
     delta = random_delta(schema, seed=2)
     aggregator.handle(honest.result(grant_h, delta))
     aggregator.handle(cheat.result(grant_c, [np.zeros_like(v) for v in delta]))
-    assert _statuses(sessions, started.project_id) == {ResultStatus.HELD: 2}
+    assert _statuses(sessions, started.id) == {ResultStatus.HELD: 2}
     replicas = _replicas_of(sessions, grant_h.task_id)
     assert len(replicas) == 2, "a disagreement makes one more replica"
     tie_breaker = next(r for r in replicas if r.id != grant_c.task_id)
@@ -175,7 +173,7 @@ def test_a_disagreement_is_resolved_by_a_third_and_the_cheat_quarantined(
     paid_before = _earned(sessions, cheat)
     assert paid_before > 0, "paid on arrival, like any result"
     aggregator.handle(third.result(third.claim(tie_breaker.id), delta))
-    assert _statuses(sessions, started.project_id) == {
+    assert _statuses(sessions, started.id) == {
         ResultStatus.ACCEPTED: 1,
         ResultStatus.AGREED: 1,
         ResultStatus.DISAGREED: 1,
@@ -183,7 +181,7 @@ def test_a_disagreement_is_resolved_by_a_third_and_the_cheat_quarantined(
     with sessions() as session:
         accepted = session.scalar(
             select(Result).where(
-                Result.project_id == started.project_id, Result.status == ResultStatus.ACCEPTED
+                Result.project_id == started.id, Result.status == ResultStatus.ACCEPTED
             )
         )
         assert accepted is not None and accepted.provider_id == honest.id
@@ -196,12 +194,12 @@ def test_a_disagreement_is_resolved_by_a_third_and_the_cheat_quarantined(
         transfers = session.execute(
             select(CreditTransfer.id, func.sum(CreditEntry.amount))
             .join(CreditEntry, CreditEntry.transfer_id == CreditTransfer.id)
-            .where(CreditTransfer.project_id == started.project_id)
+            .where(CreditTransfer.project_id == started.id)
             .group_by(CreditTransfer.id)
         ).all()
         assert transfers and all(total == 0 for _, total in transfers), "every transfer balances"
         kinds = session.scalars(
-            select(CreditTransfer.kind).where(CreditTransfer.project_id == started.project_id)
+            select(CreditTransfer.kind).where(CreditTransfer.project_id == started.id)
         ).all()
         assert sorted(kinds) == [ledger.REVERSAL, ledger.WORK, ledger.WORK, ledger.WORK]
     # Quarantined: refused work with a clear 403, and a later result of it is rejected.
@@ -248,7 +246,7 @@ def test_a_replica_nobody_else_takes_opens_to_anyone_and_settles_unverified(
     delta = random_delta(schema, seed=3)
     aggregator.handle(alone.result(grant, delta))
     aggregator.handle(alone.result(again, delta))
-    assert _statuses(sessions, started.project_id) == {
+    assert _statuses(sessions, started.id) == {
         ResultStatus.ACCEPTED: 1,
         ResultStatus.AGREED: 1,
     }

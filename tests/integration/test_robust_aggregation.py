@@ -41,7 +41,7 @@ def test_median_project_ignores_a_poisoned_update(
         median = np.median(np.stack([d[index].astype(np.float64) for d in deltas]), axis=0)
         np.testing.assert_allclose(got, weights + median, rtol=1e-6, atol=1e-7)
         assert np.abs(got - weights).max() < 1.0, "the poisoned update must not dominate"
-    assert started.owner.project(started.id)["hyperparameters"]["aggregation"] == "median"
+    assert started.owner.project(started.id).hyperparameters.aggregation == "median"
 
 
 def test_norm_gate_rejects_an_update_far_out_of_line(
@@ -62,7 +62,7 @@ def test_norm_gate_rejects_an_update_far_out_of_line(
     verdict = aggregator.handle(provider.result(grants[3], huge, samples=2))
     assert (verdict.status, verdict.reason) == ("rejected", "norm_outlier")
     rounds = started.owner.rounds(started.id)
-    assert rounds[0]["rejected"] == 1 and rounds[0]["accepted"] == 3
+    assert rounds[0].rejected == 1 and rounds[0].accepted == 3
     # an ordinary update of the same size class is still accepted
     assert (
         aggregator.handle(provider.result(grants[4], random_delta(schema, 4), samples=2)).status
@@ -77,8 +77,8 @@ def test_a_volunteers_resource_limit_does_not_count_against_the_project(
     sessions,
     amqp_url: str,
 ) -> None:
+    from daig.contract.messages import TrainingStatus
     from daig.db.models import Result, Task
-    from daig.messages import TrainingStatus
 
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
     grant = claim_round(provider, amqp_url)[0]
@@ -93,11 +93,11 @@ def test_a_volunteers_resource_limit_does_not_count_against_the_project(
         verdict = aggregator.handle(message)
         assert (verdict.status, verdict.reason) == ("failed", "resource_limit")
         if attempt < 3:
-            grant = provider.claim(grant["task_id"])
+            grant = provider.claim(grant.task_id)
     with sessions() as session:
-        task = session.get(Task, grant["task_id"])
+        task = session.get(Task, grant.task_id)
         # Given out again at once (its message in the outbox), not counted as a failure.
         assert task is not None and task.failures == 0 and task.state == "queued"
         reasons = session.query(Result.reason).filter(Result.task_id == task.id).all()
     assert {r for (r,) in reasons} == {"resource_limit"}
-    assert started.owner.project(started.id)["state"] == "running"
+    assert started.owner.project(started.id).state == "running"

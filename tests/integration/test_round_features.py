@@ -38,7 +38,7 @@ def test_int8_deltas_are_accepted_and_averaged_as_decoded(
 ) -> None:
     started = start_project(Hyperparameters(total_tasks=3, task_size=3, delta_codec="int8"))
     grants = claim_round(provider, amqp_url)
-    assert {g["delta_codec"] for g in grants} == {"int8"}
+    assert {g.delta_codec for g in grants} == {"int8"}
     deltas = [random_delta(schema, seed) for seed in range(3)]
     decoded = []
     for grant, delta in zip(grants, deltas, strict=True):
@@ -53,7 +53,7 @@ def test_int8_deltas_are_accepted_and_averaged_as_decoded(
         )
         assert aggregator.handle(message).status == "accepted"
         # an inline delta is kept under its key like an uploaded one
-        assert server_blobs.get_bytes(grant["result_key"]) == body
+        assert server_blobs.get_bytes(grant.result_key) == body
     rows = {0: 3, 1: 3, 2: 4}
     base, new = (
         read_weights_base(started, server_blobs, schema),
@@ -176,11 +176,10 @@ def test_each_new_model_is_evaluated_on_the_validation_files(
         ("validation_data", digits_files.test_data),
         ("validation_labels", digits_files.test_labels),
     ):
-        owner.upload_file(project["id"], kind, path)
-    owner.start(project["id"])
-    import uuid
+        owner.upload_file(project.id, kind, path)
+    owner.start(project.id)
 
-    scheduler.reconcile(uuid.UUID(project["id"]), broker_session)
+    scheduler.reconcile(project.id, broker_session)
     for seed, grant in enumerate(claim_round(provider, amqp_url)):
         assert (
             aggregator.handle(provider.result(grant, random_delta(schema, seed))).status
@@ -192,11 +191,11 @@ def test_each_new_model_is_evaluated_on_the_validation_files(
         assert not evaluator.evaluate_next(), "each round is evaluated once"
     finally:
         evaluator.close()
-    [round_zero] = owner.rounds(project["id"])
-    evaluation = round_zero["evaluation"]
+    [round_zero] = owner.rounds(project.id)
+    evaluation = round_zero.evaluation
     assert set(evaluation) >= {"loss", "accuracy"}, evaluation
     assert 0.0 <= evaluation["accuracy"] <= 1.0 and evaluation["loss"] > 0
-    assert owner.project(project["id"])["latest_evaluation"] == evaluation
+    assert owner.project(project.id).latest_evaluation == evaluation
     drain_tasks(amqp_url)
 
 
@@ -207,9 +206,9 @@ def test_validation_files_must_match_the_training_files(
 
     owner = make_user(api_server.url, "requestor")
     project = owner.create_project("mismatch", Hyperparameters())
-    owner.upload_file(project["id"], "data", digits_files.data)
+    owner.upload_file(project.id, "data", digits_files.data)
     wrong = tmp_path / "xv.npy"
     np.save(wrong, np.zeros((10, 63), np.float32))
     with pytest.raises(ClientError) as error:
-        owner.upload_file(project["id"], "validation_data", wrong)
+        owner.upload_file(project.id, "validation_data", wrong)
     assert error.value.status == 422 and "validation data rows have shape (63,)" in str(error.value)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bench.provider_broker import provider_broker
 from daig.client import ClientError, DaigClient
+from daig.contract.http import ClaimGrant
 from daig.db.models import Claim, Result, Task
 from daig.hyperparams import Hyperparameters
 from daig.weights.schema import WeightSchema
@@ -33,11 +34,11 @@ from tests.helpers.waiting import wait_until
 
 def _claim_outcomes(
     clients: list[DaigClient], task_ids: list[uuid.UUID]
-) -> list[dict[str, Any] | ClientError]:
+) -> list[ClaimGrant | ClientError]:
     """Every client claims its task at the same moment (a barrier); grants or refusals."""
     barrier = threading.Barrier(len(clients))
 
-    def claim(pair: tuple[DaigClient, uuid.UUID]) -> dict[str, Any] | ClientError:
+    def claim(pair: tuple[DaigClient, uuid.UUID]) -> ClaimGrant | ClientError:
         client, task_id = pair
         barrier.wait(30)
         try:
@@ -60,16 +61,16 @@ def test_32_concurrent_claims_of_one_task_make_exactly_one_grant(
     task_id = drain_tasks(amqp_url)[0].task_id
     clients = [make_user(api_server.url, f"rival{n}") for n in range(32)]
     outcomes = _claim_outcomes(clients, [task_id] * 32)
-    grants = [o for o in outcomes if isinstance(o, dict)]
+    grants = [o for o in outcomes if isinstance(o, ClaimGrant)]
     refusals = Counter(o.reason for o in outcomes if isinstance(o, ClientError))
     assert len(grants) == 1
     assert refusals == {"task_claimed": 31}
     with sessions() as session:
         claims = session.scalars(select(Claim).where(Claim.task_id == task_id)).all()
-        assert [c.id for c in claims] == [uuid.UUID(grants[0]["claim_id"])]
+        assert [c.id for c in claims] == [grants[0].claim_id]
         task = session.get(Task, task_id)
         assert task is not None and task.state == "claimed"
-    assert started.owner.project(started.id)["active_contributors"] == 1
+    assert started.owner.project(started.id).active_contributors == 1
 
 
 def test_the_contributor_cap_holds_under_concurrent_claims(
@@ -91,7 +92,7 @@ def test_the_contributor_cap_holds_under_concurrent_claims(
     clients = [make_user(api_server.url, f"crowd{n}") for n in range(8)]
     # Every task at once, published or not: a claim names its task, the cap still binds.
     outcomes = _claim_outcomes(clients, task_ids)
-    grants = [o for o in outcomes if isinstance(o, dict)]
+    grants = [o for o in outcomes if isinstance(o, ClaimGrant)]
     refusals = Counter(o.reason for o in outcomes if isinstance(o, ClientError))
     assert len(grants) == 3
     assert refusals == {"contributor_cap": 5}
@@ -119,9 +120,9 @@ def test_a_round_closing_while_the_scheduler_reconciles_opens_the_next_round_onc
 ) -> None:
     started = start_project(Hyperparameters(total_tasks=3, task_size=3, passes=2))
     provider = make_user(api_server.url, "provider")
-    provider_id = int(provider.me()["id"])
+    provider_id = int(provider.me().id)
     grants = [provider.claim(m.task_id, "agent") for m in drain_tasks(amqp_url)]
-    schema = WeightSchema.from_json(grants[0]["weight_schema"])
+    schema = WeightSchema.from_json(grants[0].weight_schema)
     messages = [trained_result(g, provider_id, _delta(schema, n)) for n, g in enumerate(grants)]
     for message in messages[:2]:
         assert aggregator.handle(message).status == "accepted"
@@ -159,9 +160,9 @@ def _round_of_results(
     """A started project of K=3 (two rounds), a provider, and its three round-0 results."""
     started = start_project(Hyperparameters(total_tasks=3, task_size=3, passes=2))
     provider = make_user(api_server.url, "provider")
-    provider_id = int(provider.me()["id"])
+    provider_id = int(provider.me().id)
     grants = [provider.claim(m.task_id, "agent") for m in drain_tasks(amqp_url)]
-    schema = WeightSchema.from_json(grants[0]["weight_schema"])
+    schema = WeightSchema.from_json(grants[0].weight_schema)
     messages = [trained_result(g, provider_id, _delta(schema, n)) for n, g in enumerate(grants)]
     return started, provider, messages
 
@@ -209,8 +210,8 @@ def test_a_batch_whose_commit_fails_is_retried_and_recorded_once(
     assert _CommitFailsOnce.failures == 1
     assert sorted(r.message_id for r in rows) == sorted(m.message_id for m in messages)
     assert {r.status for r in rows} == {"accepted"}
-    assert started.owner.project(started.id)["round"] == 1  # the round closed once
-    assert started.owner.project_cost(started.id)["paid_tasks"] == 3
+    assert started.owner.project(started.id).round == 1  # the round closed once
+    assert started.owner.project_cost(started.id).paid_tasks == 3
 
 
 class _AlwaysFails(Recorder):
@@ -243,7 +244,7 @@ def test_results_an_aggregator_failed_to_record_are_redelivered_and_recorded_onc
     assert sorted(r.message_id for r in rows) == sorted(m.message_id for m in messages)
     assert {(r.status, r.recorded_by) for r in rows} == {("accepted", "healthy")}
     assert ready_count(amqp_url, "daig.dead") == 0
-    assert started.owner.project_cost(started.id)["paid_tasks"] == 3
+    assert started.owner.project_cost(started.id).paid_tasks == 3
 
 
 class _StallsAfterLosingTheBroker(Recorder):
@@ -324,4 +325,4 @@ def test_an_aggregator_that_lost_its_partition_cannot_record_beside_the_new_owne
             text("SELECT owner FROM aggregator_partitions WHERE partition = :p"), {"p": partition}
         ).scalar()
     assert owner == "second"
-    assert started.owner.project_cost(started.id)["paid_tasks"] == 3
+    assert started.owner.project_cost(started.id).paid_tasks == 3

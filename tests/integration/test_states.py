@@ -24,10 +24,10 @@ def provider(api_server, make_user) -> DaigClient:
     return make_user(api_server.url, "provider")
 
 
-def _rows(sessions: sessionmaker[Session], task_id: uuid.UUID, *claim_ids: str) -> list:
+def _rows(sessions: sessionmaker[Session], task_id: uuid.UUID, *claim_ids: uuid.UUID) -> list:
     with sessions() as session:
         task = session.get(Task, task_id)
-        claims = [session.get(Claim, uuid.UUID(claim_id)) for claim_id in claim_ids]
+        claims = [session.get(Claim, claim_id) for claim_id in claim_ids]
         assert task is not None and None not in claims
         return [task, *claims]
 
@@ -42,12 +42,12 @@ def _two_claims_on_one_task(
     """A straggler's task given out again and claimed by a second provider."""
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
     task_id = drain_tasks(amqp_url)[0].task_id
-    first = provider.claim(task_id, "agent-1")["claim_id"]
+    first = provider.claim(task_id, "agent-1").claim_id
     with sessions.begin() as session:
         states.reissue(session, task_id)
     task, _ = _rows(sessions, task_id, first)
     assert task.state == "pending" and task.lease_expires_at is not None
-    second = rival.claim(task_id, "agent-2")["claim_id"]
+    second = rival.claim(task_id, "agent-2").claim_id
     return started, task_id, first, second
 
 
@@ -97,9 +97,7 @@ def test_an_expired_claim_leaves_its_task_to_another_live_claim(
     assert (task.state, lapsed.state, live.state) == ("claimed", "expired", "active")
     # The late result of the expired claim is given back (a failed try): still held.
     with sessions.begin() as session:
-        after = states.give_back(
-            session, claim_id=uuid.UUID(first), task_id=task_id, now=datetime.now(UTC)
-        )
+        after = states.give_back(session, claim_id=first, task_id=task_id, now=datetime.now(UTC))
     assert after == "claimed"
     task, given_back = _rows(sessions, task_id, first)
     assert (task.state, given_back.state) == ("claimed", "released")
@@ -113,10 +111,10 @@ def test_the_table_refuses_before_anything_is_written(
 ) -> None:
     start_project(Hyperparameters(total_tasks=3, task_size=3))
     task_id = drain_tasks(amqp_url)[0].task_id
-    claim_id = provider.claim(task_id, "agent-1")["claim_id"]
+    claim_id = provider.claim(task_id, "agent-1").claim_id
     provider.release(claim_id)
     with sessions.begin() as session:
-        claim = session.get(Claim, uuid.UUID(claim_id))
+        claim = session.get(Claim, claim_id)
         assert claim is not None
         with pytest.raises(states.IllegalTransition):
             states.release(session, claim, now=datetime.now(UTC))

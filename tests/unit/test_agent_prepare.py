@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from daig.broker import Outcome
+from daig.contract.http import ClaimGrant, RemoteArray
 from provider_agent import fetch
 from provider_agent.agent import ProviderAgent
 from provider_agent.config import AgentConfig
@@ -38,15 +39,15 @@ class FakeTrainer:
         pass
 
 
-def _remote(array: np.ndarray) -> dict[str, Any]:
-    return {
-        "url": NOWHERE,
-        "byte_start": 128,
-        "byte_end": 128 + array.nbytes,
-        "dtype": array.dtype.str,
-        "row_shape": list(array.shape[1:]),
-        "rows": len(array),
-    }
+def _remote(array: np.ndarray) -> RemoteArray:
+    return RemoteArray(
+        url=NOWHERE,
+        byte_start=128,
+        byte_end=128 + array.nbytes,
+        dtype=array.dtype.str,
+        row_shape=list(array.shape[1:]),
+        rows=len(array),
+    )
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ def agent(tmp_path: Path) -> ProviderAgent:
     return agent
 
 
-def _grant(agent: ProviderAgent, **extra: Any) -> dict[str, Any]:
+def _grant(agent: ProviderAgent, **extra: Any) -> ClaimGrant:
     """A grant whose model file and shard rows the agent already has in its caches."""
     model = b"not really an h5 file: the fake trainer never opens it"
     sha = hashlib.sha256(model).hexdigest()
@@ -81,13 +82,22 @@ def _grant(agent: ProviderAgent, **extra: Any) -> dict[str, Any]:
         "epochs": 1,
         "batch_size": 2,
         "validation_split": 0.25,
+        # What _prepare does not read.
+        "shard": 0,
+        "schema_hash": "",
+        "result_key": "",
+        "result_url": NOWHERE,
+        "result_max_bytes": 0,
+        "result_routing_key": "",
+        "delta_codec": "fp32",
+        "inline_max_bytes": 0,
     } | extra
     for kind, array in (("data", x), ("labels", y)):
         rows = agent.config.cache_dir / f"{kind}.npy"
         np.save(rows, array)
         remote = grant[kind]
-        agent._shards.put(f"{project}/{kind}-{remote['byte_start']}-{remote['byte_end']}.npy", rows)
-    return grant
+        agent._shards.put(f"{project}/{kind}-{remote.byte_start}-{remote.byte_end}.npy", rows)
+    return ClaimGrant.model_validate(grant)
 
 
 def test_weights_inline_in_the_grant_are_written_instead_of_downloaded(
@@ -99,7 +109,7 @@ def test_weights_inline_in_the_grant_are_written_instead_of_downloaded(
     assert Path(job.weights_path).read_bytes() == stream
     assert np.load(job.y_path).tolist() == [0, 1, 2]
     [(model, sha, rows)] = agent._trainer.prepared  # type: ignore[attr-defined]
-    assert sha == grant["model_sha256"] and model.endswith(f"{sha}.h5")
+    assert sha == grant.model_sha256 and model.endswith(f"{sha}.h5")
     assert rows == RowsLike("<f4", [8], "<i8", [], validation=True)
 
 
@@ -116,5 +126,5 @@ def test_invalid_inline_weights_give_the_task_back(agent: ProviderAgent, tmp_pat
     released: list[Any] = []
     agent._client.release = released.append  # type: ignore[method-assign]
     assert agent._work(grant, broker=None) == Outcome.ACK  # type: ignore[arg-type]
-    assert released == [grant["claim_id"]], "given back at once, like a failed download"
+    assert released == [grant.claim_id], "given back at once, like a failed download"
     assert "not valid base64" in (agent.status.last_error or "")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from daig.contract.messages import TrainingStatus, TrainResult
 from daig.db.models import RejectReason
-from daig.messages import TrainingStatus, TrainResult
 from daig.topology import ResultPartitions
 from daig_aggregator.prepare import Incoming, Prepared, Preparer
 

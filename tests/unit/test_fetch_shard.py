@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from numpy.lib import format as npformat
 
+from daig.contract.http import RemoteArray
 from daig.npy import read_header
 from provider_agent import fetch
 
@@ -21,17 +22,17 @@ def stored(array: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def remote_for(data: bytes, start_row: int, stop_row: int) -> dict[str, Any]:
+def remote_for(data: bytes, start_row: int, stop_row: int) -> RemoteArray:
     header = read_header(io.BytesIO(data), file_size=len(data))
     byte_start, byte_end = header.byte_range(start_row, stop_row)
-    return {
-        "url": "http://blobs.test/data",
-        "byte_start": byte_start,
-        "byte_end": byte_end,
-        "rows": stop_row - start_row,
-        "row_shape": list(header.row_shape),
-        "dtype": header.dtype,
-    }
+    return RemoteArray(
+        url="http://blobs.test/data",
+        byte_start=byte_start,
+        byte_end=byte_end,
+        rows=stop_row - start_row,
+        row_shape=list(header.row_shape),
+        dtype=header.dtype,
+    )
 
 
 class RangeServer:
@@ -88,7 +89,7 @@ def test_a_short_range_leaves_no_file(tmp_path: Path) -> None:
 
 def test_rows_that_do_not_fill_the_range_are_refused(tmp_path: Path) -> None:
     data = stored(np.ones((100, 8), dtype=np.float32))
-    remote = remote_for(data, 5, 8) | {"rows": 4}
+    remote = remote_for(data, 5, 8).model_copy(update={"rows": 4})
     with pytest.raises(fetch.FetchError, match="4 rows are 128 bytes"):
         fetch.shard(client(RangeServer(data)), remote, tmp_path / "x.npy")
 

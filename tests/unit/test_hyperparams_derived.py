@@ -15,9 +15,9 @@ from sqlalchemy import Float, Integer, String
 from typer.core import TyperCommand, TyperGroup, TyperOption
 from typer.testing import CliRunner, Result
 
+from daig.contract.http import ProjectCreate, ProjectOut
 from daig.db.models import Project
 from daig.hyperparams import HINTS, KNOBS, Hyperparameters, Knob, knob_of
-from daig_api.schemas import ProjectCreate, ProjectOut
 from daig_cli import app as daig_app
 from daig_cli import project as project_cli
 from daig_cli.hyperparams import option_help

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from daig.messages import (
+from daig.contract.messages import (
     SCHEMA_VERSION,
     EventKind,
     MessageRejected,

@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from daig import metrics
 from daig.blobstore import BlobStore
 from daig.broker import BrokerSession, Delivery, Outcome
+from daig.contract.messages import MessageRejected, TrainResult, decode
 from daig.db.models import ResultStatus
 from daig.dispatch import DispatchPolicy
 from daig.logs import log_context
-from daig.messages import MessageRejected, TrainResult, decode
 from daig.outbox import OutboxRelay
 from daig.process import TRANSIENT_ERRORS
 from daig.settings import Settings

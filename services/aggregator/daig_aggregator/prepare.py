@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from daig import keys, metrics
 from daig.blobstore import BlobStore
+from daig.contract.messages import TrainingStatus, TrainResult
 from daig.db.models import RejectReason
-from daig.messages import TrainingStatus, TrainResult
 from daig.topology import ResultPartitions, provider_broker_user
 from daig.weights.stream import BufferLike
 from daig_aggregator.deltas import CheckedDelta, DeltaRejected, check_delta

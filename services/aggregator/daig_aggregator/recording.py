@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session
 
 from daig import states
 from daig.blobstore import BlobStore
+from daig.contract.messages import TrainingStatus, TrainResult
 from daig.credits import ledger
 from daig.db.models import Project, RejectReason, Result, ResultStatus
 from daig.dispatch import DispatchPolicy, open_round, top_up
 from daig.logs import log_context
-from daig.messages import TrainingStatus, TrainResult
 from daig.planning import shard_rows
 from daig.settings import Settings
 from daig.states import (

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from daig.contract.http import FileOut, ProjectOut, RoundOut
 from daig.db.models import (
     Claim,
     Project,
@@ -22,7 +23,6 @@ from daig.db.models import (
 from daig.hyperparams import Hyperparameters
 from daig.states.sql import live_claim
 from daig_api.errors import ApiError
-from daig_api.schemas import FileOut, ProjectOut, RoundOut
 
 
 def now() -> datetime:

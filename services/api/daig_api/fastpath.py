@@ -24,10 +24,10 @@ from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from daig import metrics
+from daig.contract.http import ClaimRequest
 from daig_api import provider_calls
 from daig_api.errors import ApiError
 from daig_api.metrics_asgi import ASGIApp, Message, Receive, Scope, Send
-from daig_api.schemas import ClaimRequest
 from daig_api.security import user_id_from_token
 
 log = logging.getLogger(__name__)

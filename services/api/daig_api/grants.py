@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 from daig import keys
 from daig.blobstore import BlobStore
+from daig.contract.http import ClaimGrant, RemoteArray
 from daig.planning import shard_rows
 from daig.settings import Settings
 from daig.topology import ResultPartitions
 from daig.weights.stream import max_stream_bytes
 from daig_api.catalog import ProjectFacts
-from daig_api.schemas import ClaimGrant, RemoteArray
 
 
 @dataclass(frozen=True)

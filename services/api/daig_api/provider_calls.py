@@ -13,12 +13,12 @@ import uuid
 from typing import Any
 
 from daig import metrics
+from daig.contract.http import Lease
 from daig.logs import log_context
 from daig_api import claims, crud
 from daig_api.deps import claim_context
 from daig_api.errors import ApiError
 from daig_api.grants import build_grant
-from daig_api.schemas import Lease
 
 log = logging.getLogger(__name__)
 

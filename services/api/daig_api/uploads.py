@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daig import keys
 from daig.blobstore import BlobStore
+from daig.contract.http import FileOut
 from daig.db.models import ProjectFile, ProjectState, User
 from daig.modelfile.convert import convert_to_h5
 from daig.modelfile.inspect import ModelRejected
 from daig.validation import CheckedFile, FileRejected, check_file, check_together
 from daig_api import crud
 from daig_api.errors import ApiError
-from daig_api.schemas import FileOut
 
 
 @dataclass

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daig import states
 from daig.broker import BrokerSession, Delivery, Outcome
+from daig.contract.messages import MessageRejected, TrainTask, decode
 from daig.db.models import DeadLetter, Project
 from daig.logs import log_context
-from daig.messages import MessageRejected, TrainTask, decode
 from daig.states import PROJECT_TABLE, ProjectAction
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daig import metrics, states
 from daig.broker import BrokerSession, Delivery, Outcome
+from daig.contract.messages import ProjectEvent, decode
 from daig.db.models import Claim, ClaimState, Project, Task
 from daig.dispatch import (
     DispatchPolicy,
@@ -32,7 +33,6 @@ from daig.dispatch import (
     window_sizes,
 )
 from daig.logs import log_context
-from daig.messages import ProjectEvent, decode
 from daig.outbox import OutboxRelay
 from daig.settings import Settings
 from daig.states import (

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy.exc import IntegrityError
 
+from daig.contract.http import SignupRequest, Token, UserOut
 from daig.credits import ledger
 from daig.db.models import User
 from daig.settings import Settings
@@ -21,7 +22,6 @@ from daig_api.deps import (
 )
 from daig_api.errors import ApiError
 from daig_api.ratelimit import LOGIN_IP, LOGIN_USER, SIGNUP_IP, Limit
-from daig_api.schemas import SignupRequest, Token, UserOut
 from daig_api.security import create_token, hash_password, verify_login
 
 router = APIRouter(prefix="/v1", tags=["auth"])

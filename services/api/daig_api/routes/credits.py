@@ -7,11 +7,11 @@ import uuid
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
+from daig.contract.http import BalanceOut, ContributorOut, HistoryLineOut, ProjectCostOut
 from daig.credits import ledger
 from daig.db.models import CreditEntry, CreditTransfer, Project
 from daig_api import credit_reports as reports
 from daig_api import crud
-from daig_api.credit_schemas import BalanceOut, ContributorOut, HistoryLineOut, ProjectCostOut
 from daig_api.deps import CurrentUser, SessionDep, SettingsDep
 from daig_api.errors import ApiError
 

@@ -9,11 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from daig.contract.http import FileOut, printable
 from daig.validation import ALL_KINDS
 from daig_api import crud, uploads
 from daig_api.deps import BlobsDep, CurrentUser, SessionDep, SettingsDep
 from daig_api.errors import ApiError
-from daig_api.schemas import FileOut, printable
 
 router = APIRouter(prefix="/v1/projects/{project_id}/files", tags=["files"])
 

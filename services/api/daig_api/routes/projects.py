@@ -16,14 +16,14 @@ from starlette.background import BackgroundTask
 
 from daig import keys
 from daig.broker import Publisher
+from daig.contract.http import ProjectCreate, ProjectOut, RoundOut
+from daig.contract.messages import EventKind, ProjectEvent
 from daig.db.models import Project, ProjectState, Result, User
-from daig.messages import EventKind, ProjectEvent
 from daig.topology import EVENTS
 from daig_api import crud, lifecycle, modelfile
 from daig_api.credit_check import require_credit
 from daig_api.deps import BlobsDep, CurrentUser, PublisherDep, SessionDep, SettingsDep
 from daig_api.errors import ApiError
-from daig_api.schemas import ProjectCreate, ProjectOut, RoundOut
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
 log = logging.getLogger(__name__)

@@ -8,8 +8,9 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from daig.contract.http import ClaimGrant, ClaimRequest, Lease, ProviderConfig
+from daig.contract.messages import EventKind, ProjectEvent
 from daig.db.models import Project
-from daig.messages import EventKind, ProjectEvent
 from daig.topology import EVENTS, RESULTS_EXCHANGE, TASKS
 from daig_api import claims, provider_calls
 from daig_api.broker_accounts import BrokerAccountsUnavailable, ensure_provider_account
@@ -21,7 +22,6 @@ from daig_api.deps import (
     TokenUserId,
 )
 from daig_api.errors import ApiError
-from daig_api.schemas import ClaimGrant, ClaimRequest, Lease, ProviderConfig
 
 router = APIRouter(prefix="/v1", tags=["providers"])
 log = logging.getLogger(__name__)

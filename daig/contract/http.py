@@ -1,12 +1,22 @@
-"""Request and response bodies of the HTTP API (what ``/docs`` shows)."""
+"""Request and response bodies of the HTTP API (what ``/docs`` shows), shared by both ends.
+
+The API declares these as its routes' bodies and response models; ``daig.client`` parses every
+answer into them, so a renamed field fails mypy on the client, not a volunteer at run time.
+Plain pydantic: importable without FastAPI or SQLAlchemy.
+
+Strict in, tolerant out. The server validates requests as declared (``extra="forbid"`` where
+set, and ``Hyperparameters`` forbids unknown knobs). Clients parse answers with
+``parse_answer``, which ignores fields it does not know, nested ones included, so an older
+client keeps working against a newer server that added a field.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 from daig.hyperparams import Hyperparameters
 
@@ -169,3 +179,88 @@ class ProviderConfig(BaseModel):
     )
     lease_seconds: float
     user_id: int
+
+
+class Dependency(BaseModel):
+    """One dependency of the API as ``/healthz`` sees it."""
+
+    ok: bool
+    error: str | None = None
+    queues: dict[str, int] | None = Field(default=None, description="Ready messages per queue")
+
+
+class Health(BaseModel):
+    """``/healthz``: ``status`` is "ok" when the database and the broker both answer."""
+
+    status: str
+    database: Dependency
+    broker: Dependency
+
+
+# --- credits: amounts are whole credits (1 credit = 1 sample x epoch x model parameter) -------
+
+
+class BalanceOut(BaseModel):
+    """Your account: ``balance`` = ``granted`` + ``earned`` - ``spent``."""
+
+    balance: int
+    granted: int
+    earned: int
+    spent: int
+    committed: int  # still to be spent by your unfinished projects (their estimates)
+    available: int  # balance - committed: what a new project may cost
+
+
+class HistoryLineOut(BaseModel):
+    """One entry of your account, with the balance just after it."""
+
+    entry_id: int
+    at: datetime
+    kind: str  # grant | work
+    amount: int  # > 0 credited to you, < 0 debited
+    balance_after: int
+    project_id: uuid.UUID | None
+    task_id: uuid.UUID | None
+    memo: str
+
+
+class ProjectCostOut(BaseModel):
+    """What a project has cost so far and is expected to cost in all."""
+
+    project_id: uuid.UUID
+    state: str
+    estimate: int | None  # None until the model and data are uploaded
+    spent: int
+    paid_tasks: int
+    remaining: int | None
+
+
+class ContributorOut(BaseModel):
+    """A provider's credits earned for accepted work, and how many tasks that was."""
+
+    rank: int
+    user_id: int
+    username: str
+    credits: int
+    tasks: int
+
+
+# --- reading answers ---------------------------------------------------------------------------
+
+A = TypeVar("A")
+_ADAPTERS: dict[object, TypeAdapter[Any]] = {}  # building one costs more than most answers
+
+
+def _adapter(shape: type[A]) -> TypeAdapter[A]:
+    adapter = _ADAPTERS.get(shape)
+    if adapter is None:
+        adapter = _ADAPTERS[shape] = TypeAdapter(shape)
+    return adapter
+
+
+def parse_answer(shape: type[A], body: Any) -> A:
+    """``body`` (decoded JSON) as ``shape`` (a model or ``list[Model]``), unknown fields ignored.
+
+    Raises ``pydantic.ValidationError`` when a declared field is missing or of the wrong type.
+    """
+    return _adapter(shape).validate_python(body, extra="ignore")
