@@ -34,6 +34,7 @@ from daig.client import ClientError, DaigClient
 from daig.contract.http import ClaimGrant, RemoteArray
 from daig.contract.messages import TrainResult, TrainTask, decode
 from daig.logs import log_context
+from daig.planning import task_seed
 from daig.topology import TASKS, Route, result_route
 from provider_agent import fetch
 from provider_agent.cache import ShardCache
@@ -303,6 +304,7 @@ class ProviderAgent:
             validation_split=grant.validation_split,
             delta_path=str(work / "delta.dwt"),
             delta_codec=grant.delta_codec,
+            seed=task_seed(grant.project_id, grant.round, grant.shard),
         )
 
     def _weights(self, grant: ClaimGrant, target: Path) -> Path:

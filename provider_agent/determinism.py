@@ -14,8 +14,13 @@ import numpy as np
 
 
 def enable_op_determinism(tf: Any) -> None:
-    """Deterministic kernels for every op that has one (CPU ops all do)."""
+    """Deterministic kernels for every op that has one (CPU ops all do).
+
+    With determinism on, a random op without a seed is an error: a global seed until the
+    first task's own (warm-up and tracing draw random numbers too).
+    """
     tf.config.experimental.enable_op_determinism()
+    tf.random.set_seed(0)
 
 
 def seed_task(model: Any, seed: int) -> None:
