@@ -29,6 +29,7 @@ from daig.contract.http import (
     ProjectOut,
     ProviderConfig,
     RoundOut,
+    StandingOut,
     Token,
     UserOut,
     parse_answer,
@@ -112,6 +113,10 @@ class DaigClient:
 
     def me(self) -> UserOut:
         return self.call(UserOut, "GET", "/v1/users/me")
+
+    def standing(self) -> StandingOut:
+        """Your verified record as a volunteer (and quarantine, if any)."""
+        return self.call(StandingOut, "GET", "/v1/users/me/standing")
 
     def health(self) -> Health:
         """The server's ``/healthz`` report, degraded (HTTP 503) or not."""

@@ -1,4 +1,4 @@
-"""``daig credits balance | history | cost`` and ``daig leaderboard [PROJECT]``.
+"""``daig credits balance|history|cost``, ``daig leaderboard [PROJECT]``, ``daig standing``.
 
 Credits are whole numbers: one credit is one sample x epoch x model parameter of accepted
 training. Results go to stdout (tables), errors to stderr.
@@ -138,6 +138,23 @@ def leaderboard(
     out.print(table if rows else "no accepted work yet")
 
 
+def standing(server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt) -> None:
+    """Your standing as a volunteer: verified results, trust, and any quarantine."""
+    client = session.connect(server, user, password)
+    report = _ask(client, client.standing)
+    out.print(report.summary)
+    out.print(
+        f"verified results: {report.verified_valid} valid, {report.verified_invalid} invalid; "
+        f"{report.results_waiting} waiting for their replicas"
+    )
+    if report.quarantined:
+        out.print(
+            "Your agent gets no more tasks. If you think a result was judged wrongly, ask the "
+            "operator to review it (they can lift the quarantine)."
+        )
+
+
 def register(main: typer.Typer) -> None:
     main.add_typer(app, name="credits")
     main.command("leaderboard")(leaderboard)
+    main.command("standing")(standing)

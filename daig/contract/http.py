@@ -73,6 +73,34 @@ class FileOut(BaseModel):
     meta: dict[str, Any]
 
 
+class VerificationOut(BaseModel):
+    """How a project's replicated results were verified (``daig.trust``)."""
+
+    settled: int = Field(description="Replicated shards settled with a verified majority")
+    agreed: int = Field(description="Results that agreed with their shard's counted result")
+    disagreed: int = Field(description="Results outvoted by their replicas (payment reversed)")
+    waiting: int = Field(description="Results held until their replicas arrive")
+    quarantined: list[str] = Field(
+        default_factory=list, description="Accounts quarantined for a result in this project"
+    )
+
+
+class StandingOut(BaseModel):
+    """A volunteer's verified record and, if it was outvoted, the quarantine."""
+
+    verified_valid: int
+    verified_invalid: int
+    trusted: bool = Field(description="Only some of its tasks are replicated now")
+    quarantined: bool
+    quarantined_at: datetime | None = None
+    reason: str | None = None
+    project_name: str | None = Field(default=None, description="Where it was caught")
+    task_id: uuid.UUID | None = None
+    lifted_at: datetime | None = None
+    results_waiting: int = Field(description="Its results held until their replicas arrive")
+    summary: str
+
+
 class ProjectOut(BaseModel):
     """A project's settings and where its training stands."""
 
@@ -89,6 +117,7 @@ class ProjectOut(BaseModel):
     files: list[FileOut]
     latest_metrics: dict[str, float] | None
     latest_evaluation: dict[str, Any] | None = None
+    verification: VerificationOut | None = None
     error: str | None
     created_at: datetime
     started_at: datetime | None

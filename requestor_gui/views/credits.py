@@ -7,11 +7,13 @@ it is on screen (network calls run in workers, never on the UI thread).
 
 from __future__ import annotations
 
+from functools import partial
+
 from PyQt5.QtCore import QTimer, pyqtSignal
 from PyQt5.QtWidgets import QGroupBox, QHBoxLayout, QTableView, QVBoxLayout, QWidget
 
 from daig.client import DaigClient
-from daig.contract.http import BalanceOut, HistoryLineOut
+from daig.contract.http import BalanceOut, HistoryLineOut, StandingOut
 from requestor_gui.account import Account
 from requestor_gui.credit_models import CreditHistoryModel, credits_text
 from requestor_gui.views.common import Message, Stat, button, label, read_only_table
@@ -21,8 +23,16 @@ REFRESH_MS = 5_000
 HISTORY_LINES = 200
 
 
-def fetch_credits(client: DaigClient) -> tuple[BalanceOut, list[HistoryLineOut]]:
-    return client.credits(), client.credit_history(HISTORY_LINES)
+Fetched = tuple[BalanceOut, list[HistoryLineOut], StandingOut | None]
+
+
+def fetch_credits(client: DaigClient, *, standing: bool = False) -> Fetched:
+    """Balance and history; with ``standing``, the volunteer's verified record too."""
+    return (
+        client.credits(),
+        client.credit_history(HISTORY_LINES),
+        client.standing() if standing else None,
+    )
 
 
 class CreditsPanel(QGroupBox):
@@ -50,6 +60,10 @@ class CreditsPanel(QGroupBox):
         layout.addLayout(stats)
         self.message = Message()
         layout.addWidget(self.message)
+        # A volunteer's standing: checked results, trust, and a quarantine if one was outvoted.
+        self.standing = label("", "hint", wrap=True)
+        self.standing.setVisible(provider)
+        layout.addWidget(self.standing)
         layout.addWidget(
             label(
                 "Credit earned for each task this account trained (accepted results only):"
@@ -89,7 +103,7 @@ class CreditsPanel(QGroupBox):
         self._loading = True
         self._runner.start(
             account.call,
-            fetch_credits,
+            partial(fetch_credits, standing=self.provider),
             on_returned=self._show,
             on_errored=self.message.show_error,
             on_finished=self._done,
@@ -98,12 +112,27 @@ class CreditsPanel(QGroupBox):
     def _done(self) -> None:
         self._loading = False
 
-    def _show(self, result: tuple[BalanceOut, list[HistoryLineOut]]) -> None:
-        totals, history = result
+    def _show(self, result: Fetched) -> None:
+        totals, history, standing = result
         self.message.clear()
+        if standing is not None:
+            self._show_standing(standing)
         self.balance.set(credits_text(totals.balance))
         self.earned.set(credits_text(totals.earned))
         self.spent.set(credits_text(totals.spent))
         self.available.set(credits_text(totals.available))
         self.model.set_history(history)
         self.refreshed.emit()
+
+    def _show_standing(self, standing: StandingOut) -> None:
+        text = f"Standing: {standing.summary} ({standing.verified_valid} results verified" + (
+            f", {standing.results_waiting} waiting for their replicas)"
+            if standing.results_waiting
+            else ")"
+        )
+        if standing.quarantined:
+            self.message.show_error(
+                f"Your account is quarantined: {standing.reason}. DAIG gives it no more tasks; "
+                "ask the server's operator to review it."
+            )
+        self.standing.setText(text)

@@ -125,10 +125,15 @@ class ProjectDetailView(QWidget):
                 "loss",
                 "accuracy",
                 "held-out accuracy",
+                "verified",
             )
         }
         self.stats["held-out accuracy"].setToolTip(
             "The latest model scored on your validation files (rows no volunteer trained on)."
+        )
+        self.stats["verified"].setToolTip(
+            "Replicated tasks: two volunteers trained the same shard and their results were "
+            "compared before counting (agreed / disagreed); accounts outvoted are quarantined."
         )
         for stat in self.stats.values():
             row.addWidget(stat)
@@ -211,6 +216,7 @@ class ProjectDetailView(QWidget):
             held_out = None
         values["held-out accuracy"] = _metric(held_out)
         self.stats["held-out accuracy"].setVisible(held_out is not None)
+        values["verified"] = verification_text(project)
         for name, value in values.items():
             self.stats[name].set(value)
         for action, (_, states) in ACTIONS.items():
@@ -319,6 +325,19 @@ class ProjectDetailView(QWidget):
     def hideEvent(self, event: QHideEvent | None) -> None:  # noqa: N802 - Qt API
         super().hideEvent(event)
         self.timer.stop()
+
+
+def verification_text(project: ProjectOut) -> str:
+    """Replicated results: agreed and disagreed, and who was quarantined here."""
+    check = project.verification
+    if check is None or not (check.settled or check.disagreed or check.waiting):
+        return "—"
+    text = f"{check.agreed} agreed, {check.disagreed} disagreed"
+    if check.waiting:
+        text += f", {check.waiting} waiting"
+    if check.quarantined:
+        text += f"; quarantined: {', '.join(check.quarantined)}"
+    return text
 
 
 def _metric(value: Any) -> str:

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from daig.broker import BrokerSession
 from daig.client import ClientError, DaigClient
 from daig.contract.http import ClaimGrant
 from daig.credits import ledger
@@ -31,10 +32,12 @@ from daig.dispatch import open_waiting_replicas
 from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
 from daig.weights.schema import WeightSchema
+from daig_scheduler.handlers import Scheduler
 from tests.helpers.aggregation import DirectAggregator
 from tests.helpers.projects import Started
 from tests.helpers.queues import drain_tasks
 from tests.helpers.results import Provider, random_delta
+from tests.helpers.waiting import wait_until
 
 PARAMS = Hyperparameters(total_tasks=3, task_size=3, passes=1)
 
@@ -52,6 +55,18 @@ def volunteer(api_server, make_user: Callable[..., DaigClient]) -> Callable[[], 
 
 def _task_ids(amqp_url: str) -> list[uuid.UUID]:
     return [m.task_id for m in drain_tasks(amqp_url)]
+
+
+def _published(amqp_url: str, task_id: uuid.UUID) -> bool:
+    """Whether ``task_id``'s message reaches the queue (the API publishes after its commit)."""
+    seen: list[uuid.UUID] = []
+
+    def arrived() -> bool:
+        seen.extend(_task_ids(amqp_url))
+        return task_id in seen
+
+    wait_until(arrived, 10, what=f"task {task_id} published")
+    return True
 
 
 def _replicas_of(sessions: sessionmaker[Session], task_id: uuid.UUID) -> list[Task]:
@@ -86,7 +101,7 @@ def _first_and_replica(
     task_id = _task_ids(amqp_url)[0]
     grant = first.claim(task_id)
     [replica] = _replicas_of(sessions, task_id)
-    assert replica.id in _task_ids(amqp_url), "the replica is published"
+    assert _published(amqp_url, replica.id), "the replica is published"
     return grant, second.claim(replica.id)
 
 
@@ -155,6 +170,8 @@ def test_a_disagreement_is_resolved_by_a_third_and_the_cheat_quarantined(
     start_project: Callable[..., Started],
     volunteer: Callable[[], Provider],
     aggregator: DirectAggregator,
+    scheduler: Scheduler,
+    broker_session: BrokerSession,
     sessions: sessionmaker[Session],
     schema: WeightSchema,
     amqp_url: str,
@@ -169,7 +186,8 @@ def test_a_disagreement_is_resolved_by_a_third_and_the_cheat_quarantined(
     replicas = _replicas_of(sessions, grant_h.task_id)
     assert len(replicas) == 2, "a disagreement makes one more replica"
     tie_breaker = next(r for r in replicas if r.id != grant_c.task_id)
-    assert tie_breaker.id in _task_ids(amqp_url)
+    scheduler.publish_outbox(broker_session)  # its message waits in the outbox
+    assert _published(amqp_url, tie_breaker.id)
     paid_before = _earned(sessions, cheat)
     assert paid_before > 0, "paid on arrival, like any result"
     aggregator.handle(third.result(third.claim(tie_breaker.id), delta))
@@ -203,7 +221,11 @@ def test_a_disagreement_is_resolved_by_a_third_and_the_cheat_quarantined(
         ).all()
         assert sorted(kinds) == [ledger.REVERSAL, ledger.WORK, ledger.WORK, ledger.WORK]
     # Quarantined: refused work with a clear 403, and a later result of it is rejected.
-    other_task = _task_ids(amqp_url)[0]
+    with sessions() as session:
+        other_task = session.scalar(
+            select(Task.id).where(Task.project_id == started.id, Task.shard == 1)
+        )
+    assert other_task is not None
     with pytest.raises(ClientError) as refused:
         cheat.claim(other_task)
     assert refused.value.status == 403 and "quarantined" in str(refused.value)

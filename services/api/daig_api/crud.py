@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from daig.contract.http import FileOut, ProjectOut, RoundOut
+from daig.contract.http import FileOut, ProjectOut, RoundOut, VerificationOut
 from daig.db.models import (
     Claim,
     Project,
     ProjectFile,
+    ProviderTrust,
     Result,
     ResultStatus,
     Round,
@@ -128,10 +129,42 @@ def project_out(*, session: Session, project: Project) -> ProjectOut:
         ],
         latest_metrics=latest,
         latest_evaluation=evaluated,
+        verification=verification_of(session=session, project_id=project.id),
         error=project.error,
         created_at=project.created_at,
         started_at=project.started_at,
         finished_at=project.finished_at,
+    )
+
+
+def verification_of(*, session: Session, project_id: uuid.UUID) -> VerificationOut:
+    rows = session.execute(
+        select(Result.status, func.count())
+        .where(
+            Result.project_id == project_id,
+            Result.status.in_([ResultStatus.AGREED, ResultStatus.DISAGREED, ResultStatus.HELD]),
+        )
+        .group_by(Result.status)
+    )
+    counts = {str(status): int(count) for status, count in rows}
+    settled = session.scalar(
+        select(func.count(func.distinct(func.coalesce(Task.replica_of, Task.id))))
+        .select_from(Result)
+        .join(Task, Task.id == Result.task_id)
+        .where(Result.project_id == project_id, Result.status == ResultStatus.AGREED)
+    )
+    quarantined = session.scalars(
+        select(User.username)
+        .join(ProviderTrust, ProviderTrust.provider_id == User.id)
+        .where(ProviderTrust.quarantine_project == project_id)
+        .order_by(User.username)
+    )
+    return VerificationOut(
+        settled=int(settled or 0),
+        agreed=counts.get(ResultStatus.AGREED, 0),
+        disagreed=counts.get(ResultStatus.DISAGREED, 0),
+        waiting=counts.get(ResultStatus.HELD, 0),
+        quarantined=list(quarantined),
     )
 
 

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy.exc import IntegrityError
 
-from daig.contract.http import SignupRequest, Token, UserOut
+from daig.contract.http import SignupRequest, StandingOut, Token, UserOut
 from daig.credits import ledger
 from daig.db.models import User
 from daig.settings import Settings
+from daig.standing import standing_of
 from daig_api import crud
 from daig_api.deps import (
     ClientIpDep,
@@ -120,3 +121,22 @@ def token(
 def me(user: CurrentUser) -> UserOut:
     """The account the token belongs to."""
     return UserOut(id=user.id, username=user.username)
+
+
+@router.get("/users/me/standing")
+def my_standing(user: CurrentUser, session: SessionDep) -> StandingOut:
+    """Your verified record as a volunteer, and your quarantine if a result was outvoted."""
+    report = standing_of(session, user.id)
+    return StandingOut(
+        verified_valid=report.verified_valid,
+        verified_invalid=report.verified_invalid,
+        trusted=report.trusted,
+        quarantined=report.quarantined,
+        quarantined_at=report.quarantined_at,
+        reason=report.reason,
+        project_name=report.project_name,
+        task_id=report.task_id,
+        lifted_at=report.lifted_at,
+        results_waiting=report.results_held,
+        summary=report.summary,
+    )
