@@ -112,6 +112,8 @@ def cost(
         "estimate",
         "unknown until model and data are uploaded" if estimate is None else f"{estimate:,}",
     )
+    if estimate is not None and report.replicas:
+        table.add_row("  of which replicated tasks (verification)", f"{report.replicas:,}")
     table.add_row("spent so far", f"{report.spent:,} ({report.paid_tasks} tasks)")
     if report.remaining is not None:
         table.add_row("still to spend", f"{report.remaining:,}")

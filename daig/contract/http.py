@@ -258,7 +258,12 @@ class ProjectCostOut(BaseModel):
 
     project_id: uuid.UUID
     state: str
-    estimate: int | None  # None until the model and data are uploaded
+    estimate: int | None  # None until the model and data are uploaded; replicas included
+    replicas: int = Field(
+        default=0,
+        description="Part of the estimate for replicated tasks, at the project's "
+        "verify_fraction (new volunteers' tasks are all replicated: up to the rest again)",
+    )
     spent: int
     paid_tasks: int
     remaining: int | None

@@ -274,3 +274,11 @@ def test_a_replica_nobody_else_takes_opens_to_anyone_and_settles_unverified(
     }
     record = _trust(sessions, alone)
     assert record is None or record.verified_valid == 0, "one account verifies nothing"
+
+
+def test_the_cost_estimate_counts_replicas(start_project: Callable[..., Started]) -> None:
+    started = start_project(PARAMS)
+    cost = started.owner.project_cost(started.id)
+    assert cost.estimate is not None and cost.replicas > 0
+    base = cost.estimate - cost.replicas
+    assert cost.replicas == -(-base * 1 // 10), "verify_fraction 0.1 of the tasks' worth"

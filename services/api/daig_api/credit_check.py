@@ -11,7 +11,7 @@ from daig_api import credit_reports as reports
 from daig_api.errors import ApiError
 
 
-def require_credit(*, session: Session, project: Project, grant: int) -> int:
+def require_credit(*, session: Session, project: Project, grant: int, replication: bool) -> int:
     """The project's estimate, or an ``ApiError`` (402) if the owner's balance can't cover it.
 
     Credit already promised to the owner's other unfinished projects (their estimate less
@@ -20,11 +20,13 @@ def require_credit(*, session: Session, project: Project, grant: int) -> int:
     """
     session.execute(select(User.id).where(User.id == project.owner_id).with_for_update())
     ledger.ensure_grant(session, project.owner_id, grant)
-    estimate = reports.estimate_of(session, project)
+    estimate = reports.estimate_of(session, project, replication=replication)
     if estimate is None:
         return 0
     balance = ledger.balance_of(session, project.owner_id).balance
-    promised = reports.committed(session, project.owner_id, besides=project.id)
+    promised = reports.committed(
+        session, project.owner_id, replication=replication, besides=project.id
+    )
     available = balance - promised
     if estimate > available:
         promised_text = (
@@ -35,7 +37,8 @@ def require_credit(*, session: Session, project: Project, grant: int) -> int:
         raise ApiError(
             402,
             f"not enough credit to start this project: it is estimated to cost {estimate:,} "
-            f"credits (samples x epochs x {reports.parameters_text(project)} model parameters) "
+            f"credits (samples x epochs x {reports.parameters_text(project)} model parameters, "
+            "replicated tasks included) "
             f"and your balance is {balance:,} credits{promised_text}. Earn credit by "
             "volunteering (`daig provider`), or lower epochs, passes or the data size.",
             "insufficient_credit",

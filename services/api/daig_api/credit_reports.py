@@ -6,6 +6,7 @@ is cached or stored beside them.
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,12 +82,28 @@ def project_spent(session: Session, project_id: uuid.UUID) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def estimate_of(session: Session, project: Project) -> int | None:
-    """The project's whole cost if every planned task is paid once; None until it is known.
+def estimate_of(session: Session, project: Project, *, replication: bool) -> int | None:
+    """The project's whole cost if every planned task is paid once, plus (with
+    ``replication``) its replicas at the project's ``verify_fraction``; None until known.
 
     Known once the model and data are uploaded (their checked summaries give the parameter
     and row counts), and fixed from the start on (the schema and rows are then stored).
+    Replicas are estimated as trusted volunteers get them: while volunteers are new, more
+    tasks are replicated (up to every one), and each replica is paid like its task.
     """
+    base = base_estimate(session, project)
+    if base is None or not replication:
+        return base
+    return base + replica_estimate(project, base)
+
+
+def replica_estimate(project: Project, base: int) -> int:
+    """What replicas are expected to add to ``base``: its ``verify_fraction``."""
+    return math.ceil(round(base * project.verify_fraction, 6))  # 120 x 0.1 is 12, not 13
+
+
+def base_estimate(session: Session, project: Project) -> int | None:
+    """Every planned task paid once."""
     parameters: int | None = None
     rows = project.total_rows
     if project.weight_schema is not None:
@@ -125,7 +142,9 @@ def parameters_text(project: Project) -> str:
     return f"{WeightSchema.from_json(project.weight_schema).parameters:,}"
 
 
-def committed(session: Session, owner_id: int, *, besides: uuid.UUID | None = None) -> int:
+def committed(
+    session: Session, owner_id: int, *, replication: bool, besides: uuid.UUID | None = None
+) -> int:
     """Credits the owner's unfinished projects (other than ``besides``) are still to cost."""
     total = 0
     projects = session.scalars(
@@ -134,7 +153,7 @@ def committed(session: Session, owner_id: int, *, besides: uuid.UUID | None = No
     for project in projects:
         if project.id == besides:
             continue
-        estimate = estimate_of(session, project) or 0
+        estimate = estimate_of(session, project, replication=replication) or 0
         total += max(0, estimate - project_spent(session, project.id)[0])
     return total
 

@@ -24,7 +24,7 @@ def balance(user: CurrentUser, session: SessionDep, settings: SettingsDep) -> Ba
     if ledger.ensure_grant(session, user.id, settings.credit_signup_grant):
         session.commit()  # an account made before the ledger existed gets its grant now
     totals = ledger.balance_of(session, user.id)
-    promised = reports.committed(session, user.id)
+    promised = reports.committed(session, user.id, replication=settings.replication)
     return BalanceOut(
         balance=totals.balance,
         granted=totals.granted,
@@ -46,15 +46,23 @@ def history(
 
 
 @router.get("/projects/{project_id}/cost")
-def project_cost(project_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> ProjectCostOut:
-    """What your project has cost so far, and its estimate in all."""
+def project_cost(
+    project_id: uuid.UUID, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> ProjectCostOut:
+    """What your project has cost so far, and its estimate in all (replicas included)."""
     project = crud.get_owned_project(session=session, project_id=project_id, user=user)
-    estimate = reports.estimate_of(session, project)
+    base = reports.base_estimate(session, project)
+    estimate = reports.estimate_of(session, project, replication=settings.replication)
     spent, tasks = reports.project_spent(session, project.id)
     return ProjectCostOut(
         project_id=project.id,
         state=project.state,
         estimate=estimate,
+        replicas=(
+            reports.replica_estimate(project, base)
+            if base is not None and settings.replication
+            else 0
+        ),
         spent=spent,
         paid_tasks=tasks,
         remaining=None if estimate is None else max(0, estimate - spent),

@@ -75,7 +75,12 @@ def start_project(
         session=session, project_id=project_id, user=user, for_update=True
     )
     lifecycle.start(session=session, blobs=blobs, project=project)
-    require_credit(session=session, project=project, grant=settings.credit_signup_grant)
+    require_credit(
+        session=session,
+        project=project,
+        grant=settings.credit_signup_grant,
+        replication=settings.replication,
+    )
     session.commit()
     _notify(publisher, project, EventKind.PROJECT_STARTED)
     return crud.project_out(session=session, project=project)
