@@ -97,6 +97,18 @@ def test_a_zero_delta_cheater_is_quarantined_and_the_project_completes(
     )[0][0]
     assert reversed_pay >= 1
 
+    # The operator's view: list, inspect, lift (straight on the database, like `daig audit`).
+    listed = cluster.cli("quarantine", "list")
+    assert listed.returncode == 0 and "cheater" in listed.stdout, listed.stderr
+    shown = cluster.cli("quarantine", "show", "cheater")
+    assert shown.returncode == 0, shown.stderr
+    assert "quarantined" in shown.stdout and "1 invalid" in shown.stdout
+    lifted = cluster.cli("quarantine", "lift", "cheater", "--note", "reviewed in the e2e test")
+    assert lifted.returncode == 0, lifted.stderr
+    after = cluster.cli("quarantine", "list", "--lifted")
+    assert "lifted" in after.stdout
+    assert "no quarantined accounts" in cluster.cli("quarantine", "list").stdout
+
     model = tmp_path / "trained.h5"
     requestor.download_model(project.id, model)
     accuracy = held_out_accuracy(model, digits_files.test_data, digits_files.test_labels)
