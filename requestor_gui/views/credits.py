@@ -125,10 +125,9 @@ class CreditsPanel(QGroupBox):
         self.refreshed.emit()
 
     def _show_standing(self, standing: StandingOut) -> None:
-        text = f"Standing: {standing.summary} ({standing.verified_valid} results verified" + (
-            f", {standing.results_waiting} waiting for their replicas)"
-            if standing.results_waiting
-            else ")"
+        waiting = standing.results_waiting
+        text = f"Standing: {standing.summary}" + (
+            f" ({waiting} result(s) waiting for their replicas)" if waiting else ""
         )
         if standing.quarantined:
             self.message.show_error(
