@@ -282,3 +282,39 @@ def test_the_cost_estimate_counts_replicas(start_project: Callable[..., Started]
     assert cost.estimate is not None and cost.replicas > 0
     base = cost.estimate - cost.replicas
     assert cost.replicas == -(-base * 1 // 10), "verify_fraction 0.1 of the tasks' worth"
+
+
+def test_a_quarantined_providers_waiting_results_are_dropped_at_once(
+    start_project: Callable[..., Started],
+    volunteer: Callable[[], Provider],
+    aggregator: DirectAggregator,
+    scheduler: Scheduler,
+    broker_session: BrokerSession,
+    sessions: sessionmaker[Session],
+    schema: WeightSchema,
+    amqp_url: str,
+) -> None:
+    started = start_project(PARAMS)
+    honest, cheat, third = volunteer(), volunteer(), volunteer()
+    grant_h, grant_c = _first_and_replica(started, amqp_url, sessions, honest, cheat)
+    with sessions() as session:
+        shard_1 = session.scalar(
+            select(Task.id).where(Task.project_id == started.id, Task.shard == 1)
+        )
+    assert shard_1 is not None
+    delta = random_delta(schema, seed=4)
+    zeros = [np.zeros_like(v) for v in delta]
+    aggregator.handle(cheat.result(cheat.claim(shard_1), zeros))  # waits for its replica
+    aggregator.handle(honest.result(grant_h, delta))
+    aggregator.handle(cheat.result(grant_c, zeros))
+    tie_breaker = next(
+        r for r in _replicas_of(sessions, grant_h.task_id) if r.id != grant_c.task_id
+    )
+    aggregator.handle(third.result(third.claim(tie_breaker.id), delta))
+    with sessions() as session:
+        waiting = session.execute(
+            select(Result.status, Result.reason).where(Result.task_id == shard_1)
+        ).one()
+    assert tuple(waiting) == (ResultStatus.REJECTED, "quarantined")
+    assert len(_replicas_of(sessions, shard_1)) == 2, "its replica, and one in its place"
+    assert _earned(sessions, cheat) == 0, "both its payments were reversed"

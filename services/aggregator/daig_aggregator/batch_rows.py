@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, text, tuple_, update
+from sqlalchemy import Table, func, insert, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from daig import states
-from daig.db.models import Claim, Result, Round, Task
+from daig.db.models import Claim, Result, ResultStatus, Round, Task
 from daig.states import ClaimAction
 
 RESULTS = cast(Table, Result.__table__)
@@ -133,6 +133,26 @@ class Writes:
                 .values(accepted=Round.accepted + count)
             )
         self.accepted = defaultdict(int)
+
+
+def held_shards(
+    session: Session, provider_id: int, project_ids: list[uuid.UUID]
+) -> list[tuple[uuid.UUID, uuid.UUID, int]]:
+    """(project, the shard's first task, round) of each shard where a result of the provider
+    waits for verification, in these projects."""
+    if not project_ids:
+        return []
+    rows = session.execute(
+        select(Task.project_id, func.coalesce(Task.replica_of, Task.id), Task.round_index)
+        .join(Result, Result.task_id == Task.id)
+        .where(
+            Result.provider_id == provider_id,
+            Result.status == ResultStatus.HELD,
+            Task.project_id.in_(project_ids),
+        )
+        .distinct()
+    )
+    return [(project, first, int(index)) for project, first, index in rows]
 
 
 def give_back(session: Session, task: TaskRow, claim: ClaimRow, *, failed: bool) -> None:

@@ -318,7 +318,7 @@ class Recorder:
             session,
             state,
             project,
-            task,
+            task.id,
             Accepted(
                 (project.id, task.round_index), result_id, prepared.delta.arrays, samples, norm
             ),
@@ -342,43 +342,61 @@ class Recorder:
         state.writes.verifying[task.id] = claim.id
         state.held[result_id] = prepared.delta.arrays
         state.writes.flush(session)  # the settlement reads the shard's held results back
-        facts = of_project(project)
-        assert facts is not None
-        settlement = self._verifier.settle(
-            session, project, facts.schema, task.first, state.held, state.quarantined
-        )
-        state.reversals += settlement.reversed_tasks
-        if settlement.replica_made:
-            state.gave_back.add(project.id)
-        if settlement.counted is None:
+        closed = self._settle(session, state, project, task.first, task.round_index)
+        if closed is None:
             log.info(
                 "project %s round %s task %s: held for verification",
                 project.id,
                 task.round_index,
                 task.id,
             )
-            return Verdict(ResultStatus.HELD)
-        for other in state.tasks.values():  # later results of this shard are duplicates
-            if other.first == task.first and other.state not in TASK_TABLE.final:
-                other.state = TASK_TABLE.move(TaskAction.ACCEPT, other.state)
-        counted = settlement.counted
-        verdict = self._count(
-            session,
-            state,
-            project,
-            task,
-            Accepted(
-                (project.id, task.round_index),
-                counted.result_id,
-                counted.delta,
-                counted.samples,
-                counted.norm,
-            ),
+        return Verdict(ResultStatus.HELD, round_closed=bool(closed))
+
+    def _settle(
+        self, session: Session, state: _State, project: Project, first: uuid.UUID, index: int
+    ) -> bool | None:
+        """Settle the shard of task ``first`` if its held results can; whether that closed
+        the round (None: not settled yet)."""
+        facts = of_project(project)
+        assert facts is not None
+        settlement = self._verifier.settle(
+            session, project, facts.schema, first, state.held, state.quarantined
         )
-        return Verdict(ResultStatus.HELD, round_closed=verdict.round_closed)
+        state.reversals += settlement.reversed_tasks
+        if settlement.replica_made:
+            state.gave_back.add(project.id)
+        closed: bool | None = None
+        if settlement.counted is not None:
+            for other in state.tasks.values():  # later results of this shard are duplicates
+                if other.first == first and other.state not in TASK_TABLE.final:
+                    other.state = TASK_TABLE.move(TaskAction.ACCEPT, other.state)
+            counted = settlement.counted
+            accepted = Accepted(
+                (project.id, index), counted.result_id, counted.delta, counted.samples, counted.norm
+            )
+            closed = self._count(session, state, project, first, accepted).round_closed
+        for provider_id in settlement.quarantined:
+            self._drop_unverified(session, state, provider_id)
+        return closed
+
+    def _drop_unverified(self, session: Session, state: _State, provider_id: int) -> None:
+        """A provider just quarantined: its results still waiting in this batch's projects'
+        current rounds are dropped now (each shard settled again without them); those of
+        other projects when their shards are next settled."""
+        for project_id, first, index in batch_rows.held_shards(
+            session, provider_id, list(state.projects)
+        ):
+            project = state.projects[project_id]
+            if index == project.current_round and project.state in TAKES_WORK:
+                self._settle(session, state, project, first, index)
 
     def _count(
-        self, session: Session, state: _State, project: Project, task: TaskRow, accepted: Accepted
+        self,
+        session: Session,
+        state: _State,
+        project: Project,
+        task_id: uuid.UUID,
+        accepted: Accepted,
     ) -> Verdict:
         """Count an accepted result in its round; close the round at its K-th."""
         key = accepted.key
@@ -391,8 +409,8 @@ class Recorder:
         log.info(
             "project %s round %s task %s: accepted (%s/%s)",
             project.id,
-            task.round_index,
-            task.id,
+            key[1],
+            task_id,
             state.accepted[key],
             project.task_size,
         )

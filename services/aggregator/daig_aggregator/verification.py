@@ -58,6 +58,7 @@ class Settlement:
     counted: Counted | None = None
     reversed_tasks: list[uuid.UUID] = field(default_factory=list)  # payments to take back
     replica_made: bool = False  # a new pending replica (the window needs topping up)
+    quarantined: list[int] = field(default_factory=list)  # providers quarantined just now
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ class Verifier:
             _record(session, winners, valid=True)
             for result_id in decision.outvoted:
                 loser = by_id[result_id]
-                self._quarantine(session, project, loser, quarantined)
+                self._quarantine(session, project, loser, quarantined, settlement)
                 settlement.reversed_tasks.append(loser.task_id)
         states.settle(session, first_task, now=datetime.now(UTC))
         _count_outcome(decision)
@@ -219,7 +220,12 @@ class Verifier:
             session.execute(update(Result).where(Result.id.in_(ids)).values(status=status))
 
     def _quarantine(
-        self, session: Session, project: Project, loser: _Held, quarantined: set[int]
+        self,
+        session: Session,
+        project: Project,
+        loser: _Held,
+        quarantined: set[int],
+        settlement: Settlement,
     ) -> None:
         _record(session, [loser.provider_id], valid=False)
         session.execute(
@@ -241,6 +247,7 @@ class Verifier:
         )
         if loser.provider_id not in quarantined:
             quarantined.add(loser.provider_id)
+            settlement.quarantined.append(loser.provider_id)
             metrics.QUARANTINES.inc()
             log.warning(
                 "provider %s quarantined: result %s of project %s outvoted",
