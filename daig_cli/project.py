@@ -247,17 +247,8 @@ def _summary(project: ProjectOut) -> str:
         f"accepted tasks {project.accepted_tasks}/{project.total_task_results or '?'}  "
         f"active contributors {project.active_contributors}"
     )
-    verification = project.verification
-    if verification is not None and (
-        verification.settled or verification.waiting or verification.disagreed
-    ):
-        line += (
-            f"\nverified: {verification.settled} replicated shards settled, "
-            f"{verification.agreed} results agreed, {verification.disagreed} disagreed, "
-            f"{verification.waiting} waiting for their replicas"
-        )
-        if verification.quarantined:
-            line += f"\n[red]quarantined here: {', '.join(verification.quarantined)}[/]"
+    if project.verification is not None and project.verification.summary:
+        line += f"\nreplicated results: {project.verification.summary}"
     if project.error:
         line += f"\n[red]error: {project.error}[/]"
     return line

@@ -84,6 +84,18 @@ class VerificationOut(BaseModel):
         default_factory=list, description="Accounts quarantined for a result in this project"
     )
 
+    @property
+    def summary(self) -> str:
+        """For people: "5 agreed, 1 disagreed, 2 waiting; quarantined: x" ("" if none yet)."""
+        if not (self.settled or self.disagreed or self.waiting):
+            return ""
+        text = f"{self.agreed} agreed, {self.disagreed} disagreed"
+        if self.waiting:
+            text += f", {self.waiting} waiting"
+        if self.quarantined:
+            text += f"; quarantined: {', '.join(self.quarantined)}"
+        return text
+
 
 class StandingOut(BaseModel):
     """A volunteer's verified record and, if it was outvoted, the quarantine."""

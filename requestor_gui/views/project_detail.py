@@ -330,14 +330,7 @@ class ProjectDetailView(QWidget):
 def verification_text(project: ProjectOut) -> str:
     """Replicated results: agreed and disagreed, and who was quarantined here."""
     check = project.verification
-    if check is None or not (check.settled or check.disagreed or check.waiting):
-        return "—"
-    text = f"{check.agreed} agreed, {check.disagreed} disagreed"
-    if check.waiting:
-        text += f", {check.waiting} waiting"
-    if check.quarantined:
-        text += f"; quarantined: {', '.join(check.quarantined)}"
-    return text
+    return (check.summary if check is not None else "") or "—"
 
 
 def _metric(value: Any) -> str:
