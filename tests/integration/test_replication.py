@@ -98,7 +98,14 @@ def _first_and_replica(
     started: Started, amqp_url: str, sessions, first: Provider, second: Provider
 ) -> tuple[ClaimGrant, ClaimGrant]:
     """``first`` claims shard 0's task (which makes a replica), ``second`` its replica."""
-    task_id = _task_ids(amqp_url)[0]
+    with sessions() as session:
+        task_id = session.scalar(
+            select(Task.id).where(
+                Task.project_id == started.id, Task.shard == 0, Task.replica_of.is_(None)
+            )
+        )
+    assert task_id is not None
+    _task_ids(amqp_url)  # the round's messages: the tasks are claimed by id
     grant = first.claim(task_id)
     [replica] = _replicas_of(sessions, task_id)
     assert _published(amqp_url, replica.id), "the replica is published"
@@ -318,3 +325,50 @@ def test_a_quarantined_providers_waiting_results_are_dropped_at_once(
     assert tuple(waiting) == (ResultStatus.REJECTED, "quarantined")
     assert len(_replicas_of(sessions, shard_1)) == 2, "its replica, and one in its place"
     assert _earned(sessions, cheat) == 0, "both its payments were reversed"
+
+
+def test_a_waiting_result_in_another_project_is_dropped_when_its_shard_settles(
+    start_project: Callable[..., Started],
+    volunteer: Callable[[], Provider],
+    aggregator: DirectAggregator,
+    scheduler: Scheduler,
+    broker_session: BrokerSession,
+    sessions: sessionmaker[Session],
+    schema: WeightSchema,
+    amqp_url: str,
+) -> None:
+    honest, cheat, third = volunteer(), volunteer(), volunteer()
+    elsewhere = start_project(PARAMS)
+    _task_ids(amqp_url)  # elsewhere's messages: claimed by id below
+    with sessions() as session:
+        other_first = session.scalar(
+            select(Task.id).where(Task.project_id == elsewhere.id, Task.shard == 0)
+        )
+    assert other_first is not None
+    delta = random_delta(schema, seed=5)
+    zeros = [np.zeros_like(v) for v in delta]
+    aggregator.handle(cheat.result(cheat.claim(other_first), zeros))  # waits, in "elsewhere"
+    [other_replica] = _replicas_of(sessions, other_first)
+
+    started = start_project(PARAMS)
+    grant_h, grant_c = _first_and_replica(started, amqp_url, sessions, honest, cheat)
+    aggregator.handle(honest.result(grant_h, delta))
+    aggregator.handle(cheat.result(grant_c, zeros))
+    tie_breaker = next(
+        r for r in _replicas_of(sessions, grant_h.task_id) if r.id != grant_c.task_id
+    )
+    aggregator.handle(third.result(third.claim(tie_breaker.id), delta))
+    record = _trust(sessions, cheat)
+    assert record is not None and record.quarantined_at is not None
+
+    # Its result in "elsewhere" waits until that shard's replica comes in: then it is dropped,
+    # not outvoted (its record keeps one invalid result), and replaced.
+    aggregator.handle(honest.result(honest.claim(other_replica.id), delta))
+    with sessions() as session:
+        dropped = session.execute(
+            select(Result.status, Result.reason).where(Result.task_id == other_first)
+        ).one()
+    assert tuple(dropped) == (ResultStatus.REJECTED, "quarantined")
+    record = _trust(sessions, cheat)
+    assert record is not None and record.verified_invalid == 1
+    assert len(_replicas_of(sessions, other_first)) == 2

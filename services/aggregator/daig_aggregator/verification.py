@@ -103,6 +103,8 @@ class Verifier:
         date)."""
         settlement = Settlement()
         held = self._held(session, first_task)
+        # Quarantined since they sent these (by another batch): dropped, not outvoted again.
+        quarantined |= quarantined_among(session, {h.provider_id for h in held} - quarantined)
         dropped = [h for h in held if h.provider_id in quarantined]
         if dropped:
             self._drop(session, project, first_task, dropped, settlement)
