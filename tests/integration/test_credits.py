@@ -90,6 +90,7 @@ def test_accepted_results_pay_once_and_rejected_or_duplicate_ones_nothing(
         "project_id": str(started.id),
         "state": "?",
         "estimate": estimate,
+        "replicas": 0,  # replication is off in this test
         "spent": 0,
         "paid_tasks": 0,
         "remaining": estimate,
