@@ -218,6 +218,8 @@ def test_defaults_fill_in_and_max_contributors_defaults_to_k(url: str, make_user
         "outer_learning_rate": 1.0,
         "outer_momentum": 0.9,
         "share": 1.0,
+        "verify_fraction": 0.1,
+        "verify_tolerance": 0.05,
     }
     assert project.state == "created" and project.round == 0
 

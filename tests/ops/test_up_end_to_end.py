@@ -75,7 +75,8 @@ def test_daig_up_and_providers_train_a_project(
         database_url=database_url,
         amqp_url=amqp_url,
         secret="ops-test-secret-key-long-enough-for-hs256",
-        settings={"log_json": "true"},
+        # Unreplicated like the other tests that count results (test_cheating replicates).
+        settings={"log_json": "true", "replication": "false"},
         env={"TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     port, metrics_port, api = processes.port, _free_port_pair(), processes.api_url
@@ -129,7 +130,7 @@ def test_daig_up_and_providers_train_a_project(
         with DaigClient(api) as client:
             client.login("requestor", "req-pass-1")
             project = client.project(project_id)
-        assert project["state"] == "done"
+        assert project.state == "done"
         _check_metrics(api, metrics_port, project, digits_files)
         _check_logs(processes, project_id)
         _check_provider_logs(processes, project_id)
@@ -152,7 +153,7 @@ def _check_metrics(api: str, metrics_port: int, project: dict, digits_files) -> 
     scheduler = _scrape(f"http://127.0.0.1:{metrics_port}/metrics")
     aggregators = [_scrape(f"http://127.0.0.1:{metrics_port + i}/metrics") for i in (1, 2)]
     every = [api_m, scheduler, *aggregators]
-    rounds, k = project["total_rounds"], project["hyperparameters"]["task_size"]
+    rounds, k = project.total_rounds, project.hyperparameters.task_size
 
     # The aggregators between them closed every round and accepted exactly K per round.
     assert _total(aggregators, "daig_rounds_closed_total") == rounds
