@@ -187,6 +187,12 @@ class ProviderAgent:
                 log.info("task %s: project at its contributor cap; retrying later", task.task_id)
                 broker.pump(2.0)
                 return Outcome.REQUEUE
+            if exc.reason == "quarantined":
+                # No task will be ours again: stop, and leave the message to other volunteers.
+                log.error("stopping: %s", exc)
+                self.status.last_error = str(exc)
+                self.stop.set()
+                return Outcome.REQUEUE
             log.info("task %s: not ours (%s)", task.task_id, exc)
             return Outcome.ACK  # done, stale or taken: nothing to do
         except _Transient as exc:
