@@ -112,6 +112,25 @@ def _first_and_replica(
     return grant, second.claim(replica.id)
 
 
+def _outvote(
+    aggregator: DirectAggregator,
+    sessions: sessionmaker[Session],
+    honest: tuple[Provider, ClaimGrant],
+    cheat: tuple[Provider, ClaimGrant],
+    third: Provider,
+    delta: list[np.ndarray],
+) -> None:
+    """Honest and cheat disagree on shard 0; ``third`` takes the tie-breaker and agrees with
+    the honest result, so the cheat is outvoted and quarantined."""
+    (honest_provider, grant_h), (cheat_provider, grant_c) = honest, cheat
+    aggregator.handle(honest_provider.result(grant_h, delta))
+    aggregator.handle(cheat_provider.result(grant_c, [np.zeros_like(v) for v in delta]))
+    tie_breaker = next(
+        r for r in _replicas_of(sessions, grant_h.task_id) if r.id != grant_c.task_id
+    )
+    aggregator.handle(third.result(third.claim(tie_breaker.id), delta))
+
+
 def test_a_new_accounts_claim_makes_a_replica_no_grant_tells_apart(
     start_project: Callable[..., Started],
     volunteer: Callable[[], Provider],
@@ -312,12 +331,7 @@ def test_a_quarantined_providers_waiting_results_are_dropped_at_once(
     delta = random_delta(schema, seed=4)
     zeros = [np.zeros_like(v) for v in delta]
     aggregator.handle(cheat.result(cheat.claim(shard_1), zeros))  # waits for its replica
-    aggregator.handle(honest.result(grant_h, delta))
-    aggregator.handle(cheat.result(grant_c, zeros))
-    tie_breaker = next(
-        r for r in _replicas_of(sessions, grant_h.task_id) if r.id != grant_c.task_id
-    )
-    aggregator.handle(third.result(third.claim(tie_breaker.id), delta))
+    _outvote(aggregator, sessions, (honest, grant_h), (cheat, grant_c), third, delta)
     with sessions() as session:
         waiting = session.execute(
             select(Result.status, Result.reason).where(Result.task_id == shard_1)
@@ -352,12 +366,7 @@ def test_a_waiting_result_in_another_project_is_dropped_when_its_shard_settles(
 
     started = start_project(PARAMS)
     grant_h, grant_c = _first_and_replica(started, amqp_url, sessions, honest, cheat)
-    aggregator.handle(honest.result(grant_h, delta))
-    aggregator.handle(cheat.result(grant_c, zeros))
-    tie_breaker = next(
-        r for r in _replicas_of(sessions, grant_h.task_id) if r.id != grant_c.task_id
-    )
-    aggregator.handle(third.result(third.claim(tie_breaker.id), delta))
+    _outvote(aggregator, sessions, (honest, grant_h), (cheat, grant_c), third, delta)
     record = _trust(sessions, cheat)
     assert record is not None and record.quarantined_at is not None
 
