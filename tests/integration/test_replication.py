@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from daig.broker import BrokerSession
@@ -31,7 +31,9 @@ from daig.db.models import (
 from daig.dispatch import open_waiting_replicas
 from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
+from daig.topology import provider_broker_user
 from daig.weights.schema import WeightSchema
+from daig_aggregator.prepare import Incoming
 from daig_scheduler.handlers import Scheduler
 from tests.helpers.aggregation import DirectAggregator
 from tests.helpers.projects import Started
@@ -381,3 +383,44 @@ def test_a_waiting_result_in_another_project_is_dropped_when_its_shard_settles(
     record = _trust(sessions, cheat)
     assert record is not None and record.verified_invalid == 1
     assert len(_replicas_of(sessions, other_first)) == 2
+
+
+def test_a_stragglers_second_copy_in_the_same_batch_is_a_duplicate(
+    start_project: Callable[..., Started],
+    volunteer: Callable[[], Provider],
+    aggregator: DirectAggregator,
+    scheduler: Scheduler,
+    broker_session: BrokerSession,
+    sessions: sessionmaker[Session],
+    engine,
+    schema: WeightSchema,
+    settings: Settings,
+    amqp_url: str,
+) -> None:
+    """A replicated task given out again as a straggler has two live claims; when both results
+    arrive in one batch, the first is held and the second is a duplicate (seen in a chaos run:
+    the batch failed on an illegal verifying -> verifying move and was recorded one by one)."""
+    started = start_project(PARAMS)
+    a, b, c = volunteer(), volunteer(), volunteer()
+    shard_0, shard_1 = _task_ids(amqp_url)[:2]
+    grant_a, grant_b = a.claim(shard_0), b.claim(shard_1)
+    delta = random_delta(schema, seed=4)
+    held = aggregator.handle(b.result(grant_b, delta))  # a finished claim: deadlines start
+    assert held is not None and held.status == ResultStatus.HELD
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE claims SET claimed_at = now() - interval '60 seconds' WHERE id = :id"),
+            {"id": grant_a.claim_id},
+        )
+    scheduler.reconcile(started.id, broker_session)
+    assert grant_a.task_id in _task_ids(amqp_url), "the straggler's task is given out again"
+    grant_c = c.claim(grant_a.task_id)
+    both = [
+        Incoming(p.result(g, delta), provider_broker_user(p.id, settings.amqp_vhost))
+        for p, g in ((a, grant_a), (c, grant_c))
+    ]
+    first, second = aggregator.handle_batch(both)
+    assert first is not None and first.status == ResultStatus.HELD  # its replica is still out
+    assert second is not None and (second.status, second.reason) == ("rejected", "duplicate")
+    assert _statuses(sessions, started.id) == {ResultStatus.HELD: 2, ResultStatus.REJECTED: 1}
+    assert _earned(sessions, c) == 0 and _earned(sessions, a) > 0

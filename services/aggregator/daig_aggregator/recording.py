@@ -27,7 +27,7 @@ from daig import states
 from daig.blobstore import BlobStore
 from daig.contract.messages import TrainingStatus, TrainResult
 from daig.credits import ledger
-from daig.db.models import Project, RejectReason, Result, ResultStatus
+from daig.db.models import Project, RejectReason, Result, ResultStatus, TaskState
 from daig.dispatch import DispatchPolicy, open_round, top_up
 from daig.logs import log_context
 from daig.planning import shard_rows
@@ -494,6 +494,10 @@ def _check(state: _State, message: TrainResult) -> tuple[Project, TaskRow, Claim
         )
     if task.state in TASK_TABLE.final:
         raise Rejection(RejectReason.DUPLICATE, "the task already has an accepted result")
+    if task.state == TaskState.VERIFYING:
+        # Checked before the claim: earlier in this batch the held result's other claims (a
+        # straggler's second copy) were superseded in the database, not in the rows loaded.
+        raise Rejection(RejectReason.DUPLICATE, "another copy of this task already sent its result")
     if not CLAIM_TABLE.may(ClaimAction.FINISH, claim.state):
         raise Rejection(RejectReason.CLAIM_RELEASED, "the provider gave this task back")
     return project, task, claim
