@@ -1,12 +1,13 @@
-"""One virtualenv per install role (base, server, keras, provider, gui, all), and its size.
+"""One virtualenv per install role (base, server, server+keras, provider, gui, all), its size.
 
 ``python -m bench.role_venvs`` builds DAIG's wheel from this checkout, installs it with each
-extra into a fresh virtualenv under a temporary directory (pip's cache keeps the downloads, so
-a second run only unpacks) and prints each one's size on disk, then removes them. The slow
+extra into a fresh virtualenv under a temporary directory (dependencies from a wheelhouse,
+``.daig/wheelhouse``, filled from the package index the first time, so later runs only
+unpack) and prints each one's size on disk, then removes them. The slow
 tests in ``tests/ops/test_role_installs.py`` build their venvs with the same functions.
 
     .venv/bin/python -m bench.role_venvs                 # every role
-    .venv/bin/python -m bench.role_venvs server provider # some
+    .venv/bin/python -m bench.role_venvs server provider # some (or a combination: server,gui)
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ROLES = ("base", "server", "keras", "provider", "gui", "all")
+# "server,keras" is the API's and the aggregator's image (Dockerfile target server-keras).
+ROLES = ("base", "server", "server,keras", "keras", "provider", "gui", "all")
 # What the roles must not bring: the point of the split (import names).
 HEAVY = ("tensorflow", "keras", "PyQt5", "fastapi", "sqlalchemy", "sklearn")
 
@@ -84,25 +86,54 @@ def requirement(wheel: Path, role: str) -> str:
     return str(wheel) if role == "base" else f"daig[{role}] @ {wheel.as_uri()}"
 
 
-def make_role_venv(wheel: Path, role: str, dest: Path, *, timeout: float = 1800) -> RoleVenv:
+def make_role_venv(
+    wheel: Path, role: str, dest: Path, *, wheelhouse: Path | None = None, timeout: float = 1800
+) -> RoleVenv:
     """A fresh virtualenv at ``dest`` with DAIG installed with ``role``'s extra.
 
     pip runs from this interpreter (``--python``), so the venv holds no pip of its own and its
-    size is what the role installs; downloads come from pip's cache when they are there.
+    size is what the role installs. Dependencies come from ``wheelhouse`` (default
+    ``.daig/wheelhouse``, or ``DAIG_WHEELHOUSE``) without asking an index; what it lacks is
+    downloaded into it first, once (pip's own cache may be off or wiped; this one is ours).
     """
+    wheelhouse = wheelhouse or default_wheelhouse()
+    wheelhouse.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(dest)], check=True)
+    python = str(dest / "bin" / "python")
+    offline = [sys.executable, "-m", "pip", "--python", python, "install", "-q"]
+    offline += ["--no-index", "--find-links", str(wheelhouse), requirement(wheel, role)]
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(dest / "bin" / "python"), "install"]
-        + ["-q", "--disable-pip-version-check", requirement(wheel, role)],
+        offline, capture_output=True, text=True, timeout=timeout, env=clean_environment()
+    )
+    if done.returncode != 0:
+        _download(wheel, role, wheelhouse, timeout)
+        done = subprocess.run(
+            offline, capture_output=True, text=True, timeout=timeout, env=clean_environment()
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"installing daig[{role}] failed:\n{done.stderr[-3000:]}")
+    return RoleVenv(role, dest, time.monotonic() - started)
+
+
+def default_wheelhouse() -> Path:
+    return Path(os.environ.get("DAIG_WHEELHOUSE") or ROOT / ".daig" / "wheelhouse")
+
+
+def _download(wheel: Path, role: str, wheelhouse: Path, timeout: float) -> None:
+    """Every wheel ``role`` needs into ``wheelhouse``, from the indexes pip is configured for."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:"]
+        + ["-d", str(wheelhouse), requirement(wheel, role)],
         capture_output=True,
         text=True,
         timeout=timeout,
         env=clean_environment(),
     )
+    for stale in wheelhouse.glob("daig-*.whl"):
+        stale.unlink()  # DAIG itself always comes from the wheel just built
     if done.returncode != 0:
-        raise RuntimeError(f"installing daig[{role}] failed:\n{done.stderr[-3000:]}")
-    return RoleVenv(role, dest, time.monotonic() - started)
+        raise RuntimeError(f"downloading daig[{role}]'s wheels failed:\n{done.stderr[-3000:]}")
 
 
 def directory_size(path: Path) -> int:
@@ -122,14 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roles", nargs="*", help=f"some of {', '.join(ROLES)} (default all)")
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.roles) - set(ROLES))
+    extras = {extra for role in ROLES for extra in role.split(",")}
+    unknown = sorted({e for role in args.roles for e in role.split(",")} - extras)
     if unknown:
-        parser.error(f"unknown role(s) {', '.join(unknown)}: choose from {', '.join(ROLES)}")
+        parser.error(f"unknown extra(s) {', '.join(unknown)}: choose from {', '.join(ROLES)}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="daig-role-venvs-") as tmp:
         wheel = build_wheel(Path(tmp) / "wheel")
         for role in args.roles or ROLES:
-            venv = make_role_venv(wheel, role, Path(tmp) / role)
+            venv = make_role_venv(wheel, role, Path(tmp) / role.replace(",", "+"))
             row = {
                 "role": role,
                 "size_mb": round(venv.size_bytes() / 2**20),
@@ -138,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             rows.append(row)
             print(
-                f"{role:<9} {row['size_mb']:>6} MB  installed in {row['install_seconds']:>4} s  "
+                f"{role:<13} {row['size_mb']:>6} MB  installed in {row['install_seconds']:>4} s  "
                 f"has: {', '.join(row['heavy_importable']) or '-'}",
                 flush=True,
             )
