@@ -157,21 +157,19 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted({e for role in args.roles for e in role.split(",")} - extras)
     if unknown:
         parser.error(f"unknown extra(s) {', '.join(unknown)}: choose from {', '.join(ROLES)}")
-    rows = []
+    rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="daig-role-venvs-") as tmp:
         wheel = build_wheel(Path(tmp) / "wheel")
         for role in args.roles or ROLES:
             venv = make_role_venv(wheel, role, Path(tmp) / role.replace(",", "+"))
-            row = {
-                "role": role,
-                "size_mb": round(venv.size_bytes() / 2**20),
-                "install_seconds": round(venv.seconds),
-                "heavy_importable": venv.importable(),
-            }
-            rows.append(row)
+            size_mb, seconds = round(venv.size_bytes() / 2**20), round(venv.seconds)
+            heavy = venv.importable()
+            rows.append(
+                {"role": role, "size_mb": size_mb, "install_seconds": seconds, "has": heavy}
+            )
             print(
-                f"{role:<13} {row['size_mb']:>6} MB  installed in {row['install_seconds']:>4} s  "
-                f"has: {', '.join(row['heavy_importable']) or '-'}",
+                f"{role:<13} {size_mb:>6} MB  installed in {seconds:>4} s  "
+                f"has: {', '.join(heavy) or '-'}",
                 flush=True,
             )
     print(json.dumps(rows))
