@@ -90,9 +90,10 @@ def xcb_plugin() -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     for location in spec.submodule_search_locations:
-        plugin = Path(location) / "Qt5" / "plugins" / "platforms" / "libqxcb.so"
-        if plugin.exists():
-            return plugin
+        for qt in ("Qt5", "Qt"):  # "Qt" in PyQt5 wheels before 5.15.4
+            plugin = Path(location) / qt / "plugins" / "platforms" / "libqxcb.so"
+            if plugin.exists():
+                return plugin
     return None
 
 
