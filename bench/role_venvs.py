@@ -87,7 +87,13 @@ def requirement(wheel: Path, role: str) -> str:
 
 
 def make_role_venv(
-    wheel: Path, role: str, dest: Path, *, wheelhouse: Path | None = None, timeout: float = 1800
+    wheel: Path,
+    role: str,
+    dest: Path,
+    *,
+    wheelhouse: Path | None = None,
+    compile_bytecode: bool = True,
+    timeout: float = 1800,
 ) -> RoleVenv:
     """A fresh virtualenv at ``dest`` with DAIG installed with ``role``'s extra.
 
@@ -95,6 +101,8 @@ def make_role_venv(
     size is what the role installs. Dependencies come from ``wheelhouse`` (default
     ``.daig/wheelhouse``, or ``DAIG_WHEELHOUSE``) without asking an index; what it lacks is
     downloaded into it first, once (pip's own cache may be off or wiped; this one is ours).
+    ``compile_bytecode=False`` skips writing .pyc files (TensorFlow has thousands of modules),
+    for venvs that only run a few commands (the tests); sizes are measured with them.
     """
     wheelhouse = wheelhouse or default_wheelhouse()
     wheelhouse.mkdir(parents=True, exist_ok=True)
@@ -103,6 +111,7 @@ def make_role_venv(
     python = str(dest / "bin" / "python")
     offline = [sys.executable, "-m", "pip", "--python", python, "install", "-q"]
     offline += ["--no-index", "--find-links", str(wheelhouse), requirement(wheel, role)]
+    offline += [] if compile_bytecode else ["--no-compile"]
     done = subprocess.run(
         offline, capture_output=True, text=True, timeout=timeout, env=clean_environment()
     )

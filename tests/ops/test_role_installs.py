@@ -29,7 +29,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _venv(wheel: Path, role: str, tmp: pytest.TempPathFactory) -> RoleVenv:
-    return make_role_venv(wheel, role, tmp.mktemp(f"venv-{role}") / role)
+    return make_role_venv(wheel, role, tmp.mktemp(f"venv-{role}") / role, compile_bytecode=False)
 
 
 def _run(venv: RoleVenv, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -110,6 +110,7 @@ def test_server_venv_serves_without_tensorflow_or_qt(
     try:
         migrate = roles.start_argv("migrate", [str(venv.daig), "migrate"])
         assert migrate.wait(180) == 0, roles.log("migrate")[-3000:]
+        assert roles.stop("migrate") == 0  # done: the others must keep running
         roles.start_argv("api", [str(venv.daig), "api", "--port", str(api_port)])
         roles.wait_for_url(f"http://127.0.0.1:{api_port}/healthz", timeout=120)
         roles.start_argv(
