@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from daig.logs import setup_logging
-from daig.process import stop_on_signals
+from daig.signals import stop_on_signals
 from daig.weights.schema import NDArrays, WeightSchema
 from daig.weights.stream import load_weights, save_weights
 from provider_agent.agent import ProviderAgent

@@ -1,16 +1,16 @@
-"""What every long-running DAIG process does at start: stop on signals, wait for Postgres."""
+"""What every long-running server process does at start: wait for Postgres; transient errors."""
 
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from tenacity import before_sleep_log, retry, stop_after_delay, wait_exponential
+
+from daig.signals import stop_on_signals as stop_on_signals  # its old home; callers moved
 
 log = logging.getLogger(__name__)
 
@@ -23,19 +23,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     BotoConnectionError,
     ConnectionError,
 )
-
-
-def stop_on_signals() -> threading.Event:
-    """An Event set by SIGTERM or SIGINT, so loops can finish their unit of work and exit."""
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("signal %s: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    return stop
 
 
 def wait_for_database(engine: Engine, *, seconds: float = 120.0) -> None:

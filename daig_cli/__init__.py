@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from daig_cli import credits, project, quarantine, servers
+from daig_cli.extras import require_extra
 
 app = typer.Typer(
     help="DAIG, the Distributed A.I. Grid: train Keras models on volunteers' computers.",
@@ -26,6 +27,7 @@ def demo(
     keep: bool = typer.Option(False, help="Keep the demo database and blobs afterwards."),
 ) -> None:
     """Run the whole system on this machine and train a real model end to end."""
+    require_extra("demo")
     from daig.logs import quiet_tensorflow
     from daig_cli.demo import run_demo
 
@@ -48,6 +50,7 @@ def up(
     migrate: bool = typer.Option(True, help="Apply database migrations first."),
 ) -> None:
     """Run the API, scheduler and aggregators here as processes until Ctrl-C (DAIG_* settings)."""
+    require_extra("up")
     from daig_cli.up import UpOptions, run_up
 
     raise typer.Exit(
@@ -71,6 +74,7 @@ def gui(
     ),
 ) -> None:
     """Open the desktop client: learning requestor and resource provider modes."""
+    require_extra("gui")
     from requestor_gui.__main__ import main as gui_main
 
     raise typer.Exit(gui_main(["--server", server] if server else []))

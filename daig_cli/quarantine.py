@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session
 
-from daig.standing import (
-    StandingReport,
-    lift_quarantine,
-    quarantined_accounts,
-    standing_of,
-    user_id_of,
-)
+from daig_cli.extras import require_extra
 from daig_cli.output import fail
+
+if TYPE_CHECKING:  # the server extra: imported when a command runs, not with the CLI
+    from sqlalchemy.orm import Session
+
+    from daig.standing import StandingReport
 
 app = typer.Typer(
     help="Quarantined volunteer accounts: list, inspect, lift (server side).",
@@ -33,6 +32,7 @@ out = Console()
 
 @contextlib.contextmanager
 def _session() -> Iterator[Session]:
+    require_extra("quarantine")
     from daig.db.session import make_engine, make_sessionmaker
     from daig.settings import Settings
 
@@ -63,6 +63,8 @@ def list_quarantines(
 ) -> None:
     """Every quarantined account, with where it was caught and its verified record."""
     with _session() as session:
+        from daig.standing import quarantined_accounts
+
         reports = quarantined_accounts(session, include_lifted=lifted)
     if not reports:
         out.print("no quarantined accounts")
@@ -79,6 +81,8 @@ def list_quarantines(
 def show(account: str = typer.Argument(..., help="The volunteer's user name.")) -> None:
     """One account's standing: record, quarantine, the task it failed, any lift."""
     with _session() as session:
+        from daig.standing import standing_of, user_id_of
+
         try:
             report = standing_of(session, user_id_of(session, account))
         except LookupError as exc:
@@ -105,6 +109,8 @@ def lift(
     trust back.
     """
     with _session() as session:
+        from daig.standing import lift_quarantine
+
         try:
             report = lift_quarantine(session, account, note)
         except LookupError as exc:

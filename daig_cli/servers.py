@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from daig_cli.extras import require_extra
 from daig_cli.output import console, fail
 
 
@@ -23,6 +24,7 @@ def api(
     port: int = typer.Option(8000, help="Port to listen on."),
 ) -> None:
     """Run the HTTP API (settings from DAIG_* environment variables)."""
+    require_extra("api")
     from daig_api.__main__ import main
     from daig_cli.settings_check import require_valid_settings
 
@@ -32,6 +34,7 @@ def api(
 
 def scheduler() -> None:
     """Run the scheduler: plan rounds and publish tasks."""
+    require_extra("scheduler")
     from daig_cli.settings_check import require_valid_settings
     from daig_scheduler.__main__ import main
 
@@ -41,6 +44,7 @@ def scheduler() -> None:
 
 def aggregator() -> None:
     """Run the aggregator: accept results and combine them into new weights."""
+    require_extra("aggregator")
     from daig_aggregator.__main__ import main
     from daig_cli.settings_check import require_valid_settings
 
@@ -50,6 +54,7 @@ def aggregator() -> None:
 
 def migrate() -> None:
     """Create the database if needed and apply all schema migrations."""
+    require_extra("migrate")
     from sqlalchemy.exc import OperationalError
 
     from daig.db.migrate import upgrade
@@ -91,6 +96,7 @@ def provider(
     ),
 ) -> None:
     """Volunteer this machine: train tasks until stopped; Ctrl-C gives the current task back."""
+    require_extra("provider")
     from daig.client import ClientError
     from daig.logs import setup_logging
     from provider_agent.__main__ import run
@@ -189,6 +195,7 @@ def audit(project_id: str) -> None:
     Recomputes every closed round's weights from its accepted updates: proves none was lost
     or counted twice.
     """
+    require_extra("audit")
     import uuid
 
     from daig.blobstore import open_blob_store

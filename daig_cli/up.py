@@ -16,8 +16,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from daig.process import stop_on_signals
 from daig.settings import Settings
+from daig.signals import stop_on_signals
 from daig_cli.cluster import LocalCluster
 from daig_cli.local_infra import services_reachable
 from daig_cli.output import console

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from daig.logs import setup_logging
-from daig.process import stop_on_signals
+from daig.signals import stop_on_signals
 from provider_agent.agent import ProviderAgent
 from provider_agent.config import AgentConfig
 

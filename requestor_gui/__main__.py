@@ -10,6 +10,8 @@ import sys
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from requestor_gui.system_libs import check_before_qt
+
 if TYPE_CHECKING:
     from requestor_gui.main_window import MainWindow
 
@@ -53,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if display_missing():
         print(NO_DISPLAY, file=sys.stderr)
+        return 1
+    missing = check_before_qt()
+    if missing:  # Qt would abort with its own message, naming no package
+        print(missing.message(), file=sys.stderr)
         return 1
     # Until the window exists, Ctrl-C or SIGTERM simply ends the start-up.
     for signum in (signal.SIGINT, signal.SIGTERM):

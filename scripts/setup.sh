@@ -30,8 +30,25 @@ wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   say "installing DAIG and its dependencies into .venv (TensorFlow is large: the first time takes a few minutes)"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  .venv/bin/python -m pip install --quiet -e ".[all,dev]"  # every role (README: one role's extra)
   echo "$wanted" > "$stamp"
+fi
+
+# --- Qt's X11 libraries (daig gui) -----------------------------------------------------------
+# PyQt5's wheel brings Qt but not the xcb libraries its X11 plugin links to, and a fresh Debian
+# desktop lacks some (libxcb-icccm4, libxcb-keysyms1, libxcb-xinerama0...): `daig gui` would
+# abort in Qt. The GUI's own check (requestor_gui/system_libs.py) names the missing packages.
+qt_missing=$(.venv/bin/python -m requestor_gui.system_libs 2>/dev/null | tr '\n' ' ' || true)
+if [ -n "${qt_missing// /}" ]; then
+  if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; }; then
+    say "installing the X11 libraries daig gui needs: $qt_missing"
+    # shellcheck disable=SC2086  # one word per package
+    { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends $qt_missing; } \
+      || say "could not install them; for daig gui run: sudo apt-get install $qt_missing"
+  else
+    say "daig gui needs these system packages (the tests run Qt offscreen and do not): sudo apt-get install $qt_missing"
+  fi
 fi
 
 # --- PostgreSQL ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from daig.keras_runtime import KERAS_EXTRA, missing_keras_modules
 from daig.modelfile.inspect import ModelRejected
 from daig.sandbox import sandbox_environment
 
@@ -32,6 +33,13 @@ def _limit_resources() -> None:
 
 def convert_to_h5(source: Path, target: Path, *, timeout: float = 600.0) -> None:
     """Convert ``source`` (.keras) to ``target`` (.h5) or raise ``ModelRejected``."""
+    missing = missing_keras_modules()
+    if missing:
+        raise ModelRejected(
+            f"this server cannot open .keras models: it was installed without "
+            f"{' and '.join(missing)} (its operator can add them: {KERAS_EXTRA}); save the "
+            "model as .h5 instead (model.save('model.h5')) and upload that"
+        )
     try:
         done = subprocess.run(
             [sys.executable, "-m", "daig.modelfile.convert", str(source), str(target)],

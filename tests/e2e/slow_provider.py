@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from daig.logs import setup_logging
-from daig.process import stop_on_signals
+from daig.signals import stop_on_signals
 from provider_agent.agent import ProviderAgent
 from provider_agent.config import AgentConfig
 from provider_agent.trainer import Trainer, TrainOutcome

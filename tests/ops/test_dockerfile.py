@@ -16,23 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.ops.compose import ROOT
-
-DOCKERFILE = ROOT / "Dockerfile"
-
-
-def _instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
-    logical: list[str] = []
-    pending = ""
-    for line in DOCKERFILE.read_text().splitlines():
-        if line.strip().startswith("#") or not line.strip():
-            continue
-        if line.rstrip().endswith("\\"):
-            pending += line.rstrip()[:-1] + " "
-            continue
-        logical.append(pending + line)
-        pending = ""
-    return [(word.upper(), rest.strip()) for word, _, rest in (x.partition(" ") for x in logical)]
+from tests.ops.dockerfile import DOCKERFILE, instructions, stages
 
 
 def _hadolint() -> str:
@@ -61,27 +45,31 @@ def test_hadolint_does_flag_a_bad_dockerfile(tmp_path: Path) -> None:
         assert rule in result.stdout, result.stdout
 
 
-def test_multi_stage_slim_non_root_with_the_daig_entrypoint() -> None:
-    steps = _instructions()
-    stages = [args for word, args in steps if word == "FROM"]
-    assert len(stages) >= 2, "the image is built in one stage"
-    assert all("slim" in stage for stage in stages), stages
-    final = len(steps) - [word for word, _ in steps][::-1].index("FROM") - 1
-    last_stage = steps[final:]
-    copies_from_build = [a for w, a in last_stage if w == "COPY" and a.startswith("--from=")]
-    assert copies_from_build, "the final stage copies nothing from the build stage"
-    users = [args for word, args in last_stage if word == "USER"]
-    assert users, "the final stage runs as root"
+ROLE_TARGETS = ("server", "server-keras", "provider")
+
+
+@pytest.mark.parametrize("target", ROLE_TARGETS)
+def test_each_role_target_is_slim_non_root_with_the_daig_entrypoint(target: str) -> None:
+    named = stages()
+    bases = [args.split()[0] for word, args in instructions() if word == "FROM"]
+    images = [base for base in bases if base not in named]  # not built on another stage
+    assert len(named) >= 2 and images, "the image is built in one stage"
+    assert all("slim" in image for image in images), images
+    stage = named[target]
+    copies_from_build = [a for w, a in stage if w == "COPY" and a.startswith("--from=")]
+    assert copies_from_build == [f"--from=build-{target} /opt/daig /opt/daig"], stage
+    users = [args for word, args in stage if word == "USER"]
+    assert users, f"{target} runs as root"
     user = users[-1].split(":")[0]
     assert user not in ("root", "0"), user
-    entrypoint = [args for word, args in last_stage if word == "ENTRYPOINT"]
+    entrypoint = [args for word, args in stage if word == "ENTRYPOINT"]
     assert entrypoint == ['["daig"]']
 
 
 def test_build_context_holds_what_the_copies_need() -> None:
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
-    for word, args in _instructions():
+    for word, args in instructions():
         if word != "COPY" or args.startswith("--from="):
             continue
         *sources, _target = args.split()

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
-from daig.blobstore import open_blob_store
+from sqlalchemy.orm import Session, sessionmaker
+
+from daig.blobstore import BlobStore, open_blob_store
 from daig.db.session import make_engine, make_sessionmaker
+from daig.keras_runtime import KERAS_EXTRA, missing_keras_modules
 from daig.logs import setup_logging
 from daig.metrics import BrokerLink, role_health, serve
-from daig.process import TRANSIENT_ERRORS, stop_on_signals, wait_for_database
+from daig.process import TRANSIENT_ERRORS, wait_for_database
 from daig.settings import Settings
+from daig.signals import stop_on_signals
 from daig_aggregator.consumer import BatchOptions, run_batches
 from daig_aggregator.evaluator import Evaluator
 from daig_aggregator.handlers import Aggregator
+
+log = logging.getLogger(__name__)
 
 
 def main() -> None:
@@ -26,11 +33,7 @@ def main() -> None:
     link = BrokerLink()
     if settings.metrics_port is not None:
         serve(settings.metrics_port, role_health(engine, link))
-    # Per-round evaluation runs beside result handling, never in its way.
-    evaluator = threading.Thread(
-        target=Evaluator(sessions, blobs).run, args=(stop,), name="evaluator", daemon=True
-    )
-    evaluator.start()
+    evaluator = _start_evaluator(sessions, blobs, stop)
     try:
         run_batches(
             settings.amqp_url,
@@ -47,9 +50,30 @@ def main() -> None:
         )
     finally:
         stop.set()
-        evaluator.join(15)
+        if evaluator is not None:
+            evaluator.join(15)
         aggregator.close()
         engine.dispose()
+
+
+def _start_evaluator(
+    sessions: sessionmaker[Session], blobs: BlobStore, stop: threading.Event
+) -> threading.Thread | None:
+    """Per-round evaluation runs beside result handling, never in its way; without Keras
+    installed it does not run, and rounds wait unevaluated for an aggregator that has it."""
+    missing = missing_keras_modules()
+    if missing:
+        log.warning(
+            "held-out evaluation is off: %s not installed here (%s)",
+            " and ".join(missing),
+            KERAS_EXTRA,
+        )
+        return None
+    evaluator = threading.Thread(
+        target=Evaluator(sessions, blobs).run, args=(stop,), name="evaluator", daemon=True
+    )
+    evaluator.start()
+    return evaluator
 
 
 if __name__ == "__main__":

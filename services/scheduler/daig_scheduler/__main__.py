@@ -8,8 +8,9 @@ from daig.broker import run_consumer
 from daig.db.session import make_engine, make_sessionmaker
 from daig.logs import setup_logging
 from daig.metrics import BrokerLink, register_queue_depths, role_health, serve
-from daig.process import TRANSIENT_ERRORS, stop_on_signals, wait_for_database
+from daig.process import TRANSIENT_ERRORS, wait_for_database
 from daig.settings import Settings
+from daig.signals import stop_on_signals
 from daig.topology import DEAD, EVENTS
 from daig_scheduler.deadletters import DeadLetterRecorder
 from daig_scheduler.handlers import Scheduler
