@@ -270,6 +270,12 @@ def _binary_hint(extreme: float) -> str:
     return ""
 
 
+def check_label_array(loss: Any, output: OutputLayer | None, labels: np.ndarray) -> str | None:
+    """The rule on labels at hand (a memory-mapped array is read a chunk at a time); ``loss``
+    as Keras saves it (a name or a config dict)."""
+    return label_problem(loss_of(loss), output, summarize_array(labels), tuple(labels.shape[1:]))
+
+
 def check_labels_meta(model_meta: dict[str, Any], labels_meta: dict[str, Any]) -> str | None:
     """``label_problem`` on the metadata DAIG stores for a model and a labels file."""
     values = LabelValues.from_json(labels_meta.get("values"))

@@ -12,6 +12,7 @@ from daig import labels as labels_module
 from daig.labels import (
     LabelValues,
     Loss,
+    check_label_array,
     check_labels_meta,
     label_problem,
     loss_of,
@@ -209,6 +210,17 @@ def test_summary_of_a_file_read_in_many_chunks(tmp_path: Path, monkeypatch) -> N
     assert values.not_one_hot_row == 617
     assert values.non_finite_row is None
     assert LabelValues.from_json(values.to_json()) == values
+
+
+def test_a_memory_mapped_array_is_checked_in_chunks(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(labels_module, "CHUNK_VALUES", 1000)
+    y = np.arange(10_000) % 10
+    y[9_999] = 63
+    mapped = np.load(save(tmp_path / "y.npy", y), mmap_mode="r")
+    config = {"class_name": "SparseCategoricalCrossentropy", "config": {"from_logits": True}}
+    message = check_label_array(config, SOFTMAX_10, mapped)
+    assert message is not None and "row 9999 holds 63" in message
+    assert check_label_array("mse", SOFTMAX_10, mapped) is None
 
 
 def test_bool_and_integer_labels_are_summarized() -> None:
