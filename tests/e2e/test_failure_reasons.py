@@ -75,8 +75,9 @@ def test_a_failing_task_explains_itself_without_the_volunteers_paths(
     failed = _wait_for_failure(requestor, str(project.id), timeout=400)
 
     assert failed.error is not None and failed.last_failure is not None
-    shard = failed.last_failure.shard
-    assert f"training shard {shard} failed 2 times" in failed.error
+    named = re.search(r"training shard (\d+) failed 2 times; last error: ", failed.error)
+    assert named, failed.error
+    shard = int(named.group(1))
     for shown in (failed.error, failed.last_failure.reason):
         assert "InvalidArgumentError" in shown
         assert "label value of 63 which is outside the valid range of [0, 10)" in shown
