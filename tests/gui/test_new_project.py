@@ -165,7 +165,7 @@ def test_labels_the_model_cannot_learn_block_the_upload(
     np.save(tmp_path / "y63.npy", labels)
     pick(qtbot, form, **digits(digits_files) | {"labels": tmp_path / "y63.npy"})
     assert form.file_message.isVisible()
-    assert "labels go up to 63 but the model's last layer has 10 units" in (
+    assert "Labels go up to 63 but the model's last layer has 10 units" in (
         form.file_message.text()
     )
     assert not form.create_button.isEnabled()
