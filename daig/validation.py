@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daig.labels import check_labels_meta, summarize_file
 from daig.modelfile.archive import inspect_archive, is_keras_archive
 from daig.modelfile.inspect import ModelInfo, ModelRejected, Shape, inspect_model, shape_matches
 from daig.npy import ArrayRejected, NpyHeader, read_header
@@ -16,6 +17,7 @@ from daig.npy import ArrayRejected, NpyHeader, read_header
 FILE_KINDS = ("model", "data", "labels")  # required before start
 OPTIONAL_KINDS = ("validation_data", "validation_labels")  # held-out rows for per-round evaluation
 ALL_KINDS = FILE_KINDS + OPTIONAL_KINDS
+LABEL_KINDS = ("labels", "validation_labels")
 
 
 class FileRejected(ValueError):
@@ -51,8 +53,31 @@ def check_file(kind: str, path: Path) -> CheckedFile:
                 header = read_header(stream, file_size=path.stat().st_size, what=f"the {kind} file")
         except ArrayRejected as exc:
             raise FileRejected(str(exc)) from exc
-        return CheckedFile(kind, header.to_json())
+        meta = header.to_json()
+        if kind in LABEL_KINDS:  # what the values are like, for the check against the model
+            meta["values"] = summarize_file(path, header).to_json()
+        return CheckedFile(kind, meta)
     raise FileRejected(f"unknown file kind {kind!r}; use one of {', '.join(ALL_KINDS)}")
+
+
+# Metadata keys added after files could already be stored (issue 15): a stored file whose
+# metadata lacks them is read again before the project starts.
+ADDED_KEYS = {
+    "model": ("output", "loss_config"),
+    "labels": ("values",),
+    "validation_labels": ("values",),
+}
+
+
+def outdated(kind: str, meta: dict[str, Any]) -> bool:
+    """Whether ``meta`` was stored before some of today's checks existed."""
+    return any(key not in meta for key in ADDED_KEYS.get(kind, ()))
+
+
+def refreshed(kind: str, meta: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``meta`` with the keys it lacks read from the stored file at ``path``."""
+    fresh = check_file(kind, path).meta
+    return meta | {key: fresh.get(key) for key in ADDED_KEYS[kind]}
 
 
 def model_input_shape(meta: dict[str, Any]) -> Shape:
@@ -74,6 +99,10 @@ def check_together(metas: dict[str, dict[str, Any]]) -> None:
             )
         if data and "model" in metas:
             _check_input_shape(model_input_shape(metas["model"]), data, what)
+        if labels and "model" in metas:
+            problem = check_labels_meta(metas["model"], metas[labels_of])
+            if problem:
+                raise FileRejected(f"{what}{problem}")
     for kind in ("data", "labels"):
         ours, theirs = arrays.get(kind), arrays.get(f"validation_{kind}")
         if ours and theirs and ours.row_shape != theirs.row_shape:

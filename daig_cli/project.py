@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -22,6 +23,7 @@ from rich.table import Table
 
 from daig.client import ClientError, DaigClient
 from daig.contract.http import ProjectOut
+from daig.failures import failure_text
 from daig.hyperparams import Hyperparameters, check_against_data
 from daig.npy import NpyHeader
 from daig.trusted import TRUST_EXPLANATION, is_object_array, numeric_copy
@@ -250,7 +252,9 @@ def _summary(project: ProjectOut) -> str:
     if project.verification is not None and project.verification.summary:
         line += f"\nreplicated results: {project.verification.summary}"
     if project.error:
-        line += f"\n[red]error: {project.error}[/]"
+        line += f"\n[red]error: {escape(project.error)}[/]"
+    elif project.last_failure:
+        line += f"\n[yellow]{escape(failure_text(project.last_failure))}[/]"
     return line
 
 

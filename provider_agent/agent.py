@@ -271,7 +271,15 @@ class ProviderAgent:
     def _count(self, grant: ClaimGrant, outcome: TrainOutcome, result: TrainResult) -> None:
         if not outcome.ok:
             self.status.last_error = outcome.error
-            log.warning("task %s: training failed: %s", grant.task_id, outcome.error)
+            log.warning(
+                "project %s round %s shard %s task %s: training failed: %s%s",
+                grant.project_id,
+                grant.round,
+                grant.shard,
+                grant.task_id,
+                outcome.error,
+                f"\n{outcome.traceback}" if outcome.traceback else "",
+            )
             return
         self.status.tasks_done += 1
         self.status.seconds_contributed += outcome.fit_seconds

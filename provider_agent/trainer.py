@@ -48,7 +48,8 @@ class TrainOutcome:
     history: dict[str, list[float | None]]
     samples: int
     fit_seconds: float
-    error: str | None = None
+    error: str | None = None  # sanitized (daig.failures): sent to the requestor
+    traceback: str | None = None  # the full one, for the volunteer's log only
     resource_limit: bool = False  # stopped for exceeding the volunteer's limits
     encode_seconds: float = 0.0
     # Where the rest went: waiting for TensorFlow to start (wait_ready), loading and tracing a
@@ -305,6 +306,7 @@ class Trainer:
                     fit_seconds=float(reply.get("fit_seconds", 0.0)),
                     encode_seconds=float(reply.get("encode_seconds", 0.0)),
                     error=reply.get("error"),
+                    traceback=reply.get("traceback"),
                     resource_limit=bool(reply.get("resource_limit", False)),
                     timings=dict(reply.get("timings", {})),
                 )

@@ -16,12 +16,16 @@ import contextlib
 import signal
 import sys
 import time
+import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from daig.failures import describe_failure
 from provider_agent.determinism import enable_op_determinism, seed_task
 from provider_agent.warmup import TraceSpec, build_state, trace_training, warm_up
+
+MAX_TRACEBACK_CHARS = 20_000
 
 
 def child_main(pipe: Connection, threads: int | None, memory_mb: int | None = None) -> None:
@@ -72,7 +76,10 @@ def child_main(pipe: Connection, threads: int | None, memory_mb: int | None = No
                 pipe.send(
                     {
                         "type": "error",
-                        "error": f"{type(exc).__name__}: {exc}"[:2000],
+                        # Sent on to the requestor: type and message only, nothing of this
+                        # machine. The traceback is for the volunteer's own log.
+                        "error": describe_failure(exc),
+                        "traceback": traceback.format_exc()[-MAX_TRACEBACK_CHARS:],
                         # Out of memory under the volunteer's cap: their limit, not the model.
                         "resource_limit": bool(memory_mb) and _out_of_memory(exc),
                     }

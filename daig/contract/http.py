@@ -113,6 +113,18 @@ class StandingOut(BaseModel):
     summary: str
 
 
+class TaskFailureOut(BaseModel):
+    """The latest training failure a provider reported in the project's current round."""
+
+    round: int
+    shard: int
+    failures: int = Field(description="Times this shard's task failed so far (then retried)")
+    reason: str = Field(
+        description="Exception type and message, without the volunteer's paths or traceback"
+    )
+    at: datetime
+
+
 class ProjectOut(BaseModel):
     """A project's settings and where its training stands."""
 
@@ -131,6 +143,7 @@ class ProjectOut(BaseModel):
     latest_evaluation: dict[str, Any] | None = None
     verification: VerificationOut | None = None
     error: str | None
+    last_failure: TaskFailureOut | None = None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -20,6 +20,7 @@ from daig.modelfile.inspect import (
     check_training_config,
     input_shape,
 )
+from daig.modelfile.output import label_facts
 
 ALLOWED_MEMBERS = {"config.json", "metadata.json", "model.weights.h5"}
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
@@ -67,7 +68,7 @@ def inspect_archive(path: Path) -> dict[str, Any]:
         "optimizer": optimizer.get("class_name") if isinstance(optimizer, dict) else str(optimizer),
         "loss": str(compile_config.get("loss")),
         "format": "keras",
-    }
+    } | label_facts(config, compile_config.get("loss"))
 
 
 def _check_members(members: dict[str, zipfile.ZipInfo]) -> None:

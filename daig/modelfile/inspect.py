@@ -16,6 +16,7 @@ from typing import Any
 import h5py
 
 from daig.modelfile import allowlist
+from daig.modelfile.output import label_facts
 from daig.weights.h5weights import H5WeightsError, read_schema
 from daig.weights.schema import WeightSchema
 
@@ -55,7 +56,7 @@ class ModelInfo:
             "parameters": self.parameters,
             "optimizer": self.optimizer,
             "loss": self.loss,
-        }
+        } | label_facts(self.model_config, self.training_config.get("loss"))
 
 
 def inspect_model(path: Path) -> ModelInfo:

@@ -20,6 +20,7 @@ from PyQt5.QtWidgets import (
 
 from daig.client import DownloadedModel
 from daig.contract.http import ProjectOut, RoundOut
+from daig.failures import failure_text
 from requestor_gui import operations
 from requestor_gui.account import Account
 from requestor_gui.models import RoundTableModel, rounds_text, state_label
@@ -69,6 +70,9 @@ class ProjectDetailView(QWidget):
         layout.addLayout(self._top())
         self.message = Message()
         layout.addWidget(self.message)
+        self.failure = Message()  # a provider's latest training failure, while it is retried
+        self.failure.setTextFormat(Qt.TextFormat.PlainText)
+        layout.addWidget(self.failure)
         layout.addLayout(self._stats())
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -223,6 +227,10 @@ class ProjectDetailView(QWidget):
             self.action_buttons[action].setVisible(state in states)
         if project.error and not self.message.is_error:
             self.message.show_error(f"The project {state}: {project.error}")
+        if project.last_failure and not project.error:
+            self.failure.show_info(f"A task failed: {failure_text(project.last_failure)}")
+        else:
+            self.failure.clear()
         self.round_model.set_rounds(rounds)
         self.chart.set_rounds(rounds)
 

@@ -154,3 +154,33 @@ def test_validation_files_are_optional_and_explained(
     assert warnings == []
     qtbot.waitUntil(lambda: window.detail.state == "created", timeout=WAIT_MS)
     assert window.detail.action_buttons["start"].isVisible()
+
+
+def test_labels_the_model_cannot_learn_block_the_upload(
+    qtbot, form: NewProjectView, digits_files, requestor, tmp_path: Path
+) -> None:
+    """Issue 15: labels up to 63 for 10 output units are refused before anything is sent."""
+    labels = np.load(digits_files.labels)
+    labels[7] = 63
+    np.save(tmp_path / "y63.npy", labels)
+    pick(qtbot, form, **digits(digits_files) | {"labels": tmp_path / "y63.npy"})
+    assert form.file_message.isVisible()
+    assert "Labels go up to 63 but the model's last layer has 10 units" in (
+        form.file_message.text()
+    )
+    assert not form.create_button.isEnabled()
+    held = tmp_path / "held.npy"
+    held_labels = np.load(digits_files.test_labels)
+    held_labels[3] = 63
+    np.save(held, held_labels)
+    pick(
+        qtbot,
+        form,
+        labels=digits_files.labels,
+        validation_data=digits_files.test_data,
+        validation_labels=held,
+    )
+    assert "Validation files: labels go up to 63" in form.file_message.text()
+    assert not form.create_button.isEnabled()
+    _, client = requestor
+    assert client.projects() == [], "nothing was created or uploaded"

@@ -50,6 +50,38 @@ def test_object_arrays_need_the_trust_flag(api_server, make_user, digits_files, 
     assert data_file.meta["dtype"] == "<f4" and data_file.meta["shape"][1] == 64
 
 
+def test_labels_the_model_cannot_learn_are_refused_before_upload(
+    api_server, make_user, digits_files, tmp_path
+) -> None:
+    """Issue 15: labels up to 63 for a model with 10 output units never leave the machine."""
+    user = make_user(api_server.url, "requestor")
+    labels = np.load(digits_files.labels)
+    labels[11] = 63
+    np.save(tmp_path / "y63.npy", labels)
+    refused = run_daig(
+        tmp_path,
+        "project",
+        "create",
+        "--server",
+        api_server.url,
+        "--user",
+        user.me().username,
+        "--password",
+        PASSWORD,
+        "--model",
+        str(digits_files.model),
+        "--data",
+        str(digits_files.data),
+        "--labels",
+        str(tmp_path / "y63.npy"),
+    )
+    assert refused.returncode == 1
+    message = " ".join(refused.stderr.split())  # rich wraps long lines
+    assert "labels go up to 63 but the model's last layer has 10 units" in message
+    assert "row 11" in message
+    assert user.projects() == [], "nothing is created when the local check fails"
+
+
 def test_keras_archive_upload_is_converted_to_h5(
     api_server, make_user, digits_files, tmp_path
 ) -> None:
@@ -69,6 +101,7 @@ def test_keras_archive_upload_is_converted_to_h5(
     stored = user.upload_file(project.id, "model", archive)
     assert stored.meta["converted_from"] == "keras"
     assert stored.meta["input_shape"] == [64]
+    assert stored.meta["output"]["units"] == 10  # read again from the converted .h5
     user.download_model(project.id, tmp_path / "back.h5")
     model, info = load_model(tmp_path / "back.h5")  # an .h5 the providers can train
     assert info.parameters == stored.meta["parameters"]

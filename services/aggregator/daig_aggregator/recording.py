@@ -29,6 +29,7 @@ from daig.contract.messages import TrainingStatus, TrainResult
 from daig.credits import ledger
 from daig.db.models import Project, RejectReason, Result, ResultStatus, TaskState
 from daig.dispatch import DispatchPolicy, open_round, top_up
+from daig.failures import sanitize_reason
 from daig.logs import log_context
 from daig.planning import shard_rows
 from daig.settings import Settings
@@ -241,7 +242,8 @@ class Recorder:
         claim: ClaimRow,
         message: TrainResult,
     ) -> Verdict:
-        error = (message.error or "unknown error")[:2000]
+        # Whatever the provider sent: a modified agent could send paths or a whole traceback.
+        error = sanitize_reason(message.error or "unknown error")
         # A volunteer's own limits (memory) are not the model's fault: give the task to
         # someone else without counting it towards failing the project.
         reason = (

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from daig.contract.http import FileOut, ProjectOut, RoundOut, VerificationOut
+from daig.contract.http import FileOut, ProjectOut, RoundOut, TaskFailureOut, VerificationOut
 from daig.db.models import (
     Claim,
     Project,
     ProjectFile,
     ProviderTrust,
+    RejectReason,
     Result,
     ResultStatus,
     Round,
@@ -21,6 +22,7 @@ from daig.db.models import (
     TaskState,
     User,
 )
+from daig.failures import sanitize_reason
 from daig.hyperparams import Hyperparameters
 from daig.states.sql import live_claim
 from daig_api.errors import ApiError
@@ -130,10 +132,37 @@ def project_out(*, session: Session, project: Project) -> ProjectOut:
         latest_metrics=latest,
         latest_evaluation=evaluated,
         verification=verification_of(session=session, project_id=project.id),
-        error=project.error,
+        # Sanitized when recorded; again here for rows recorded before that (issue 15).
+        error=sanitize_reason(project.error, limit=2000) if project.error else None,
+        last_failure=last_failure_of(session=session, project=project),
         created_at=project.created_at,
         started_at=project.started_at,
         finished_at=project.finished_at,
+    )
+
+
+def last_failure_of(*, session: Session, project: Project) -> TaskFailureOut | None:
+    """The newest training failure of the current round (one index range, not the history)."""
+    row = session.execute(
+        select(Result.round_index, Task.shard, Task.failures, Result.detail, Result.received_at)
+        .join(Task, Task.id == Result.task_id)
+        .where(
+            Result.project_id == project.id,
+            Result.round_index == project.current_round,
+            Result.status == ResultStatus.FAILED,
+            Result.reason == RejectReason.TRAINING_FAILED,
+        )
+        .order_by(Result.received_at.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return TaskFailureOut(
+        round=row.round_index,
+        shard=row.shard,
+        failures=row.failures,
+        reason=sanitize_reason(row.detail or "unknown error"),
+        at=row.received_at,
     )
 
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from daig import keys, states
 from daig.blobstore import BlobStore
-from daig.db.models import Project
+from daig.db.models import Project, ProjectFile
 from daig.hyperparams import check_against_data
 from daig.npy import NpyHeader
 from daig.planning import total_rounds
 from daig.states import ProjectAction
-from daig.validation import FILE_KINDS, FileRejected, check_together
+from daig.validation import FILE_KINDS, FileRejected, check_together, outdated, refreshed
 from daig.weights.h5weights import H5WeightsError, read_weights
 from daig.weights.schema import WeightSchema
 from daig.weights.stream import encode_weights
@@ -34,8 +35,8 @@ def start(*, session: Session, blobs: BlobStore, project: Project) -> None:
             f"(PUT /v1/projects/{project.id}/files/<kind>)",
             "missing_files",
         )
-    metas = {kind: row.meta for kind, row in files.items()}
     try:
+        metas = {kind: _current_meta(blobs, kind, row) for kind, row in files.items()}
         check_together(metas)
         rows = NpyHeader.from_json(metas["data"]).rows
         check_against_data(crud.hyperparameters_of(project), rows)
@@ -49,6 +50,16 @@ def start(*, session: Session, blobs: BlobStore, project: Project) -> None:
     project.current_round = 0
     project.total_rounds = total_rounds(project.total_tasks, project.task_size, project.passes)
     states.enter(project, ProjectAction.START, now=crud.now())
+
+
+def _current_meta(blobs: BlobStore, kind: str, row: ProjectFile) -> dict[str, Any]:
+    """The file's metadata, completed from the stored file if it predates a check."""
+    if outdated(kind, row.meta):
+        with tempfile.TemporaryDirectory(prefix="daig-start-") as directory:
+            path = Path(directory) / kind
+            blobs.download(row.blob_key, path)
+            row.meta = refreshed(kind, row.meta, path)  # a new dict: the JSON column is saved
+    return row.meta
 
 
 def _initial_weights(blobs: BlobStore, model_key: str) -> tuple[bytes, WeightSchema]:
