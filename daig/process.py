@@ -1,4 +1,8 @@
-"""What every long-running DAIG process does at start: stop on signals, wait for Postgres."""
+"""What every DAIG process does at start: stop (cleanly) on signals, wait for Postgres.
+
+A clean stop matters beyond the work in hand: temporary directories (``daig.tempdirs``) are
+removed at exit, which Python skips when SIGTERM kills it with no handler installed.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +40,17 @@ def stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     return stop
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit`` (like Ctrl-C into ``KeyboardInterrupt``), so ``with``
+    blocks, ``finally`` clauses and ``atexit`` run: Python's default is to die on the spot,
+    leaving temporary directories behind. For short commands without a stop loop."""
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
 
 
 def wait_for_database(engine: Engine, *, seconds: float = 120.0) -> None:

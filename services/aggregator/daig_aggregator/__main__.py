@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from daig import tempdirs
 from daig.blobstore import open_blob_store
 from daig.db.session import make_engine, make_sessionmaker
 from daig.logs import setup_logging
@@ -19,6 +20,7 @@ def main() -> None:
     settings = Settings()
     setup_logging(settings.log_level, json_lines=settings.log_json, process="aggregator")
     stop = stop_on_signals()
+    tempdirs.remove_stale()  # left by DAIG processes killed outright
     engine = make_engine(settings.database_url)
     wait_for_database(engine)
     sessions, blobs = make_sessionmaker(engine), open_blob_store(settings)
@@ -27,10 +29,9 @@ def main() -> None:
     if settings.metrics_port is not None:
         serve(settings.metrics_port, role_health(engine, link))
     # Per-round evaluation runs beside result handling, never in its way.
-    evaluator = threading.Thread(
-        target=Evaluator(sessions, blobs).run, args=(stop,), name="evaluator", daemon=True
-    )
-    evaluator.start()
+    evaluator = Evaluator(sessions, blobs)
+    evaluating = threading.Thread(target=evaluator.run, args=(stop,), name="evaluator", daemon=True)
+    evaluating.start()
     try:
         run_batches(
             settings.amqp_url,
@@ -47,7 +48,8 @@ def main() -> None:
         )
     finally:
         stop.set()
-        evaluator.join(15)
+        evaluating.join(15)
+        evaluator.shutdown()  # again, in case the thread is still busy: its dir must go
         aggregator.close()
         engine.dispose()
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from sqlalchemy.orm import Session
 
-from daig import keys, states
+from daig import keys, states, tempdirs
 from daig.blobstore import BlobStore
 from daig.db.models import Project
 from daig.hyperparams import check_against_data
@@ -52,8 +49,8 @@ def start(*, session: Session, blobs: BlobStore, project: Project) -> None:
 
 
 def _initial_weights(blobs: BlobStore, model_key: str) -> tuple[bytes, WeightSchema]:
-    with tempfile.TemporaryDirectory(prefix="daig-start-") as directory:
-        path = Path(directory) / "model.h5"
+    with tempdirs.scratch("start") as directory:
+        path = directory / "model.h5"
         blobs.download(model_key, path)
         try:
             arrays = read_weights(path)
