@@ -97,7 +97,13 @@ def sweep(
         )
     swept = []
     for project_id in ids:
-        delete_deltas(blobs, project_id, newest[project_id])
+        try:
+            delete_deltas(blobs, project_id, newest[project_id])
+        except Exception:
+            # One project's trouble (a permission, an outage) must not hold up the others;
+            # it is tried again on the next pass.
+            log.exception("project %s: deleting its deltas failed; retrying later", project_id)
+            continue
         with sessions.begin() as session:
             session.execute(
                 update(Project).where(Project.id == project_id).values(deltas_deleted_at=now)
