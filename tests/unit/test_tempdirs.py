@@ -4,6 +4,7 @@ and the directories of DAIG processes that died are swept; the retention setting
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -115,3 +116,56 @@ def test_retention_defaults_to_a_week_and_refuses_nonsense(
         monkeypatch.setenv("DAIG_DELTA_RETENTION_HOURS", bad)
         with pytest.raises(ValueError, match="delta_retention_hours|DAIG_DELTA_RETENTION_HOURS"):
             Settings()
+
+
+_SLEEPER = """
+import sys, time
+from daig import tempdirs
+from daig.process import exit_on_sigterm, stop_on_signals
+if sys.argv[1] == "exit":
+    exit_on_sigterm()
+elif sys.argv[1] == "stop":
+    stop = stop_on_signals()
+kept = tempdirs.process_dir("keep")
+with tempdirs.scratch("work") as work:
+    print(kept, work, flush=True)
+    if sys.argv[1] == "stop":
+        stop.wait(60)
+    else:
+        time.sleep(60)
+"""
+
+
+def _terminated(private_tmp: Path, how: str) -> tuple[int, list[Path]]:
+    """Run the sleeper (SIGTERM handled as ``how``), SIGTERM it once it holds its dirs."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLEEPER, how],
+        env=os.environ | {"TMPDIR": str(private_tmp)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    made = [Path(word) for word in process.stdout.readline().split()]
+    assert len(made) == 2 and all(path.is_dir() for path in made)
+    process.send_signal(signal.SIGTERM)
+    return process.wait(30), made
+
+
+@pytest.mark.parametrize(("how", "code"), [("exit", 128 + signal.SIGTERM), ("stop", 0)])
+def test_sigterm_removes_the_directories_of_a_process_that_handles_it(
+    private_tmp: Path, how: str, code: int
+) -> None:
+    returncode, made = _terminated(private_tmp, how)
+    assert returncode == code
+    assert not any(path.exists() for path in made)
+    assert _ours(private_tmp) == []
+
+
+def test_without_a_handler_sigterm_leaves_them_and_the_next_start_sweeps_them(
+    private_tmp: Path,
+) -> None:
+    returncode, made = _terminated(private_tmp, "none")
+    assert returncode == -signal.SIGTERM
+    assert all(path.exists() for path in made)  # why every process must handle SIGTERM
+    assert sorted(tempdirs.remove_stale()) == sorted(made)
+    assert _ours(private_tmp) == []
