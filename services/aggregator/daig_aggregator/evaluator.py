@@ -42,6 +42,11 @@ class Evaluator:
         # or once the project has ended).
         self._cache = tempdirs.process_dir("eval")
 
+    @property
+    def cache(self) -> Path:
+        """The directory of its cached files (``daig-eval-<pid>-*``)."""
+        return self._cache
+
     def run(self, stop: threading.Event, interval: float = 1.0) -> None:
         """Evaluate pending rounds until ``stop`` is set."""
         try:
