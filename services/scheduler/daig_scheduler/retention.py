@@ -90,11 +90,10 @@ def sweep(
     """Delete the deltas of every project due now; return their ids."""
     with sessions() as session:
         ids = due(session, policy, now=now)
-        newest = dict(
-            session.execute(
-                select(Project.id, Project.current_round).where(Project.id.in_(ids))
-            ).tuples()
-        )
+        rows = session.execute(
+            select(Project.id, Project.current_round).where(Project.id.in_(ids))
+        ).all()
+        newest = {project_id: current_round for project_id, current_round in rows}
     swept = []
     for project_id in ids:
         try:
