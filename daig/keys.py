@@ -17,15 +17,25 @@ def weights_key(project_id: uuid.UUID, version: int) -> str:
     return f"{project_prefix(project_id)}/weights/{version:06d}.dwt"
 
 
+def velocity_prefix(project_id: uuid.UUID) -> str:
+    """Where the outer optimizer's velocities are (``velocity_key``)."""
+    return f"{project_prefix(project_id)}/outer"
+
+
 def velocity_key(project_id: uuid.UUID, version: int) -> str:
     """The outer optimizer's velocity after producing weights ``version``."""
-    return f"{project_prefix(project_id)}/outer/{version:06d}.dwt"
+    return f"{velocity_prefix(project_id)}/{version:06d}.dwt"
+
+
+def results_prefix(project_id: uuid.UUID) -> str:
+    """Where the providers' deltas are (``result_key``), accepted or not."""
+    return f"{project_prefix(project_id)}/rounds"
 
 
 def result_key(
     project_id: uuid.UUID, round_index: int, task_id: uuid.UUID, claim_id: uuid.UUID
 ) -> str:
-    return f"{project_prefix(project_id)}/rounds/{round_index:06d}/{task_id}/{claim_id}.dwt"
+    return f"{results_prefix(project_id)}/{round_index:06d}/{task_id}/{claim_id}.dwt"
 
 
 def final_model_key(project_id: uuid.UUID) -> str:

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from daig.topology import DEFAULT_RESULT_PARTITIONS
 
 DEV_SECRET = "daig-development-secret-change-me"
+# Values of DAIG_DELTA_RETENTION_HOURS that keep deltas for good.
+KEEP_FOREVER = frozenset({"forever", "never", "keep"})
 
 
 def _default_blob_url() -> str:
@@ -95,11 +97,27 @@ class Settings(BaseSettings):
     replica_wait_seconds: float = Field(default=300.0, gt=0)
     # Credits a new account starts with (1 credit = 1 sample x epoch x model parameter).
     credit_signup_grant: int = Field(default=1_000_000_000_000, ge=0)
+    # Hours after a project ends (done, failed or cancelled) that its deltas, outer-optimizer
+    # velocities and intermediate weights are deleted by the scheduler; the final model, the
+    # newest weights and the uploaded files stay. 0 deletes them at once; "forever" (or
+    # "never") keeps them, and with them ``daig audit``'s recomputation of every round.
+    delta_retention_hours: float | None = Field(default=7 * 24.0, ge=0)
     log_level: str = "INFO"
     log_json: bool = False
     # The scheduler and the aggregator serve /metrics and /healthz here (unset: not served);
     # the API serves both on its own port.
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
+    @field_validator("delta_retention_hours", mode="before")
+    @classmethod
+    def _forever(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in KEEP_FOREVER:
+            return None
+        if value == "":
+            raise ValueError(
+                "DAIG_DELTA_RETENTION_HOURS is empty: give hours (0 = at once) or 'forever'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:

@@ -81,4 +81,9 @@ def gui(
 
 
 def main() -> None:
+    from daig.signals import exit_on_sigterm
+
+    # Commands clean up (scratch directories, a demo's cluster) when terminated; the server
+    # roles and the GUI install their own handlers over this one.
+    exit_on_sigterm()
     app()

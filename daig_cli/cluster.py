@@ -78,6 +78,7 @@ class LocalCluster(ProcessGroup):
         settings: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
         remove_work: bool = False,
+        vhost_by_management: bool = False,
     ) -> LocalCluster:
         """A cluster on resources of its own, removed by ``close``.
 
@@ -86,8 +87,11 @@ class LocalCluster(ProcessGroup):
         ``DAIG_DATABASE_URL``. The vhost likewise: ``amqp_url`` as given, else a fresh
         ``vhost`` or the same ``<prefix>_<hex>`` on ``DAIG_AMQP_URL``'s broker. Blobs, logs
         and caches go under ``work`` (a new temporary directory if None; deleted by ``close``
-        only with ``remove_work``). ``settings`` are further ``DAIG_*`` settings by field
-        name, ``env`` any other variables; both override what is built here.
+        only with ``remove_work``). ``vhost_by_management`` makes and deletes the vhost through
+        RabbitMQ's management HTTP API instead of ``rabbitmqctl``. ``close`` also deletes the
+        provider broker users the API made for an owned vhost. ``settings`` are further
+        ``DAIG_*`` settings by field name, ``env`` any other variables; both override what is
+        built here.
         """
         base = Settings()
         work = work or Path(tempfile.mkdtemp(prefix=f"{prefix.replace('_', '-')}-"))
@@ -97,7 +101,7 @@ class LocalCluster(ProcessGroup):
             owned_db = Database.named(base.database_url, database or name)
             database_url = owned_db.url
         if amqp_url is None:
-            owned_vhost = Vhost.named(base.amqp_url, vhost or name)
+            owned_vhost = Vhost.named(base.amqp_url, vhost or name, management=vhost_by_management)
             amqp_url = owned_vhost.url
         port = free_port()
         built = {

@@ -39,9 +39,11 @@ def run_demo(*, providers: int = 3, keep: bool = False) -> int:
     if not services_reachable(database_url, base.amqp_url):
         return 2
     console.rule("[bold]DAIG demo")
-    # The operator's broker and vhost: the demo needs no rabbitmqctl.
+    # A vhost of its own on the operator's broker, made through the management API (the
+    # demo needs no rabbitmqctl): closing it deletes the vhost and the broker users the API
+    # made for the demo's volunteers, and they never clash with a real installation's users.
     cluster = LocalCluster.owned(
-        prefix="daig_demo", database=DATABASE, amqp_url=base.amqp_url, remove_work=True
+        prefix="daig_demo", database=DATABASE, remove_work=True, vhost_by_management=True
     )
     try:
         console.print(f"database {DATABASE} created and migrated")
@@ -52,7 +54,11 @@ def run_demo(*, providers: int = 3, keep: bool = False) -> int:
     finally:
         cluster.close(keep=keep)
         if keep:
-            console.print(f"kept logs and blobs in {cluster.work} and the database {DATABASE}")
+            vhost = cluster.vhost.name if cluster.vhost else "?"
+            console.print(
+                f"kept logs and blobs in {cluster.work}, the database {DATABASE} and the "
+                f"RabbitMQ vhost {vhost} with its provider users"
+            )
 
 
 def _run(cluster: LocalCluster, providers: int) -> int:

@@ -61,14 +61,21 @@ class Database:
 
 @dataclass(frozen=True)
 class Vhost:
-    """A RabbitMQ virtual host that this run creates and deletes (``url`` points into it)."""
+    """A RabbitMQ virtual host that this run creates and deletes (``url`` points into it).
+
+    Made with ``rabbitmqctl`` (this machine's broker), or with ``management`` through
+    RabbitMQ's management HTTP API as the settings' admin user (any broker the API can use;
+    no Erlang cookie needed, e.g. for ``daig demo``).
+    """
 
     url: str
+    management: bool = False
 
     @classmethod
-    def named(cls, server_url: str, name: str) -> Vhost:
+    def named(cls, server_url: str, name: str, *, management: bool = False) -> Vhost:
         """Vhost ``name`` on the broker of ``server_url`` (as that URL's user)."""
-        return cls(urlsplit(server_url)._replace(path="/" + quote(name, safe="")).geturl())
+        path = "/" + quote(name, safe="")
+        return cls(urlsplit(server_url)._replace(path=path).geturl(), management)
 
     @property
     def name(self) -> str:
@@ -76,10 +83,18 @@ class Vhost:
 
     def create(self, *, replace: bool = False) -> None:
         """Add the vhost and give the URL's user every permission on it."""
+        user = unquote(urlsplit(self.url).username or "guest")
+        if self.management:
+            vhost = quote(self.name, safe="")
+            if replace:
+                self._manage("DELETE", f"/api/vhosts/{vhost}")
+            self._manage("PUT", f"/api/vhosts/{vhost}", {})
+            everything = {"configure": ".*", "write": ".*", "read": ".*"}
+            self._manage("PUT", f"/api/permissions/{vhost}/{quote(user, safe='')}", everything)
+            return
         if replace:
             rabbitmqctl("delete_vhost", self.name, check=False)
         rabbitmqctl("add_vhost", self.name)
-        user = unquote(urlsplit(self.url).username or "guest")
         rabbitmqctl("set_permissions", "-p", self.name, user, ".*", ".*", ".*")
 
     def drop(self) -> None:
@@ -87,8 +102,31 @@ class Vhost:
         from daig.settings import Settings
         from daig_api.broker_accounts import forget_provider_accounts
 
-        rabbitmqctl("delete_vhost", self.name, check=False)
+        if self.management:
+            self._manage("DELETE", f"/api/vhosts/{quote(self.name, safe='')}")
+        else:
+            rabbitmqctl("delete_vhost", self.name, check=False)
         forget_provider_accounts(Settings(amqp_url=self.url), self.name)
+
+    def _manage(self, method: str, path: str, body: dict[str, str] | None = None) -> None:
+        """One call to the management API; a DELETE of what is gone is fine, else raise."""
+        import httpx
+
+        from daig.settings import Settings
+
+        settings = Settings(amqp_url=self.url)
+        response = httpx.request(
+            method,
+            settings.management_url + path,
+            json=body,
+            auth=settings.management_credentials,
+            timeout=30,
+        )
+        if response.status_code >= 300 and not (method == "DELETE" and response.is_client_error):
+            raise RuntimeError(
+                f"RabbitMQ's management API answered HTTP {response.status_code} to "
+                f"{method} {path}: {response.text[:300]}"
+            )
 
 
 class Throwaway(Protocol):

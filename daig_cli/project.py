@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from daig import tempdirs
 from daig.client import ClientError, DaigClient
 from daig.contract.http import ProjectOut
 from daig.failures import failure_text
@@ -72,11 +72,11 @@ def create(
     password: str = PasswordOpt,
 ) -> None:
     """Check the files locally, create the project, upload them; print the project id."""
-    with tempfile.TemporaryDirectory(prefix="daig-upload-") as scratch:
+    with tempdirs.scratch("upload") as scratch:
         files = _numeric(
             _files(model, data, labels, validation_data, validation_labels),
             trust_object_arrays,
-            Path(scratch),
+            scratch,
         )
         _check_locally(files, params)
         project_id = _create_and_upload(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from daig import tempdirs
 from daig.logs import setup_logging
 from daig.signals import stop_on_signals
 from provider_agent.agent import ProviderAgent
@@ -14,6 +15,7 @@ log = logging.getLogger(__name__)
 
 def run(config: AgentConfig) -> None:
     stop = stop_on_signals()
+    tempdirs.remove_stale()  # left by agents killed outright
     ProviderAgent(config, stop).run()
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import logging
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -29,6 +28,7 @@ from typing import Any, TypeVar
 import httpx
 from pika.exceptions import AMQPConnectionError, AMQPError
 
+from daig import tempdirs
 from daig.broker import BrokerSession, Delivery, Outcome, run_consumer
 from daig.client import ClientError, DaigClient
 from daig.contract.http import ClaimGrant, RemoteArray
@@ -220,8 +220,7 @@ class ProviderAgent:
             grant.lease_seconds,
         )
         timings = Stopwatch()
-        with tempfile.TemporaryDirectory(prefix="daig-task-") as directory:
-            work = Path(directory)
+        with tempdirs.scratch("task") as work:
             try:
                 with timings.phase("download"):
                     job = self._retrying(lambda: self._prepare(grant, work), keepalive.wait)

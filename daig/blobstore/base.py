@@ -5,7 +5,7 @@ from __future__ import annotations
 import mmap
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -74,6 +74,10 @@ class BlobStore(ABC):
     @abstractmethod
     def delete_prefix(self, prefix: str) -> None:
         """Delete every blob whose key starts with ``prefix/``."""
+
+    @abstractmethod
+    def delete_keys(self, keys: Sequence[str]) -> None:
+        """Delete these blobs; keys with no blob are skipped quietly."""
 
     @abstractmethod
     def presign_get(self, key: str, ttl_seconds: int) -> str:

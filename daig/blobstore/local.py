@@ -6,7 +6,7 @@ import mmap
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -80,6 +80,10 @@ class LocalBlobStore(BlobStore):
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self.path(prefix), ignore_errors=True)
+
+    def delete_keys(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.path(key).unlink(missing_ok=True)
 
     def presign_get(self, key: str, ttl_seconds: int) -> str:
         return signing.signed_url(self._base_url, self._secret, "GET", check_key(key), ttl_seconds)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
@@ -11,6 +11,9 @@ from botocore.client import Config
 from botocore.exceptions import ClientError
 
 from daig.blobstore.base import BlobNotFound, BlobStore, check_key
+
+# DeleteObjects takes at most 1,000 keys a request.
+_DELETE_BATCH = 1000
 
 
 class S3BlobStore(BlobStore):
@@ -98,6 +101,14 @@ class S3BlobStore(BlobStore):
             objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
             if objects:
                 self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})
+
+    def delete_keys(self, keys: Sequence[str]) -> None:
+        names = [self._key(key) for key in keys]
+        for start in range(0, len(names), _DELETE_BATCH):
+            batch = names[start : start + _DELETE_BATCH]
+            self._client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+            )
 
     def presign_get(self, key: str, ttl_seconds: int) -> str:
         return str(

@@ -191,6 +191,9 @@ class Project(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # when retention (DAIG_DELTA_RETENTION_HOURS) deleted its deltas; rounds can no longer
+    # be recomputed by the audit
+    deltas_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ProjectFile(Base):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from daig.keras_runtime import KERAS_EXTRA, missing_keras_modules
@@ -59,6 +58,7 @@ def convert_to_h5(source: Path, target: Path, *, timeout: float = 600.0) -> None
 def main() -> int:
     source, target = Path(sys.argv[1]), Path(sys.argv[2])
     _limit_resources()
+    from daig import tempdirs
     from daig.logs import quiet_tensorflow
     from daig.modelfile.archive import inspect_archive
 
@@ -67,8 +67,8 @@ def main() -> int:
         quiet_tensorflow()
         import keras
 
-        with tempfile.TemporaryDirectory(prefix="daig-convert-") as directory:
-            named = Path(directory) / "model.keras"  # Keras goes by the file name's suffix
+        with tempdirs.scratch("convert") as directory:
+            named = directory / "model.keras"  # Keras goes by the file name's suffix
             named.symlink_to(source.resolve())
             model = keras.models.load_model(named, safe_mode=True)
         model.save(target)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
@@ -21,6 +20,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from daig import tempdirs
 from requestor_gui import operations
 from requestor_gui.account import Account
 from requestor_gui.checks import KINDS, REQUIRED, TITLES, Inspection, inspect_files
@@ -47,7 +47,7 @@ class NewProjectView(QWidget):
         super().__init__(parent)
         self._runner = runner
         self._account: Account | None = None
-        self._scratch = tempfile.TemporaryDirectory(prefix="daig-gui-")
+        self._scratch = tempdirs.process_dir("gui")
         self._generation = 0
         self._checking = False
         self._inspection = Inspection()
@@ -196,8 +196,8 @@ class NewProjectView(QWidget):
         self.message.clear()
         for row in self.bar_rows.values():
             row.hide()
-        self._scratch.cleanup()
-        self._scratch = tempfile.TemporaryDirectory(prefix="daig-gui-")
+        tempdirs.remove(self._scratch)
+        self._scratch = tempdirs.process_dir("gui")
         self._generation += 1
         self._show(Inspection())
 
@@ -231,7 +231,7 @@ class NewProjectView(QWidget):
             inspect_files,
             paths,
             trust=self.trust.isChecked(),
-            scratch=Path(self._scratch.name),
+            scratch=self._scratch,
             on_returned=lambda found: self._inspected(generation, found),
             on_errored=lambda message: self._inspection_failed(generation, message),
         )

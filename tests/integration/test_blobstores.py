@@ -94,6 +94,23 @@ def test_delete_prefix_deletes_only_that_folder(store: BlobStore, prefix: str) -
     store.delete_prefix(f"{prefix}/nothing-here")  # no error for an empty prefix
 
 
+def test_delete_keys_deletes_exactly_those_keys(
+    store: BlobStore, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doomed = [f"{prefix}/w/{n:06d}.dwt" for n in range(5)]
+    kept = [f"{prefix}/w/000005.dwt", f"{prefix}/other"]
+    for key in doomed + kept:
+        store.put_bytes(key, key.encode())
+    if isinstance(store, S3BlobStore):  # several DeleteObjects requests, as for > 1,000 keys
+        monkeypatch.setattr("daig.blobstore.s3._DELETE_BATCH", 2)
+    store.delete_keys([*doomed, f"{prefix}/never-written"])  # a missing key is no error
+    assert [store.exists(key) for key in doomed] == [False] * len(doomed)
+    assert [store.get_bytes(key) for key in kept] == [key.encode() for key in kept]
+    store.delete_keys([])
+    with pytest.raises(InvalidKey):
+        store.delete_keys(["../escape"])
+
+
 def test_presigned_get_serves_whole_blob_and_ranges(store: BlobStore, prefix: str) -> None:
     payload = bytes(range(256)) * 20
     store.put_bytes(f"{prefix}/array.npy", payload)

@@ -146,3 +146,38 @@ def test_a_role_that_exits_is_named_with_its_log(owned: LocalCluster) -> None:
     owned.start_role("broken", "no-such-role-" + uuid.uuid4().hex[:6])
     with pytest.raises(RuntimeError, match="broken exited with"):
         owned.wait_for_url(f"{owned.api_url}/healthz", timeout=30)
+
+
+def test_a_vhost_made_through_the_management_api_goes_with_the_users_the_api_made(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, amqp_url: str
+) -> None:
+    """``daig demo``'s way (no rabbitmqctl): after ``close`` no user of its vhost is left."""
+    from daig.client import DaigClient
+
+    monkeypatch.setenv("DAIG_DATABASE_URL", f"{PG_ADMIN_URL}/daig")
+    monkeypatch.setenv("DAIG_AMQP_URL", f"{AMQP_HOST}/%2F")
+    cluster = LocalCluster.owned(
+        tmp_path, prefix="daig_test", secret=SECRET, vhost_by_management=True
+    )
+    try:
+        assert cluster.vhost is not None and cluster.vhost.management
+        settings = Settings(amqp_url=cluster.amqp_url)
+        assert _vhost_exists(settings, cluster.vhost.name)
+        elsewhere = ensure_provider_account(Settings(amqp_url=amqp_url), 1).username
+        cluster.start_api()
+        cluster.wait_healthy()
+        made = set()
+        for name in ("volunteer-1", "volunteer-2"):
+            with DaigClient(cluster.api_url) as client:
+                client.signup(name, "volunteer-pass")
+                client.login(name, "volunteer-pass")
+                made.add(client.provider_config().broker_user)
+        suffix = "@" + cluster.vhost.name
+        assert len(made) == 2 and all(user.endswith(suffix) for user in made)
+        assert made <= _users(settings)
+    finally:
+        cluster.close()
+    assert not _vhost_exists(settings, cluster.vhost.name)
+    users = _users(settings)
+    assert not {user for user in users if user.endswith(suffix)}
+    assert elsewhere in users  # another vhost's users stay

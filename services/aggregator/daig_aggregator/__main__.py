@@ -7,6 +7,7 @@ import threading
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from daig import tempdirs
 from daig.blobstore import BlobStore, open_blob_store
 from daig.db.session import make_engine, make_sessionmaker
 from daig.keras_runtime import KERAS_EXTRA, missing_keras_modules
@@ -26,6 +27,7 @@ def main() -> None:
     settings = Settings()
     setup_logging(settings.log_level, json_lines=settings.log_json, process="aggregator")
     stop = stop_on_signals()
+    tempdirs.remove_stale()  # left by DAIG processes killed outright
     engine = make_engine(settings.database_url)
     wait_for_database(engine)
     sessions, blobs = make_sessionmaker(engine), open_blob_store(settings)
@@ -51,14 +53,16 @@ def main() -> None:
     finally:
         stop.set()
         if evaluator is not None:
-            evaluator.join(15)
+            thread, running = evaluator
+            thread.join(15)
+            running.shutdown()  # again, in case the thread is still busy: its dir must go
         aggregator.close()
         engine.dispose()
 
 
 def _start_evaluator(
     sessions: sessionmaker[Session], blobs: BlobStore, stop: threading.Event
-) -> threading.Thread | None:
+) -> tuple[threading.Thread, Evaluator] | None:
     """Per-round evaluation runs beside result handling, never in its way; without Keras
     installed it does not run, and rounds wait unevaluated for an aggregator that has it."""
     missing = missing_keras_modules()
@@ -69,11 +73,10 @@ def _start_evaluator(
             KERAS_EXTRA,
         )
         return None
-    evaluator = threading.Thread(
-        target=Evaluator(sessions, blobs).run, args=(stop,), name="evaluator", daemon=True
-    )
-    evaluator.start()
-    return evaluator
+    evaluator = Evaluator(sessions, blobs)
+    thread = threading.Thread(target=evaluator.run, args=(stop,), name="evaluator", daemon=True)
+    thread.start()
+    return thread, evaluator
 
 
 if __name__ == "__main__":

@@ -5,21 +5,25 @@ accepted deltas (with the project's aggregation) and compares with the stored ve
 checks each round closed with exactly K accepted results from K distinct tasks of that
 round, and that the final model holds the last version. Used by ``daig audit``, the fault
 tests and the chaos benchmark.
+
+Once retention (``DAIG_DELTA_RETENTION_HOURS``) deleted a project's deltas, its rounds cannot
+be recomputed: the report says so and when (``deltas_deleted_at``), still checks what the
+database and the kept blobs can prove (K accepted results per round, none counted twice, the
+final model), and is not a failure for that reason.
 """
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import UTC, datetime
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from daig import keys
+from daig import keys, tempdirs
 from daig.blobstore import BlobStore
 from daig.db.models import Project, ProviderTrust, Result, ResultStatus, Round, Task, User
 from daig.weights.h5weights import read_weights
@@ -46,6 +50,8 @@ class AuditReport:
     verification: Counter[str] = field(default_factory=Counter)
     quarantined: list[str] = field(default_factory=list)  # accounts quarantined in this project
     problems: list[str] = field(default_factory=list)
+    # when retention deleted the deltas (rounds then cannot be recomputed)
+    deltas_deleted_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,6 +64,7 @@ def audit_project(*, session: Session, blobs: BlobStore, project_id: uuid.UUID) 
         raise ValueError(f"project {project_id} does not exist or never started")
     schema = WeightSchema.from_json(project.weight_schema)
     report = AuditReport(project.id, project.state, project.total_rounds)
+    report.deltas_deleted_at = project.deltas_deleted_at
     results = session.scalars(select(Result).where(Result.project_id == project.id)).all()
     for result in results:
         if result.status in VERIFICATION:
@@ -121,6 +128,8 @@ def _audit_round(
             f"round {index}: {len(these)} accepted results for {len(set(counted))} of "
             f"{len(firsts)} shards; expected exactly one for each of {project.task_size}"
         )
+    if report.deltas_deleted_at is not None:
+        return  # counted above; nothing left to recompute it from
     deltas = []
 
     def slot_of(result: Result) -> int:
@@ -164,8 +173,8 @@ def _audit_final_model(
     last = decode_weights(
         blobs.get_bytes(keys.weights_key(project.id, project.total_rounds)), schema
     )
-    with tempfile.TemporaryDirectory(prefix="daig-audit-") as directory:
-        path = Path(directory) / "final.h5"
+    with tempdirs.scratch("audit") as directory:
+        path = directory / "final.h5"
         blobs.download(project.final_model_key, path)
         final = read_weights(path)
     if not all(np.array_equal(a, b) for a, b in zip(final, last, strict=True)):
@@ -185,5 +194,11 @@ def format_report(report: AuditReport) -> str:
         + "; quarantined here: "
         + (", ".join(report.quarantined) or "none"),
     ]
+    if report.deltas_deleted_at is not None:
+        deleted = report.deltas_deleted_at.astimezone(UTC)
+        lines.append(
+            f"deltas deleted on {deleted:%Y-%m-%d %H:%M} UTC by retention "
+            "(DAIG_DELTA_RETENTION_HOURS); rounds before that cannot be recomputed"
+        )
     lines += [f"PROBLEM: {p}" for p in report.problems]
     return "\n".join(lines)

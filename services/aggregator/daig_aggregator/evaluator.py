@@ -10,7 +10,7 @@ failed evaluation is stored as such and not retried forever.
 from __future__ import annotations
 
 import logging
-import tempfile
+import shutil
 import threading
 import uuid
 from multiprocessing.connection import Connection
@@ -20,11 +20,12 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daig import keys
-from daig.blobstore import BlobStore
+from daig import keys, tempdirs
+from daig.blobstore import BlobNotFound, BlobStore
 from daig.db.models import Project, ProjectFile, Round
 from daig.logs import log_context
 from daig.sandbox import SandboxedChild, start_sandboxed
+from daig.states import PROJECT_TABLE
 from daig_aggregator.evaluation_child import child_main
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,14 @@ class Evaluator:
         self._blobs = blobs
         self._process: SandboxedChild | None = None
         self._pipe: Connection | None = None
-        self._cache = Path(tempfile.mkdtemp(prefix="daig-eval-"))
+        # Per project: its model and validation files, downloaded once (removed by shutdown,
+        # or once the project has ended).
+        self._cache = tempdirs.process_dir("eval")
+
+    @property
+    def cache(self) -> Path:
+        """The directory of its cached files (``daig-eval-<pid>-*``)."""
+        return self._cache
 
     def run(self, stop: threading.Event, interval: float = 1.0) -> None:
         """Evaluate pending rounds until ``stop`` is set."""
@@ -45,12 +53,13 @@ class Evaluator:
             while not stop.is_set():
                 try:
                     if not self.evaluate_next():
+                        self.prune()
                         stop.wait(interval)
                 except Exception:
                     log.exception("evaluation failed; retrying shortly")
                     stop.wait(5 * interval)
         finally:
-            self.close()
+            self.shutdown()
 
     def evaluate_next(self) -> bool:
         """Evaluate the oldest closed, unevaluated round; False if there is none."""
@@ -106,7 +115,11 @@ class Evaluator:
             for kind in ("model", "validation_data", "validation_labels")
         }
         weights = directory / f"w{version}.dwt"
-        self._blobs.download(keys.weights_key(project.id, version), weights)
+        try:
+            self._blobs.download(keys.weights_key(project.id, version), weights)
+        except BlobNotFound:
+            # Deleted by retention (DAIG_DELTA_RETENTION_HOURS) before it was evaluated.
+            return {"error": f"weights version {version} no longer exists (deleted by retention)"}
         try:
             reply = self._ask(
                 {
@@ -156,7 +169,32 @@ class Evaluator:
         self._pipe = pipe = self._process.connection
         return pipe
 
+    def prune(self) -> None:
+        """Drop the cached files of projects that ended (or no longer exist)."""
+        cached = {p.name: p for p in self._cache.iterdir() if p.is_dir()}
+        if not cached:
+            return
+        ids = [uuid.UUID(name) for name in cached]
+        with self._sessions() as session:
+            active = {
+                str(i)
+                for i in session.scalars(
+                    select(Project.id).where(
+                        Project.id.in_(ids), Project.state.not_in(PROJECT_TABLE.final)
+                    )
+                )
+            }
+        for name, path in cached.items():
+            if name not in active:
+                shutil.rmtree(path, ignore_errors=True)
+
     def close(self) -> None:
+        """Stop the evaluation child (a new one starts for the next evaluation)."""
         if self._process is not None:
             self._process.close()  # killed, reaped, its pipe closed
         self._process = self._pipe = None
+
+    def shutdown(self) -> None:
+        """Stop the child and remove the cache directory; for the end of the process."""
+        self.close()
+        tempdirs.remove(self._cache)

@@ -8,15 +8,13 @@ after a crash writes identical bytes.
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from daig import keys
+from daig import keys, tempdirs
 from daig.blobstore import BlobStore
 from daig.db.models import Project, ProjectFile, Result, ResultStatus, Round, Task
 from daig.weights.h5weights import write_weights
@@ -131,8 +129,8 @@ def write_final_model(
     """The requestor's model file with the last weights, kept as the project's result."""
     model = session.get(ProjectFile, (project.id, "model"))
     assert model is not None
-    with tempfile.TemporaryDirectory(prefix="daig-final-") as directory:
-        source, target, weights = (Path(directory) / n for n in ("in.h5", "out.h5", "w.dwt"))
+    with tempdirs.scratch("final") as directory:
+        source, target, weights = (directory / n for n in ("in.h5", "out.h5", "w.dwt"))
         blobs.download(model.blob_key, source)
         blobs.download(weights_key, weights)
         write_weights(source, target, load_weights(weights, schema))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
+from daig import tempdirs
 from daig.logs import setup_logging
 from daig.settings import Settings
 from daig_api.main import create_app
@@ -14,6 +15,7 @@ KEEP_ALIVE_SECONDS = 75
 def main(host: str = "127.0.0.1", port: int = 8000) -> None:
     settings = Settings()
     setup_logging(settings.log_level, json_lines=settings.log_json, process="api")
+    tempdirs.remove_stale()  # left by API processes killed outright
     uvicorn.run(
         create_app(settings),
         host=host,

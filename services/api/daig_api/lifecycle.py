@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from daig import keys, states
+from daig import keys, states, tempdirs
 from daig.blobstore import BlobStore
 from daig.db.models import Project, ProjectFile
 from daig.hyperparams import check_against_data
@@ -55,16 +53,16 @@ def start(*, session: Session, blobs: BlobStore, project: Project) -> None:
 def _current_meta(blobs: BlobStore, kind: str, row: ProjectFile) -> dict[str, Any]:
     """The file's metadata, completed from the stored file if it predates a check."""
     if outdated(kind, row.meta):
-        with tempfile.TemporaryDirectory(prefix="daig-start-") as directory:
-            path = Path(directory) / kind
+        with tempdirs.scratch("start") as directory:
+            path = directory / kind
             blobs.download(row.blob_key, path)
             row.meta = refreshed(kind, row.meta, path)  # a new dict: the JSON column is saved
     return row.meta
 
 
 def _initial_weights(blobs: BlobStore, model_key: str) -> tuple[bytes, WeightSchema]:
-    with tempfile.TemporaryDirectory(prefix="daig-start-") as directory:
-        path = Path(directory) / "model.h5"
+    with tempdirs.scratch("start") as directory:
+        path = directory / "model.h5"
         blobs.download(model_key, path)
         try:
             arrays = read_weights(path)

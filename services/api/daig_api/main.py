@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import anyio.to_thread
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
+from daig import tempdirs
 from daig.blobstore import open_blob_store
 from daig.broker import Publisher
 from daig.db.session import make_engine, make_sessionmaker
@@ -46,12 +45,12 @@ def create_app(settings: Settings) -> FastAPI:
         # is closed again after one request, and a new Postgres backend per claim is costly.
         anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         engine = make_engine(settings.database_url, pool_size=REQUEST_THREADS, max_overflow=8)
-        upload_dir = tempfile.TemporaryDirectory(prefix="daig-uploads-")
+        upload_dir = tempdirs.process_dir("uploads")
         app.state.settings = settings
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.blobs = open_blob_store(settings)
         app.state.publisher = Publisher(settings.amqp_url, settings.result_partitions)
-        app.state.upload_dir = Path(upload_dir.name)
+        app.state.upload_dir = upload_dir
         app.state.engine = engine
         app.state.catalog = ProjectCatalog(app.state.sessionmaker)
         app.state.inline_weights = InlineWeights(settings.inline_weights_max_bytes)
@@ -62,10 +61,12 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            app.state.relay.close()
-            app.state.publisher.close()
-            engine.dispose()
-            upload_dir.cleanup()
+            try:
+                app.state.relay.close()
+                app.state.publisher.close()
+                engine.dispose()
+            finally:
+                tempdirs.remove(upload_dir)
 
     app = DaigApi(
         title="DAIG — Distributed A.I. Grid",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
-from daig import keys
+from daig import keys, tempdirs
 from daig.blobstore import BlobStore
 from daig.db.models import Project
 from daig.weights.h5weights import write_weights
@@ -16,9 +15,9 @@ from daig.weights.stream import load_weights
 def current_model(*, blobs: BlobStore, project: Project, model_key: str) -> tuple[Path, int | None]:
     """A temporary ``.h5`` of the newest model and its weights version (None: as uploaded).
 
-    The caller deletes the returned file's parent directory.
+    The caller removes the returned file's parent directory (``tempdirs.remove``).
     """
-    directory = Path(tempfile.mkdtemp(prefix="daig-model-"))
+    directory = tempdirs.process_dir("model")
     target = directory / "model.h5"
     if project.final_model_key:
         blobs.download(project.final_model_key, target)

@@ -1,9 +1,12 @@
-"""``daig scheduler``: reconcile projects on events and every tick; record dead letters."""
+"""``daig scheduler``: reconcile projects on events and every tick; record dead letters;
+delete the deltas of projects ended longer ago than the retention."""
 
 from __future__ import annotations
 
 import threading
 
+from daig import tempdirs
+from daig.blobstore import open_blob_store
 from daig.broker import run_consumer
 from daig.db.session import make_engine, make_sessionmaker
 from daig.logs import setup_logging
@@ -14,16 +17,19 @@ from daig.signals import stop_on_signals
 from daig.topology import DEAD, EVENTS
 from daig_scheduler.deadletters import DeadLetterRecorder
 from daig_scheduler.handlers import Scheduler
+from daig_scheduler.retention import Retention
 
 
 def main() -> None:
     settings = Settings()
     setup_logging(settings.log_level, json_lines=settings.log_json, process="scheduler")
     stop = stop_on_signals()
+    tempdirs.remove_stale()  # left by DAIG processes killed outright
     engine = make_engine(settings.database_url)
     wait_for_database(engine)
     sessions = make_sessionmaker(engine)
-    scheduler = Scheduler(sessions, settings)
+    retention = Retention(sessions, open_blob_store(settings), settings)
+    scheduler = Scheduler(sessions, settings, retention)
     recorder = DeadLetterRecorder(sessions)
     link = BrokerLink()
     if settings.metrics_port is not None:

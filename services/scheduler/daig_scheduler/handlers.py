@@ -5,8 +5,9 @@ transaction that closes the previous one, and windows are refilled by each claim
 scheduler is off the hot path. It acts on the API's events (start, pause, resume, cancel,
 release) and every tick: it expires lapsed leases, gives stragglers' tasks out again,
 publishes again the tasks whose message nobody claimed in time (a purged queue, a consumer
-that swallows messages), tops up windows, marks finished projects done, and publishes
-whatever is left in the outbox. Running it twice, or after a crash, does no harm.
+that swallows messages), tops up windows, marks finished projects done, publishes
+whatever is left in the outbox, and deletes the deltas of projects that ended longer ago
+than the retention (``retention.py``). Running it twice, or after a crash, does no harm.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from daig.states import (
 from daig.states.sql import literal, live_claim_sql, state_in
 from daig.topology import TASKS
 from daig_scheduler import logic
+from daig_scheduler.retention import Retention
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,14 @@ def now() -> datetime:
 
 
 class Scheduler:
-    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        retention: Retention | None = None,
+    ) -> None:
         self._sessions = sessions
+        self._retention = retention
         self._settings = settings
         self._policy = DispatchPolicy.from_settings(settings)
         self._relay = OutboxRelay(sessions)
@@ -113,6 +121,8 @@ class Scheduler:
             with log_context(project=project_id):
                 self._reconcile(project_id)
         self.publish_outbox(broker)
+        if self._retention is not None:
+            self._retention.maybe_sweep(now())
 
     def reconcile(self, project_id: uuid.UUID, broker: BrokerSession) -> None:
         """Everything the tick does, for one project (on its events)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import uuid
 from collections.abc import Callable
 
@@ -14,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
-from daig import keys
+from daig import keys, tempdirs
 from daig.broker import Publisher
 from daig.contract.http import ProjectCreate, ProjectOut, RoundOut
 from daig.contract.messages import EventKind, ProjectEvent
@@ -172,7 +171,7 @@ def download_model(
         media_type="application/x-hdf5",
         filename=f"{project.name}-{suffix}.h5",
         headers={"X-DAIG-Weights-Version": "" if version is None else str(version)},
-        background=BackgroundTask(shutil.rmtree, path.parent, ignore_errors=True),
+        background=BackgroundTask(tempdirs.remove, path.parent),
     )
 
 

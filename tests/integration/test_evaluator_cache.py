@@ -1,0 +1,52 @@
+"""The aggregator's evaluator keeps each project's files in a cache directory of its own: the
+files of ended projects go when it is idle, the directory itself when it shuts down."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from daig.blobstore import BlobStore
+from daig.hyperparams import Hyperparameters
+from daig_aggregator.evaluator import Evaluator
+from daig_scheduler.handlers import Scheduler
+from tests.helpers.aggregation import DirectAggregator
+from tests.helpers.projects import Started
+from tests.helpers.results import Provider, claim_round, random_delta
+
+
+def test_cache_of_ended_projects_is_pruned_and_the_directory_removed_on_shutdown(
+    start_project: Callable[..., Started],
+    provider: Provider,
+    aggregator: DirectAggregator,
+    scheduler: Scheduler,
+    broker_session,
+    server_blobs: BlobStore,
+    sessions: sessionmaker[Session],
+    schema,
+    amqp_url: str,
+) -> None:
+    ended = start_project(Hyperparameters(total_tasks=3, task_size=3, passes=1))
+    for seed, grant in enumerate(claim_round(provider, amqp_url)):
+        assert aggregator.handle(provider.result(grant, random_delta(schema, seed))).status
+    scheduler.reconcile(ended.id, broker_session)
+    assert ended.owner.project(ended.id).state == "done"
+    running = start_project(Hyperparameters(total_tasks=3, task_size=3, passes=2))
+
+    evaluator = Evaluator(sessions, server_blobs)
+    cache = evaluator.cache
+    assert cache.is_dir() and cache.name.startswith(f"daig-eval-{os.getpid()}-")
+    for project_id in (ended.id, running.id, uuid.uuid4()):  # the last: deleted since
+        (cache / str(project_id)).mkdir()
+        (cache / str(project_id) / "model.h5").write_bytes(b"cached")
+    evaluator.prune()
+    assert sorted(p.name for p in cache.iterdir()) == [str(running.id)]
+
+    stop = threading.Event()
+    stop.set()  # run() returns at once, and shuts down on its way out
+    evaluator.run(stop)
+    assert not cache.exists()
