@@ -140,7 +140,7 @@ def _follow(client: DaigClient, project_id: UUID) -> ProjectOut:
             time.sleep(0.5)
             project = client.project(project_id)
             metrics = project.latest_metrics or {}
-            detail = f"{project.active_contributors} working  " + (
+            detail = f"{project.tasks_in_flight} working  " + (
                 f"train loss {metrics['loss']:.3f} acc {metrics['accuracy']:.3f}"
                 if "loss" in metrics and "accuracy" in metrics
                 else ""

@@ -63,3 +63,17 @@ def test_a_page_instead_of_an_answer_says_it_is_not_daig(other_server: str) -> N
 def test_health_of_another_server_says_it_is_not_daig(other_server: str) -> None:
     with DaigClient(other_server) as client, pytest.raises(ClientError, match="not a DAIG server"):
         client.health()
+
+
+def test_the_cli_says_so_too(other_server: str, tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from daig_cli import app as daig_app
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    login = ["--server", other_server, "--user", "someone", "--password", "password123"]
+    result = CliRunner(env={"COLUMNS": "300"}).invoke(daig_app, ["project", "list", *login])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert f"error: {other_server} is not a DAIG server (no DAIG API answered at /healthz" in text
+    assert "Method Not Allowed" not in text
