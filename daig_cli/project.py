@@ -133,7 +133,7 @@ def _create_and_upload(
         except (ClientError, KeyboardInterrupt):
             _discard(client, project_id)
             raise
-        console.print(view.estimate_text(client.estimate(project_id)))
+        _show_estimate(client, project_id)
         if not (start or wait):
             console.print(f"start it with: daig project start {project_id[:8]}")
         if start or wait:
@@ -144,6 +144,14 @@ def _create_and_upload(
     except ClientError as exc:
         fail(str(exc))
     return project_id
+
+
+def _show_estimate(client: DaigClient, project_id: str) -> None:
+    """The cost and time estimate, before Start; a server without estimates only loses them."""
+    try:
+        console.print(view.estimate_text(client.estimate(project_id)))
+    except ClientError as exc:
+        console.print(f"[yellow]no estimate: {exc}[/]")
 
 
 def _check_locally(files: dict[str, Path], params: Hyperparameters) -> None:
@@ -205,7 +213,7 @@ def start_project(
     client = session.connect(server, user, password)
     try:
         project_id = ids.resolve(client, project_id)
-        console.print(view.estimate_text(client.estimate(project_id)))
+        _show_estimate(client, project_id)
         client.start(project_id)
     except ClientError as exc:
         fail(str(exc))
@@ -224,12 +232,11 @@ def status(
     try:
         project_id = ids.resolve(client, project_id)
         project, rounds = client.project(project_id), client.rounds(project_id)
-        estimate = client.estimate(project_id) if project.state == "created" else None
     except ClientError as exc:
         fail(str(exc))
     console.print(view.summary(project))
-    if estimate is not None:
-        console.print(view.estimate_text(estimate))
+    if project.state == "created":
+        _show_estimate(client, project_id)
     if rounds:
         console.print(view.rounds_table(rounds))
 

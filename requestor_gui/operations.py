@@ -52,7 +52,14 @@ def list_projects(account: Account) -> list[ProjectOut]:
 def project_detail(account: Account, project_id: str) -> Detail:
     def fetch(client: DaigClient) -> Detail:
         project = client.project(project_id)
-        estimate = client.estimate(project_id) if project.state == "created" else None
+        estimate = None
+        if project.state == "created":
+            try:
+                estimate = client.estimate(project_id)
+            except ClientError as exc:  # an older server: the page works without it
+                if exc.status == 401:
+                    raise  # the account logs in again and retries
+                log.info("project %s: no estimate (%s)", project_id, exc)
         return Detail(project, client.rounds(project_id), estimate)
 
     return account.call(fetch)
