@@ -49,7 +49,11 @@ def eta_seconds(
     now = now or datetime.now(UTC)
     closed = [t for r in rounds or [] if (t := aware(r.closed_at))]
     last = max(closed) if closed else now
-    pace = max(0.0, (last - started).total_seconds()) / done
+    if project.elapsed_seconds is not None:  # the server's training time: pauses left out
+        since_close = min(project.elapsed_seconds, max(0.0, (now - last).total_seconds()))
+        pace = (project.elapsed_seconds - since_close) / done
+    else:
+        pace = max(0.0, (last - started).total_seconds()) / done
     # The round in progress is partly done; the ones after it take a full pace each.
     current = max(0.0, pace - max(0.0, (now - last).total_seconds()))
     return current + pace * max(0, total - done - 1)
