@@ -149,7 +149,7 @@ def _follow(client: DaigClient, project_id: UUID) -> ProjectOut:
     for r in client.rounds(project_id):
         m = r.metrics or {}
         console.print(
-            f"  round {r.index}: {r.accepted} results, train loss "
+            f"  round {r.number}: {r.accepted} results, train loss "
             f"{m.get('loss', float('nan')):.3f}, accuracy {m.get('accuracy', 0):.3f}"
         )
     return project

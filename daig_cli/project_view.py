@@ -50,7 +50,7 @@ def rounds_table(rounds: list[RoundOut]) -> Table:
         metrics = r.metrics or {}
         evaluation = r.evaluation or {}
         table.add_row(
-            str(r.index),
+            str(r.number),
             str(r.accepted),
             str(r.rejected),
             _fmt(metrics.get("loss")),

@@ -169,7 +169,7 @@ class RoundTableModel(RowsTableModel):
             return None
         name = self.columns[index.column()]
         if name == "Round":  # 1-based, like "round r of R" (r rounds closed)
-            return str(r.index + 1)
+            return str(r.number)
         if name == "Accepted":
             return str(r.accepted)
         if name == "Rejected":

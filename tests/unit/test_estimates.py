@@ -82,3 +82,14 @@ def test_waiting_hint_only_while_training_with_nothing_in_flight() -> None:
     assert project_out(state="running", tasks_in_flight=2, volunteers_online=3).waiting_hint == ""
     assert project_out(state="paused", volunteers_online=3).waiting_hint == ""
     assert project_out(state="queued", volunteers_online=0).waiting_hint.endswith("0 online now")
+
+
+def test_rounds_are_numbered_alike_in_the_summary_and_the_tables() -> None:
+    from daig_cli.project_view import rounds_table
+    from tests.helpers.gui import round_out
+
+    closed = round_out(index=0, closed_at="2025-01-01T00:01:00+00:00", accepted=4)
+    current = round_out(index=1)
+    assert (closed.number, current.number) == (1, 2)  # "round 1 of R" once round 0 closed
+    table = rounds_table([closed, current])
+    assert list(table.columns[0].cells) == ["1", "2"]
