@@ -164,7 +164,8 @@ def test_project_ids_by_prefix(api_server: ApiServer, make_user, tmp_path) -> No
     unknown_prefix = next(c for c in "0123456789abcdef" if all(not i.startswith(c) for i in ids))
     unknown = run_daig(tmp_path, "credits", "cost", unknown_prefix)
     assert unknown.returncode == 1
-    assert f"no project of yours has an id starting with {unknown_prefix}" in unknown.stderr
+    said = " ".join(unknown.stderr.split())
+    assert f"no project of yours has an id starting with {unknown_prefix}" in said
 
 
 def test_server_refusals_name_the_field(api_server: ApiServer, make_user) -> None:
