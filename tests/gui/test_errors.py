@@ -53,6 +53,6 @@ def test_validation_errors_and_bugs_are_sentences() -> None:
 def test_a_bad_hyperparameter_names_its_field_and_range() -> None:
     with pytest.raises(ValidationError) as caught:
         Hyperparameters(epochs=0)
-    assert describe(caught.value) == "epochs: must be between 1 and 1000 (got 0)."
+    assert describe(caught.value) == "epochs: must be between 1 and 1000 (got 0)"
     refused = ClientError("epochs: must be between 1 and 1000 (got 0)", status=422)
-    assert describe(refused) == "epochs: must be between 1 and 1000 (got 0)."
+    assert describe(refused) == "epochs: must be between 1 and 1000 (got 0)"
