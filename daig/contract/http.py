@@ -170,12 +170,12 @@ class RoundOut(BaseModel):
         default=None, description="Weights version index+1 on the validation files, if given"
     )
 
-
     @property
     def number(self) -> int:
         """The round as people count it, from 1: after round r closes, a project is at
         "round r of R" (``ProjectOut.round`` counts closed rounds)."""
         return self.index + 1
+
 
 class ClaimRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
