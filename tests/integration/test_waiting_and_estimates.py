@@ -190,3 +190,14 @@ def test_unknown_project_id_is_refused_plainly(api_server: ApiServer, make_user)
     owner = make_user(api_server.url, "owner")
     with pytest.raises(ClientError, match="no project"):
         owner.project(uuid.uuid4())  # a DAIG 404 stays a DAIG 404, not "not a DAIG server"
+
+
+def test_wait_follows_the_server_until_the_end(
+    start_project: Callable[..., Started], api_server: ApiServer, tmp_path
+) -> None:
+    started = start_project(Hyperparameters(total_tasks=3, task_size=3))
+    started.owner.cancel(started.id)
+    login = login_args(api_server, started.owner)
+    waited = run_daig(tmp_path, "project", "wait", str(started.id)[:8], *login)
+    assert waited.returncode == 1, waited.stderr
+    assert "error: project cancelled" in " ".join(waited.stderr.split())
