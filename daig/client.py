@@ -21,6 +21,7 @@ from daig.contract.http import (
     BalanceOut,
     ClaimGrant,
     ContributorOut,
+    EstimateOut,
     FileOut,
     Health,
     HistoryLineOut,
@@ -32,6 +33,7 @@ from daig.contract.http import (
     StandingOut,
     Token,
     UserOut,
+    VolunteersOut,
     parse_answer,
 )
 from daig.hyperparams import Hyperparameters
@@ -82,8 +84,33 @@ class DaigClient:
             response = self._http.request(method, path, headers=headers, **kwargs)
         except httpx.TransportError as exc:
             raise ClientError(f"cannot reach the DAIG server at {self.server} ({exc})") from exc
+        if response.status_code < 500 and not _daig_shaped(response):
+            self._refuse_if_not_daig(response)  # a proxy's 5xx says nothing of what is behind
         raise_for_status(response)
         return response
+
+    def _refuse_if_not_daig(self, answer: httpx.Response) -> None:
+        """Raise "URL is not a DAIG server" when ``/healthz`` does not answer as DAIG's does.
+
+        Called for answers no DAIG route gives (an error without DAIG's ``reason``, a success
+        that is not JSON), so a wrong URL is named as such instead of "Method Not Allowed".
+        """
+        try:
+            health = self._http.get("/healthz", timeout=10.0)
+            parse_answer(Health, health.json())
+            return  # a DAIG server: the original answer stands
+        except httpx.TransportError as exc:
+            seen = f"it did not answer ({exc})"
+        except (ValueError, ValidationError):
+            kind = health.headers.get("content-type", "no content type").split(";")[0]
+            seen = f"it answered HTTP {health.status_code} {kind}"
+        raise ClientError(
+            f"{self.server} is not a DAIG server (no DAIG API answered at /healthz: {seen}; "
+            f"{answer.request.method} {answer.request.url.path} got HTTP "
+            f"{answer.status_code}); check the server address",
+            status=answer.status_code,
+            reason="not_daig",
+        )
 
     def call(self, shape: type[A], method: str, path: str, **kwargs: Any) -> A:
         """Send a request and parse its answer as ``shape`` (a contract model or a list of one)."""
@@ -92,7 +119,7 @@ class DaigClient:
     def _parse(self, shape: type[A], response: httpx.Response) -> A:
         try:
             return parse_answer(shape, response.json() if response.content else None)
-        except ValidationError as exc:
+        except (ValidationError, ValueError) as exc:  # ValueError: not JSON at all
             # Not an outage: asking again gets the same answer, so it carries its status.
             raise ClientError(
                 f"the DAIG server at {self.server} sent an answer this client cannot read "
@@ -124,7 +151,10 @@ class DaigClient:
             response = self._http.get("/healthz")
         except httpx.TransportError as exc:
             raise ClientError(f"cannot reach the DAIG server at {self.server} ({exc})") from exc
-        if response.status_code not in (200, 503):
+        status = response.status_code
+        if status < 500 and (status != 200 or not _daig_shaped(response)):
+            self._refuse_if_not_daig(response)
+        if status not in (200, 503):
             raise_for_status(response)
         return self._parse(Health, response)
 
@@ -150,6 +180,13 @@ class DaigClient:
 
     def cancel(self, project_id: str | uuid.UUID) -> ProjectOut:
         return self.call(ProjectOut, "POST", f"/v1/projects/{project_id}/cancel")
+
+    def estimate(self, project_id: str | uuid.UUID) -> EstimateOut:
+        """Its cost and how long it would train with the volunteers online now."""
+        return self.call(EstimateOut, "GET", f"/v1/projects/{project_id}/estimate")
+
+    def volunteers(self) -> VolunteersOut:
+        return self.call(VolunteersOut, "GET", "/v1/volunteers")
 
     def files(self, project_id: str | uuid.UUID) -> list[FileOut]:
         return self.call(list[FileOut], "GET", f"/v1/projects/{project_id}/files")
@@ -206,6 +243,10 @@ class DaigClient:
     def provider_config(self) -> ProviderConfig:
         return self.call(ProviderConfig, "GET", "/v1/provider/config")
 
+    def presence(self, agent_id: str) -> None:
+        """Say this agent is waiting for tasks (it counts as online for a while)."""
+        self.request("POST", "/v1/provider/presence", json={"agent_id": agent_id}, timeout=5.0)
+
     def claim(self, task_id: str | uuid.UUID, agent_id: str) -> ClaimGrant:
         body = {"agent_id": agent_id}
         return self.call(ClaimGrant, "POST", f"/v1/tasks/{task_id}/claim", json=body)
@@ -233,6 +274,19 @@ class DaigClient:
     ) -> list[ContributorOut]:
         path = f"/v1/projects/{project_id}/leaderboard" if project_id else "/v1/leaderboard"
         return self.call(list[ContributorOut], "GET", path, params={"limit": limit})
+
+
+def _daig_shaped(response: httpx.Response) -> bool:
+    """Whether DAIG could have sent this: its errors are JSON with a ``reason``, its answers
+    JSON (or empty, or a model file). Other servers' pages and errors are not."""
+    kind = response.headers.get("content-type", "")
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+        except ValueError:
+            return False
+        return isinstance(body, dict) and "reason" in body
+    return not response.content or "json" in kind or "hdf5" in kind
 
 
 def raise_for_status(response: httpx.Response) -> None:

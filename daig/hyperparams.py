@@ -259,6 +259,10 @@ class Knob:
             words.append(f"below {_number(self.lt)}")
         return " and ".join(words) or "any value"
 
+    def requirement(self, value: object) -> str:
+        """What a refused ``value`` should have been: "must be at least 1 (got 0)"."""
+        return f"must be {self.range_text()} (got {value!r})"
+
 
 def _number(value: float) -> str:
     """1.0 -> "1", 0.05 -> "0.05", 1e6 -> "1000000" (no exponents in messages)."""

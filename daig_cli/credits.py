@@ -15,7 +15,7 @@ from rich.table import Table
 
 from daig.client import ClientError, DaigClient
 from daig.contract.http import HistoryLineOut
-from daig_cli import session
+from daig_cli import ids, session
 from daig_cli.output import fail
 from daig_cli.project import PasswordOpt, ServerOpt, UserOpt
 
@@ -46,6 +46,13 @@ def _ask(client: DaigClient, call: Callable[..., T], *args: Any) -> T:
         fail(str(exc))
     finally:
         client.close()
+
+
+def _ask_id(client: DaigClient, project_id: str) -> str:
+    try:
+        return ids.resolve(client, project_id)
+    except ClientError as exc:
+        fail(str(exc))
 
 
 @app.command()
@@ -98,14 +105,14 @@ def _what(line: HistoryLineOut) -> str:
 
 @app.command()
 def cost(
-    project_id: str = typer.Argument(..., help="The project's id."),
+    project_id: str = typer.Argument(..., help="The project's id, or any unique start of it."),
     server: str = ServerOpt,
     user: str = UserOpt,
     password: str = PasswordOpt,
 ) -> None:
     """What one of your projects has cost so far, and its estimate in all."""
     client = session.connect(server, user, password)
-    report = _ask(client, client.project_cost, project_id)
+    report = _ask(client, client.project_cost, _ask_id(client, project_id))
     estimate = report.estimate
     table = _table(("", "left"), ("credits", "right"), show_header=False)
     table.add_row(
@@ -131,6 +138,8 @@ def leaderboard(
 ) -> None:
     """Contributors ranked by credits earned, in one project or overall."""
     client = session.connect(server, user, password)
+    if project_id is not None:  # a prefix names one of your own projects
+        project_id = _ask_id(client, project_id)
     rows = _ask(client, client.leaderboard, project_id, limit)
     table = _table(
         ("#", "right"), ("contributor", "left"), ("credits", "right"), ("tasks", "right")

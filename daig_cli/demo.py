@@ -146,7 +146,7 @@ def _follow(client: DaigClient, project_id: UUID) -> ProjectOut:
             time.sleep(0.5)
             project = client.project(project_id)
             metrics = project.latest_metrics or {}
-            detail = f"{project.active_contributors} working  " + (
+            detail = f"{project.tasks_in_flight} working  " + (
                 f"train loss {metrics['loss']:.3f} acc {metrics['accuracy']:.3f}"
                 if "loss" in metrics and "accuracy" in metrics
                 else ""
@@ -155,7 +155,7 @@ def _follow(client: DaigClient, project_id: UUID) -> ProjectOut:
     for r in client.rounds(project_id):
         m = r.metrics or {}
         console.print(
-            f"  round {r.index}: {r.accepted} results, train loss "
+            f"  round {r.number}: {r.accepted} results, train loss "
             f"{m.get('loss', float('nan')):.3f}, accuracy {m.get('accuracy', 0):.3f}"
         )
     return project

@@ -41,7 +41,7 @@ def problem(error: ErrorDetails) -> str:
     field = str(error["loc"][0]) if error["loc"] else ""
     if field in KNOBS:
         knob = KNOBS[field]
-        return f"{knob.option} must be {knob.range_text()} (got {error['input']})"
+        return f"{knob.option} {knob.requirement(error['input'])}"
     return error["msg"].removeprefix("Value error, ")  # a rule across knobs, in its own words
 
 

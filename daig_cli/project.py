@@ -5,17 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import typer
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
     TaskID,
     TextColumn,
-    TimeElapsedColumn,
     TransferSpeedColumn,
 )
 from rich.table import Table
@@ -23,12 +20,13 @@ from rich.table import Table
 from daig import tempdirs
 from daig.client import ClientError, DaigClient
 from daig.contract.http import ProjectOut
-from daig.failures import failure_text
+from daig.elapsed import duration_text
 from daig.hyperparams import Hyperparameters, check_against_data
 from daig.npy import NpyHeader
 from daig.trusted import TRUST_EXPLANATION, is_object_array, numeric_copy
 from daig.validation import FileRejected, check_file, check_together
-from daig_cli import session
+from daig_cli import ids, session
+from daig_cli import project_view as view
 from daig_cli.hyperparams import hyperparameter_options
 from daig_cli.output import console, fail
 
@@ -37,6 +35,9 @@ app = typer.Typer(help="Create, start, watch and download training projects.", n
 ServerOpt = typer.Option(None, "--server", envvar="DAIG_SERVER", help="URL of the DAIG API.")
 UserOpt = typer.Option(None, "--user", envvar="DAIG_USER", help="Your DAIG username.")
 PasswordOpt = typer.Option(None, "--password", envvar="DAIG_PASSWORD", help="Your password.")
+ProjectArg = typer.Argument(
+    ..., metavar="PROJECT_ID", help="The project's id, or any unique start of it."
+)
 TERMINAL = {"done", "failed", "cancelled"}
 
 
@@ -132,6 +133,9 @@ def _create_and_upload(
         except (ClientError, KeyboardInterrupt):
             _discard(client, project_id)
             raise
+        _show_estimate(client, project_id)
+        if not (start or wait):
+            console.print(f"start it with: daig project start {project_id[:8]}")
         if start or wait:
             client.start(project_id)
             console.print("training started")
@@ -140,6 +144,14 @@ def _create_and_upload(
     except ClientError as exc:
         fail(str(exc))
     return project_id
+
+
+def _show_estimate(client: DaigClient, project_id: str) -> None:
+    """The cost and time estimate, before Start; a server without estimates only loses them."""
+    try:
+        console.print(view.estimate_text(client.estimate(project_id)))
+    except ClientError as exc:
+        console.print(f"[yellow]no estimate: {exc}[/]")
 
 
 def _check_locally(files: dict[str, Path], params: Hyperparameters) -> None:
@@ -192,11 +204,16 @@ def _advancer(progress: Progress, bar: TaskID) -> Callable[[int], None]:
 
 @app.command("start")
 def start_project(
-    project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
+    project_id: str = ProjectArg,
+    server: str = ServerOpt,
+    user: str = UserOpt,
+    password: str = PasswordOpt,
 ) -> None:
-    """Start training an uploaded project."""
+    """Show the cost and time estimate, then start training an uploaded project."""
     client = session.connect(server, user, password)
     try:
+        project_id = ids.resolve(client, project_id)
+        _show_estimate(client, project_id)
         client.start(project_id)
     except ClientError as exc:
         fail(str(exc))
@@ -205,61 +222,23 @@ def start_project(
 
 @app.command()
 def status(
-    project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
+    project_id: str = ProjectArg,
+    server: str = ServerOpt,
+    user: str = UserOpt,
+    password: str = PasswordOpt,
 ) -> None:
     """Show a project's state, round, contributors and per-round metrics."""
     client = session.connect(server, user, password)
     try:
+        project_id = ids.resolve(client, project_id)
         project, rounds = client.project(project_id), client.rounds(project_id)
     except ClientError as exc:
         fail(str(exc))
-    console.print(_summary(project))
+    console.print(view.summary(project))
+    if project.state == "created":
+        _show_estimate(client, project_id)
     if rounds:
-        table = Table(
-            "round",
-            "accepted",
-            "rejected",
-            "loss",
-            "acc",
-            "val loss",
-            "val acc",
-            "closed",
-        )
-        for r in rounds:
-            metrics = r.metrics or {}
-            evaluation = r.evaluation or {}
-            table.add_row(
-                str(r.index),
-                str(r.accepted),
-                str(r.rejected),
-                _fmt(metrics.get("loss")),
-                _fmt(metrics.get("accuracy")),
-                _fmt(evaluation.get("loss")) if "error" not in evaluation else "error",
-                _fmt(evaluation.get("accuracy") or evaluation.get("compile_metrics")),
-                r.closed_at.isoformat()[:19] if r.closed_at else "open",
-            )
-        console.print(table)
-
-
-def _summary(project: ProjectOut) -> str:
-    total = project.total_rounds or "?"
-    line = (
-        f"[bold]{project.name}[/] {project.id}\n"
-        f"state: [bold]{project.state}[/]  round {project.round} of {total}  "
-        f"accepted tasks {project.accepted_tasks}/{project.total_task_results or '?'}  "
-        f"active contributors {project.active_contributors}"
-    )
-    if project.verification is not None and project.verification.summary:
-        line += f"\nreplicated results: {project.verification.summary}"
-    if project.error:
-        line += f"\n[red]error: {escape(project.error)}[/]"
-    elif project.last_failure:
-        line += f"\n[yellow]{escape(failure_text(project.last_failure))}[/]"
-    return line
-
-
-def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{value:.4f}"
+        console.print(view.rounds_table(rounds))
 
 
 def _lifecycle(
@@ -267,15 +246,18 @@ def _lifecycle(
 ) -> None:
     client = session.connect(server, user, password)
     try:
-        project: ProjectOut = getattr(client, action)(project_id)
+        project: ProjectOut = getattr(client, action)(ids.resolve(client, project_id))
     except ClientError as exc:
         fail(str(exc))
-    console.print(_summary(project))
+    console.print(view.summary(project))
 
 
 @app.command()
 def pause(
-    project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
+    project_id: str = ProjectArg,
+    server: str = ServerOpt,
+    user: str = UserOpt,
+    password: str = PasswordOpt,
 ) -> None:
     """Pause: no new tasks; running tasks stop and are given out again on resume."""
     _lifecycle("pause", project_id, server, user, password)
@@ -283,7 +265,10 @@ def pause(
 
 @app.command()
 def resume(
-    project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
+    project_id: str = ProjectArg,
+    server: str = ServerOpt,
+    user: str = UserOpt,
+    password: str = PasswordOpt,
 ) -> None:
     """Resume a paused project from the same round."""
     _lifecycle("resume", project_id, server, user, password)
@@ -291,7 +276,10 @@ def resume(
 
 @app.command()
 def cancel(
-    project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
+    project_id: str = ProjectArg,
+    server: str = ServerOpt,
+    user: str = UserOpt,
+    password: str = PasswordOpt,
 ) -> None:
     """Cancel for good; every claim is released; the current model stays downloadable."""
     _lifecycle("cancel", project_id, server, user, password)
@@ -299,11 +287,15 @@ def cancel(
 
 @app.command()
 def delete(
-    project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
+    project_id: str = ProjectArg,
+    server: str = ServerOpt,
+    user: str = UserOpt,
+    password: str = PasswordOpt,
 ) -> None:
     """Delete a project that is not training (its files, results and models too)."""
     client = session.connect(server, user, password)
     try:
+        project_id = ids.resolve(client, project_id)
         client.delete_project(project_id)
     except ClientError as exc:
         fail(str(exc))
@@ -320,26 +312,26 @@ def list_projects(
         projects = client.projects()
     except ClientError as exc:
         fail(str(exc))
-    table = Table("id", "name", "state", "round", "progress")
+    table = Table("name", "state", "round", "progress")
+    table.add_column("id", no_wrap=True, overflow="fold", min_width=36)  # whole, never cut
     for p in projects:
         table.add_row(
-            str(p.id),
-            p.name,
-            p.state,
-            f"{p.round}/{p.total_rounds or '?'}",
-            f"{p.progress:.0%}",
+            p.name, p.state, f"{p.round}/{p.total_rounds or '?'}", f"{p.progress:.0%}", str(p.id)
         )
     console.print(table)
 
 
 @app.command("wait")
 def wait_project(
-    project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
+    project_id: str = ProjectArg,
+    server: str = ServerOpt,
+    user: str = UserOpt,
+    password: str = PasswordOpt,
 ) -> None:
     """Show progress until the project is done, failed or cancelled."""
     client = session.connect(server, user, password)
     try:
-        _wait(client, project_id)
+        _wait(client, ids.resolve(client, project_id))
     except ClientError as exc:
         fail(str(exc))
 
@@ -349,11 +341,11 @@ def _wait(client: DaigClient, project_id: str) -> None:
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("round {task.fields[rounds]}"),
-        TimeElapsedColumn(),
+        TextColumn("{task.fields[elapsed]}"),
         TextColumn("{task.fields[metrics]}"),
         console=console,
     ) as progress:
-        bar = progress.add_task("queued", total=None, metrics="", rounds="?")
+        bar = progress.add_task("queued", total=None, metrics="", rounds="?", elapsed="")
         while True:
             project = client.project(project_id)
             metrics = project.latest_metrics or {}
@@ -362,9 +354,12 @@ def _wait(client: DaigClient, project_id: str) -> None:
                 for k, v in metrics.items()
                 if k in ("loss", "accuracy", "val_loss", "val_accuracy")
             )
+            elapsed = project.elapsed_seconds
             progress.update(
                 bar,
-                description=project.state,
+                # the server's clock of training time: it stands still while paused
+                elapsed="" if elapsed is None else duration_text(elapsed),
+                description=project.waiting_hint or project.state,
                 total=project.total_rounds,
                 completed=project.round,
                 metrics=shown,
@@ -380,7 +375,7 @@ def _wait(client: DaigClient, project_id: str) -> None:
 
 @app.command()
 def download(
-    project_id: str,
+    project_id: str = ProjectArg,
     output: Path = typer.Option(..., "-o", "--output", dir_okay=False, help="Where to save (.h5)."),
     server: str = ServerOpt,
     user: str = UserOpt,
@@ -388,6 +383,10 @@ def download(
 ) -> None:
     """Download the current model (final when done) as a Keras .h5 file."""
     client = session.connect(server, user, password)
+    try:
+        project_id = ids.resolve(client, project_id)
+    except ClientError as exc:
+        fail(str(exc))
     with Progress(
         TextColumn("download"),
         BarColumn(),

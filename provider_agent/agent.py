@@ -35,6 +35,7 @@ from daig.contract.http import ClaimGrant, RemoteArray
 from daig.contract.messages import TrainResult, TrainTask, decode
 from daig.logs import log_context
 from daig.planning import task_seed
+from daig.presence import PRESENCE_SECONDS
 from daig.topology import TASKS, Route, result_route
 from provider_agent import fetch
 from provider_agent.cache import ShardCache
@@ -77,6 +78,7 @@ class ProviderAgent:
         )
         self._checked_at = float("-inf")
         self._polite = True
+        self._present_at = float("-inf")  # when we last told the server we wait for tasks
 
     def run(self) -> None:
         """Start the training process, log in, then take tasks until stopped."""
@@ -142,6 +144,18 @@ class ProviderAgent:
             consuming.set()
         else:
             self._keep_trainer_warm()
+            self._say_present()
+
+    def _say_present(self) -> None:
+        """Every ``PRESENCE_SECONDS`` while idle: we count as a volunteer online
+        (``daig.presence``). Advisory: a failure only leaves us out of the count."""
+        if time.monotonic() - self._present_at < PRESENCE_SECONDS:
+            return
+        self._present_at = time.monotonic()
+        try:
+            self._client.presence(self.agent_id)
+        except ClientError as exc:
+            log.debug("agent %s: presence not recorded: %s", self.agent_id, exc)
 
     def _keep_trainer_warm(self) -> None:
         """Have a training process started (unless the last one could not start TensorFlow:
@@ -173,6 +187,7 @@ class ProviderAgent:
         if self.stop.is_set() or not self.polite_now():
             return Outcome.REQUEUE
         task = decode(TrainTask, delivery.body, delivery.message_type)
+        self._present_at = float("-inf")  # idle again after it: say so at once
         with log_context(task=task.task_id):
             return self._claim_and_work(task, broker)
 

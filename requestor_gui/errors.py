@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from daig.client import ClientError
+from daig.hyperparams import KNOBS
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,10 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         return _client_error(exc)
     if isinstance(exc, ValidationError):
-        return sentence("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()))
+        errors = exc.errors()
+        text = "; ".join(_field_problem(e) for e in errors)
+        # a field's name keeps its spelling; a rule across fields is a sentence of its own
+        return full_stop(text) if errors and errors[0]["loc"] else sentence(text)
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return sentence(f"{exc.strerror}{where}")
@@ -54,7 +59,24 @@ def _client_error(exc: ClientError) -> str:
         return "Your session has expired; log in again."
     if exc.status >= 500:
         return sentence(f"The server had a problem: {exc}")
+    if exc.status == 422:  # "epochs: must be between 1 and 1000 (got 0)": keep the field's name
+        return full_stop(str(exc))
     return sentence(str(exc))
+
+
+def full_stop(text: str) -> str:
+    """``text`` ending in a full stop, its first letter as it was (a field's name)."""
+    text = text.strip()
+    return text if not text or text[-1] in ".!?)" else text + "."
+
+
+def _field_problem(error: ErrorDetails) -> str:
+    """One validation error naming its field: "epochs: must be between 1 and 1000 (got 0)"."""
+    field = ".".join(str(part) for part in error["loc"])
+    if field in KNOBS:
+        return f"{field}: {KNOBS[field].requirement(error['input'])}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{field}: {message}" if field else message
 
 
 def _short(cause: BaseException) -> str:

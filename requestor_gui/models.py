@@ -88,7 +88,7 @@ class ProjectTableModel(RowsTableModel):
         if column == 3:
             return f"{project.progress:.0%}"
         if column == 4:
-            return str(project.active_contributors)
+            return str(project.contributors)
         if column == 5:
             return format_duration(elapsed_seconds(project))
         return format_duration(eta_seconds(project))
@@ -169,7 +169,7 @@ class RoundTableModel(RowsTableModel):
             return None
         name = self.columns[index.column()]
         if name == "Round":  # 1-based, like "round r of R" (r rounds closed)
-            return str(r.index + 1)
+            return str(r.number)
         if name == "Accepted":
             return str(r.accepted)
         if name == "Rejected":

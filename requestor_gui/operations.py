@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daig.client import ClientError, DaigClient, DownloadedModel
-from daig.contract.http import ProjectOut, RoundOut
+from daig.contract.http import EstimateOut, ProjectOut, RoundOut
 from daig.hyperparams import Hyperparameters
 from requestor_gui.account import Account
 from requestor_gui.errors import Cancelled, describe
@@ -36,6 +36,7 @@ class Transfer:
 class Detail:
     project: ProjectOut
     rounds: list[RoundOut]
+    estimate: EstimateOut | None = None  # cost and time, while it waits for Start
 
 
 @dataclass
@@ -49,7 +50,19 @@ def list_projects(account: Account) -> list[ProjectOut]:
 
 
 def project_detail(account: Account, project_id: str) -> Detail:
-    return account.call(lambda c: Detail(c.project(project_id), c.rounds(project_id)))
+    def fetch(client: DaigClient) -> Detail:
+        project = client.project(project_id)
+        estimate = None
+        if project.state == "created":
+            try:
+                estimate = client.estimate(project_id)
+            except ClientError as exc:  # an older server: the page works without it
+                if exc.status == 401:
+                    raise  # the account logs in again and retries
+                log.info("project %s: no estimate (%s)", project_id, exc)
+        return Detail(project, client.rounds(project_id), estimate)
+
+    return account.call(fetch)
 
 
 def change_state(account: Account, project_id: str, action: str) -> ProjectOut:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from daig.contract.http import ProjectOut, RoundOut
+from daig.elapsed import duration_text
 
 RUNNING = {"queued", "running"}
 
@@ -17,7 +18,12 @@ def aware(value: datetime | None) -> datetime | None:
 
 
 def elapsed_seconds(project: ProjectOut, now: datetime | None = None) -> float | None:
-    """Training time so far (until ``finished_at`` once it ended); None before the start."""
+    """Training time so far (until ``finished_at`` once it ended); None before the start.
+
+    The server's figure leaves pauses out; an older server's is rebuilt from the timestamps.
+    """
+    if project.elapsed_seconds is not None:
+        return project.elapsed_seconds
     started = aware(project.started_at)
     if started is None:
         return None
@@ -43,7 +49,11 @@ def eta_seconds(
     now = now or datetime.now(UTC)
     closed = [t for r in rounds or [] if (t := aware(r.closed_at))]
     last = max(closed) if closed else now
-    pace = max(0.0, (last - started).total_seconds()) / done
+    if project.elapsed_seconds is not None:  # the server's training time: pauses left out
+        since_close = min(project.elapsed_seconds, max(0.0, (now - last).total_seconds()))
+        pace = (project.elapsed_seconds - since_close) / done
+    else:
+        pace = max(0.0, (last - started).total_seconds()) / done
     # The round in progress is partly done; the ones after it take a full pace each.
     current = max(0.0, pace - max(0.0, (now - last).total_seconds()))
     return current + pace * max(0, total - done - 1)
@@ -51,13 +61,4 @@ def eta_seconds(
 
 def format_duration(seconds: float | None) -> str:
     """``1 h 02 min``, ``3 min 20 s``, ``45 s``; an em dash when unknown."""
-    if seconds is None:
-        return "—"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {secs:02d} s"
-    return f"{secs} s"
+    return "—" if seconds is None else duration_text(seconds)

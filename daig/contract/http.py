@@ -137,7 +137,20 @@ class ProjectOut(BaseModel):
     accepted_tasks: int
     total_task_results: int | None = Field(description="Accepted results needed to finish")
     progress: float = Field(description="Fraction of accepted results, 0..1")
-    active_contributors: int
+    active_contributors: int = Field(
+        description="Deprecated (means tasks_in_flight): use contributors or tasks_in_flight"
+    )
+    contributors: int = Field(
+        default=0, description="Distinct volunteers (accounts) whose results were accepted"
+    )
+    tasks_in_flight: int = Field(default=0, description="Tasks claimed and still training")
+    volunteers_online: int | None = Field(
+        default=None,
+        description="Volunteers online now (daig.presence), for queued and running projects",
+    )
+    elapsed_seconds: float | None = Field(
+        default=None, description="Training time so far, pauses left out; None before start"
+    )
     files: list[FileOut]
     latest_metrics: dict[str, float] | None
     latest_evaluation: dict[str, Any] | None = None
@@ -148,9 +161,19 @@ class ProjectOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
 
+    @property
+    def waiting_hint(self) -> str:
+        """ "waiting for volunteers: N online now" while it trains with no task in flight
+        ("" otherwise, or from a server that does not count volunteers)."""
+        if self.state not in ("queued", "running") or self.tasks_in_flight:
+            return ""
+        if self.volunteers_online is None:
+            return ""
+        return f"waiting for volunteers: {self.volunteers_online} online now"
+
 
 class RoundOut(BaseModel):
-    index: int
+    index: int = Field(description="0-based; its closing writes weights version index+1")
     opened_at: datetime
     closed_at: datetime | None
     accepted: int
@@ -159,6 +182,12 @@ class RoundOut(BaseModel):
     evaluation: dict[str, Any] | None = Field(
         default=None, description="Weights version index+1 on the validation files, if given"
     )
+
+    @property
+    def number(self) -> int:
+        """The round as people count it, from 1: after round r closes, a project is at
+        "round r of R" (``ProjectOut.round`` counts closed rounds)."""
+        return self.index + 1
 
 
 class ClaimRequest(BaseModel):
@@ -292,6 +321,41 @@ class ProjectCostOut(BaseModel):
     spent: int
     paid_tasks: int
     remaining: int | None
+
+
+class VolunteersOut(BaseModel):
+    """Volunteers online now (definition: ``daig.presence``)."""
+
+    online: int = Field(description="Accounts with an agent online")
+    agents: int = Field(description="Agents online (one account may run several)")
+    window_seconds: float = Field(description="How recently an agent must have been seen")
+
+
+class PresenceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent_id: PrintableStr = Field(
+        min_length=1, max_length=64, json_schema_extra={"pattern": PRINTABLE}
+    )
+
+
+class TimeEstimateOut(BaseModel):
+    """How long a project would train with the volunteers online now (``daig.estimates``)."""
+
+    volunteers_online: int
+    agents_online: int
+    seconds: float | None = Field(description="None: no volunteer online, or cost unknown")
+    units_per_second: float = Field(
+        description="Credits' worth of work one agent does per second (claim to result)"
+    )
+    measured: bool = Field(description="units_per_second measured on recent results")
+    summary: str = Field(description="The estimate in words, or why there is none")
+
+
+class EstimateOut(BaseModel):
+    """What a project will cost and how long it will take, shown before Start."""
+
+    cost: ProjectCostOut
+    time: TimeEstimateOut
 
 
 class ContributorOut(BaseModel):

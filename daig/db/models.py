@@ -194,6 +194,20 @@ class Project(Base):
     # when retention (DAIG_DELTA_RETENTION_HOURS) deleted its deltas; rounds can no longer
     # be recomputed by the audit
     deltas_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Elapsed training time leaves pauses out: the current one began at ``paused_at``, the
+    # earlier ones add up to ``paused_seconds`` (``daig.states.rows.enter`` keeps both).
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    paused_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+
+
+class ProviderPresence(Base):
+    """A provider agent waiting for tasks: the last time it said so (volunteers online)."""
+
+    __tablename__ = "provider_presence"
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class ProjectFile(Base):

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, text, update
 from sqlalchemy.orm import Session
 
-from daig.db.models import Claim, Project, Task
+from daig.db.models import Claim, Project, ProjectState, Task
 from daig.states.sql import literal, live_claim_sql, state_in
 from daig.states.table import (
     CLAIM_TABLE,
@@ -65,10 +65,17 @@ _LET_GO = text(
 
 def enter(project: Project, action: ProjectAction, *, now: datetime) -> None:
     """Move ``project`` (a row the caller holds locked) by ``action``, or raise
-    ``IllegalTransition``; stamps ``started_at`` on start and ``finished_at`` on a final state."""
+    ``IllegalTransition``; stamps ``started_at`` on start and ``finished_at`` on a final state,
+    and keeps the pause bookkeeping (``paused_at``, ``paused_seconds``) of elapsed time."""
     project.state = PROJECT_TABLE.move(action, project.state)
     if action is ProjectAction.START:
         project.started_at = now
+    if project.paused_at is not None and project.state != ProjectState.PAUSED:
+        paused = max(0.0, (now - project.paused_at).total_seconds())
+        project.paused_seconds = (project.paused_seconds or 0.0) + paused
+        project.paused_at = None
+    elif project.state == ProjectState.PAUSED and project.paused_at is None:
+        project.paused_at = now
     if project.state in PROJECT_TABLE.final:
         project.finished_at = now
 

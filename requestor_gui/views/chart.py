@@ -26,7 +26,7 @@ def series(rounds: list[RoundOut], name: str) -> tuple[list[int], list[float]]:
     for r in rounds:
         value = round_metrics(r).get(name)
         if r.closed_at and value is not None:
-            xs.append(r.index + 1)
+            xs.append(r.number)
             ys.append(float(value))
     return xs, ys
 

@@ -175,6 +175,9 @@ class NewProjectView(QWidget):
         row.addStretch(1)
         self.start_box = QCheckBox("Start training when the upload is done")
         self.start_box.setChecked(True)
+        self.start_box.setToolTip(
+            "Untick to see the project's cost and time estimate beside its Start button first."
+        )
         row.addWidget(self.start_box)
         self.create_button = button("Create project", "primary")
         self.create_button.clicked.connect(self.submit)

@@ -19,7 +19,7 @@ from PyQt5.QtWidgets import (
 )
 
 from daig.client import DownloadedModel
-from daig.contract.http import ProjectOut, RoundOut
+from daig.contract.http import EstimateOut, ProjectOut, RoundOut
 from daig.failures import failure_text
 from requestor_gui import operations
 from requestor_gui.account import Account
@@ -74,6 +74,9 @@ class ProjectDetailView(QWidget):
         self.failure.setTextFormat(Qt.TextFormat.PlainText)
         layout.addWidget(self.failure)
         layout.addLayout(self._stats())
+        self.waiting = label("", "hint")  # "waiting for volunteers: N online now"
+        self.waiting.hide()
+        layout.addWidget(self.waiting)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setFormat("%p% of the results needed")
@@ -105,6 +108,11 @@ class ProjectDetailView(QWidget):
         self.pill = StatePill()
         row.addWidget(self.pill)
         row.addStretch(1)
+        # Before Start: what it will cost and how long it would take with who is online now
+        self.estimate_label = label("", "hint")
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.hide()
+        row.addWidget(self.estimate_label, 1)
         self.action_buttons = {}
         for action, (text, _) in ACTIONS.items():
             widget = button(text, "danger" if action == "cancel" else None)
@@ -134,6 +142,10 @@ class ProjectDetailView(QWidget):
         }
         self.stats["held-out accuracy"].setToolTip(
             "The latest model scored on your validation files (rows no volunteer trained on)."
+        )
+        self.stats["contributors"].setToolTip(
+            "Volunteers (accounts) whose results were accepted; the tooltip of the state "
+            "says how many tasks are training now."
         )
         self.stats["verified"].setToolTip(
             "Replicated tasks: two volunteers trained the same shard and their results were "
@@ -183,6 +195,7 @@ class ProjectDetailView(QWidget):
             self._stale = True
             return
         self.show_project(detail.project, detail.rounds)
+        self.show_estimate(detail.estimate)
         self.refreshed.emit()
 
     def _refresh_failed(self, message: str) -> None:
@@ -208,7 +221,7 @@ class ProjectDetailView(QWidget):
         metrics = project.latest_metrics or {}
         values = {
             "round": rounds_text(project),
-            "contributors": str(project.active_contributors),
+            "contributors": str(project.contributors),
             "elapsed": format_duration(elapsed_seconds(project)),
             "ETA": format_duration(eta_seconds(project, rounds)),
             "loss": _metric(metrics.get("loss")),
@@ -223,6 +236,11 @@ class ProjectDetailView(QWidget):
         values["verified"] = verification_text(project)
         for name, value in values.items():
             self.stats[name].set(value)
+        self.pill.setToolTip(f"{project.tasks_in_flight} task(s) training now")
+        self.waiting.setText(project.waiting_hint.capitalize())
+        self.waiting.setVisible(bool(project.waiting_hint))
+        if state != "created":
+            self.estimate_label.hide()
         for action, (_, states) in ACTIONS.items():
             self.action_buttons[action].setVisible(state in states)
         if project.error and not self.message.is_error:
@@ -233,6 +251,14 @@ class ProjectDetailView(QWidget):
             self.failure.clear()
         self.round_model.set_rounds(rounds)
         self.chart.set_rounds(rounds)
+
+    def show_estimate(self, estimate: EstimateOut | None) -> None:
+        """The cost and time estimate beside the Start button (hidden once started)."""
+        if estimate is None or self.state != "created":
+            self.estimate_label.hide()
+            return
+        self.estimate_label.setText(estimate_text(estimate))
+        self.estimate_label.show()
 
     # --- actions ----------------------------------------------------------------------------
     def change(self, action: str) -> None:
@@ -333,6 +359,13 @@ class ProjectDetailView(QWidget):
     def hideEvent(self, event: QHideEvent | None) -> None:  # noqa: N802 - Qt API
         super().hideEvent(event)
         self.timer.stop()
+
+
+def estimate_text(estimate: EstimateOut) -> str:
+    """ "Estimated cost: 1,234 credits. Time: about 3 min ... online now (...)"."""
+    credits = estimate.cost.estimate
+    cost = "unknown until the files are uploaded" if credits is None else f"{credits:,} credits"
+    return f"Estimated cost: {cost}. Time: {estimate.time.summary}."
 
 
 def verification_text(project: ProjectOut) -> str:

@@ -48,3 +48,11 @@ def test_validation_errors_and_bugs_are_sentences() -> None:
         Hyperparameters(total_tasks=2, task_size=3)
     assert describe(caught.value).startswith("Task_size (K=3) cannot exceed total_tasks")
     assert describe(KeyError("x")) == "Something went wrong: KeyError: 'x'."
+
+
+def test_a_bad_hyperparameter_names_its_field_and_range() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Hyperparameters(epochs=0)
+    assert describe(caught.value) == "epochs: must be between 1 and 1000 (got 0)"
+    refused = ClientError("epochs: must be between 1 and 1000 (got 0)", status=422)
+    assert describe(refused) == "epochs: must be between 1 and 1000 (got 0)"

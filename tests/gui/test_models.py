@@ -31,7 +31,7 @@ def _project(**changes: object) -> ProjectOut:
             "round": 2,
             "total_rounds": 8,
             "progress": 0.25,
-            "active_contributors": 3,
+            "contributors": 3,
             "started_at": (now - timedelta(seconds=40)).isoformat(),
             "finished_at": None,
             "error": None,

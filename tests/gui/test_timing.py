@@ -47,3 +47,15 @@ def test_durations_read_naturally() -> None:
     assert format_duration(45.2) == "45 s"
     assert format_duration(200) == "3 min 20 s"
     assert format_duration(3720) == "1 h 02 min"
+
+
+def test_the_servers_elapsed_time_leaves_pauses_out_of_elapsed_and_eta() -> None:
+    # Started 100 s ago, paused for 80 s before round 2 closed: 20 s of training, 10 s a round.
+    project = project_out(
+        state="running", started_at=_iso(START), round=2, total_rounds=6, elapsed_seconds=24.0
+    )
+    now = START + timedelta(seconds=104)
+    rounds = [round_out(index=1, closed_at=_iso(START + timedelta(seconds=100)))]
+    assert elapsed_seconds(project, now=now) == 24
+    # 20 s for 2 rounds: round 3 has 6 s left, then 3 rounds of 10 s (not 50 s each).
+    assert eta_seconds(project, rounds, now=now) == 36

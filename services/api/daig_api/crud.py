@@ -13,6 +13,7 @@ from daig.db.models import (
     Claim,
     Project,
     ProjectFile,
+    ProjectState,
     ProviderTrust,
     RejectReason,
     Result,
@@ -22,10 +23,14 @@ from daig.db.models import (
     TaskState,
     User,
 )
+from daig.elapsed import training_seconds
 from daig.failures import sanitize_reason
 from daig.hyperparams import Hyperparameters
 from daig.states.sql import live_claim
+from daig_api import volunteers
 from daig_api.errors import ApiError
+
+TRAINING = (ProjectState.QUEUED, ProjectState.RUNNING)
 
 
 def now() -> datetime:
@@ -98,6 +103,19 @@ def accepted_results(*, session: Session, project_id: uuid.UUID) -> int:
     )
 
 
+def contributors(*, session: Session, project_id: uuid.UUID) -> int:
+    """Distinct volunteers (accounts) with a result counted or verified in the project."""
+    return int(
+        session.scalar(
+            select(func.count(func.distinct(Result.provider_id))).where(
+                Result.project_id == project_id,
+                Result.status.in_([ResultStatus.ACCEPTED, ResultStatus.AGREED]),
+            )
+        )
+        or 0
+    )
+
+
 def project_out(*, session: Session, project: Project) -> ProjectOut:
     accepted = accepted_results(session=session, project_id=project.id)
     needed = project.total_rounds * project.task_size if project.total_rounds else None
@@ -114,6 +132,7 @@ def project_out(*, session: Session, project: Project) -> ProjectOut:
         .limit(1)
     )
     files = files_of(session=session, project_id=project.id)
+    in_flight = active_claims(session=session, project_id=project.id)
     return ProjectOut(
         id=project.id,
         name=project.name,
@@ -124,7 +143,21 @@ def project_out(*, session: Session, project: Project) -> ProjectOut:
         accepted_tasks=accepted,
         total_task_results=needed,
         progress=min(1.0, accepted / needed) if needed else 0.0,
-        active_contributors=active_claims(session=session, project_id=project.id),
+        active_contributors=in_flight,
+        contributors=contributors(session=session, project_id=project.id),
+        tasks_in_flight=in_flight,
+        volunteers_online=(
+            volunteers.online(session=session, now=now()).volunteers
+            if project.state in TRAINING
+            else None
+        ),
+        elapsed_seconds=training_seconds(
+            started_at=project.started_at,
+            finished_at=project.finished_at,
+            paused_at=project.paused_at,
+            paused_seconds=project.paused_seconds or 0.0,
+            now=now(),
+        ),
         files=[
             FileOut(kind=f.kind, filename=f.filename, size=f.size, sha256=f.sha256, meta=f.meta)
             for f in files.values()

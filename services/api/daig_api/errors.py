@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
+from daig.hyperparams import KNOBS
+
 
 class ApiError(HTTPException):
     """An HTTP error with a stable ``reason`` code next to the human message."""
@@ -25,7 +27,11 @@ class ApiError(HTTPException):
 
 
 def _readable(error: dict[str, Any]) -> str:
-    location = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query"))
+    """ "epochs: must be between 1 and 1000 (got 0)": the field, then what it must be."""
+    parts = [str(part) for part in error.get("loc", ()) if part not in ("body", "query")]
+    location = ".".join(parts)
+    if len(parts) == 1 and parts[0] in KNOBS and error.get("type") != "missing":
+        return f"{location}: {KNOBS[parts[0]].requirement(error.get('input'))}"
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     return f"{location}: {message}" if location else message
 

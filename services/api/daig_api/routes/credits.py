@@ -6,12 +6,19 @@ import uuid
 
 from fastapi import APIRouter, Query
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from daig.contract.http import BalanceOut, ContributorOut, HistoryLineOut, ProjectCostOut
+from daig.contract.http import (
+    BalanceOut,
+    ContributorOut,
+    EstimateOut,
+    HistoryLineOut,
+    ProjectCostOut,
+)
 from daig.credits import ledger
 from daig.db.models import CreditEntry, CreditTransfer, Project
 from daig_api import credit_reports as reports
-from daig_api import crud
+from daig_api import crud, volunteers
 from daig_api.deps import CurrentUser, SessionDep, SettingsDep
 from daig_api.errors import ApiError
 
@@ -51,17 +58,33 @@ def project_cost(
 ) -> ProjectCostOut:
     """What your project has cost so far, and its estimate in all (replicas included)."""
     project = crud.get_owned_project(session=session, project_id=project_id, user=user)
+    return _cost(session, project, replication=settings.replication)
+
+
+@router.get("/projects/{project_id}/estimate")
+def project_estimate(
+    project_id: uuid.UUID, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> EstimateOut:
+    """Its cost and how long it would train with the volunteers online now (before Start)."""
+    project = crud.get_owned_project(session=session, project_id=project_id, user=user)
+    cost = _cost(session, project, replication=settings.replication)
+    base = None if cost.estimate is None else cost.estimate - cost.replicas
+    time = volunteers.time_estimate(
+        session=session, project=project, base=base, replicas=cost.replicas, now=crud.now()
+    )
+    return EstimateOut(cost=cost, time=time)
+
+
+def _cost(session: Session, project: Project, *, replication: bool) -> ProjectCostOut:
     base = reports.base_estimate(session, project)
-    estimate = reports.estimate_of(session, project, replication=settings.replication)
+    estimate = reports.estimate_of(session, project, replication=replication)
     spent, tasks = reports.project_spent(session, project.id)
     return ProjectCostOut(
         project_id=project.id,
         state=project.state,
         estimate=estimate,
         replicas=(
-            reports.replica_estimate(project, base)
-            if base is not None and settings.replication
-            else 0
+            reports.replica_estimate(project, base) if base is not None and replication else 0
         ),
         spent=spent,
         paid_tasks=tasks,

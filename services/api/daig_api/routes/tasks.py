@@ -1,4 +1,4 @@
-"""The provider's side of the API: broker settings, claim, lease heartbeat, release."""
+"""The provider's side of the API: broker settings, presence, claim, lease heartbeat, release."""
 
 from __future__ import annotations
 
@@ -8,11 +8,18 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from daig.contract.http import ClaimGrant, ClaimRequest, Lease, ProviderConfig
+from daig.contract.http import (
+    ClaimGrant,
+    ClaimRequest,
+    Lease,
+    PresenceRequest,
+    ProviderConfig,
+    VolunteersOut,
+)
 from daig.contract.messages import EventKind, ProjectEvent
 from daig.db.models import Project
 from daig.topology import EVENTS, RESULTS_EXCHANGE, TASKS
-from daig_api import claims, provider_calls
+from daig_api import claims, crud, provider_calls, volunteers
 from daig_api.broker_accounts import BrokerAccountsUnavailable, ensure_provider_account
 from daig_api.deps import (
     CurrentUser,
@@ -51,6 +58,21 @@ def provider_config(user: CurrentUser, settings: SettingsDep) -> ProviderConfig:
         lease_seconds=settings.lease_seconds,
         user_id=user.id,
     )
+
+
+@router.post("/provider/presence", status_code=204)
+def presence(body: PresenceRequest, user: CurrentUser, session: SessionDep) -> None:
+    """An idle agent says it is waiting for tasks (every 30 s): it counts as online."""
+    volunteers.record_presence(
+        session=session, user_id=user.id, agent_id=body.agent_id, now=crud.now()
+    )
+    session.commit()
+
+
+@router.get("/volunteers")
+def volunteers_online(user: CurrentUser, session: SessionDep) -> VolunteersOut:
+    """Volunteers online now: an agent seen waiting or training in the last two minutes."""
+    return volunteers.volunteers_out(session=session, now=crud.now())
 
 
 # The two routes every provider calls for every task are kept lean (``provider_calls``), and
