@@ -29,17 +29,18 @@ from daig.validation import FileRejected, check_file, check_together
 from daig_cli import session
 from daig_cli.hyperparams import hyperparameter_options
 from daig_cli.output import console, fail
+from daig_cli.passwords import PasswordOpt, password_options
 
 app = typer.Typer(help="Create, start, watch and download training projects.", no_args_is_help=True)
 
 ServerOpt = typer.Option(None, "--server", envvar="DAIG_SERVER", help="URL of the DAIG API.")
 UserOpt = typer.Option(None, "--user", envvar="DAIG_USER", help="Your DAIG username.")
-PasswordOpt = typer.Option(None, "--password", envvar="DAIG_PASSWORD", help="Your password.")
 TERMINAL = {"done", "failed", "cancelled"}
 
 
 @app.command()
 @hyperparameter_options
+@password_options
 def create(
     model: Path = typer.Option(
         ..., exists=True, dir_okay=False, help="Compiled Keras model (.h5)."
@@ -189,6 +190,7 @@ def _advancer(progress: Progress, bar: TaskID) -> Callable[[int], None]:
 
 
 @app.command("start")
+@password_options
 def start_project(
     project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
 ) -> None:
@@ -202,6 +204,7 @@ def start_project(
 
 
 @app.command()
+@password_options
 def status(
     project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
 ) -> None:
@@ -270,6 +273,7 @@ def _lifecycle(
 
 
 @app.command()
+@password_options
 def pause(
     project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
 ) -> None:
@@ -278,6 +282,7 @@ def pause(
 
 
 @app.command()
+@password_options
 def resume(
     project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
 ) -> None:
@@ -286,6 +291,7 @@ def resume(
 
 
 @app.command()
+@password_options
 def cancel(
     project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
 ) -> None:
@@ -294,6 +300,7 @@ def cancel(
 
 
 @app.command()
+@password_options
 def delete(
     project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
 ) -> None:
@@ -307,6 +314,7 @@ def delete(
 
 
 @app.command("list")
+@password_options
 def list_projects(
     server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
 ) -> None:
@@ -329,6 +337,7 @@ def list_projects(
 
 
 @app.command("wait")
+@password_options
 def wait_project(
     project_id: str, server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
 ) -> None:
@@ -375,6 +384,7 @@ def _wait(client: DaigClient, project_id: str) -> None:
 
 
 @app.command()
+@password_options
 def download(
     project_id: str,
     output: Path = typer.Option(..., "-o", "--output", dir_okay=False, help="Where to save (.h5)."),
