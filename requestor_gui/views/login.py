@@ -78,7 +78,7 @@ class LoginView(QWidget):
         self.server.setPlaceholderText("http://127.0.0.1:8000")
         self.username = QLineEdit(self._settings.username)
         self.username.setPlaceholderText("your username")
-        self.username.textEdited.connect(self._stop_countdown)
+        self.username.textEdited.connect(self._username_edited)
         self.password = QLineEdit()
         self.password.setEchoMode(QLineEdit.Password)
         self.password.setPlaceholderText("at least 8 characters")
@@ -174,6 +174,9 @@ class LoginView(QWidget):
             return
         self.login_button.setEnabled(False)
         self.message.show_error(count_down(self._refusal, left))
+
+    def _username_edited(self, _text: str) -> None:
+        self._stop_countdown()  # the wait is per account (and address): another may log in
 
     def _stop_countdown(self) -> None:
         if self._countdown.isActive():
