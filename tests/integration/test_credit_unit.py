@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import uuid
 
+import numpy as np
 import pytest
 
 from daig.client import ClientError, DaigClient
@@ -14,8 +15,6 @@ from daig.credits.pricing import project_estimate
 from daig.credits.units import to_credits
 from daig.settings import Settings
 from daig_cli.demo import DEMO_PARAMS
-
-DEMO_ROWS = 1437  # daig.examples.write_digits' training rows, what the demo uploads
 
 
 @pytest.fixture
@@ -37,8 +36,10 @@ def test_the_sign_up_grant_starts_the_demo_project_four_times(
     requestor = make_user(api_server.url, "requestor")
     fresh = requestor.credits()
     assert fresh.balance == fresh.granted == fresh.available == grant == 500
+    rows = np.load(digits_files.data, mmap_mode="r").shape[0]  # the demo uploads the same
+    assert rows == 1437
     base = project_estimate(
-        total_rows=DEMO_ROWS,
+        total_rows=rows,
         total_tasks=DEMO_PARAMS.total_tasks,
         task_size=DEMO_PARAMS.task_size,
         passes=DEMO_PARAMS.passes,
