@@ -3,8 +3,9 @@
 As in the original DAIG, a task's worth is the work it asks for: the shard's samples x the
 epochs x the model's parameters (every weight the model file holds, trainable or not). The
 ledger counts these work units, exact integers, so a provider's earnings and the requestor's
-spend agree to the unit; people read credits of 10^6 units (``daig.credits.units``). A project's estimate is the sum over every task its plan
-will run (``passes`` sweeps of ``total_tasks`` shards, K per round, wrapping around).
+spend agree to the unit; people read credits of 10^6 units (``daig.credits.units``). A
+project's estimate is the sum over every task its plan will run (``passes`` sweeps of
+``total_tasks`` shards, K per round, wrapping around).
 """
 
 from __future__ import annotations

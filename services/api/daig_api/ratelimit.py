@@ -3,7 +3,8 @@
 Two kinds of limit: a plain one refuses past ``max_events`` within the window (sign-ups); a
 backoff one lets ``max_events`` events through, then makes each further attempt wait
 ``backoff_seconds`` after the latest event, doubled for every event past the free ones, up to
-``backoff_max_seconds`` (failed logins, per account and address and per address).
+``backoff_max_seconds`` (failed logins, per account and address and per address). A failed
+login's events are dated from its failure (``failed``), so a wait counts from the answer.
 
 An attempt is counted *before* it is judged: its events are inserted and committed, then
 counted. Of any number of concurrent attempts at most ``max_events`` find themselves within
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from daig.db.models import RateEvent
@@ -111,6 +112,17 @@ class RateLimiter:
         raise ApiError(
             429, refusal(over.what, seconds), "rate_limited", headers={"Retry-After": str(seconds)}
         )
+
+    def failed(self, attempt: Attempt) -> None:
+        """Date the attempt's events from its failure rather than its arrival: a wait counts
+        from the answer the client got, and checking a password takes a while."""
+        if attempt.event_ids:
+            with self._sessions.begin() as session:
+                session.execute(
+                    update(RateEvent)
+                    .where(RateEvent.id.in_(attempt.event_ids))
+                    .values(at=func.now())
+                )
 
     def forget(self, attempt: Attempt, *, also: Iterable[tuple[str, str]] = ()) -> None:
         """Take back an attempt's events, and every event of the ``(bucket, key)`` pairs."""

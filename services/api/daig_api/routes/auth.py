@@ -121,6 +121,7 @@ def token(
     user = crud.get_user_by_name(session=session, username=form.username)
     session.close()  # no connection held while the password is hashed
     if not verify_login(user.password_hash if user else None, form.password):
+        limiter.failed(attempt)
         raise ApiError(401, "wrong username or password", "bad_credentials")
     assert user is not None
     # A successful login clears the account's failures from this address; the address's
