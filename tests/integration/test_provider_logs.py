@@ -38,8 +38,9 @@ class LoadOnly:
 
 
 @pytest.fixture
-def provider_logging() -> Iterator[None]:
-    """The provider's logging set up for the test, and the test runner's put back after."""
+def provider_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """The provider's logging set up for the test (its handler writes to ``capsys``'s
+    stderr, active first), and the test runner's put back after."""
     root, quiet = logging.getLogger(), ("httpx", "httpcore", "pika", "botocore")
     saved = root.handlers[:], root.level, {name: logging.getLogger(name).level for name in quiet}
     setup_logging("INFO", json_lines=False, process="provider")
