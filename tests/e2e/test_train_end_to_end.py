@@ -18,7 +18,6 @@ from daig.examples import held_out_accuracy
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-@pytest.mark.parametrize("saved_by", ["keras3", "keras2"])
 def _password_file(directory: Path, password: str) -> Path:
     """Where the CLI reads the password: never the command line, which `ps` shows."""
     path = directory / "password"
@@ -27,6 +26,7 @@ def _password_file(directory: Path, password: str) -> Path:
     return path
 
 
+@pytest.mark.parametrize("saved_by", ["keras3", "keras2"])
 def test_cli_trains_digits_across_two_providers(
     cluster, digits_files, keras2_digits_model, saved_by: str, tmp_path: Path
 ) -> None:
