@@ -74,8 +74,6 @@ def _cli(cluster: BenchCluster, *args: str) -> list[str]:
         cluster.api_url,
         "--user",
         "requestor",
-        "--password",
-        "requestor" + PASSWORD_SUFFIX,
     ]
 
 
@@ -211,7 +209,11 @@ def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
         for name, process in cluster.processes.processes.items():
             memory.add_root(process.pid, name)
         cluster.client("requestor").close()  # signs the requestor up
-        env = os.environ | {"XDG_CONFIG_HOME": str(base / "config"), "PYTHONUNBUFFERED": "1"}
+        env = os.environ | {
+            "XDG_CONFIG_HOME": str(base / "config"),
+            "PYTHONUNBUFFERED": "1",
+            "DAIG_PASSWORD": "requestor" + PASSWORD_SUFFIX,  # never on a command line
+        }
         argv = _cli(cluster, "create", "--name", "big-data", "--start", "--wait")
         for kind, path in dataset.files().items():
             argv += [f"--{kind.replace('_', '-')}", str(path)]

@@ -46,10 +46,18 @@ A = TypeVar("A")
 class ClientError(Exception):
     """A request that did not succeed; ``str()`` is the human explanation."""
 
-    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.reason = reason
+        self.retry_after = retry_after  # seconds, from a 429's or 503's Retry-After header
 
 
 @dataclass(frozen=True)
@@ -297,7 +305,20 @@ def raise_for_status(response: httpx.Response) -> None:
         detail, reason = str(body.get("detail")), body.get("reason")
     except ValueError:
         detail, reason = response.text[:300] or response.reason_phrase, None
-    raise ClientError(detail, status=response.status_code, reason=reason)
+    raise ClientError(
+        detail,
+        status=response.status_code,
+        reason=reason,
+        retry_after=_seconds(response.headers.get("Retry-After")),
+    )
+
+
+def _seconds(header: str | None) -> float | None:
+    """Retry-After in seconds (the API sends seconds; an HTTP date is not expected)."""
+    try:
+        return float(header) if header is not None else None
+    except ValueError:
+        return None
 
 
 def _read_chunks(path: Path, progress: Progress | None) -> Iterator[bytes]:

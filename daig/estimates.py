@@ -2,13 +2,14 @@
 
 The formula (documented in README "Estimates before Start"):
 
-    task seconds  t = overhead + (credits / planned tasks) / rate
+    task seconds  t = overhead + (work / planned tasks) / rate
     parallel      p = min(agents online, max_contributors, K)
     seconds         = rounds x ceil(K / p) x t x (1 + replica share)
 
-A credit is one sample x epoch x parameter, so ``credits / planned tasks`` is the work of an
-average task and ``rate`` is the work one agent does per second. The server measures ``rate``
-on the last hour's accepted results (their credits over the seconds from claim to result,
+Work is counted as the ledger counts it, in sample x epoch x parameter units (a millionth of a
+credit, ``daig.credits.units``), so ``work / planned tasks`` is the work of an average task and
+``rate`` is the work one agent does per second. The server measures ``rate`` on the last
+hour's accepted results (their pay in those units over the seconds from claim to result,
 which include downloads and set-up, so ``overhead`` is then 0); before anything was measured
 it assumes ``ASSUMED_RATE`` and ``ASSUMED_OVERHEAD_SECONDS``. Replicas (verification) train
 beside their tasks on other agents: they add their share of the work.
@@ -31,11 +32,11 @@ NO_VOLUNTEERS = "no volunteers online: cannot estimate time"
 class Workload:
     """A project's plan in the terms the estimate needs."""
 
-    credits: int  # every planned task paid once (no replicas)
+    work: int  # sample-epoch-parameters of every planned task once (no replicas)
     rounds: int
     task_size: int
     max_contributors: int
-    replica_share: float  # replicas' credits over ``credits`` (0 without replication)
+    replica_share: float  # replicas' work over ``work`` (0 without replication)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def training_seconds(work: Workload, agents: int, speed: Throughput) -> float | 
     """Seconds to train ``work`` with ``agents`` online at ``speed``; None with no agent."""
     if agents <= 0 or work.rounds <= 0 or speed.rate <= 0:
         return None
-    task = speed.overhead + work.credits / (work.rounds * work.task_size) / speed.rate
+    task = speed.overhead + work.work / (work.rounds * work.task_size) / speed.rate
     parallel = max(1, min(agents, work.max_contributors, work.task_size))
     waves = math.ceil(work.task_size / parallel)
     return work.rounds * waves * task * (1.0 + work.replica_share)
@@ -71,5 +72,5 @@ def summary(seconds: float | None, volunteers: int, agents: int, speed: Throughp
     machines = f"{agents} agent{'s' * (agents != 1)}"
     return (
         f"about {duration_text(seconds)} with the {people} online now ({machines}, "
-        f"{speed.rate:,.0f} credits of work per agent per second, {basis})"
+        f"{speed.rate:,.0f} sample-epoch-parameters per agent per second, {basis})"
     )

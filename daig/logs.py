@@ -4,6 +4,10 @@ Every line carries the project, round and task it is about: code that works on o
 work in ``log_context(project=..., round=..., task=...)`` (a context variable, so it follows
 threads started with a copied context and asyncio tasks), and ``ContextFilter`` copies the ids
 onto each record. JSON lines always have the three keys (null outside any project).
+
+No line shows a URL's query string (``RedactQueries``): presigned blob URLs carry their
+signature there, and logs are read by more people than the volunteer. httpx's own request
+lines (each URL in full) are not logged at all below WARNING.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -47,6 +52,25 @@ class ContextFilter(logging.Filter):
         for name in LOG_IDS:
             setattr(record, name, ids.get(name))
         record.ids = "".join(f" {name}={ids[name]}" for name in LOG_IDS if name in ids)
+        return True
+
+
+_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"<>]*)\?[^\s#'\"<>]*", re.IGNORECASE)
+
+
+def redact_queries(text: str) -> str:
+    """``text`` with every URL's query string replaced by ``?<redacted>``."""
+    return _QUERY.sub(r"\1?<redacted>", text) if "://" in text else text
+
+
+class RedactQueries(logging.Filter):
+    """Strips URLs' query strings (presigned signatures) from each record's message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_queries(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True
 
 
@@ -100,6 +124,7 @@ def setup_logging(
         json_lines = os.environ.get("DAIG_LOG_JSON", "").strip().lower() in ("1", "true", "yes")
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ContextFilter())
+    handler.addFilter(RedactQueries())
     if json_lines:
         handler.setFormatter(JsonFormatter(process))
     else:
@@ -111,3 +136,5 @@ def setup_logging(
     root.setLevel(level.upper())
     logging.getLogger("pika").setLevel(logging.WARNING)
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at INFO: presigned URLs carry their signature.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

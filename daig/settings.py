@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from daig.topology import DEFAULT_RESULT_PARTITIONS
 
+MAX_GRANT = 1_000_000_000  # credits; 10^15 work units, far from the ledger's 64-bit limit
+
 DEV_SECRET = "daig-development-secret-change-me"
 # Values of DAIG_DELTA_RETENTION_HOURS that keep deltas for good.
 KEEP_FOREVER = frozenset({"forever", "never", "keep"})
@@ -80,9 +82,15 @@ class Settings(BaseSettings):
     # Deltas up to this size travel inside the result message (0: always via the blob store).
     inline_delta_max_bytes: int = Field(default=256 * 1024, ge=0, le=1024 * 1024)
     # Login and sign-up limits, counted in Postgres so every API replica shares them (0 = off).
-    login_failures_per_user: int = Field(default=10, ge=0)
+    # Failed logins are counted per (account, address) and per address, never per account
+    # alone, so a stranger cannot lock an owner out: past the free failures each further
+    # attempt waits login_backoff_seconds, doubled per failure up to the maximum. Failures
+    # older than the window are forgotten.
+    login_failures_per_user: int = Field(default=5, ge=0)  # per account from one address
     login_failures_per_ip: int = Field(default=30, ge=0)
-    login_window_seconds: float = Field(default=300.0, gt=0)
+    login_backoff_seconds: float = Field(default=1.0, gt=0)
+    login_backoff_max_seconds: float = Field(default=900.0, gt=0)
+    login_window_seconds: float = Field(default=3600.0, gt=0)
     signups_per_ip: int = Field(default=20, ge=0)
     signup_window_seconds: float = Field(default=3600.0, gt=0)
     # Verify volunteers' work by replicating tasks (daig.trust). Off only for a private grid
@@ -95,8 +103,9 @@ class Settings(BaseSettings):
     # A replica no other trust group took within this many seconds is opened to anyone: it
     # then verifies nothing, but a grid with one volunteer keeps going.
     replica_wait_seconds: float = Field(default=300.0, gt=0)
-    # Credits a new account starts with (1 credit = 1 sample x epoch x model parameter).
-    credit_signup_grant: int = Field(default=1_000_000_000_000, ge=0)
+    # Credits a new account starts with (daig.credits.units: 1 credit = 10^6 samples x epochs
+    # x model parameters). 500 starts the demo project (estimate 114 credits) four times.
+    credit_signup_grant: float = Field(default=500.0, ge=0)
     # Hours after a project ends (done, failed or cancelled) that its deltas, outer-optimizer
     # velocities and intermediate weights are deleted by the scheduler; the final model, the
     # newest weights and the uploaded files stay. 0 deletes them at once; "forever" (or
@@ -118,6 +127,17 @@ class Settings(BaseSettings):
                 "DAIG_DELTA_RETENTION_HOURS is empty: give hours (0 = at once) or 'forever'"
             )
         return value
+
+    @field_validator("credit_signup_grant")
+    @classmethod
+    def _grant_in_credits(cls, grant: float) -> float:
+        if grant > MAX_GRANT:
+            raise ValueError(
+                f"{grant:,.0f} credits is more than {MAX_GRANT:,}: the grant is in credits "
+                "(1 credit = 10^6 samples x epochs x model parameters), no longer in samples x "
+                "epochs x parameters; divide an old value by 1,000,000 (the default is 500)"
+            )
+        return grant
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:

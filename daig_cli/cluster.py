@@ -31,6 +31,7 @@ class Role:
     role: str
     args: tuple[str, ...]
     metrics_port: int | None = None
+    env: tuple[tuple[str, str], ...] = ()  # e.g. the password, which must not be an argument
 
 
 def settings_env(settings: Mapping[str, str]) -> dict[str, str]:
@@ -162,17 +163,27 @@ class LocalCluster(ProcessGroup):
 
     # --- roles ----------------------------------------------------------------------------------
     def start_role(
-        self, name: str, role: str, *args: str, metrics_port: int | None = None
+        self,
+        name: str,
+        role: str,
+        *args: str,
+        metrics_port: int | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start ``daig <role> <args>`` as process ``name`` (its metrics on ``metrics_port``)."""
-        self.roles[name] = Role(role, args, metrics_port)
-        env = {"DAIG_METRICS_PORT": str(metrics_port)} if metrics_port is not None else None
-        return self.start(name, role, *args, env=env)
+        """Start ``daig <role> <args>`` as process ``name`` (its metrics on ``metrics_port``,
+        ``env`` added to the cluster's environment)."""
+        extra = dict(env or {})
+        self.roles[name] = Role(role, args, metrics_port, tuple(extra.items()))
+        if metrics_port is not None:
+            extra["DAIG_METRICS_PORT"] = str(metrics_port)
+        return self.start(name, role, *args, env=extra or None)
 
     def restart(self, name: str) -> subprocess.Popen[bytes]:
         """Start process ``name`` again as it was started before (after a kill or stop)."""
         role = self.roles[name]
-        return self.start_role(name, role.role, *role.args, metrics_port=role.metrics_port)
+        return self.start_role(
+            name, role.role, *role.args, metrics_port=role.metrics_port, env=dict(role.env)
+        )
 
     def start_api(self, name: str = "api") -> subprocess.Popen[bytes]:
         return self.start_role(name, "api", "--host", self.host, "--port", str(self.port))
@@ -181,8 +192,9 @@ class LocalCluster(ProcessGroup):
         self, name: str, user: str, password: str, *extra: str
     ) -> subprocess.Popen[bytes]:
         """A volunteer's agent logged in as ``user``, working for this cluster's API."""
-        args = ("--server", self.api_url, "--user", user, "--password", password, *extra)
-        return self.start_role(name, "provider", *args)
+        args = ("--server", self.api_url, "--user", user, *extra)
+        # In the environment, not the arguments: `ps` shows every process's arguments.
+        return self.start_role(name, "provider", *args, env={"DAIG_PASSWORD": password})
 
     def start_servers(self, *, wait: bool = True) -> None:
         """API, scheduler and aggregator; with ``wait``, until the API is healthy."""

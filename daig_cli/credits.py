@@ -1,7 +1,8 @@
 """``daig credits balance|history|cost``, ``daig leaderboard [PROJECT]``, ``daig standing``.
 
-Credits are whole numbers: one credit is one sample x epoch x model parameter of accepted
-training. Results go to stdout (tables), errors to stderr.
+Amounts are credits (``daig.credits.units``: one credit is 10^6 samples x epochs x model
+parameters of accepted training), shown to two decimals. Results go to stdout (tables), errors
+to stderr.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from rich.table import Table
 
 from daig.client import ClientError, DaigClient
 from daig.contract.http import HistoryLineOut
+from daig.credits.units import UNIT_TEXT, credits_text
 from daig_cli import ids, session
 from daig_cli.output import fail
-from daig_cli.project import PasswordOpt, ServerOpt, UserOpt
+from daig_cli.passwords import PasswordOpt, password_options
+from daig_cli.project import ServerOpt, UserOpt
 
 app = typer.Typer(
     help="Your credits: earned by volunteering, spent by your projects.", no_args_is_help=True
@@ -56,6 +59,7 @@ def _ask_id(client: DaigClient, project_id: str) -> str:
 
 
 @app.command()
+@password_options
 def balance(server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt) -> None:
     """Your balance, what it is made of, and what your unfinished projects will still cost."""
     client = session.connect(server, user, password)
@@ -69,11 +73,13 @@ def balance(server: str = ServerOpt, user: str = UserOpt, password: str = Passwo
         ("still to be spent (unfinished projects)", "committed"),
         ("available for new projects", "available"),
     ):
-        table.add_row(label, f"{getattr(totals, key):,}")
+        table.add_row(label, credits_text(getattr(totals, key)))
     out.print(table)
+    out.print(f"({UNIT_TEXT})")
 
 
 @app.command()
+@password_options
 def history(
     limit: int = typer.Option(30, min=1, max=1000, help="How many recent entries to show."),
     server: str = ServerOpt,
@@ -89,8 +95,8 @@ def history(
     for line in lines:
         table.add_row(
             line.at.strftime("%m-%d %H:%M:%S"),
-            f"{line.amount:+,}",
-            f"{line.balance_after:,}",
+            credits_text(line.amount, signed=True),
+            credits_text(line.balance_after),
             _what(line),
         )
     out.print(table if lines else "no entries yet")
@@ -104,6 +110,7 @@ def _what(line: HistoryLineOut) -> str:
 
 
 @app.command()
+@password_options
 def cost(
     project_id: str = typer.Argument(..., help="The project's id, or any unique start of it."),
     server: str = ServerOpt,
@@ -117,16 +124,17 @@ def cost(
     table = _table(("", "left"), ("credits", "right"), show_header=False)
     table.add_row(
         "estimate",
-        "unknown until model and data are uploaded" if estimate is None else f"{estimate:,}",
+        "unknown until model and data are uploaded" if estimate is None else credits_text(estimate),
     )
     if estimate is not None and report.replicas:
-        table.add_row("  of which replicated tasks (verification)", f"{report.replicas:,}")
-    table.add_row("spent so far", f"{report.spent:,} ({report.paid_tasks} tasks)")
+        table.add_row("  of which replicated tasks (verification)", credits_text(report.replicas))
+    table.add_row("spent so far", f"{credits_text(report.spent)} ({report.paid_tasks} tasks)")
     if report.remaining is not None:
-        table.add_row("still to spend", f"{report.remaining:,}")
+        table.add_row("still to spend", credits_text(report.remaining))
     out.print(table)
 
 
+@password_options
 def leaderboard(
     project_id: str = typer.Argument(
         None, help="A project you own or contributed to (default: all projects)."
@@ -145,10 +153,11 @@ def leaderboard(
         ("#", "right"), ("contributor", "left"), ("credits", "right"), ("tasks", "right")
     )
     for row in rows:
-        table.add_row(str(row.rank), row.username, f"{row.credits:,}", str(row.tasks))
+        table.add_row(str(row.rank), row.username, credits_text(row.credits), str(row.tasks))
     out.print(table if rows else "no accepted work yet")
 
 
+@password_options
 def standing(server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt) -> None:
     """Your standing as a volunteer: verified results, trust, and any quarantine."""
     client = session.connect(server, user, password)

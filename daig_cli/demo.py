@@ -19,6 +19,7 @@ from rich.table import Table
 
 from daig.client import DaigClient
 from daig.contract.http import ProjectOut
+from daig.credits.units import DECIMALS, UNIT_TEXT, credits_text
 from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
 from daig_cli.cluster import LocalCluster
@@ -98,35 +99,40 @@ def _run(cluster: LocalCluster, providers: int) -> int:
 
 def _report_credits(client: DaigClient, api_url: str, project_id: UUID, providers: int) -> bool:
     """Each volunteer's earned credit and the requestor's spend; True if they agree exactly."""
-    table = Table(title="credits (1 credit = 1 sample x epoch x model parameter)")
+    table = Table(title=f"credits ({UNIT_TEXT})")
     table.add_column("account")
     table.add_column("tasks", justify="right")
     table.add_column("earned", justify="right")
     table.add_column("spent", justify="right")
-    earned_total = 0
+    earned_total = 0.0
     board = {row.username: row for row in client.leaderboard(project_id, limit=providers)}
     for index in range(providers):
         name = VOLUNTEER.format(index + 1)
         with DaigClient(api_url) as volunteer:
             volunteer.login(name, PASSWORD)
             earned = volunteer.credits().earned
-        earned_total += earned
+        earned_total = round(earned_total + earned, DECIMALS)  # exact micro-credits
         tasks = board[name].tasks if name in board else 0
-        table.add_row(f"provider {name}", str(tasks), f"{earned:,}", "")
-    spent = client.credits().spent
+        table.add_row(f"provider {name}", str(tasks), credits_text(earned), "")
+    requestor = client.credits()
+    spent, granted = requestor.spent, requestor.granted
     cost = client.project_cost(project_id)
-    table.add_row(f"requestor {USER}", str(cost.paid_tasks), "", f"{spent:,}", end_section=True)
-    table.add_row("providers' total", "", f"{earned_total:,}", "")
+    table.add_row(
+        f"requestor {USER}", str(cost.paid_tasks), "", credits_text(spent), end_section=True
+    )
+    table.add_row("providers' total", "", credits_text(earned_total), "")
     console.print(table)
     if earned_total != spent or spent != cost.spent:
         console.print(
-            f"[red]the ledger does not agree: providers earned {earned_total:,}, "
-            f"the requestor spent {spent:,}, the project cost {cost.spent:,}[/]"
+            f"[red]the ledger does not agree: providers earned {credits_text(earned_total)}, "
+            f"the requestor spent {credits_text(spent)}, the project cost "
+            f"{credits_text(cost.spent)}[/]"
         )
         return False
     console.print(
-        f"[green]providers earned exactly what the requestor spent: {spent:,} credits "
-        f"(estimate {cost.estimate:,})[/]"
+        f"[green]providers earned exactly what the requestor spent: {credits_text(spent)} "
+        f"credits (estimate {credits_text(cost.estimate or 0)}; the sign-up grant is "
+        f"{credits_text(granted)})[/]"
     )
     return True
 

@@ -29,12 +29,12 @@ from daig_cli import ids, session
 from daig_cli import project_view as view
 from daig_cli.hyperparams import hyperparameter_options
 from daig_cli.output import console, fail
+from daig_cli.passwords import PasswordOpt, password_options
 
 app = typer.Typer(help="Create, start, watch and download training projects.", no_args_is_help=True)
 
 ServerOpt = typer.Option(None, "--server", envvar="DAIG_SERVER", help="URL of the DAIG API.")
 UserOpt = typer.Option(None, "--user", envvar="DAIG_USER", help="Your DAIG username.")
-PasswordOpt = typer.Option(None, "--password", envvar="DAIG_PASSWORD", help="Your password.")
 ProjectArg = typer.Argument(
     ..., metavar="PROJECT_ID", help="The project's id, or any unique start of it."
 )
@@ -43,6 +43,7 @@ TERMINAL = {"done", "failed", "cancelled"}
 
 @app.command()
 @hyperparameter_options
+@password_options
 def create(
     model: Path = typer.Option(
         ..., exists=True, dir_okay=False, help="Compiled Keras model (.h5)."
@@ -203,6 +204,7 @@ def _advancer(progress: Progress, bar: TaskID) -> Callable[[int], None]:
 
 
 @app.command("start")
+@password_options
 def start_project(
     project_id: str = ProjectArg,
     server: str = ServerOpt,
@@ -221,6 +223,7 @@ def start_project(
 
 
 @app.command()
+@password_options
 def status(
     project_id: str = ProjectArg,
     server: str = ServerOpt,
@@ -253,6 +256,7 @@ def _lifecycle(
 
 
 @app.command()
+@password_options
 def pause(
     project_id: str = ProjectArg,
     server: str = ServerOpt,
@@ -264,6 +268,7 @@ def pause(
 
 
 @app.command()
+@password_options
 def resume(
     project_id: str = ProjectArg,
     server: str = ServerOpt,
@@ -275,6 +280,7 @@ def resume(
 
 
 @app.command()
+@password_options
 def cancel(
     project_id: str = ProjectArg,
     server: str = ServerOpt,
@@ -286,6 +292,7 @@ def cancel(
 
 
 @app.command()
+@password_options
 def delete(
     project_id: str = ProjectArg,
     server: str = ServerOpt,
@@ -303,6 +310,7 @@ def delete(
 
 
 @app.command("list")
+@password_options
 def list_projects(
     server: str = ServerOpt, user: str = UserOpt, password: str = PasswordOpt
 ) -> None:
@@ -322,6 +330,7 @@ def list_projects(
 
 
 @app.command("wait")
+@password_options
 def wait_project(
     project_id: str = ProjectArg,
     server: str = ServerOpt,
@@ -374,6 +383,7 @@ def _wait(client: DaigClient, project_id: str) -> None:
 
 
 @app.command()
+@password_options
 def download(
     project_id: str = ProjectArg,
     output: Path = typer.Option(..., "-o", "--output", dir_okay=False, help="Where to save (.h5)."),

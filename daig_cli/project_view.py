@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from daig.contract.http import EstimateOut, ProjectOut, RoundOut
+from daig.credits.units import credits_text
 from daig.elapsed import duration_text
 from daig.failures import failure_text
 
@@ -42,9 +43,9 @@ def estimate_text(estimate: EstimateOut) -> str:
     if cost.estimate is None:
         credits = "unknown until the model and data are uploaded"
     else:
-        credits = f"{cost.estimate:,} credits"
+        credits = f"{credits_text(cost.estimate)} credits"
         if cost.replicas:
-            credits += f" (of which {cost.replicas:,} for verification replicas)"
+            credits += f" (of which {credits_text(cost.replicas)} for verification replicas)"
     return f"estimated cost: {credits}\nestimated time: {estimate.time.summary}"
 
 

@@ -6,6 +6,7 @@ import typer
 
 from daig_cli.extras import require_extra
 from daig_cli.output import console, fail
+from daig_cli.passwords import PasswordOpt, password_for, password_options
 
 
 def register(app: typer.Typer) -> None:
@@ -73,10 +74,11 @@ def migrate() -> None:
     console.print("[green]database schema is up to date[/]")
 
 
+@password_options
 def provider(
     server: str = typer.Option(..., envvar="DAIG_SERVER", help="URL of the DAIG API."),
     user: str = typer.Option(..., envvar="DAIG_USER", help="Your DAIG username."),
-    password: str = typer.Option(..., envvar="DAIG_PASSWORD", help="Your password."),
+    password: str | None = PasswordOpt,
     threads: int = typer.Option(None, min=1, help="CPU threads training may use (default all)."),
     memory_mb: int = typer.Option(
         None, min=256, help="Stop a task whose training process uses more memory (MB)."
@@ -108,7 +110,7 @@ def provider(
             AgentConfig(
                 server=server,
                 username=user,
-                password=password,
+                password=_password(password, user),
                 threads=threads,
                 memory_mb=memory_mb,
                 max_tasks=max_tasks,
@@ -132,16 +134,19 @@ def _checked_hours(hours: str | None) -> str | None:
     return hours
 
 
+@password_options
 def signup(
     server: str = typer.Option(..., envvar="DAIG_SERVER", help="URL of the DAIG API."),
     user: str = typer.Option(..., envvar="DAIG_USER", help="Username to create."),
-    password: str = typer.Option(..., envvar="DAIG_PASSWORD", help="Password (8+ characters)."),
+    password: str | None = PasswordOpt,
     exist_ok: bool = typer.Option(
         False, "--exist-ok", help="Succeed if the user exists and the password logs in."
     ),
 ) -> None:
-    """Create an account on a DAIG server."""
+    """Create an account on a DAIG server (password: 8+ characters)."""
     from daig.client import ClientError, DaigClient
+
+    password = _password(password, user)
 
     with DaigClient(server) as client:
         try:
@@ -158,12 +163,15 @@ def signup(
     console.print(f"created user [bold]{created.username}[/] on {server}")
 
 
+def _password(password: str | None, user: str) -> str:
+    secret = password_for(password, user)
+    assert secret is not None  # the prompt always answers
+    return secret
+
+
 def _signup_hint(exc: Exception, server: str, user: str) -> str:
     if getattr(exc, "status", None) == 401:
-        return (
-            "\n(no account yet? create one: "
-            f"daig signup --server {server} --user {user} --password ...)"
-        )
+        return f"\n(no account yet? create one: daig signup --server {server} --user {user})"
     return ""
 
 

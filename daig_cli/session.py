@@ -8,6 +8,7 @@ from pathlib import Path
 
 from daig.client import ClientError, DaigClient
 from daig_cli.output import fail
+from daig_cli.passwords import password_for
 
 
 def session_file() -> Path:
@@ -33,18 +34,28 @@ def load() -> dict[str, str] | None:
 
 
 def connect(server: str | None, user: str | None, password: str | None) -> DaigClient:
-    """A logged-in client: log in with the given credentials, or reuse the saved session."""
-    if user and password:
+    """A logged-in client: reuse the saved session, or log in with the password given,
+    ``DAIG_PASSWORD`` or the hidden prompt (the token is then saved)."""
+    saved = load()
+    if saved is not None and server and saved.get("server") != server.rstrip("/"):
+        saved = None
+    if saved is not None and user and saved.get("username") != user:
+        saved = None
+    if user and (saved is None or password_for(password, user, prompt=False)):
         if not server:
-            fail("--server is needed with --user and --password")
+            fail("--server is needed with --user")
+        secret = password_for(password, user)
+        assert secret is not None  # the prompt always answers
         client = DaigClient(server)
         try:
-            client.login(user, password)
+            client.login(user, secret)
         except ClientError as exc:
             fail(str(exc))
         save(server.rstrip("/"), user, str(client.token))
         return client
-    saved = load()
-    if saved is None or (server and saved.get("server") != server.rstrip("/")):
-        fail("not logged in: pass --server URL --user U --password P (they are remembered)")
+    if saved is None:
+        fail(
+            "not logged in: pass --server URL --user NAME (the password is read from "
+            "--password-file, DAIG_PASSWORD or a prompt; the login is remembered)"
+        )
     return DaigClient(saved["server"], saved["token"])

@@ -118,7 +118,7 @@ def _print_roles(cluster: LocalCluster, names: list[str]) -> None:
     console.print(table)
     api_url = cluster.api_url
     console.print(
-        f"logs in {cluster.log_dir}\nvolunteer: daig signup --server {api_url} --user NAME "
-        f"--password ... ; daig provider --server {api_url} --user NAME --password ...\n"
+        f"logs in {cluster.log_dir}\nvolunteer: daig signup --server {api_url} --user NAME ; "
+        f"daig provider --server {api_url} --user NAME --password-file FILE\n"
         "Ctrl-C stops every role"
     )

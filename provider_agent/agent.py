@@ -85,7 +85,7 @@ class ProviderAgent:
         try:
             if self.polite_now(force=True):
                 self._trainer.start()  # TensorFlow imports while we log in and connect
-            self._client.login(self.config.username, self.config.password)
+            self._log_in()
             broker = self._client.provider_config()
             self._user_id = broker.user_id
             self._broker_user = broker.broker_user
@@ -375,8 +375,25 @@ class ProviderAgent:
         except ClientError as exc:
             if exc.status != 401:
                 raise
-            self._client.login(self.config.username, self.config.password)
+            self._log_in()
             return method(*args)
+
+    def _log_in(self) -> None:
+        """Log in; a login the server holds back (429: too many failed logins from this
+        address, or a burst of this account's agents starting at once) is tried again after
+        the wait it names, for up to ``RETRY_SECONDS``."""
+        deadline = time.monotonic() + RETRY_SECONDS
+        while True:
+            try:
+                self._client.login(self.config.username, self.config.password)
+                return
+            except ClientError as exc:
+                wait = exc.retry_after or 1.0
+                if exc.status != 429 or time.monotonic() + wait > deadline:
+                    raise
+                log.warning("login held back (%s); trying again in %.0f s", exc, wait)
+                if self.stop.wait(wait):
+                    raise
 
     def _retrying(self, action: Callable[[], T], wait: Callable[[float], None]) -> T:
         """Run ``action``, riding out outages (no answer, HTTP 5xx) for ``RETRY_SECONDS``.

@@ -12,13 +12,10 @@ from typing import Any
 from PyQt5.QtCore import QModelIndex, QObject, Qt
 
 from daig.contract.http import HistoryLineOut
+from daig.credits.units import credits_text
 from requestor_gui.table_model import RowsTableModel
 
 KIND_TEXT = {"grant": "sign-up grant", "work": "training"}
-
-
-def credits_text(amount: int, *, signed: bool = False) -> str:
-    return f"{amount:+,}" if signed else f"{amount:,}"
 
 
 def when_text(at: datetime) -> str:

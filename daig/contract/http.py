@@ -280,18 +280,19 @@ class Health(BaseModel):
     broker: Dependency
 
 
-# --- credits: amounts are whole credits (1 credit = 1 sample x epoch x model parameter) -------
+# --- credits: amounts are credits, exact to 6 decimals (daig.credits.units: 1 credit =
+# 10^6 samples x epochs x model parameters; the ledger counts those work units) -----------------
 
 
 class BalanceOut(BaseModel):
     """Your account: ``balance`` = ``granted`` + ``earned`` - ``spent``."""
 
-    balance: int
-    granted: int
-    earned: int
-    spent: int
-    committed: int  # still to be spent by your unfinished projects (their estimates)
-    available: int  # balance - committed: what a new project may cost
+    balance: float
+    granted: float
+    earned: float
+    spent: float
+    committed: float  # still to be spent by your unfinished projects (their estimates)
+    available: float  # balance - committed: what a new project may cost
 
 
 class HistoryLineOut(BaseModel):
@@ -300,8 +301,8 @@ class HistoryLineOut(BaseModel):
     entry_id: int
     at: datetime
     kind: str  # grant | work
-    amount: int  # > 0 credited to you, < 0 debited
-    balance_after: int
+    amount: float  # > 0 credited to you, < 0 debited
+    balance_after: float
     project_id: uuid.UUID | None
     task_id: uuid.UUID | None
     memo: str
@@ -312,15 +313,15 @@ class ProjectCostOut(BaseModel):
 
     project_id: uuid.UUID
     state: str
-    estimate: int | None  # None until the model and data are uploaded; replicas included
-    replicas: int = Field(
+    estimate: float | None  # None until the model and data are uploaded; replicas included
+    replicas: float = Field(
         default=0,
         description="Part of the estimate for replicated tasks, at the project's "
         "verify_fraction (new volunteers' tasks are all replicated: up to the rest again)",
     )
-    spent: int
+    spent: float
     paid_tasks: int
-    remaining: int | None
+    remaining: float | None
 
 
 class VolunteersOut(BaseModel):
@@ -364,7 +365,7 @@ class ContributorOut(BaseModel):
     rank: int
     user_id: int
     username: str
-    credits: int
+    credits: float
     tasks: int
 
 

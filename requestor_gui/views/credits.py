@@ -14,8 +14,9 @@ from PyQt5.QtWidgets import QGroupBox, QHBoxLayout, QTableView, QVBoxLayout, QWi
 
 from daig.client import DaigClient
 from daig.contract.http import BalanceOut, HistoryLineOut, StandingOut
+from daig.credits.units import UNIT_TEXT, credits_text
 from requestor_gui.account import Account
-from requestor_gui.credit_models import CreditHistoryModel, credits_text
+from requestor_gui.credit_models import CreditHistoryModel
 from requestor_gui.views.common import Message, Stat, button, label, read_only_table
 from requestor_gui.workers import Runner
 
@@ -41,7 +42,7 @@ class CreditsPanel(QGroupBox):
     refreshed = pyqtSignal()
 
     def __init__(self, runner: Runner, *, provider: bool, parent: QWidget | None = None) -> None:
-        super().__init__("Credits (1 credit = 1 sample x epoch x model parameter)", parent)
+        super().__init__(f"Credits ({UNIT_TEXT})", parent)
         self._runner = runner
         self._account: Account | None = None
         self._loading = False

@@ -1,8 +1,17 @@
-"""Log in or create an account; the server URL and username are remembered."""
+"""Log in or create an account; the server URL and username are remembered.
+
+A refused login that says when to try again ("...; try again in 42 s") counts down on screen,
+with Log in disabled until then (or until another username is typed: the wait is per account
+and address).
+"""
 
 from __future__ import annotations
 
-from PyQt5.QtCore import Qt, pyqtSignal
+import math
+import re
+import time
+
+from PyQt5.QtCore import Qt, QTimer, pyqtSignal
 from PyQt5.QtWidgets import (
     QFormLayout,
     QFrame,
@@ -17,6 +26,13 @@ from requestor_gui.settings import GuiSettings
 from requestor_gui.views.common import Message, button, label
 from requestor_gui.workers import Runner
 
+COUNTDOWN = re.compile(r"try again in (\d+) s")
+
+
+def count_down(message: str, seconds: int) -> str:
+    """``message`` with its countdown at ``seconds``."""
+    return COUNTDOWN.sub(f"try again in {seconds} s", message, count=1)
+
 
 class LoginView(QWidget):
     """Emits ``logged_in(Account)`` once the server accepted the credentials."""
@@ -27,6 +43,10 @@ class LoginView(QWidget):
         super().__init__(parent)
         self._runner, self._settings = runner, settings
         self._busy = False
+        self._refusal, self._until = "", 0.0  # a countdown's message and monotonic deadline
+        self._countdown = QTimer(self)
+        self._countdown.setInterval(250)  # a second's change shows within a quarter second
+        self._countdown.timeout.connect(self._tick)
         outer = QVBoxLayout(self)
         outer.addStretch(1)
         row = QHBoxLayout()
@@ -58,6 +78,7 @@ class LoginView(QWidget):
         self.server.setPlaceholderText("http://127.0.0.1:8000")
         self.username = QLineEdit(self._settings.username)
         self.username.setPlaceholderText("your username")
+        self.username.textEdited.connect(self._username_edited)
         self.password = QLineEdit()
         self.password.setEchoMode(QLineEdit.Password)
         self.password.setPlaceholderText("at least 8 characters")
@@ -97,10 +118,11 @@ class LoginView(QWidget):
         """Back to a clean form (after logging out)."""
         self.password.clear()
         self.message.clear()
+        self._stop_countdown()
         self._set_busy(False)
 
     def _submit(self, *, create: bool) -> None:
-        if self._busy:
+        if self._busy or self.counting_down:
             return
         server, user = self.server.text().strip(), self.username.text().strip()
         password = self.password.text()
@@ -136,9 +158,38 @@ class LoginView(QWidget):
 
     def _refused(self, message: str) -> None:
         self._set_busy(False)
-        self.message.show_error(message)
+        match = COUNTDOWN.search(message)
+        if match is None:
+            self.message.show_error(message)
+            return
+        self._refusal, self._until = message, time.monotonic() + int(match.group(1))
+        self._countdown.start()
+        self._tick()
+
+    def _tick(self) -> None:
+        left = math.ceil(self._until - time.monotonic())
+        if left <= 0:
+            self._stop_countdown()
+            self.message.show_info("You can try again now.")
+            return
+        self.login_button.setEnabled(False)
+        self.message.show_error(count_down(self._refusal, left))
+
+    def _username_edited(self, _text: str) -> None:
+        self._stop_countdown()  # the wait is per account (and address): another may log in
+
+    def _stop_countdown(self) -> None:
+        if self._countdown.isActive():
+            self._countdown.stop()
+            self.login_button.setEnabled(not self._busy)
+
+    @property
+    def counting_down(self) -> bool:
+        return self._countdown.isActive()
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
         for widget in (self.login_button, self.signup_button, self.server, self.username):
             widget.setEnabled(not busy)
+        if self._countdown.isActive():
+            self.login_button.setEnabled(False)

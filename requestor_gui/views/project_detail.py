@@ -20,6 +20,7 @@ from PyQt5.QtWidgets import (
 
 from daig.client import DownloadedModel
 from daig.contract.http import EstimateOut, ProjectOut, RoundOut
+from daig.credits.units import credits_text
 from daig.failures import failure_text
 from requestor_gui import operations
 from requestor_gui.account import Account
@@ -364,7 +365,11 @@ class ProjectDetailView(QWidget):
 def estimate_text(estimate: EstimateOut) -> str:
     """ "Estimated cost: 1,234 credits. Time: about 3 min ... online now (...)"."""
     credits = estimate.cost.estimate
-    cost = "unknown until the files are uploaded" if credits is None else f"{credits:,} credits"
+    cost = (
+        "unknown until the files are uploaded"
+        if credits is None
+        else f"{credits_text(credits)} credits"
+    )
     return f"Estimated cost: {cost}. Time: {estimate.time.summary}."
 
 

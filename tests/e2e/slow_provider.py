@@ -2,12 +2,13 @@
 
 Fault injection for the straggler test, as a real process: it claims, renews its lease and
 trains like any provider, then sits on the result. Run as ``python slow_provider.py --server
-URL --user U --password P --delay S``.
+URL --user U --delay S`` with the password in ``DAIG_PASSWORD``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -35,13 +36,13 @@ class SlowTrainer(Trainer):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    for option in ("--server", "--user", "--password"):
+    for option in ("--server", "--user"):
         parser.add_argument(option, required=True)
     parser.add_argument("--delay", type=float, required=True)
     args = parser.parse_args()
     setup_logging(process="slow-provider")
     agent = ProviderAgent(
-        AgentConfig(server=args.server, username=args.user, password=args.password),
+        AgentConfig(server=args.server, username=args.user, password=os.environ["DAIG_PASSWORD"]),
         stop_on_signals(),
     )
     agent._trainer = SlowTrainer(args.delay)

@@ -158,11 +158,10 @@ def test_slow_provider_triggers_redispatch(
             cluster.api_url,
             "--user",
             "slow",
-            "--password",
-            "slow-pass",
             "--delay",
             "60",
         ],
+        env={"DAIG_PASSWORD": "slow-pass"},
     )
     finish_and_verify(run, clean_accuracy, tmp_path)
     reissued = run.sql("SELECT count(*) FROM tasks WHERE dispatches >= 2")

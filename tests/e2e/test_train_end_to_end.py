@@ -18,6 +18,14 @@ from daig.examples import held_out_accuracy
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
+def _password_file(directory: Path, password: str) -> Path:
+    """Where the CLI reads the password: never the command line, which `ps` shows."""
+    path = directory / "password"
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    return path
+
+
 @pytest.mark.parametrize("saved_by", ["keras3", "keras2"])
 def test_cli_trains_digits_across_two_providers(
     cluster, digits_files, keras2_digits_model, saved_by: str, tmp_path: Path
@@ -35,8 +43,8 @@ def test_cli_trains_digits_across_two_providers(
         cluster.api_url,
         "--user",
         "requestor",
-        "--password",
-        "requestor-pass",
+        "--password-file",
+        str(_password_file(tmp_path, "requestor-pass")),
         "--model",
         str(model),
         "--data",
@@ -89,8 +97,8 @@ def test_int8_deltas_nesterov_and_per_round_evaluation(cluster, digits_files, tm
         cluster.api_url,
         "--user",
         "requestor",
-        "--password",
-        "requestor-pass",
+        "--password-file",
+        str(_password_file(tmp_path, "requestor-pass")),
         "--model",
         str(digits_files.model),
         "--data",

@@ -13,6 +13,7 @@ from daig.blobstore import open_blob_store
 from daig.broker import BrokerSession, connect
 from daig.client import DaigClient
 from daig.credits.pricing import task_cost
+from daig.credits.units import to_units, units_text
 from daig.db.session import make_engine, make_sessionmaker
 from daig.hyperparams import Hyperparameters
 from daig.weights.h5weights import read_weights
@@ -69,7 +70,7 @@ def test_balance_and_history_in_both_modes(
         project_id, grants, parameters = _train_by_hand(
             gui_api, digits_files, tmp_path, requestor, volunteer
         )
-    grant = gui_api.settings.credit_signup_grant
+    grant = to_units(gui_api.settings.credit_signup_grant)  # amounts here in work units
     per_task = {
         str(g.task_id)[:8]: task_cost(samples=ROWS[g.shard], epochs=1, parameters=parameters)
         for g in grants
@@ -83,12 +84,12 @@ def test_balance_and_history_in_both_modes(
         window.mode.provider_button.click()
         panel.refresh()
     assert panel.isVisible() and not window.requestor_credits.isVisible()
-    assert panel.balance.value.text() == f"{grant + earned:,}"
-    assert panel.earned.value.text() == f"{earned:,}" and panel.spent.value.text() == "0"
+    assert panel.balance.value.text() == units_text(grant + earned)
+    assert panel.earned.value.text() == units_text(earned) and panel.spent.value.text() == "0.00"
     model = panel.model
     assert model.columns == ("When (UTC)", "Project", "Task", "Credits earned")
     rows = {model.index(r, 2).data(): model.index(r, 3).data() for r in range(model.rowCount())}
-    assert rows == {task: f"{amount:,}" for task, amount in per_task.items()}
+    assert rows == {task: units_text(amount) for task, amount in per_task.items()}
     assert {model.index(r, 1).data() for r in range(3)} == {str(project_id)[:8]}
 
     # Requestor mode, as the requestor: the same amount spent, the grant, the balance after.
@@ -99,14 +100,14 @@ def test_balance_and_history_in_both_modes(
         window.mode.requestor_button.click()
         panel.refresh()
     assert panel.isVisible()
-    assert panel.spent.value.text() == f"{earned:,}"
-    assert panel.balance.value.text() == f"{grant - earned:,}"
+    assert panel.spent.value.text() == units_text(earned)
+    assert panel.balance.value.text() == units_text(grant - earned)
     model = panel.model
     texts = [[model.index(r, c).data() for c in range(5)] for r in range(model.rowCount())]
     assert [t[1] for t in texts] == ["paid for a task"] * 3 + ["sign-up grant"]
-    assert texts[-1][3:] == [f"{grant:+,}", f"{grant:,}"]
-    assert texts[0][4] == f"{grant - earned:,}"
-    assert sorted(int(t[3].replace(",", "")) for t in texts[:3]) == sorted(
-        -amount for amount in per_task.values()
+    assert texts[-1][3:] == ["+500.00", "500.00"]
+    assert texts[0][4] == units_text(grant - earned)
+    assert sorted(t[3] for t in texts[:3]) == sorted(
+        units_text(-amount, signed=True) for amount in per_task.values()
     )
     assert all(t[2] == str(project_id)[:8] for t in texts[:3])

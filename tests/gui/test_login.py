@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
+
+import httpx
 
 from requestor_gui.main_window import MainWindow
 from requestor_gui.settings import settings_file
+from requestor_gui.views.login import COUNTDOWN, count_down
 from tests.helpers.gui import PASSWORD, WAIT_MS, log_in, unique
 from tests.helpers.services import free_port
 
@@ -83,3 +87,55 @@ def test_missing_fields_and_taken_names(qtbot, window: MainWindow, requestor, gu
     login.password.setText(PASSWORD)
     text = _error_after_click(qtbot, window, login.signup_button)
     assert text == f"The username '{user}' is taken; choose another."
+
+
+def test_countdown_text() -> None:
+    message = "Too many failed logins from this address for this account; try again in 42 s."
+    assert count_down(message, 41) == (
+        "Too many failed logins from this address for this account; try again in 41 s."
+    )
+
+
+def test_a_refused_login_counts_down_with_log_in_held(
+    qtbot, window: MainWindow, requestor, gui_api
+) -> None:
+    user, _ = requestor
+
+    def fail() -> None:
+        response = httpx.post(
+            f"{gui_api.url}/v1/auth/token", data={"username": user, "password": "wrong"}
+        )
+        assert response.status_code == 401, response.text
+
+    # Failed logins from this machine's address (the window's too): the free ones, then two
+    # more after their waits of 1 and 2 s, so the next attempt must wait 4 s.
+    for _ in range(gui_api.settings.login_failures_per_user):
+        fail()
+    for wait in (1, 2):
+        time.sleep(wait * gui_api.settings.login_backoff_seconds + 0.1)
+        fail()
+    login = window.login
+    login.server.setText(gui_api.url)
+    login.username.setText(user)
+    login.password.setText(PASSWORD)
+    login.login_button.click()
+    qtbot.waitUntil(lambda: login.counting_down, timeout=WAIT_MS)
+
+    def seconds() -> int:
+        match = COUNTDOWN.search(login.message.text())
+        assert match is not None, login.message.text()
+        return int(match.group(1))
+
+    first = seconds()
+    assert 2 <= first <= 4
+    assert login.message.text().startswith(
+        "Too many failed logins from this address for this account; try again in"
+    )
+    assert not login.login_button.isEnabled()
+    qtbot.waitUntil(lambda: seconds() == first - 1, timeout=2_000)  # it counts down
+    login.log_in()  # Enter in the password field meanwhile does nothing
+    assert login.counting_down and not login.login_button.isEnabled()
+    qtbot.waitUntil(lambda: not login.counting_down, timeout=(first + 2) * 1000)
+    assert login.message.text() == "You can try again now." and login.login_button.isEnabled()
+    with qtbot.waitSignal(login.logged_in, timeout=WAIT_MS):
+        login.login_button.click()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from daig.client import DaigClient
+from daig.credits.units import credits_text
 from daig.hyperparams import Hyperparameters
 from requestor_gui.main_window import MainWindow
 from tests.helpers.gui import PASSWORD, WAIT_MS, log_in, unique
@@ -44,7 +45,7 @@ def test_estimate_beside_start_then_waiting_for_volunteers(
     detail = window.detail
     qtbot.waitUntil(lambda: detail.estimate_label.isVisible(), timeout=WAIT_MS)
     text = detail.estimate_label.text()
-    assert f"Estimated cost: {credits:,} credits." in text
+    assert f"Estimated cost: {credits_text(credits)} credits." in text
     if online == 0:
         assert "no volunteers online: cannot estimate time" in text
     assert detail.action_buttons["start"].isVisible()

@@ -45,7 +45,9 @@ EXAMPLES = 25  # per operation and phase: every operation in well under a minute
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     # Fuzzed logins fail by the hundred from 127.0.0.1; let them all reach the login code.
-    with module_api_server(tmp_path_factory, login_failures_per_ip=10_000) as server:
+    with module_api_server(
+        tmp_path_factory, login_failures_per_ip=10_000, login_failures_per_user=10_000
+    ) as server:
         yield server
 
 

@@ -29,8 +29,6 @@ def test_object_arrays_need_the_trust_flag(api_server, make_user, digits_files, 
         api_server.url,
         "--user",
         name,
-        "--password",
-        PASSWORD,
         "--model",
         str(digits_files.model),
         "--data",
@@ -38,12 +36,13 @@ def test_object_arrays_need_the_trust_flag(api_server, make_user, digits_files, 
         "--labels",
         str(digits_files.labels),
     ]
-    refused = run_daig(tmp_path, *common)
+    password = {"DAIG_PASSWORD": PASSWORD}
+    refused = run_daig(tmp_path, *common, env=password)
     assert refused.returncode == 1
     assert "unpickling" in refused.stderr and "--trust-object-arrays" in refused.stderr
     assert user.projects() == [], "nothing is created when the local check fails"
 
-    trusted = run_daig(tmp_path, *common, "--trust-object-arrays")
+    trusted = run_daig(tmp_path, *common, "--trust-object-arrays", env=password)
     assert trusted.returncode == 0, trusted.stderr
     project_id = trusted.stdout.strip().splitlines()[-1]
     [data_file] = [f for f in user.project(project_id).files if f.kind == "data"]

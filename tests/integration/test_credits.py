@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from daig.contract.http import ClaimGrant
 from daig.credits import ledger
 from daig.credits.pricing import task_cost
+from daig.credits.units import to_credits as C
+from daig.credits.units import to_units
 from daig.db.models import Claim, CreditEntry, CreditTransfer, Result, Task
 from daig.hyperparams import Hyperparameters
 from daig.weights.schema import WeightSchema
@@ -82,18 +84,19 @@ def test_accepted_results_pay_once_and_rejected_or_duplicate_ones_nothing(
 ) -> None:
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
     owner_before = started.owner.credits()
-    grant_amount = api_server.settings.credit_signup_grant
-    assert owner_before.balance == owner_before.granted == grant_amount
+    # The API answers credits; the ledger and these sums are in work units (C converts).
+    grant_amount = to_units(api_server.settings.credit_signup_grant)
+    assert owner_before.balance == owner_before.granted == C(grant_amount)
     estimate = task_cost(samples=10, epochs=EPOCHS, parameters=schema.parameters)
-    assert owner_before.committed == estimate
+    assert owner_before.committed == C(estimate)
     assert started.owner.project_cost(started.id).model_dump(mode="json") | {"state": "?"} == {
         "project_id": str(started.id),
         "state": "?",
-        "estimate": estimate,
+        "estimate": C(estimate),
         "replicas": 0,  # replication is off in this test
         "spent": 0,
         "paid_tasks": 0,
-        "remaining": estimate,
+        "remaining": C(estimate),
     }
     alice = Provider(make_user(api_server.url, "alice"))
     bob = Provider(make_user(api_server.url, "bob"))
@@ -136,28 +139,28 @@ def test_accepted_results_pay_once_and_rejected_or_duplicate_ones_nothing(
     )
     assert earned == estimate
     assert alice.client.credits().model_dump() | {"committed": 0, "available": 0} == {
-        "balance": grant_amount + earned,
-        "granted": grant_amount,
-        "earned": earned,
+        "balance": C(grant_amount + earned),
+        "granted": C(grant_amount),
+        "earned": C(earned),
         "spent": 0,
         "committed": 0,
         "available": 0,
     }
     owner = started.owner.credits()
     assert (owner.balance, owner.spent, owner.committed) == (
-        grant_amount - earned,
-        earned,
+        C(grant_amount - earned),
+        C(earned),
         0,
     )
     cost = started.owner.project_cost(started.id)
-    assert (cost.spent, cost.paid_tasks, cost.remaining) == (earned, 3, 0)
+    assert (cost.spent, cost.paid_tasks, cost.remaining) == (C(earned), 3, 0)
     history = alice.client.credit_history()
     assert [line.kind for line in history] == ["work", "work", "work", "grant"]
-    assert history[0].balance_after == grant_amount + earned
+    assert history[0].balance_after == C(grant_amount + earned)
     assert {line.task_id for line in history[:3]} == {g.task_id for g in (first, second, third)}
     board = started.owner.leaderboard(started.id)
     assert [(r.rank, r.username, r.credits, r.tasks) for r in board] == [
-        (1, alice.client.me().username, earned, 3)
+        (1, alice.client.me().username, C(earned), 3)
     ]
     assert alice.client.leaderboard(started.id) == board  # contributors may see it too
     assert any(r.user_id == alice.id for r in bob.client.leaderboard())
@@ -203,10 +206,10 @@ def test_many_results_accepted_at_once_by_two_aggregators(
             == 12
         )
     assert_ledger_consistent(sessions, EPOCHS, schema.parameters)
-    earned = sum(p.client.credits().earned for p in providers)
+    earned = sum(to_units(p.client.credits().earned) for p in providers)
     assert earned == 4 * task_cost(samples=10, epochs=EPOCHS, parameters=schema.parameters)
     overall = providers[0].client.leaderboard()
-    assert sum(r.credits for r in overall) == earned
+    assert sum(to_units(r.credits) for r in overall) == earned
     assert [r.credits for r in overall] == sorted((r.credits for r in overall), reverse=True)
 
 

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 
 from daig.credits.pricing import task_cost
+from daig.credits.units import to_units, units_text
 from daig.hyperparams import Hyperparameters
 from tests.helpers.accounts import PASSWORD
 from tests.helpers.aggregation import DirectAggregator
@@ -38,30 +39,30 @@ def test_balance_history_cost_and_leaderboard_commands(
         paid[grant.task_id] = task_cost(
             samples=ROWS[grant.shard], epochs=2, parameters=schema.parameters
         )
-    earned, granted = sum(paid.values()), api_server.settings.credit_signup_grant
-    login = ["--server", api_server.url, "--user", name, "--password", PASSWORD]
+    earned, granted = sum(paid.values()), to_units(api_server.settings.credit_signup_grant)
+    login = ["--server", api_server.url, "--user", name]
+    password = {"DAIG_PASSWORD": PASSWORD}
 
-    balance = run_daig(tmp_path / "vol", "credits", "balance", *login)
+    balance = run_daig(tmp_path / "vol", "credits", "balance", *login, env=password)
     assert balance.returncode == 0, balance.stderr
-    assert f"{granted + earned:,}" in balance.stdout and f"{earned:,}" in balance.stdout
+    assert units_text(granted + earned) in balance.stdout and units_text(earned) in balance.stdout
+    assert "1 credit = 10^6 samples x epochs x model parameters" in balance.stdout
 
     history = run_daig(tmp_path / "vol", "credits", "history")  # the login is remembered
     assert history.returncode == 0, history.stderr
     for amount in paid.values():
-        assert f"+{amount:,}" in history.stdout
-    assert f"+{granted:,}" in history.stdout and "sign-up grant" in history.stdout
+        assert units_text(amount, signed=True) in history.stdout
+    assert "+500.00" in history.stdout and "sign-up grant" in history.stdout
 
     board = run_daig(tmp_path / "vol", "leaderboard", str(started.id))
     assert board.returncode == 0, board.stderr
-    assert name in board.stdout and f"{earned:,}" in board.stdout
+    assert name in board.stdout and units_text(earned) in board.stdout
     overall = run_daig(tmp_path / "vol", "leaderboard", "--limit", "500")
     assert name in overall.stdout
 
     owner = ["--server", api_server.url, "--user", started.owner.me().username]
-    cost = run_daig(
-        tmp_path / "owner", "credits", "cost", str(started.id), *owner, "--password", PASSWORD
-    )
+    cost = run_daig(tmp_path / "owner", "credits", "cost", str(started.id), *owner, env=password)
     assert cost.returncode == 0, cost.stderr
-    assert f"{earned:,} (3 tasks)" in cost.stdout  # the whole estimate, all spent
+    assert f"{units_text(earned)} (3 tasks)" in cost.stdout  # the whole estimate, all spent
     missing = run_daig(tmp_path / "owner", "credits", "cost", str(uuid.uuid4()))
     assert missing.returncode == 1 and "no project" in missing.stderr

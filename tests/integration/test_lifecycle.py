@@ -216,7 +216,7 @@ def test_cli_pause_resume_cancel(start_project: Callable[..., Started], tmp_path
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
     server = started.owner.server
     username = started.owner.me().username
-    env = os.environ | {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env = os.environ | {"XDG_CONFIG_HOME": str(tmp_path / "config"), "DAIG_PASSWORD": PASSWORD}
 
     def daig(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -235,8 +235,6 @@ def test_cli_pause_resume_cancel(start_project: Callable[..., Started], tmp_path
         server,
         "--user",
         username,
-        "--password",
-        PASSWORD,
     )
     assert first.returncode == 0, first.stderr
     assert "state: paused" in first.stderr

@@ -18,6 +18,7 @@ from daig.broker import BrokerSession
 from daig.client import ClientError, DaigClient
 from daig.contract.http import ClaimGrant
 from daig.credits import ledger
+from daig.credits.units import to_units
 from daig.db.models import (
     CreditEntry,
     CreditTransfer,
@@ -308,8 +309,8 @@ def test_the_cost_estimate_counts_replicas(start_project: Callable[..., Started]
     started = start_project(PARAMS)
     cost = started.owner.project_cost(started.id)
     assert cost.estimate is not None and cost.replicas > 0
-    base = cost.estimate - cost.replicas
-    assert cost.replicas == -(-base * 1 // 10), "verify_fraction 0.1 of the tasks' worth"
+    base = to_units(cost.estimate) - to_units(cost.replicas)  # exact work units
+    assert to_units(cost.replicas) == -(-base * 1 // 10), "verify_fraction 0.1 of the worth"
 
 
 def test_a_quarantined_providers_waiting_results_are_dropped_at_once(

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from daig.client import ClientError, DaigClient
+from daig.credits.units import credits_text
 from daig.hyperparams import Hyperparameters
 from tests.helpers.accounts import PASSWORD
 from tests.helpers.aggregation import DirectAggregator
@@ -127,7 +128,7 @@ def test_estimate_before_start_in_the_cli(
     estimate = owner.estimate(project_id)
     assert estimate.cost.estimate is not None and estimate.cost.estimate > 0
     said = " ".join(made.stderr.split())
-    assert f"estimated cost: {estimate.cost.estimate:,} credits" in said
+    assert f"estimated cost: {credits_text(estimate.cost.estimate)} credits" in said
     assert "estimated time: no volunteers online: cannot estimate time" in said
     assert owner.project(project_id).state == "created"
 

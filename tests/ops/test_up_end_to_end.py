@@ -85,10 +85,10 @@ def test_daig_up_and_providers_train_a_project(
     up_argv += ["--log-dir", str(processes.log_dir)]
     up = processes.start_argv("up", up_argv)
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    def cli(*args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "daig_cli", *args],
-            env=processes.env,
+            env=processes.env | ({"DAIG_PASSWORD": password} if password else {}),
             capture_output=True,
             text=True,
             timeout=480,
@@ -108,17 +108,24 @@ def test_daig_up_and_providers_train_a_project(
             assert cli("health", "--server", f"http://127.0.0.1:{role_port}").returncode == 0
 
         for user, password in (("volunteer", "vol-pass-1"), ("requestor", "req-pass-1")):
-            signup = cli("signup", "--server", api, "--user", user, "--password", password)
+            signup = cli("signup", "--server", api, "--user", user, password=password)
             assert signup.returncode == 0, signup.stderr
         for name in ("provider-1", "provider-2"):
             processes.start(
-                name, "provider", "--server", api, "--user", "volunteer", "--password", "vol-pass-1"
+                name,
+                "provider",
+                "--server",
+                api,
+                "--user",
+                "volunteer",
+                env={"DAIG_PASSWORD": "vol-pass-1"},
             )
         created = cli(
-            "project", "create", "--server", api, "--user", "requestor", "--password",
-            "req-pass-1", "--model", str(digits_files.model), "--data", str(digits_files.data),
+            "project", "create", "--server", api, "--user", "requestor",
+            "--model", str(digits_files.model), "--data", str(digits_files.data),
             "--labels", str(digits_files.labels), "--epochs", "5", "--batch-size", "32",
             "--total-tasks", "8", "--task-size", "2", "--passes", "1", "--start", "--wait",
+            password="req-pass-1",
         )  # fmt: skip
         assert created.returncode == 0, created.stderr[-3000:]
         project_id = created.stdout.strip().splitlines()[-1]

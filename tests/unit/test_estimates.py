@@ -50,13 +50,13 @@ def test_no_time_before_the_start() -> None:
 
 
 WORK = estimates.Workload(
-    credits=1_200_000, rounds=3, task_size=4, max_contributors=4, replica_share=0.0
+    work=1_200_000, rounds=3, task_size=4, max_contributors=4, replica_share=0.0
 )
 MEASURED = estimates.Throughput(rate=10_000.0, measured=True)
 
 
 def test_time_follows_the_formula() -> None:
-    # a task is 1,200,000 / 12 = 100,000 credits: 10 s at 10,000 a second
+    # a task is 1,200,000 / 12 = 100,000 units of work: 10 s at 10,000 a second
     assert estimates.training_seconds(WORK, 4, MEASURED) == 3 * 1 * 10.0
     assert estimates.training_seconds(WORK, 2, MEASURED) == 3 * 2 * 10.0
     assert estimates.training_seconds(WORK, 1, MEASURED) == 3 * 4 * 10.0

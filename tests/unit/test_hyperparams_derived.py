@@ -171,6 +171,7 @@ def test_create_keeps_its_other_options_around_the_knobs() -> None:
         "server",
         "user",
         "password",
+        "password_file",
     ]
     assert "params" not in names
 

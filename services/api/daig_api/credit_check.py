@@ -6,13 +6,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from daig.credits import ledger
+from daig.credits.units import units_text
 from daig.db.models import Project, User
 from daig_api import credit_reports as reports
 from daig_api.errors import ApiError
 
 
 def require_credit(*, session: Session, project: Project, grant: int, replication: bool) -> int:
-    """The project's estimate, or an ``ApiError`` (402) if the owner's balance can't cover it.
+    """The project's estimate (work units), or an ``ApiError`` (402) if the owner's balance
+    can't cover it. ``grant`` is the sign-up grant in work units.
 
     Credit already promised to the owner's other unfinished projects (their estimate less
     what they have cost so far) is not available. The owner's row is locked, so two projects
@@ -30,16 +32,17 @@ def require_credit(*, session: Session, project: Project, grant: int, replicatio
     available = balance - promised
     if estimate > available:
         promised_text = (
-            f" of which {promised:,} are promised to your other unfinished projects"
+            f" of which {units_text(promised)} are promised to your other unfinished projects"
             if promised
             else ""
         )
         raise ApiError(
             402,
-            f"not enough credit to start this project: it is estimated to cost {estimate:,} "
-            f"credits (samples x epochs x {reports.parameters_text(project)} model parameters, "
-            "replicated tasks included) "
-            f"and your balance is {balance:,} credits{promised_text}. Earn credit by "
+            "not enough credit to start this project: it is estimated to cost "
+            f"{units_text(estimate)} credits (samples x epochs x "
+            f"{reports.parameters_text(project)} model parameters / 10^6, replicated tasks "
+            f"included) and your balance is {units_text(balance)} credits{promised_text}. "
+            "Earn credit by "
             "volunteering (`daig provider`), or lower epochs, passes or the data size.",
             "insufficient_credit",
         )

@@ -1,5 +1,11 @@
 """Rate limits shared by every API replica: events counted in Postgres (``rate_events``).
 
+Two kinds of limit: a plain one refuses past ``max_events`` within the window (sign-ups); a
+backoff one lets ``max_events`` events through, then makes each further attempt wait
+``backoff_seconds`` after the latest event, doubled for every event past the free ones, up to
+``backoff_max_seconds`` (failed logins, per account and address and per address). A failed
+login's events are dated from its failure (``failed``), so a wait counts from the answer.
+
 An attempt is counted *before* it is judged: its events are inserted and committed, then
 counted. Of any number of concurrent attempts at most ``max_events`` find themselves within
 the limit (each sees at least every event committed before its own), so parallel password
@@ -16,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from daig.db.models import RateEvent
@@ -30,9 +36,10 @@ PRUNE_BATCH = 1000  # old rows deleted per counted attempt and bucket; keeps the
 
 @dataclass(frozen=True)
 class Limit:
-    """At most ``max_events`` events of ``bucket``/``key`` within ``window_seconds`` (0 = off).
+    """At most ``max_events`` events of ``bucket``/``key`` within ``window_seconds`` (0 = off);
+    with ``backoff_seconds`` > 0, past them an exponential wait after the latest event instead.
 
-    ``what`` names the limit in the refusal, e.g. "too many failed logins for this account".
+    ``what`` names the limit in the refusal, e.g. "too many failed logins from this address".
     """
 
     bucket: str
@@ -40,6 +47,8 @@ class Limit:
     max_events: int
     window_seconds: float
     what: str
+    backoff_seconds: float = 0.0
+    backoff_max_seconds: float = 0.0
 
     @property
     def window(self) -> timedelta:
@@ -48,6 +57,20 @@ class Limit:
     @property
     def stored_key(self) -> str:
         return _stored(self.key)
+
+
+def backoff_delay(events: int, limit: Limit) -> float:
+    """Seconds to wait after the latest of ``events`` earlier events (0: no wait)."""
+    past = events - limit.max_events
+    if past < 0:
+        return 0.0
+    # 2 ** 60 already exceeds any sensible maximum; capping the exponent keeps floats finite.
+    return min(limit.backoff_max_seconds, limit.backoff_seconds * 2.0 ** min(past, 60))
+
+
+def refusal(what: str, seconds: int) -> str:
+    """The 429's detail: what was exceeded and a countdown a person can act on."""
+    return f"{what}; try again in {seconds} s"
 
 
 def _stored(key: str) -> str:
@@ -81,19 +104,25 @@ class RateLimiter:
             for bucket, window in {(limit.bucket, limit.window) for limit in active}:
                 _prune(session, bucket, window)
         with self._sessions.begin() as session:
-            over = next(
-                (limit for limit in active if _count(session, limit) > limit.max_events), None
-            )
-            if over is None:
+            waits = [(_wait(session, limit, ids), limit) for limit in active]
+            seconds, over = max(waits, key=lambda wait: wait[0])
+            if seconds <= 0:
                 return Attempt(ids)
             session.execute(delete(RateEvent).where(RateEvent.id.in_(ids)))
-            seconds = _seconds_until_allowed(session, over)
         raise ApiError(
-            429,
-            f"{over.what}; try again in {seconds} s",
-            "rate_limited",
-            headers={"Retry-After": str(seconds)},
+            429, refusal(over.what, seconds), "rate_limited", headers={"Retry-After": str(seconds)}
         )
+
+    def failed(self, attempt: Attempt) -> None:
+        """Date the attempt's events from its failure rather than its arrival: a wait counts
+        from the answer the client got, and checking a password takes a while."""
+        if attempt.event_ids:
+            with self._sessions.begin() as session:
+                session.execute(
+                    update(RateEvent)
+                    .where(RateEvent.id.in_(attempt.event_ids))
+                    .values(at=func.now())
+                )
 
     def forget(self, attempt: Attempt, *, also: Iterable[tuple[str, str]] = ()) -> None:
         """Take back an attempt's events, and every event of the ``(bucket, key)`` pairs."""
@@ -116,9 +145,25 @@ def _in_window(limit: Limit) -> ColumnElement[bool]:
     )
 
 
-def _count(session: Session, limit: Limit) -> int:
-    query = select(func.count()).select_from(RateEvent).where(_in_window(limit))
-    return int(session.scalar(query) or 0)
+def _wait(session: Session, limit: Limit, mine: tuple[int, ...]) -> int:
+    """Whole seconds this attempt must wait under ``limit`` (0: allowed now)."""
+    if limit.backoff_seconds <= 0:
+        count = select(func.count()).select_from(RateEvent).where(_in_window(limit))
+        if int(session.scalar(count) or 0) <= limit.max_events:
+            return 0
+        return _seconds_until_allowed(session, limit)
+    # Every other event in the window counts, including concurrent attempts not yet judged:
+    # so of a burst of parallel guesses at most max_events get through.
+    events, latest, now = session.execute(
+        select(func.count(), func.max(RateEvent.at), func.now()).where(
+            _in_window(limit), RateEvent.id.not_in(mine)
+        )
+    ).one()
+    delay = backoff_delay(int(events), limit)
+    if delay <= 0 or latest is None:
+        return 0
+    left = (latest + timedelta(seconds=delay) - now).total_seconds()
+    return max(1, math.ceil(left)) if left > 0 else 0
 
 
 def _seconds_until_allowed(session: Session, limit: Limit) -> int:

@@ -113,13 +113,14 @@ def time_estimate(
     *, session: Session, project: Project, base: int | None, replicas: int, now: datetime
 ) -> TimeEstimateOut:
     """How long ``project`` would train with the volunteers online now (``base``: its
-    credits with every planned task paid once; ``replicas``: what replicas add)."""
+    work in ledger units with every planned task paid once; ``replicas``: what replicas
+    add)."""
     count = online(session=session, now=now)
     speed = throughput(session=session, now=now)
     seconds = None
     if base is not None:
         work = estimates.Workload(
-            credits=base,
+            work=base,
             rounds=project.total_rounds
             or total_rounds(project.total_tasks, project.task_size, project.passes),
             task_size=project.task_size,

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from daig.contract.http import SignupRequest, StandingOut, Token, UserOut
 from daig.credits import ledger
+from daig.credits.units import to_units
 from daig.db.models import User
 from daig.settings import Settings
 from daig.standing import standing_of
@@ -33,23 +34,38 @@ _RATE_LIMITED: dict[int | str, dict[str, Any]] = {
 
 
 def login_limits(settings: Settings, username: str, ip: str) -> list[Limit]:
-    window = settings.login_window_seconds
+    """Failed logins per (account, address) and per address, with exponential backoff.
+
+    Never per account alone: a stranger's guesses from elsewhere must not lock the owner out
+    of their own address. Logged-in clients (tokens) are never counted."""
+
+    def backoff(bucket: str, key: str, free: int, what: str) -> Limit:
+        return Limit(
+            bucket,
+            key,
+            free,
+            settings.login_window_seconds,
+            what,
+            backoff_seconds=settings.login_backoff_seconds,
+            backoff_max_seconds=settings.login_backoff_max_seconds,
+        )
+
     return [
-        Limit(
+        backoff(
             LOGIN_USER,
-            username,
+            pair_key(username, ip),
             settings.login_failures_per_user,
-            window,
-            "too many failed logins for this account",
+            "too many failed logins from this address for this account",
         ),
-        Limit(
-            LOGIN_IP,
-            ip,
-            settings.login_failures_per_ip,
-            window,
-            "too many failed logins from your network address",
+        backoff(
+            LOGIN_IP, ip, settings.login_failures_per_ip, "too many failed logins from this address"
         ),
     ]
+
+
+def pair_key(username: str, ip: str) -> str:
+    # The address first: it is short, so a long username cannot push it past the key's length.
+    return f"{ip} {username}"
 
 
 @router.post("/auth/signup", status_code=201, responses=_RATE_LIMITED)
@@ -86,7 +102,7 @@ def signup(
         session.commit()
     except IntegrityError as exc:
         raise ApiError(409, f"the username {body.username!r} is taken", "taken") from exc
-    ledger.ensure_grant(session, user.id, settings.credit_signup_grant)
+    ledger.ensure_grant(session, user.id, to_units(settings.credit_signup_grant))
     session.commit()
     return UserOut(id=user.id, username=user.username)
 
@@ -105,10 +121,12 @@ def token(
     user = crud.get_user_by_name(session=session, username=form.username)
     session.close()  # no connection held while the password is hashed
     if not verify_login(user.password_hash if user else None, form.password):
+        limiter.failed(attempt)
         raise ApiError(401, "wrong username or password", "bad_credentials")
     assert user is not None
-    # A successful login clears the account's failures; the address's failures stay.
-    limiter.forget(attempt, also=[(LOGIN_USER, form.username)])
+    # A successful login clears the account's failures from this address; the address's
+    # failures (guesses at other accounts) stay.
+    limiter.forget(attempt, also=[(LOGIN_USER, pair_key(form.username, ip))])
     return Token(
         access_token=create_token(
             user_id=user.id, secret=settings.secret_key, ttl_seconds=settings.token_ttl_seconds

@@ -16,6 +16,7 @@ from daig.contract.http import (
     ProjectCostOut,
 )
 from daig.credits import ledger
+from daig.credits.units import maybe_credits, to_credits, to_units
 from daig.db.models import CreditEntry, CreditTransfer, Project
 from daig_api import credit_reports as reports
 from daig_api import crud, volunteers
@@ -28,17 +29,17 @@ router = APIRouter(prefix="/v1", tags=["credits"])
 @router.get("/credits")
 def balance(user: CurrentUser, session: SessionDep, settings: SettingsDep) -> BalanceOut:
     """Your balance, what it is made of, and how much your unfinished projects will still cost."""
-    if ledger.ensure_grant(session, user.id, settings.credit_signup_grant):
+    if ledger.ensure_grant(session, user.id, to_units(settings.credit_signup_grant)):
         session.commit()  # an account made before the ledger existed gets its grant now
     totals = ledger.balance_of(session, user.id)
     promised = reports.committed(session, user.id, replication=settings.replication)
     return BalanceOut(
-        balance=totals.balance,
-        granted=totals.granted,
-        earned=totals.earned,
-        spent=totals.spent,
-        committed=promised,
-        available=totals.balance - promised,
+        balance=to_credits(totals.balance),
+        granted=to_credits(totals.granted),
+        earned=to_credits(totals.earned),
+        spent=to_credits(totals.spent),
+        committed=to_credits(promised),
+        available=to_credits(totals.balance - promised),
     )
 
 
@@ -49,7 +50,13 @@ def history(
     limit: int = Query(100, ge=1, le=1000, description="Most recent entries to return."),
 ) -> list[HistoryLineOut]:
     """Your account's entries, newest first, each with the balance after it."""
-    return [HistoryLineOut(**vars(line)) for line in reports.history(session, user.id, limit=limit)]
+    return [
+        HistoryLineOut(
+            **vars(line)
+            | {"amount": to_credits(line.amount), "balance_after": to_credits(line.balance_after)}
+        )
+        for line in reports.history(session, user.id, limit=limit)
+    ]
 
 
 @router.get("/projects/{project_id}/cost")
@@ -68,9 +75,12 @@ def project_estimate(
     """Its cost and how long it would train with the volunteers online now (before Start)."""
     project = crud.get_owned_project(session=session, project_id=project_id, user=user)
     cost = _cost(session, project, replication=settings.replication)
-    base = None if cost.estimate is None else cost.estimate - cost.replicas
+    base = reports.base_estimate(session, project)  # in work units, as the rate is
+    replicas = (
+        reports.replica_estimate(project, base) if base is not None and settings.replication else 0
+    )
     time = volunteers.time_estimate(
-        session=session, project=project, base=base, replicas=cost.replicas, now=crud.now()
+        session=session, project=project, base=base, replicas=replicas, now=crud.now()
     )
     return EstimateOut(cost=cost, time=time)
 
@@ -82,13 +92,13 @@ def _cost(session: Session, project: Project, *, replication: bool) -> ProjectCo
     return ProjectCostOut(
         project_id=project.id,
         state=project.state,
-        estimate=estimate,
-        replicas=(
+        estimate=maybe_credits(estimate),
+        replicas=to_credits(
             reports.replica_estimate(project, base) if base is not None and replication else 0
         ),
-        spent=spent,
+        spent=to_credits(spent),
         paid_tasks=tasks,
-        remaining=None if estimate is None else max(0, estimate - spent),
+        remaining=None if estimate is None else to_credits(max(0, estimate - spent)),
     )
 
 
@@ -129,4 +139,7 @@ def _contributed(session: SessionDep, project: Project, user_id: int) -> bool:
 
 
 def _ranked(contributors: list[reports.Contributor]) -> list[ContributorOut]:
-    return [ContributorOut(rank=i + 1, **vars(c)) for i, c in enumerate(contributors)]
+    return [
+        ContributorOut(rank=i + 1, **vars(c) | {"credits": to_credits(c.credits)})
+        for i, c in enumerate(contributors)
+    ]

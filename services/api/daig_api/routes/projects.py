@@ -17,6 +17,7 @@ from daig import keys, tempdirs
 from daig.broker import Publisher
 from daig.contract.http import ProjectCreate, ProjectOut, RoundOut
 from daig.contract.messages import EventKind, ProjectEvent
+from daig.credits.units import to_units
 from daig.db.models import Project, ProjectState, Result, User
 from daig.topology import EVENTS
 from daig_api import crud, lifecycle, modelfile
@@ -77,7 +78,7 @@ def start_project(
     require_credit(
         session=session,
         project=project,
-        grant=settings.credit_signup_grant,
+        grant=to_units(settings.credit_signup_grant),
         replication=settings.replication,
     )
     session.commit()

@@ -1,0 +1,95 @@
+"""A provider's logs of a real task fetch show no presigned URL: the agent claims a task of a
+real project from the real API and downloads its model and shard rows through the grant's
+presigned URLs, logging as ``daig provider`` does (``setup_logging``), at INFO."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+
+from daig.hyperparams import Hyperparameters
+from daig.logs import setup_logging
+from daig.planning import shard_rows
+from provider_agent.agent import ProviderAgent
+from provider_agent.config import AgentConfig
+from provider_agent.trainer import RowsLike
+from tests.helpers.accounts import PASSWORD
+from tests.helpers.projects import Started
+from tests.helpers.queues import drain_tasks
+from tests.helpers.results import Provider
+
+
+class LoadOnly:
+    """Stands in for the training process, which the fetch does not need; records the load."""
+
+    def __init__(self) -> None:
+        self.models: list[str] = []
+
+    def prepare(self, model_path: str, model_sha256: str, rows: RowsLike | None = None) -> None:
+        self.models.append(model_path)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def provider_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """The provider's logging set up for the test (its handler writes to ``capsys``'s
+    stderr, active first), and the test runner's put back after."""
+    root, quiet = logging.getLogger(), ("httpx", "httpcore", "pika", "botocore")
+    saved = root.handlers[:], root.level, {name: logging.getLogger(name).level for name in quiet}
+    setup_logging("INFO", json_lines=False, process="provider")
+    yield
+    root.handlers[:], root.level = saved[0], saved[1]
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_a_task_fetch_logs_no_presigned_url_at_info(
+    start_project: Callable[..., Started],
+    api_server,
+    make_user,
+    amqp_url: str,
+    tmp_path: Path,
+    provider_logging: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    started = start_project(Hyperparameters(total_tasks=3, task_size=3))
+    volunteer = make_user(api_server.url, "vol")
+    grant = Provider(volunteer).claim(drain_tasks(amqp_url)[0].task_id)
+    urls = [grant.model_url, grant.data.url, grant.labels.url]
+    queries = [urlsplit(url).query for url in urls]
+    assert all(queries), "presigned URLs carry their signature in the query"
+
+    agent = ProviderAgent(
+        AgentConfig(
+            server=api_server.url,
+            username=volunteer.me().username,
+            password=PASSWORD,
+            cache_dir=tmp_path / "cache",
+        )
+    )
+    agent._trainer = LoadOnly()  # type: ignore[assignment]
+    work = tmp_path / "work"
+    work.mkdir()
+    try:
+        job = agent._prepare(grant, work)
+        # Even a line that names a URL shows it without its query.
+        logging.getLogger("provider_agent.agent").info("fetched %s", grant.model_url)
+    finally:
+        agent._http.close()
+
+    # The fetch really happened, through the presigned URLs.
+    start, stop = shard_rows(grant.shard, len(started.data.x), 3)
+    rows = started.data.x[start:stop]
+    assert np.array_equal(np.load(job.x_path, allow_pickle=False), rows)
+    logged = capsys.readouterr().err
+    assert "fetched http" in logged and "?<redacted>" in logged
+    for query in queries:
+        assert query not in logged
+    assert "sig=" not in logged and "X-Amz-Signature" not in logged
