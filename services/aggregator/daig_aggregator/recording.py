@@ -187,7 +187,7 @@ class Recorder:
             log.info(
                 "project %s round %s task %s: rejected (%s: %s)",
                 message.project_id,
-                message.round,
+                message.round + 1,
                 message.task_id,
                 rejection.reason,
                 rejection.detail,
@@ -253,7 +253,7 @@ class Recorder:
         log.warning(
             "project %s round %s task %s: training failed (%s)",
             project.id,
-            task.round_index,
+            task.round_index + 1,
             task.id,
             error,
         )
@@ -347,7 +347,7 @@ class Recorder:
             log.info(
                 "project %s round %s task %s: held for verification",
                 project.id,
-                task.round_index,
+                task.round_index + 1,
                 task.id,
             )
         return Verdict(ResultStatus.HELD, round_closed=bool(closed))
@@ -409,7 +409,7 @@ class Recorder:
         log.info(
             "project %s round %s task %s: accepted (%s/%s)",
             project.id,
-            key[1],
+            key[1] + 1,
             task_id,
             state.accepted[key],
             project.task_size,
