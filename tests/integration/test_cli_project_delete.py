@@ -33,7 +33,7 @@ def test_delete_from_the_command_line(api_server, make_user, digits_files, tmp_p
     assert cancelled.returncode == 0, cancelled.stderr
     deleted = run_daig(tmp_path, "project", "delete", str(project.id), *login)
     assert deleted.returncode == 0, deleted.stderr
-    assert f"deleted project {project.id}" in deleted.stdout
+    assert f"deleted project {project.id}" in deleted.stderr  # the console writes to stderr
     assert not blobs.exists(file_key(project.id, "model"))
     with pytest.raises(ClientError) as error:
         user.project(project.id)
