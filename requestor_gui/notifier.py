@@ -16,7 +16,6 @@ from daig.contract.http import ProjectOut
 from requestor_gui.views.common import Message
 
 ACTIVE = frozenset({"created", "queued", "running", "paused"})
-OVER = {"done": "finished", "failed": "failed"}
 SHOW_MS = 8000
 
 
@@ -65,13 +64,12 @@ class ProjectWatcher(QObject):
             key = str(project.id)
             before, now = self._states.get(key), project.state
             self._states[key] = now
-            if before in ACTIVE and now in OVER:
-                detail = f": {project.error}" if now == "failed" and project.error else ""
-                self._notifier.notify(
-                    f"Project {OVER[now]}",
-                    f"{project.name} {OVER[now]}{detail}",
-                    error=now == "failed",
-                )
+            if before in ACTIVE and now == "done":
+                text = f"{project.name} is done; its model can be downloaded."
+                self._notifier.notify("Project finished", text)
+            elif before in ACTIVE and now == "failed":
+                text = f"{project.name}: {project.error or 'see its screen'}"
+                self._notifier.notify("Project failed", text, error=True)
 
 
 class VolunteerWatcher(QObject):

@@ -110,9 +110,16 @@ def current() -> Theme:
 def stylesheet(t: Theme) -> str:
     return f"""
 QWidget {{ font-size: 10pt; }}
-QMainWindow, QStackedWidget > QWidget, QScrollArea, QScrollArea > QWidget > QWidget {{
+QMainWindow, QStackedWidget > QWidget, QScrollArea, QWidget#qt_scrollarea_viewport {{
     background: {t.window};
 }}
+QScrollBar:vertical {{ background: {t.window}; width: 12px; margin: 0; }}
+QScrollBar:horizontal {{ background: {t.window}; height: 12px; margin: 0; }}
+QScrollBar::handle {{ background: {t.field_border}; border-radius: 5px; margin: 2px; }}
+QScrollBar::handle:vertical {{ min-height: 28px; }}
+QScrollBar::handle:horizontal {{ min-width: 28px; }}
+QScrollBar::add-line, QScrollBar::sub-line {{ width: 0; height: 0; }}
+QScrollBar::add-page, QScrollBar::sub-page {{ background: none; }}
 QLabel[role="title"] {{ font-size: 18pt; font-weight: 600; color: {t.text}; }}
 QLabel[role="subtitle"] {{ font-size: 11pt; color: {t.muted}; }}
 QLabel[role="hint"] {{ font-size: 9pt; color: {t.muted}; }}

@@ -87,6 +87,8 @@ class MetricsChart(QWidget):
             legend.setBrush(pg.mkBrush(back))
             legend.setPen(pg.mkPen(theme.border))
             legend.setLabelTextColor(theme.plot_fore)
+            for _, name in legend.items:  # the labels already there keep their colour otherwise
+                name.setText(name.text, color=theme.plot_fore)
 
     @staticmethod
     def _placeholder(plot: pg.PlotWidget) -> pg.TextItem:

@@ -147,8 +147,8 @@ def test_a_project_ending_is_notified(
     engine.dispose()
     qtbot.waitUntil(lambda: len(seen) == 2, timeout=WAIT_MS)
     assert sorted(seen) == [
-        ("Project failed", "breaks failed: out of memory"),
-        ("Project finished", "ends finished"),
+        ("Project failed", "breaks: out of memory"),
+        ("Project finished", "ends is done; its model can be downloaded."),
     ]
     assert window.tray is None and window.notice.isVisible()  # offscreen: no tray
     window.projects.refresh()
