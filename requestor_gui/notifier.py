@@ -9,14 +9,15 @@ happen, not for projects that were already over when first seen).
 
 from __future__ import annotations
 
-from PyQt5.QtCore import QObject, pyqtSignal
+from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 from PyQt5.QtWidgets import QSystemTrayIcon
 
 from daig.contract.http import ProjectOut
 from requestor_gui.views.common import Message
 
 ACTIVE = frozenset({"created", "queued", "running", "paused"})
-SHOW_MS = 8000
+SHOW_MS = 8000  # a tray message
+NOTICE_MS = 60_000  # the in-window notice
 
 
 class Notifier(QObject):
@@ -40,11 +41,16 @@ class Notifier(QObject):
                 else QSystemTrayIcon.MessageIcon.Information
             )
             tray.showMessage(title, text, icon, SHOW_MS)
-        elif error:
-            self.notice.show_error(f"{title}: {text}")
         else:
-            self.notice.show_info(f"{title}: {text}")
+            shown = f"{title}: {text}"
+            (self.notice.show_error if error else self.notice.show_info)(shown)
+            # Gone by itself after a while, unless another notice replaced it meanwhile.
+            QTimer.singleShot(NOTICE_MS, lambda: self._expire(shown))
         self.notified.emit(title, text)
+
+    def _expire(self, shown: str) -> None:
+        if self.notice.text() == shown:
+            self.notice.clear()
 
 
 class ProjectWatcher(QObject):

@@ -225,3 +225,13 @@ def test_shortcuts_trigger_their_actions(
 
     qtbot.keyClick(window, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
+
+
+def test_the_in_window_notice_goes_by_itself(qtbot, window: MainWindow, monkeypatch) -> None:
+    from requestor_gui import notifier
+
+    monkeypatch.setattr(notifier, "NOTICE_MS", 200)
+    window.notifier.notify("Volunteering paused", "on battery")
+    assert window.notice.isVisible()
+    assert window.notice.text() == "Volunteering paused: on battery"
+    qtbot.waitUntil(lambda: not window.notice.isVisible(), timeout=WAIT_MS)
