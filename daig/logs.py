@@ -3,7 +3,9 @@
 Every line carries the project, round and task it is about: code that works on one wraps the
 work in ``log_context(project=..., round=..., task=...)`` (a context variable, so it follows
 threads started with a copied context and asyncio tasks), and ``ContextFilter`` copies the ids
-onto each record. JSON lines always have the three keys (null outside any project).
+onto each record. JSON lines always have the three keys (null outside any project). ``round``
+is given as the 0-based index the wire and database use and shown numbered from 1, as the
+GUI and CLI number rounds (log messages that name a round add 1 the same way).
 
 No line shows a URL's query string (``RedactQueries``): presigned blob URLs carry their
 signature there, and logs are read by more people than the volunteer. httpx's own request
@@ -33,7 +35,8 @@ def log_context(**ids: object) -> Iterator[None]:
     unknown = set(ids) - set(LOG_IDS)
     if unknown:
         raise TypeError(f"log_context takes {', '.join(LOG_IDS)}, not {', '.join(unknown)}")
-    token = _ids.set({**_ids.get(), **{k: str(v) for k, v in ids.items() if v is not None}})
+    shown = {k: str(v + 1 if k == "round" and isinstance(v, int) else v) for k, v in ids.items()}
+    token = _ids.set({**_ids.get(), **{k: shown[k] for k, v in ids.items() if v is not None}})
     try:
         yield
     finally:

@@ -302,7 +302,7 @@ class ProviderAgent:
         log.info(
             "project %s round %s task %s: result %s sent (%.1f s fit)",
             grant.project_id,
-            grant.round,
+            grant.round + 1,
             grant.task_id,
             result.message_id,
             outcome.fit_seconds,

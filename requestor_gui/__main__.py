@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(["daig-gui"])
     assert isinstance(app, QApplication)
     app.setApplicationName("DAIG")
-    style.apply(app)
     sys.excepthook = _unexpected
     settings = GuiSettings.load()
+    style.apply(app, settings.theme)
     if args.server:
         settings.server = args.server
     window = MainWindow(settings)

@@ -5,20 +5,25 @@ from __future__ import annotations
 import logging
 
 from PyQt5.QtCore import QThread, QTimer
-from PyQt5.QtGui import QCloseEvent
+from PyQt5.QtGui import QCloseEvent, QGuiApplication
 from PyQt5.QtWidgets import (
+    QApplication,
     QButtonGroup,
     QFrame,
     QHBoxLayout,
     QMainWindow,
-    QStackedWidget,
+    QStyle,
+    QSystemTrayIcon,
     QVBoxLayout,
     QWidget,
 )
 
+from requestor_gui import actions, style, wheel_guard
 from requestor_gui.account import Account
+from requestor_gui.notifier import Notifier, ProjectWatcher, VolunteerWatcher
+from requestor_gui.pages import PageStack, scrolled
 from requestor_gui.settings import GuiSettings
-from requestor_gui.views.common import button, label
+from requestor_gui.views.common import Message, button, label
 from requestor_gui.views.credits import CreditsPanel
 from requestor_gui.views.login import LoginView
 from requestor_gui.views.mode import PROVIDER, REQUESTOR, ModeView
@@ -31,6 +36,8 @@ from requestor_gui.workers import Runner
 log = logging.getLogger(__name__)
 STOP_GRACE_MS = 30_000  # how long closing waits for the agent to give its task back
 _abandoned: list[QThread] = []  # agent threads that outlived the grace period, until exit
+WATCH_MS = 15_000  # how often the project list is fetched while another screen is shown
+MINIMUM_SIZE = (760, 520)  # fits 1280x720 with a taskbar and the title bar
 
 
 class MainWindow(QMainWindow):
@@ -42,17 +49,59 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._after_stop: str | None = None  # "close" or "logout", once the agent stopped
         self.setWindowTitle("DAIG — Distributed A.I. Grid")
-        self.resize(1180, 780)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            wheel_guard.install(app)
+        qt_style = self.style()
+        if qt_style is not None:
+            self.setWindowIcon(qt_style.standardIcon(QStyle.StandardPixmap.SP_ComputerIcon))
+        self.setMinimumSize(*MINIMUM_SIZE)
+        self._fit_screen(1180, 780)
         central = QWidget()
         column = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
         column.addWidget(self._header())
-        self.stack = QStackedWidget()
-        column.addWidget(self.stack, 1)
+        self.notice = Message()  # notifications, when the desktop has no tray
+        column.addWidget(self.notice)
+        self.stack = PageStack()
+        self.page_area = scrolled(self.stack)
+        column.addWidget(self.page_area, 1)
         self.setCentralWidget(central)
         self._build_views()
+        self._build_notifications()
+        self.shortcuts = actions.install(self)
         self.show_login()
+
+    def _fit_screen(self, width: int, height: int) -> None:
+        """Start at ``width`` x ``height``, or smaller on a smaller screen."""
+        screen = QGuiApplication.primaryScreen()
+        if screen is not None:
+            room = screen.availableGeometry()
+            width, height = min(width, room.width()), min(height, room.height() - 40)
+        self.resize(max(width, MINIMUM_SIZE[0]), max(height, MINIMUM_SIZE[1]))
+
+    def _build_notifications(self) -> None:
+        self.tray: QSystemTrayIcon | None = None
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.tray = QSystemTrayIcon(self.windowIcon(), self)
+            self.tray.setToolTip("DAIG")
+            self.tray.show()
+        self.notifier = Notifier(self.notice, self.tray, self)
+        self.project_watcher = ProjectWatcher(self.notifier, self)
+        self.volunteer_watcher = VolunteerWatcher(self.notifier, self)
+        self.projects.refreshed.connect(
+            lambda: self.project_watcher.see(
+                [self.projects.model.project(r) for r in range(self.projects.model.rowCount())]
+            )
+        )
+        self.detail.refreshed.connect(
+            lambda: self.project_watcher.see([self.detail.project] if self.detail.project else [])
+        )
+        self.provider.timer.timeout.connect(self._watch_volunteering)
+        self.watch_timer = QTimer(self)
+        self.watch_timer.setInterval(WATCH_MS)
+        self.watch_timer.timeout.connect(self._watch_projects)
 
     # --- building ---------------------------------------------------------------------------
     def _header(self) -> QFrame:
@@ -100,6 +149,7 @@ class MainWindow(QMainWindow):
         self.new_project.created.connect(self._created)
         self.detail = ProjectDetailView(self.runner)
         self.detail.back.connect(self.show_projects)
+        self.detail.deleted.connect(self._deleted)
         self.provider = ProviderView(self.settings)
         self.provider.running_changed.connect(self._provider_running)
         self._add_credit_panels()
@@ -139,6 +189,8 @@ class MainWindow(QMainWindow):
         self.user_label.setText(f"{account.username} @ {account.server}")
         self.mode.set_user(account.username)
         self.header.show()
+        self.project_watcher.forget()
+        self.watch_timer.start()
         for widget in self.mode_buttons.values():
             widget.setChecked(False)
         self.stack.setCurrentWidget(self.mode)
@@ -169,8 +221,77 @@ class MainWindow(QMainWindow):
     def _created(self, project_id: str, warnings: list[str]) -> None:
         self.show_project(project_id, " ".join(warnings))
 
+    def _deleted(self, name: str) -> None:
+        self.show_projects()
+        self.projects.message.show_info(f"Deleted the project {name}.")
+        self.projects.refresh()
+
+    # --- notifications ----------------------------------------------------------------------
+    def _watch_projects(self) -> None:
+        """Off the projects screen, still fetch the list now and then to notice endings."""
+        if self.account is not None and self.stack.currentWidget() is not self.projects:
+            self.projects.refresh()
+
+    def _watch_volunteering(self) -> None:
+        thread = self.provider.agent_thread
+        if thread is not None:
+            self.volunteer_watcher.see(thread.status.paused_because)
+
+    # --- shortcuts (see actions.py) ---------------------------------------------------------
+    def _needs(self, page: QWidget, what: str) -> bool:
+        if self.account is not None and self.stack.currentWidget() is page:
+            return True
+        self.notice.show_info(what)
+        return False
+
+    def show_new_project_action(self) -> None:
+        if self.account is None:
+            self.notice.show_info("Log in first to create a project.")
+            return
+        self.mode_buttons[REQUESTOR].setChecked(True)
+        self.show_new_project()
+
+    def refresh_current(self) -> None:
+        page = self.stack.currentWidget()
+        if page is self.projects:
+            self.projects.refresh()
+            self.requestor_credits.refresh()
+        elif page is self.detail:
+            self.detail.refresh()
+        elif page is self.provider:
+            self.provider_credits.refresh()
+
+    def toggle_training(self) -> None:
+        if self._needs(self.detail, "Open a project to start, pause or resume its training."):
+            self.detail.toggle_training()
+
+    def delete_project(self) -> None:
+        if self._needs(self.detail, "Open the project to delete first."):
+            self.detail.delete_project()
+
+    def toggle_volunteering(self) -> None:
+        if self.account is None:
+            self.notice.show_info("Log in first to volunteer.")
+            return
+        if self.provider.running:
+            self.provider.stop()
+            return
+        self.choose_mode(PROVIDER)
+        self.provider.participate()
+
+    def set_theme(self, name: str) -> None:
+        """Switch to the system, light or dark theme now and remember it."""
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            style.apply(app, name)
+        self.settings.theme = name
+        self.settings.save()
+        self.detail.chart.apply_theme()
+
     def _provider_running(self, running: bool) -> None:
         self.volunteering.setVisible(running)
+        if running:
+            self.volunteer_watcher.reset()
         if not running and self._after_stop == "close":
             self.close()
         elif not running and self._after_stop == "logout":
@@ -178,6 +299,10 @@ class MainWindow(QMainWindow):
             self._finish_logout()
 
     # --- leaving ----------------------------------------------------------------------------
+    def quit(self) -> None:
+        """Close the window (the agent gives its task back first)."""
+        self.close()
+
     def log_out(self) -> None:
         if self.provider.running:
             self._after_stop = "logout"
@@ -187,6 +312,7 @@ class MainWindow(QMainWindow):
 
     def _finish_logout(self) -> None:
         self.account = None
+        self.watch_timer.stop()
         for view in (self.projects, self.new_project, self.detail, self.provider):
             view.set_account(None)
         self.requestor_credits.set_account(None)

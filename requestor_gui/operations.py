@@ -73,6 +73,24 @@ def change_state(account: Account, project_id: str, action: str) -> ProjectOut:
     return changed
 
 
+TRAINING = ("queued", "running")  # states the server refuses to delete
+
+
+def delete_project(account: Account, project_id: str, *, cancel_first: bool = False) -> None:
+    """Delete the project with its files, results and models.
+
+    A project still training is refused by the server; with ``cancel_first`` it is cancelled
+    (every volunteer stops) and then deleted.
+    """
+
+    def delete(client: DaigClient) -> None:
+        if cancel_first and client.project(project_id).state in TRAINING:
+            client.cancel(project_id)
+        client.delete_project(project_id)
+
+    account.call(delete)
+
+
 def create_project(
     account: Account,
     name: str,

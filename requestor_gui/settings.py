@@ -1,4 +1,4 @@
-"""The GUI's remembered settings: server URL, last username, the volunteer's limits.
+"""The GUI's remembered settings: server URL, last username, the volunteer's limits, theme.
 
 Stored as JSON in ``$XDG_CONFIG_HOME/daig/gui.json`` (``~/.config/daig/gui.json``). The
 password is never written anywhere: it lives in memory for the session only.
@@ -35,6 +35,7 @@ class GuiSettings:
     idle_minutes: int = 0  # work only after this long without input; 0 = whenever
     hours: str = ""  # work only in this daily window, e.g. "22:00-07:00"; "" = any time
     work_on_battery: bool = False
+    theme: str = "system"  # "system" (follow the desktop), "light" or "dark"
 
     @classmethod
     def load(cls, path: Path | None = None) -> GuiSettings:
@@ -63,6 +64,8 @@ class GuiSettings:
         settings.threads = max(0, settings.threads)
         settings.memory_mb = max(0, settings.memory_mb)
         settings.idle_minutes = max(0, settings.idle_minutes)
+        if settings.theme not in ("system", "light", "dark"):
+            settings.theme = "system"
         if settings.hours and not _valid_hours(settings.hours):
             settings.hours = ""
         return settings

@@ -5,7 +5,9 @@ local RabbitMQ, the API, scheduler, aggregator and one provider process), then d
 offscreen (``QT_QPA_PLATFORM=offscreen``, no display needed) through the journey a new user
 takes: log in, choose a mode, fill the new-project form with the digits example, watch it
 train to the end, look at the project list, volunteer as a provider. Every screen is saved on
-the way. Usage: ``.venv/bin/python scripts/screenshots.py [--out docs]``.
+the way, in a 1366x768 laptop's window (1366x700: less the taskbar and title bar), plus the
+project screen in the dark theme and the provider screen on a 1280x720 screen (it scrolls).
+Usage: ``.venv/bin/python scripts/screenshots.py [--out docs] [--name daig_screenshots]``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from daig.hyperparams import Hyperparameters  # noqa: E402
 from daig_cli.cluster import LocalCluster  # noqa: E402
 
 USER, PASSWORD = "ada", "a long password"
-NAME = "daig_screenshots"  # its database and RabbitMQ vhost
+NAME = "daig_screenshots"  # its database and RabbitMQ vhost (--name for another)
+LAPTOP = (1366, 768 - 68)  # a 1366x768 screen less a taskbar and the title bar
+SMALL = (1280, 720 - 68)
 
 
 def wait_for(app: QApplication, what: str, predicate: Callable[[], object], timeout: float = 300):
@@ -54,13 +58,14 @@ def settle(app: QApplication, seconds: float = 0.5) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--name", default=NAME, help="the database and vhost to (re)create")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     # Fixed names, replaced on each run: never another run's database or queues.
     cluster = LocalCluster.owned(
-        prefix="daig_screenshots",
-        database=NAME,
-        vhost=NAME,
+        prefix=args.name,
+        database=args.name,
+        vhost=args.name,
         env={"TF_CPP_MIN_LOG_LEVEL": "3"},
         remove_work=True,
     )
@@ -87,9 +92,9 @@ def shoot(api_url: str, out: Path, work: Path) -> None:
     files = write_digits(work / "digits")
     app = QApplication.instance() or QApplication(["daig-gui"])
     assert isinstance(app, QApplication)
-    style.apply(app)
-    window = MainWindow(GuiSettings(server=api_url, username=USER))
-    window.resize(1200, 860)
+    style.apply(app, style.LIGHT)
+    window = MainWindow(GuiSettings(server=api_url, username=USER, theme=style.LIGHT))
+    window.resize(*LAPTOP)
     window.show()
     settle(app)
 
@@ -138,6 +143,9 @@ def shoot(api_url: str, out: Path, work: Path) -> None:
     wait_for(app, "the project screen", lambda: window.stack.currentWidget() is detail)
     wait_for(app, "training to finish", lambda: detail.state == "done", 600)
     save("project")
+    window.set_theme(style.DARK)
+    save("project-dark")
+    window.set_theme(style.LIGHT)
 
     # 5. The project list, with one project training and one not started yet.
     with DaigClient(api_url) as client:
@@ -172,6 +180,9 @@ def shoot(api_url: str, out: Path, work: Path) -> None:
             300,
         )
         save("provider")
+        window.resize(*SMALL)
+        save("provider-1280x720")
+        window.resize(*LAPTOP)
         agent.stop_button.click()
         wait_for(app, "the agent to stop", lambda: not agent.running, 60)
         client.cancel(busy.id)

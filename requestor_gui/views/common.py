@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PyQt5.QtCore import pyqtSignal
+from PyQt5.QtCore import Qt, pyqtSignal
+from PyQt5.QtGui import QResizeEvent
 from PyQt5.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -13,7 +14,9 @@ from PyQt5.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
+    QSizePolicy,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -34,6 +37,19 @@ def read_only_table(table: QTableView, *, row_height: int = 28) -> QTableView:
     return table
 
 
+def confirm(parent: QWidget | None, question: str, detail: str, ok_text: str = "OK") -> bool:
+    """Ask before something that cannot be undone: OK (named ``ok_text``) or Cancel."""
+    box = QMessageBox(QMessageBox.Icon.Question, "DAIG", question, parent=parent)
+    box.setInformativeText(detail)
+    box.addButton(QMessageBox.StandardButton.Ok)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    ok = box.button(QMessageBox.StandardButton.Ok)
+    if ok is not None:
+        ok.setText(ok_text)
+    return bool(box.exec_() == QMessageBox.StandardButton.Ok)
+
+
 def label(text: str, role: str | None = None, *, wrap: bool = False) -> QLabel:
     widget = QLabel(text)
     if role:
@@ -49,13 +65,31 @@ def button(text: str, role: str | None = None) -> QPushButton:
     return widget
 
 
-class Message(QLabel):
-    """An inline error or information box; hidden while empty."""
+class Message(QFrame):
+    """An inline error or information box; hidden while empty.
+
+    A long text never widens the window: it is elided to one line, and a Details button shows
+    the whole of it (word-wrapped) until pressed again. ``text()`` is always the whole text.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWordWrap(True)
-        self.setOpenExternalLinks(False)
+        self._text = ""
+        self._expanded = False
+        row = QHBoxLayout(self)
+        row.setContentsMargins(8, 4, 4, 4)
+        self.line = QLabel()
+        self.line.setOpenExternalLinks(False)
+        self.line.setTextFormat(Qt.TextFormat.PlainText)
+        self.line.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Ignored: the label takes the width it is given and never asks for more.
+        self.line.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.line.setMinimumWidth(40)
+        row.addWidget(self.line, 1)
+        self.details = button("Details")
+        self.details.setToolTip("Show the whole message")
+        self.details.clicked.connect(self.toggle_details)
+        row.addWidget(self.details, 0, Qt.AlignmentFlag.AlignTop)
         self.hide()
 
     def show_error(self, text: str) -> None:
@@ -67,16 +101,60 @@ class Message(QLabel):
     def _show(self, text: str, role: str) -> None:
         self.setProperty("role", role)
         restyle(self)
-        self.setText(text)
+        for child in (self.line, self.details):
+            restyle(child)
+        self._text, self._expanded = text, False
         self.setVisible(bool(text))
+        self._layout_text()
+
+    def text(self) -> str:
+        return self._text
 
     def clear(self) -> None:
-        self.setText("")
+        self._text, self._expanded = "", False
+        self.line.setText("")
         self.hide()
 
     @property
     def is_error(self) -> bool:
         return self.isVisibleTo(self.parentWidget()) and self.property("role") == "error"
+
+    @property
+    def elided(self) -> bool:
+        """Whether the box shows less than the whole text (Details shows the rest)."""
+        return not self._expanded and self.line.text() != self._text
+
+    def toggle_details(self) -> None:
+        self._expanded = not self._expanded
+        self._layout_text()
+
+    def _layout_text(self) -> None:
+        self.line.setWordWrap(self._expanded)
+        if self._expanded:
+            self.line.setText(self._text)
+            self.details.setText("Less")
+            self.details.show()
+            return
+        first = self._text.splitlines()[0] if self._text else ""
+        metrics = self.line.fontMetrics()
+        layout = self.layout()
+        margins = layout.contentsMargins() if layout is not None else None
+        room = self.width() - (margins.left() + margins.right() if margins else 0) - 4
+        if first == self._text and metrics.horizontalAdvance(first) <= room:
+            shown = first
+        else:  # keep room for the Details button beside the text
+            room -= self.details.sizeHint().width() + 8
+            shown = metrics.elidedText(first, Qt.TextElideMode.ElideRight, max(room, 20))
+            if shown == first:
+                shown = first + " …"  # more lines follow
+        self.line.setText(shown)
+        self.details.setText("Details")
+        self.details.setVisible(shown != self._text)
+
+    def resizeEvent(self, event: QResizeEvent | None) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        if not self._expanded:
+            self._layout_text()
 
 
 class StatePill(QLabel):

@@ -10,7 +10,6 @@ from PyQt5.QtGui import QHideEvent, QShowEvent
 from PyQt5.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
-    QMessageBox,
     QProgressBar,
     QSplitter,
     QTableView,
@@ -27,7 +26,15 @@ from requestor_gui.account import Account
 from requestor_gui.models import RoundTableModel, rounds_text, state_label
 from requestor_gui.timing import elapsed_seconds, eta_seconds, format_duration
 from requestor_gui.views.chart import MetricsChart
-from requestor_gui.views.common import Message, Stat, StatePill, button, label, read_only_table
+from requestor_gui.views.common import (
+    Message,
+    Stat,
+    StatePill,
+    button,
+    confirm,
+    label,
+    read_only_table,
+)
 from requestor_gui.workers import Runner, Worker
 
 REFRESH_MS = 2000
@@ -46,6 +53,7 @@ class ProjectDetailView(QWidget):
     back = pyqtSignal()
     refreshed = pyqtSignal()
     downloaded = pyqtSignal(str)  # the saved path
+    deleted = pyqtSignal(str)  # the project's name, once the server deleted it
 
     def __init__(self, runner: Runner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -124,6 +132,10 @@ class ProjectDetailView(QWidget):
         self.download_button.setToolTip("The current model: final once training is done")
         self.download_button.clicked.connect(self._download_clicked)
         row.addWidget(self.download_button)
+        self.delete_button = button("Delete…", "danger")
+        self.delete_button.setToolTip("Delete the project with its files and models")
+        self.delete_button.clicked.connect(self.delete_project)
+        row.addWidget(self.delete_button)
         return row
 
     def _stats(self) -> QHBoxLayout:
@@ -251,7 +263,7 @@ class ProjectDetailView(QWidget):
         else:
             self.failure.clear()
         self.round_model.set_rounds(rounds)
-        self.chart.set_rounds(rounds)
+        self.chart.set_rounds(rounds, project.total_rounds)
 
     def show_estimate(self, estimate: EstimateOut | None) -> None:
         """The cost and time estimate beside the Start button (hidden once started)."""
@@ -294,9 +306,42 @@ class ProjectDetailView(QWidget):
         for widget in self.action_buttons.values():
             widget.setEnabled(True)
 
+    def toggle_training(self) -> None:
+        """Start, pause or resume, whichever applies now (the Ctrl+T shortcut)."""
+        state = self.state
+        for action in ("start", "pause", "resume"):
+            if state in ACTIONS[action][1] and self.action_buttons[action].isEnabled():
+                self.change(action)
+                return
+
+    def delete_project(self) -> None:
+        """Delete the shown project after OK; one still training is cancelled first."""
+        if self._account is None or self.project_id is None or self.project is None:
+            return
+        name, training = self.project.name, self.project.state in operations.TRAINING
+        detail = "Its files, results and models are deleted from the server. This cannot be undone."
+        if training:
+            detail = "It is still training: its training is cancelled first. " + detail
+        if not self.confirm(f"Delete the project {name}?", detail):
+            return
+        self.delete_button.setEnabled(False)
+        self._changes += 1
+        self._runner.start(
+            operations.delete_project,
+            self._account,
+            self.project_id,
+            cancel_first=training,
+            on_returned=lambda _: self._deleted(name),
+            on_errored=lambda message: self.message.show_error(f"Could not delete: {message}"),
+            on_finished=lambda: self.delete_button.setEnabled(True),
+        )
+
+    def _deleted(self, name: str) -> None:
+        self.project_id, self.project, self.rounds = None, None, []
+        self.deleted.emit(name)
+
     def confirm(self, question: str, detail: str) -> bool:
-        answer = QMessageBox.question(self, "DAIG", f"{question}\n\n{detail}")
-        return bool(answer == QMessageBox.Yes)
+        return confirm(self, question, detail)
 
     def ask_save_path(self) -> Path | None:
         name = ((self.project.name if self.project else "") or "model").replace("/", "_")

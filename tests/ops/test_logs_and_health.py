@@ -49,7 +49,8 @@ def test_json_lines_always_have_the_ids(captured: io.StringIO) -> None:
     first, second, third, fourth = _entries(captured)
     assert first["project"] is None and first["round"] is None and first["task"] is None
     assert second["project"] == str(project) and second["round"] is None
-    assert third == third | {"project": str(project), "round": "3", "task": str(task)}
+    # Round index 3 is the fourth round: numbered from 1, as the GUI and CLI show rounds.
+    assert third == third | {"project": str(project), "round": "4", "task": str(task)}
     assert third["level"] == "WARNING" and third["process"] == "scheduler"
     assert third["logger"] == "some.library"
     assert fourth["project"] == str(project) and fourth["task"] is None
@@ -82,7 +83,8 @@ def test_text_lines_end_with_the_ids() -> None:
         log.info("bye")
     finally:
         log.removeHandler(handler)
-    assert stream.getvalue().splitlines() == ["INFO hello project=p1 round=0", "INFO bye"]
+    # Round index 0 is shown as round 1, as the GUI and CLI number rounds.
+    assert stream.getvalue().splitlines() == ["INFO hello project=p1 round=1", "INFO bye"]
 
 
 def test_exceptions_stay_one_json_line(captured: io.StringIO) -> None:

@@ -97,7 +97,7 @@ class Evaluator:
             log.info(
                 "project %s round %s: evaluated weights version %s: %s",
                 project_id,
-                index,
+                index + 1,
                 index + 1,
                 evaluation,
             )

@@ -188,7 +188,7 @@ class Recorder:
             log.info(
                 "project %s round %s task %s: rejected (%s: %s)",
                 message.project_id,
-                message.round,
+                message.round + 1,
                 message.task_id,
                 rejection.reason,
                 rejection.detail,
@@ -255,7 +255,7 @@ class Recorder:
         log.warning(
             "project %s round %s task %s: training failed (%s)",
             project.id,
-            task.round_index,
+            task.round_index + 1,
             task.id,
             error,
         )
@@ -349,7 +349,7 @@ class Recorder:
             log.info(
                 "project %s round %s task %s: held for verification",
                 project.id,
-                task.round_index,
+                task.round_index + 1,
                 task.id,
             )
         return Verdict(ResultStatus.HELD, round_closed=bool(closed))
@@ -411,7 +411,7 @@ class Recorder:
         log.info(
             "project %s round %s task %s: accepted (%s/%s)",
             project.id,
-            key[1],
+            key[1] + 1,
             task_id,
             state.accepted[key],
             project.task_size,

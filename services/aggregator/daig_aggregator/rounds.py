@@ -72,7 +72,7 @@ def close_round(
     log.info(
         "project %s round %s: closed (%s), weights version %s written (%s)",
         project.id,
-        index,
+        index + 1,
         strategy.name,
         index + 1,
         round_row.metrics,

@@ -63,7 +63,7 @@ def claim(state: Any, user_id: int, task_id: uuid.UUID, agent_id: str) -> bytes:
         log.info(
             "project %s round %s task %s: claimed by user %s (%s)",
             grant.project_id,
-            grant.round,
+            grant.round + 1,
             task_id,
             user_id,
             agent_id,

@@ -98,7 +98,7 @@ class Scheduler:
     def on_event(self, delivery: Delivery, broker: BrokerSession) -> Outcome:
         event = decode(ProjectEvent, delivery.body, delivery.message_type)
         with log_context(project=event.project_id, round=event.round):
-            log.info("project %s round %s: event %s", event.project_id, event.round, event.kind)
+            log.info("project %s round %s: event %s", event.project_id, event.round + 1, event.kind)
         self.reconcile(event.project_id, broker)
         return Outcome.ACK
 
@@ -246,7 +246,7 @@ class Scheduler:
                 log.info(
                     "project %s round %s task %s: straggler (> %.1f s), giving it out again",
                     project.id,
-                    index,
+                    index + 1,
                     task_id,
                     deadline,
                 )

@@ -97,7 +97,9 @@ def delete_project(
     if project.state in (ProjectState.QUEUED, ProjectState.RUNNING):
         raise ApiError(
             409,
-            f"the project is {project.state}; it cannot be deleted while it trains",
+            f"the project is {project.state}; it cannot be deleted while it trains: cancel it "
+            f"first (daig project cancel {project.id}, or Cancel training in the GUI), then "
+            "delete it",
             "project_active",
         )
     session.execute(sql_delete(Result).where(Result.project_id == project.id))
