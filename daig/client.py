@@ -9,9 +9,9 @@ errors, or what could not be reached for connection problems.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 

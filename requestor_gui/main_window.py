@@ -30,7 +30,11 @@ from requestor_gui.workers import Runner
 
 log = logging.getLogger(__name__)
 STOP_GRACE_MS = 30_000  # how long closing waits for the agent to give its task back
-_abandoned: list[QThread] = []  # agent threads that outlived the grace period, until exit
+_abandoned: list[QThread] = []
+VOLUNTEERING_COLOUR, UNREACHABLE_COLOUR = (
+    "#5fd17a",
+    "#f0a030",
+)  # agent threads that outlived the grace period, until exit
 
 
 class MainWindow(QMainWindow):
@@ -74,8 +78,8 @@ class MainWindow(QMainWindow):
             self.mode_buttons[mode] = widget
             row.addWidget(widget)
         row.addStretch(1)
-        self.volunteering = label("● volunteering")
-        self.volunteering.setStyleSheet("color: #5fd17a; font-weight: 600;")
+        self.volunteering = label("● volunteering")  # the light: see _show_light
+        self.volunteering.setStyleSheet(f"color: {VOLUNTEERING_COLOUR}; font-weight: 600;")
         self.volunteering.setToolTip("This computer is training tasks (Resource provider)")
         self.volunteering.hide()
         row.addWidget(self.volunteering)
@@ -100,8 +104,9 @@ class MainWindow(QMainWindow):
         self.new_project.created.connect(self._created)
         self.detail = ProjectDetailView(self.runner)
         self.detail.back.connect(self.show_projects)
-        self.provider = ProviderView(self.settings)
+        self.provider = ProviderView(self.settings, self.runner)
         self.provider.running_changed.connect(self._provider_running)
+        self.provider.reachable.connect(lambda _: self._show_light())
         self._add_credit_panels()
         for view in (
             self.login,
@@ -169,8 +174,25 @@ class MainWindow(QMainWindow):
     def _created(self, project_id: str, warnings: list[str]) -> None:
         self.show_project(project_id, " ".join(warnings))
 
+    def _show_light(self) -> None:
+        """The top bar's light: green while volunteering, amber while the server is unreachable
+        (volunteering or not), hidden otherwise."""
+        if not self.provider.server_reachable:
+            self.volunteering.setText("● server unreachable")
+            self.volunteering.setStyleSheet(f"color: {UNREACHABLE_COLOUR}; font-weight: 600;")
+            self.volunteering.setToolTip(
+                "The DAIG server does not answer; the provider agent keeps retrying "
+                "(see Resource provider)"
+            )
+            self.volunteering.show()
+            return
+        self.volunteering.setText("● volunteering")
+        self.volunteering.setStyleSheet(f"color: {VOLUNTEERING_COLOUR}; font-weight: 600;")
+        self.volunteering.setToolTip("This computer is training tasks (Resource provider)")
+        self.volunteering.setVisible(self.provider.running)
+
     def _provider_running(self, running: bool) -> None:
-        self.volunteering.setVisible(running)
+        self._show_light()
         if not running and self._after_stop == "close":
             self.close()
         elif not running and self._after_stop == "logout":

@@ -20,9 +20,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_results_provider_received", "results", ["provider_id", "received_at"]
-    )
+    op.create_index("ix_results_provider_received", "results", ["provider_id", "received_at"])
 
 
 def downgrade() -> None:

@@ -7,6 +7,7 @@ accepted them; the GUI polls this route for its task list and event log.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
@@ -23,9 +24,10 @@ router = APIRouter(prefix="/v1", tags=["providers"])
 def my_results(
     user: CurrentUser,
     session: SessionDep,
-    since: datetime | None = Query(
-        None, description="Only results recorded after this time (ISO 8601, with a zone)."
-    ),
+    since: Annotated[
+        datetime | None,
+        Query(description="Only results recorded after this time (ISO 8601, with a zone)."),
+    ] = None,
     limit: int = Query(50, ge=1, le=500, description="Most recent results to return."),
 ) -> list[ProviderResultOut]:
     """Your results, newest first, with their project's name, status, reason and credits."""
