@@ -88,10 +88,14 @@ def test_a_real_task_shows_its_project_by_name_and_its_phases_in_order(
     assert phases[-1] == "uploading", phases
     assert phases.index("training epoch 1/3") > 0
     # The task list: the project's name, round 1, shard 0, sent and waiting for its verdict.
-    qtbot.waitUntil(lambda: provider.activity.model.rowCount() == 1, timeout=WAIT_MS)
-    row = provider.activity.model.task(0)
-    assert (row.project, row.round, row.shard) == (project.name, 1, 0)
-    assert row.outcome == "sent; waiting for the server's verdict" and row.seconds
+    model = provider.activity.model
+    qtbot.waitUntil(
+        lambda: model.rowCount() == 1
+        and model.task(0).outcome == "sent; waiting for the server's verdict",
+        timeout=WAIT_MS,
+    )
+    row = model.task(0)
+    assert (row.project, row.round, row.shard) == (project.name, 1, 0) and row.seconds
     with qtbot.waitSignal(provider.running_changed, timeout=AGENT_MS):
         provider.stop_button.click()
     requestor.cancel(project.id)
