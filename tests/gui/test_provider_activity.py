@@ -90,8 +90,10 @@ def test_a_real_task_shows_its_project_by_name_and_its_phases_in_order(
     # The task list: the project's name, round 1, shard 0, sent and waiting for its verdict.
     model = provider.activity.model
     qtbot.waitUntil(
-        lambda: model.rowCount() == 1
-        and model.task(0).outcome == "sent; waiting for the server's verdict",
+        lambda: (
+            model.rowCount() == 1
+            and model.task(0).outcome == "sent; waiting for the server's verdict"
+        ),
         timeout=WAIT_MS,
     )
     row = model.task(0)
@@ -194,8 +196,10 @@ def test_unreachable_server_counts_down_and_the_light_changes_until_it_answers(
         assert window.volunteering.text() == "● server unreachable"
         # The count goes down between tries (the tries are 1, 2, 4... s apart).
         qtbot.waitUntil(
-            lambda: (m := re.search(r"retrying in (\d+) s", provider.state.text())) is not None
-            and int(m.group(1)) >= 2,
+            lambda: (
+                (m := re.search(r"retrying in (\d+) s", provider.state.text())) is not None
+                and int(m.group(1)) >= 2
+            ),
             timeout=AGENT_MS,
         )
         start = int(re.findall(r"retrying in (\d+) s", provider.state.text())[0])
@@ -204,9 +208,7 @@ def test_unreachable_server_counts_down_and_the_light_changes_until_it_answers(
         )
 
         proxy.restore()
-        qtbot.waitUntil(
-            lambda: provider.state.text().startswith("Participating"), timeout=AGENT_MS
-        )
+        qtbot.waitUntil(lambda: provider.state.text().startswith("Participating"), timeout=AGENT_MS)
         qtbot.waitUntil(lambda: window.volunteering.text() == "● volunteering", timeout=WAIT_MS)
         assert window.volunteering.isVisible() and provider.server_reachable
         with qtbot.waitSignal(provider.running_changed, timeout=AGENT_MS):
