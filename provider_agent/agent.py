@@ -253,8 +253,7 @@ class ProviderAgent:
         ended = "given back"
         try:
             with log_context(project=grant.project_id, round=grant.round):
-                outcome, ended = self._work(grant, broker)
-                return outcome
+                return self._work(grant, broker)
         except TrainingCancelled:
             return self._give_back(grant)
         except TaskAbandoned as exc:
@@ -265,14 +264,15 @@ class ProviderAgent:
             ended = "sent after reconnecting"
             raise
         finally:
-            self.status.end_task(str(grant.task_id), ended)
+            self.status.end_task(str(grant.task_id), ended)  # unless _work said how it ended
             self.status.state = WAITING
             self.status.progress = 0.0
             if not self.stop.is_set():
                 self._keep_trainer_warm()  # a child killed mid-task is replaced at once
 
-    def _work(self, grant: ClaimGrant, broker: BrokerSession) -> tuple[Outcome, str]:
-        """Train the task; the broker outcome, and how the task ended for the task list."""
+    def _work(self, grant: ClaimGrant, broker: BrokerSession) -> Outcome:
+        """Train the task; how it ended goes in the status's task list."""
+        task_id = str(grant.task_id)
         keepalive = KeepAlive(
             broker,
             lambda: self._call(self._client.heartbeat, grant.claim_id),
@@ -288,7 +288,8 @@ class ProviderAgent:
             except (fetch.FetchError, _Transient, OSError) as exc:
                 log.warning("task %s: download failed (%s); giving it back", grant.task_id, exc)
                 self.status.last_error = str(exc)
-                return self._give_back(grant), f"given back: download failed ({exc})"
+                self.status.end_task(task_id, f"given back: download failed ({exc})")
+                return self._give_back(grant)
             with timings.phase("train"):
                 outcome = self._trainer.run(
                     job,
@@ -306,13 +307,15 @@ class ProviderAgent:
                         self._retrying(lambda: self._upload(grant, delta), keepalive.wait)
                 except (fetch.FetchError, _Transient) as exc:
                     log.warning("task %s: upload failed (%s); giving it back", grant.task_id, exc)
-                    return self._give_back(grant), f"given back: upload failed ({exc})"
+                    self.status.end_task(task_id, f"given back: upload failed ({exc})")
+                    return self._give_back(grant)
         timings.seconds |= {"fit": outcome.fit_seconds, "encode": outcome.encode_seconds}
         timings.seconds |= outcome.timings  # wait_ready, load, trace, setup (trainer.py)
         result = result_message(grant, outcome, delta, inline, timings.seconds, self._user_id)
         self._send(result_route(grant.result_routing_key), result, broker, keepalive)
         self._count(grant, outcome, result)
-        return Outcome.ACK, "sent" if outcome.ok else f"failed: {outcome.error}"
+        self.status.end_task(task_id, "sent" if outcome.ok else f"failed: {outcome.error}")
+        return Outcome.ACK
 
     def _training(
         self,
