@@ -142,6 +142,7 @@ class ProviderAgent:
             except ClientError as exc:
                 if exc.status is not None and exc.status < 500:
                     raise
+                log.warning("cannot log in (%s); retrying in %.0f s", exc, backoff)
                 self._unreachable(API, exc, backoff)
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
