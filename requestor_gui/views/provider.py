@@ -237,6 +237,13 @@ class ProviderView(QWidget):
         if status.outage is not None and not thread.stopping:
             self.state.setText(f"Server unreachable: {status.outage.text()}…")
             self.state.setToolTip(status.outage.error)
+        elif self.activity.server_error is not None and not thread.stopping:
+            # An idle agent talks only to the broker: the task list's poll is what notices.
+            retry = max(0, round(self.activity.timer.remainingTime() / 1000))
+            self.state.setText(
+                f"Server unreachable: the DAIG server does not answer; retrying in {retry} s…"
+            )
+            self.state.setToolTip(self.activity.server_error)
         else:
             self.state.setToolTip("")
         if self._agent_reachable != (status.outage is None):

@@ -124,9 +124,9 @@ class ActivityPanel(QGroupBox):
         self._loading = False
 
     def _failed(self, message: str) -> None:
-        if self.server_error is None:
+        was_reachable, self.server_error = self.server_error is None, message
+        if was_reachable:
             self.reachable.emit(False)
-        self.server_error = message
 
     def _fetched(self, fetched: Fetched) -> None:
         account, results, standing = fetched

@@ -186,7 +186,7 @@ def test_unreachable_server_counts_down_and_the_light_changes_until_it_answers(
 
         def counting_down() -> bool:
             seen.append(provider.state.text())
-            return "Server unreachable" in seen[-1]
+            return "Server unreachable: the DAIG server is unreachable" in seen[-1]
 
         qtbot.waitUntil(counting_down, timeout=AGENT_MS)
         countdown = re.search(r"retrying in (\d+) s", provider.state.text())
@@ -211,6 +211,18 @@ def test_unreachable_server_counts_down_and_the_light_changes_until_it_answers(
         qtbot.waitUntil(lambda: provider.state.text().startswith("Participating"), timeout=AGENT_MS)
         qtbot.waitUntil(lambda: window.volunteering.text() == "● volunteering", timeout=WAIT_MS)
         assert window.volunteering.isVisible() and provider.server_reachable
+
+        # Down again while the agent waits for tasks (it talks only to the broker then): the
+        # task list's poll notices within its period, and the status says so too.
+        proxy.cut()
+        qtbot.waitUntil(
+            lambda: "the DAIG server does not answer; retrying in" in provider.state.text(),
+            timeout=WAIT_MS,
+        )
+        assert window.volunteering.text() == "● server unreachable"
+        proxy.restore()
+        qtbot.waitUntil(lambda: window.volunteering.text() == "● volunteering", timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: provider.state.text().startswith("Participating"), timeout=2_000)
         with qtbot.waitSignal(provider.running_changed, timeout=AGENT_MS):
             provider.stop_button.click()
     finally:

@@ -4,11 +4,14 @@ server's verdicts."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from daig.broker import Outcome, run_consumer
 from daig.contract.http import ProviderResultOut
+from daig_cli.processes import free_port
 from provider_agent.status import RECENT_TASKS, AgentStatus, Outage, TaskRecord, training_phase
 from requestor_gui.activity_models import event_lines, task_rows
 
@@ -98,3 +101,22 @@ def test_the_task_list_prefers_the_servers_verdict() -> None:
         "2026-12-05 01:02:03  rejected: the delta has NaN values — digits, round 3, shard 5"
     )
     assert lines[1].endswith("accepted — digits, round 1, shard 1 (+1,200 credits)")
+
+
+def test_a_refused_broker_connection_is_reported_with_the_wait() -> None:
+    stop = threading.Event()
+    lost: list[tuple[str, float]] = []
+
+    def on_lost(error: BaseException, wait: float) -> None:
+        lost.append((type(error).__name__, wait))
+        if len(lost) == 2:
+            stop.set()
+
+    run_consumer(
+        f"amqp://guest:guest@127.0.0.1:{free_port()}/",
+        "nowhere",
+        lambda delivery, session: Outcome.ACK,
+        stop,
+        on_lost=on_lost,
+    )
+    assert [wait for _, wait in lost] == [0.5, 1.0]  # the backoff the agent counts down
