@@ -203,8 +203,12 @@ def run_consumer(
     on_connect: IdleHook | None = None,
     declare: bool = True,
     partitions: int = topology.DEFAULT_RESULT_PARTITIONS,
+    on_lost: Callable[[BaseException, float], None] | None = None,
 ) -> None:
-    """Consume ``queue`` until ``stop`` is set, reconnecting with capped backoff."""
+    """Consume ``queue`` until ``stop`` is set, reconnecting with capped backoff.
+
+    ``on_lost(error, seconds)`` hears of each lost or refused connection and the wait before
+    the next try (a volunteer's GUI shows it)."""
     options = ConsumerOptions(
         prefetch, idle, idle_seconds, heartbeat, transient, on_connect, declare, partitions
     )
@@ -215,6 +219,8 @@ def run_consumer(
             backoff = RECONNECT_MIN_SECONDS
         except (AMQPError, OSError) as exc:
             log.warning("broker connection lost (%s); reconnecting in %.1f s", exc, backoff)
+            if on_lost is not None:
+                on_lost(exc, backoff)
             stop.wait(backoff)
             backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
 

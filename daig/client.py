@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from daig.contract.http import (
     ProjectCostOut,
     ProjectOut,
     ProviderConfig,
+    ProviderResultOut,
     RoundOut,
     StandingOut,
     Token,
@@ -264,6 +266,15 @@ class DaigClient:
 
     def release(self, claim_id: str | uuid.UUID) -> None:
         self.request("POST", f"/v1/claims/{claim_id}/release")
+
+    def provider_results(
+        self, since: datetime | None = None, limit: int = 50
+    ) -> list[ProviderResultOut]:
+        """Your own recent results as a volunteer (accepted, rejected with why...), newest first."""
+        params: dict[str, Any] = {"limit": limit}
+        if since is not None:
+            params["since"] = since.isoformat()
+        return self.call(list[ProviderResultOut], "GET", "/v1/provider/results", params=params)
 
     # --- credits ----------------------------------------------------------------------------
     def credits(self) -> BalanceOut:

@@ -10,6 +10,11 @@ or SIGTERM) the current task is given back at once.
 The training process starts with the agent, before it logs in, and imports and warms up
 TensorFlow in the background (``AgentStatus.state`` says "starting TensorFlow" meanwhile), so
 the first task does not wait for the import; Stop ends it at once, mid-import too.
+
+The status names each task's project and owner, its phase (downloading rows, starting
+TensorFlow, training epoch i/n, uploading), the recent tasks, and, while the API or the broker
+does not answer, that it is unreachable and when the next try is. Logging in at start rides out
+outages too (a wrong password still ends the agent at once).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pika.exceptions import AMQPConnectionError, AMQPError
 from daig import tempdirs
 from daig.broker import BrokerSession, Delivery, Outcome, run_consumer
 from daig.client import ClientError, DaigClient
-from daig.contract.http import ClaimGrant, RemoteArray
+from daig.contract.http import ClaimGrant, ProviderConfig, RemoteArray
 from daig.contract.messages import TrainResult, TrainTask, decode
 from daig.logs import log_context
 from daig.planning import task_seed
@@ -43,12 +48,24 @@ from provider_agent.config import AgentConfig
 from provider_agent.keepalive import KeepAlive, TaskAbandoned
 from provider_agent.politeness import Hours, Politeness, describe
 from provider_agent.results import result_message
-from provider_agent.status import STARTING_TENSORFLOW, WAITING, AgentStatus, Stopwatch
+from provider_agent.status import (
+    DOWNLOADING,
+    STARTING_TENSORFLOW,
+    UPLOADING,
+    WAITING,
+    AgentStatus,
+    Outage,
+    Stopwatch,
+    TaskRecord,
+    training_phase,
+)
 from provider_agent.trainer import RowsLike, Trainer, TrainingCancelled, TrainJob, TrainOutcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_SECONDS = 120.0  # how long an API or upload outage is ridden out before giving up
+MAX_BACKOFF_SECONDS = 10.0
+API, BROKER = "the DAIG server", "the task broker"
 POLITENESS_CHECK_SECONDS = 5.0  # how often idle, hours and power are looked at
 
 
@@ -85,8 +102,9 @@ class ProviderAgent:
         try:
             if self.polite_now(force=True):
                 self._trainer.start()  # TensorFlow imports while we log in and connect
-            self._log_in()
-            broker = self._client.provider_config()
+            broker = self._sign_in()
+            if broker is None:
+                return  # stopped while the server did not answer
             self._user_id = broker.user_id
             self._broker_user = broker.broker_user
             log.info("agent %s: volunteering as user %s", self.agent_id, self.config.username)
@@ -104,14 +122,48 @@ class ProviderAgent:
                     consuming,
                     prefetch=1,
                     idle=functools.partial(self._between_tasks, consuming),
-                    on_connect=self._publish_unsent,
+                    on_connect=self._connected,
                     declare=False,  # our broker user may not; the servers declare the topology
+                    on_lost=lambda exc, wait: self._unreachable(BROKER, exc, wait),
                 )
         finally:
             self._trainer.close()
             self._client.close()
             self._http.close()
             self.status.state = "stopped"
+
+    def _sign_in(self) -> ProviderConfig | None:
+        """Log in and get our broker account, however long the server does not answer (the
+        status counts down to each try); None if stopped meanwhile. A definite refusal (HTTP
+        4xx: wrong password, no such account) is raised at once."""
+        backoff = 1.0
+        while not self.stop.is_set():
+            try:
+                self._log_in()
+                config = self._client.provider_config()
+            except ClientError as exc:
+                if exc.status is not None and exc.status < 500:
+                    raise
+                log.warning("cannot log in (%s); retrying in %.0f s", exc, backoff)
+                self._unreachable(API, exc, backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            self._reachable(API)
+            return config
+        return None
+
+    def _unreachable(self, what: str, error: BaseException, retry_in: float) -> None:
+        self.status.outage = Outage(what, str(error), time.time() + retry_in)
+
+    def _reachable(self, what: str) -> None:
+        outage = self.status.outage
+        if outage is not None and outage.what == what:
+            self.status.outage = None
+
+    def _connected(self, broker: BrokerSession) -> None:
+        self._reachable(BROKER)
+        self._publish_unsent(broker)
 
     # --- politeness -------------------------------------------------------------------------
     def polite_now(self, *, force: bool = False) -> bool:
@@ -214,6 +266,7 @@ class ProviderAgent:
             log.warning("task %s: cannot claim (%s); giving the message back", task.task_id, exc)
             return Outcome.REQUEUE
         self._set_status("training", grant)
+        ended = "given back"
         try:
             with log_context(project=grant.project_id, round=grant.round):
                 return self._work(grant, broker)
@@ -221,14 +274,21 @@ class ProviderAgent:
             return self._give_back(grant)
         except TaskAbandoned as exc:
             log.info("task %s: abandoned (%s)", task.task_id, exc)
+            ended = f"abandoned: {exc}"
             return Outcome.ACK
+        except AMQPConnectionError:
+            ended = "sent after reconnecting"
+            raise
         finally:
+            self.status.end_task(str(grant.task_id), ended)  # unless _work said how it ended
             self.status.state = WAITING
             self.status.progress = 0.0
             if not self.stop.is_set():
                 self._keep_trainer_warm()  # a child killed mid-task is replaced at once
 
     def _work(self, grant: ClaimGrant, broker: BrokerSession) -> Outcome:
+        """Train the task; how it ended goes in the status's task list."""
+        task_id = str(grant.task_id)
         keepalive = KeepAlive(
             broker,
             lambda: self._call(self._client.heartbeat, grant.claim_id),
@@ -237,34 +297,59 @@ class ProviderAgent:
         timings = Stopwatch()
         with tempdirs.scratch("task") as work:
             try:
+                self.status.set_phase(DOWNLOADING)
                 with timings.phase("download"):
                     job = self._retrying(lambda: self._prepare(grant, work), keepalive.wait)
             except (fetch.FetchError, _Transient, OSError) as exc:
                 log.warning("task %s: download failed (%s); giving it back", grant.task_id, exc)
                 self.status.last_error = str(exc)
+                self.status.end_task(task_id, f"given back: download failed ({exc})")
                 return self._give_back(grant)
             with timings.phase("train"):
                 outcome = self._trainer.run(
                     job,
-                    wait=keepalive.wait,
+                    wait=lambda seconds: self._training(grant.epochs, keepalive.wait, seconds),
                     should_stop=self._should_stop_training,
-                    on_progress=lambda f: setattr(self.status, "progress", f),
+                    on_progress=lambda f: self._training(grant.epochs, progress=f),
                 )
             delta = Path(job.delta_path).read_bytes() if outcome.ok else b""
             inline = outcome.ok and len(delta) <= grant.inline_max_bytes
+            if outcome.ok:
+                self.status.set_phase(UPLOADING)
             if outcome.ok and not inline:
                 try:
                     with timings.phase("upload"):
                         self._retrying(lambda: self._upload(grant, delta), keepalive.wait)
                 except (fetch.FetchError, _Transient) as exc:
                     log.warning("task %s: upload failed (%s); giving it back", grant.task_id, exc)
+                    self.status.end_task(task_id, f"given back: upload failed ({exc})")
                     return self._give_back(grant)
         timings.seconds |= {"fit": outcome.fit_seconds, "encode": outcome.encode_seconds}
         timings.seconds |= outcome.timings  # wait_ready, load, trace, setup (trainer.py)
         result = result_message(grant, outcome, delta, inline, timings.seconds, self._user_id)
         self._send(result_route(grant.result_routing_key), result, broker, keepalive)
         self._count(grant, outcome, result)
+        self.status.end_task(task_id, "sent" if outcome.ok else f"failed: {outcome.error}")
         return Outcome.ACK
+
+    def _training(
+        self,
+        epochs: int,
+        wait: Callable[[float], None] | None = None,
+        seconds: float = 0.0,
+        progress: float | None = None,
+    ) -> None:
+        """Show the training phase (TensorFlow still starting, or the epoch under way), then
+        pass the time with ``wait`` if given."""
+        if progress is not None:
+            self.status.progress = progress
+        if self._trainer.state == "starting":
+            self.status.set_phase(STARTING_TENSORFLOW)
+        else:
+            done = round(self.status.progress * epochs)
+            self.status.set_phase(training_phase(min(done + 1, epochs), epochs))
+        if wait is not None:
+            wait(seconds)
 
     def _send(
         self, route: Route, result: TrainResult, broker: BrokerSession, keepalive: KeepAlive
@@ -405,22 +490,41 @@ class ProviderAgent:
         backoff = 0.5
         while True:
             try:
-                return action()
+                answer = action()
             except (ClientError, fetch.FetchUnavailable) as exc:
                 if isinstance(exc, ClientError) and exc.status is not None and exc.status < 500:
                     raise
                 if self.stop.is_set() or time.monotonic() > deadline:
+                    self._reachable(API)  # no longer trying
                     raise _Transient(str(exc)) from exc
                 log.warning("server unavailable (%s); retrying in %.1f s", exc, backoff)
+                self._unreachable(API, exc, backoff)
                 wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            self._reachable(API)
+            return answer
 
     def _set_status(self, state: str, grant: ClaimGrant) -> None:
-        self.status.state = state
-        self.status.project_id = str(grant.project_id)
-        self.status.task_id = str(grant.task_id)
-        self.status.round = grant.round
-        self.status.progress = 0.0
+        status = self.status
+        status.begin_task(
+            TaskRecord(
+                task_id=str(grant.task_id),
+                project_name=grant.project_name or str(grant.project_id),
+                owner_name=grant.owner_name,
+                round=grant.round,
+                shard=grant.shard,
+                started_at=time.time(),
+            )
+        )
+        status.project_id = str(grant.project_id)
+        status.project_name = grant.project_name or None
+        status.owner_name = grant.owner_name or None
+        status.task_id = str(grant.task_id)
+        status.round = grant.round
+        status.shard = grant.shard
+        status.progress = 0.0
+        status.state = state
 
 
 def _rows_like(grant: ClaimGrant) -> RowsLike:

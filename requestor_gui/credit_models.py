@@ -1,15 +1,18 @@
 """The credit history as a Qt table model (testable without a window).
 
 Requestor mode lists every entry of the account (grants, projects' charges, earnings) with
-the balance after it; provider mode lists what each accepted task earned.
+the balance after it; provider mode lists what each accepted task earned, grouped by project:
+a bold row per project (its name, tasks paid, credits in all), then its tasks.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from PyQt5.QtCore import QModelIndex, QObject, Qt
+from PyQt5.QtGui import QFont
 
 from daig.contract.http import HistoryLineOut
 from daig.credits.units import credits_text
@@ -23,6 +26,34 @@ def when_text(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S")
 
 
+@dataclass(frozen=True)
+class ProjectGroup:
+    """The heading row of one project's earnings."""
+
+    name: str
+    tasks: int
+    credits: float
+
+
+def project_name(line: HistoryLineOut) -> str:
+    if line.project_name:
+        return line.project_name
+    return f"project {str(line.project_id)[:8]}" if line.project_id else "—"
+
+
+def grouped_earnings(lines: list[HistoryLineOut]) -> list[ProjectGroup | HistoryLineOut]:
+    """Paid tasks under their project's heading; projects by their latest payment first."""
+    groups: dict[str, list[HistoryLineOut]] = {}
+    for line in lines:  # newest first: so are the groups and their tasks
+        if line.kind == "work" and line.amount > 0:
+            groups.setdefault(project_name(line), []).append(line)
+    rows: list[ProjectGroup | HistoryLineOut] = []
+    for name, paid in groups.items():
+        rows.append(ProjectGroup(name, len(paid), sum((line.amount for line in paid), 0.0)))
+        rows.extend(paid)
+    return rows
+
+
 class CreditHistoryModel(RowsTableModel):
     """Entries of the account, newest first; ``earnings_only`` keeps one row per paid task."""
 
@@ -30,24 +61,24 @@ class CreditHistoryModel(RowsTableModel):
         super().__init__(parent)
         self.earnings_only = earnings_only
         self.columns = (
-            ("When (UTC)", "Project", "Task", "Credits earned")
+            ("Project", "When (UTC)", "Task", "Credits earned")
             if earnings_only
             else ("When (UTC)", "What", "Project", "Amount", "Balance after")
         )
 
     def set_history(self, lines: list[HistoryLineOut]) -> None:
-        if self.earnings_only:
-            lines = [line for line in lines if line.kind == "work" and line.amount > 0]
-        self.replace_rows(lines)
+        self.replace_rows(grouped_earnings(lines) if self.earnings_only else lines)
 
-    def line(self, row: int) -> HistoryLineOut:
-        line: HistoryLineOut = self._rows[row]
+    def line(self, row: int) -> HistoryLineOut | ProjectGroup:
+        line: HistoryLineOut | ProjectGroup = self._rows[row]
         return line
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         line = self.row_at(index)
         if line is None:
             return None
+        if isinstance(line, ProjectGroup):
+            return self._group_data(line, index.column(), role)
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(line, index.column())
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -60,13 +91,26 @@ class CreditHistoryModel(RowsTableModel):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
+    @staticmethod
+    def _group_data(group: ProjectGroup, column: int, role: int) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole:
+            tasks = f"{group.tasks} task{'s' * (group.tasks != 1)}"
+            return (group.name, "", tasks, credits_text(group.credits))[column]
+        if role == Qt.ItemDataRole.FontRole:
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role == Qt.ItemDataRole.TextAlignmentRole and column == 3:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
     def _text(self, line: HistoryLineOut, column: int) -> str:
-        project = str(line.project_id or "")[:8] or "—"
+        project = project_name(line)
         values: tuple[str, ...]
         if self.earnings_only:
             values = (
+                "",  # under its project's heading row
                 when_text(line.at),
-                project,
                 str(line.task_id or "")[:8],
                 credits_text(line.amount),
             )

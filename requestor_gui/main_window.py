@@ -38,6 +38,7 @@ STOP_GRACE_MS = 30_000  # how long closing waits for the agent to give its task 
 _abandoned: list[QThread] = []  # agent threads that outlived the grace period, until exit
 WATCH_MS = 15_000  # how often the project list is fetched while another screen is shown
 MINIMUM_SIZE = (760, 520)  # fits 1280x720 with a taskbar and the title bar
+VOLUNTEERING_COLOUR, UNREACHABLE_COLOUR = "#5fd17a", "#f0a030"  # the top bar's light
 
 
 class MainWindow(QMainWindow):
@@ -123,8 +124,8 @@ class MainWindow(QMainWindow):
             self.mode_buttons[mode] = widget
             row.addWidget(widget)
         row.addStretch(1)
-        self.volunteering = label("● volunteering")
-        self.volunteering.setStyleSheet("color: #5fd17a; font-weight: 600;")
+        self.volunteering = label("● volunteering")  # the light: see _show_light
+        self.volunteering.setStyleSheet(f"color: {VOLUNTEERING_COLOUR}; font-weight: 600;")
         self.volunteering.setToolTip("This computer is training tasks (Resource provider)")
         self.volunteering.hide()
         row.addWidget(self.volunteering)
@@ -150,8 +151,9 @@ class MainWindow(QMainWindow):
         self.detail = ProjectDetailView(self.runner)
         self.detail.back.connect(self.show_projects)
         self.detail.deleted.connect(self._deleted)
-        self.provider = ProviderView(self.settings)
+        self.provider = ProviderView(self.settings, self.runner)
         self.provider.running_changed.connect(self._provider_running)
+        self.provider.reachable.connect(lambda _: self._show_light())
         self._add_credit_panels()
         for view in (
             self.login,
@@ -288,8 +290,25 @@ class MainWindow(QMainWindow):
         self.settings.save()
         self.detail.chart.apply_theme()
 
+    def _show_light(self) -> None:
+        """The top bar's light: green while volunteering, amber while the server is unreachable
+        (volunteering or not), hidden otherwise."""
+        if not self.provider.server_reachable:
+            self.volunteering.setText("● server unreachable")
+            self.volunteering.setStyleSheet(f"color: {UNREACHABLE_COLOUR}; font-weight: 600;")
+            self.volunteering.setToolTip(
+                "The DAIG server does not answer; the provider agent keeps retrying "
+                "(see Resource provider)"
+            )
+            self.volunteering.show()
+            return
+        self.volunteering.setText("● volunteering")
+        self.volunteering.setStyleSheet(f"color: {VOLUNTEERING_COLOUR}; font-weight: 600;")
+        self.volunteering.setToolTip("This computer is training tasks (Resource provider)")
+        self.volunteering.setVisible(self.provider.running)
+
     def _provider_running(self, running: bool) -> None:
-        self.volunteering.setVisible(running)
+        self._show_light()
         if running:
             self.volunteer_watcher.reset()
         if not running and self._after_stop == "close":

@@ -214,6 +214,8 @@ class ClaimGrant(BaseModel):
     claim_id: uuid.UUID
     task_id: uuid.UUID
     project_id: uuid.UUID
+    project_name: str = Field(default="", description="The project's name, for the volunteer")
+    owner_name: str = Field(default="", description="The user name of the project's owner")
     round: int
     shard: int
     lease_seconds: float
@@ -304,8 +306,26 @@ class HistoryLineOut(BaseModel):
     amount: float  # > 0 credited to you, < 0 debited
     balance_after: float
     project_id: uuid.UUID | None
+    project_name: str | None = None
     task_id: uuid.UUID | None
     memo: str
+
+
+class ProviderResultOut(BaseModel):
+    """One result a volunteer sent, as the servers recorded it (newest first)."""
+
+    message_id: uuid.UUID
+    task_id: uuid.UUID
+    project_id: uuid.UUID
+    project_name: str | None = Field(description="None if the project was deleted since")
+    round: int = Field(description="Numbered from 0, as in grants; show it plus one")
+    shard: int | None
+    status: str = Field(description="accepted, rejected, failed, held, agreed or disagreed")
+    reason: str | None = Field(description="Why it was rejected or failed, as a short code")
+    detail: str | None = Field(description="The reason in words")
+    received_at: datetime
+    fit_seconds: float
+    credits: int = Field(description="What it earned this account (net of any reversal)")
 
 
 class ProjectCostOut(BaseModel):

@@ -325,6 +325,8 @@ class Result(Base):
             postgresql_where=text("status = 'accepted'"),
         ),
         Index("ix_results_project_round", "project_id", "round_index"),
+        # A volunteer's own recent results (GET /v1/provider/results, polled by the GUI).
+        Index("ix_results_provider_received", "provider_id", "received_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

@@ -67,7 +67,7 @@ class CreditsPanel(QGroupBox):
         layout.addWidget(self.standing)
         layout.addWidget(
             label(
-                "Credit earned for each task this account trained (accepted results only):"
+                "Credit earned by each task this account trained, by project (accepted only):"
                 if provider
                 else "Your account's history, newest first:",
                 "hint",

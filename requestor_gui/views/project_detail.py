@@ -1,4 +1,8 @@
-"""One project: live state and chart, per-round table, pause/resume/cancel, model download."""
+"""One project: live state and chart, per-round table, pause/resume/cancel, model download.
+
+Opening another project clears every figure at once, before its data arrives, and answers
+that arrive late for the project shown before are dropped. A refresh error stays on screen
+only until the server answers again."""
 
 from __future__ import annotations
 
@@ -62,7 +66,8 @@ class ProjectDetailView(QWidget):
         self.project_id: str | None = None
         self.project: ProjectOut | None = None  # None until the first answer
         self.rounds: list[RoundOut] = []
-        self._loading = False
+        self._loading: str | None = None  # the project whose refresh is in flight
+        self._refresh_error = False  # the message shows a failed refresh (cleared on success)
         # Bumped by every pause/resume/cancel: a refresh fetched before it is stale.
         self._changes = 0
         self._stale = False
@@ -175,30 +180,44 @@ class ProjectDetailView(QWidget):
     def open(self, project_id: str, note: str = "") -> None:
         """Show ``project_id`` (``note``: a message to show, e.g. upload warnings)."""
         if project_id != self.project_id:
-            self.project, self.rounds = None, []
-            self.title.setText("Loading…")
-            self.pill.set_state("", "")
-            self.round_model.set_rounds([])
-            self.chart.set_rounds([])
+            self._clear()
         self.project_id = project_id
+        self._refresh_error = False
         if note:
             self.message.show_info(note)
         else:
             self.message.clear()
         self.refresh()
 
+    def _clear(self) -> None:
+        """Blank every figure, table and chart (another project is being opened)."""
+        self.project, self.rounds = None, []
+        self._stale = False
+        self.title.setText("Loading…")
+        self.pill.set_state("", "")
+        self.progress.setValue(0)
+        for stat in self.stats.values():
+            stat.set("—")
+        self.stats["held-out accuracy"].setVisible(False)
+        for widget in self.action_buttons.values():
+            widget.setVisible(False)
+        self.round_model.set_rounds([])
+        self.chart.set_rounds([])
+
     def refresh(self) -> None:
-        if self._account is None or self.project_id is None or self._loading:
+        project_id = self.project_id
+        if self._account is None or project_id is None or self._loading == project_id:
             return
-        self._loading = True
-        project_id, changes = self.project_id, self._changes
+        # A refresh of the project shown before may still be in flight: its answer is dropped.
+        self._loading = project_id
+        changes = self._changes
         self._runner.start(
             operations.project_detail,
             self._account,
             project_id,
             on_returned=lambda detail: self._loaded(project_id, changes, detail),
-            on_errored=self._refresh_failed,
-            on_finished=self._refresh_done,
+            on_errored=lambda message: self._refresh_failed(project_id, message),
+            on_finished=lambda: self._refresh_done(project_id),
         )
 
     def _loaded(self, project_id: str, changes: int, detail: operations.Detail) -> None:
@@ -207,15 +226,23 @@ class ProjectDetailView(QWidget):
         if changes != self._changes:
             self._stale = True
             return
+        if self._refresh_error:  # the server answers again
+            self._refresh_error = False
+            self.message.clear()
         self.show_project(detail.project, detail.rounds)
         self.show_estimate(detail.estimate)
         self.refreshed.emit()
 
-    def _refresh_failed(self, message: str) -> None:
+    def _refresh_failed(self, project_id: str, message: str) -> None:
+        if project_id != self.project_id:
+            return
+        self._refresh_error = True
         self.message.show_error(f"Could not refresh: {message}")
 
-    def _refresh_done(self) -> None:
-        self._loading = False
+    def _refresh_done(self, project_id: str) -> None:
+        if self._loading != project_id:
+            return  # another project's refresh is in flight now
+        self._loading = None
         if self._stale:  # the result was dropped: fetch again now, not at the next tick
             self._stale = False
             self.refresh()
@@ -292,9 +319,13 @@ class ProjectDetailView(QWidget):
             self.project_id,
             action,
             on_returned=lambda project: self._changed(action, project),
-            on_errored=lambda message: self.message.show_error(message),
+            on_errored=self._action_failed,
             on_finished=self._enable_actions,
         )
+
+    def _action_failed(self, message: str) -> None:
+        self._refresh_error = False  # an answer to what the person did: a refresh keeps it
+        self.message.show_error(message)
 
     def _changed(self, action: str, project: ProjectOut) -> None:
         self._changes += 1

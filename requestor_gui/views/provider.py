@@ -1,4 +1,8 @@
-"""Provider mode: Participate / Stop, the running task with its progress, the volunteer's limits."""
+"""Provider mode: Participate / Stop, the running task (its project by name, its phase and
+progress), the recent tasks and the server's verdicts, the volunteer's limits.
+
+While the server or the broker does not answer, the state line says so and counts down to
+the next try, and ``reachable(bool)`` tells the main window's top-bar light."""
 
 from __future__ import annotations
 
@@ -16,13 +20,15 @@ from PyQt5.QtWidgets import (
 )
 
 from provider_agent.config import AgentConfig
-from provider_agent.status import STARTING_TENSORFLOW, WAITING
+from provider_agent.status import STARTING_TENSORFLOW, WAITING, AgentStatus
 from requestor_gui.account import Account
 from requestor_gui.agent_thread import AgentThread
 from requestor_gui.settings import GuiSettings
 from requestor_gui.timing import format_duration
 from requestor_gui.views.common import Message, Stat, button, label
 from requestor_gui.views.politeness import PolitenessBox
+from requestor_gui.views.provider_activity import ActivityPanel
+from requestor_gui.workers import Runner
 
 POLL_MS = 300
 STATES = {
@@ -40,10 +46,15 @@ class ProviderView(QWidget):
     """Emits ``running_changed(bool)`` when the agent starts or has fully stopped."""
 
     running_changed = pyqtSignal(bool)
+    reachable = pyqtSignal(bool)  # False while the agent or the task list cannot reach it
 
-    def __init__(self, settings: GuiSettings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, settings: GuiSettings, runner: Runner | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self._settings = settings
+        self._runner = runner or Runner(self)
+        self._agent_reachable = True
         self._account: Account | None = None
         self.agent_thread: AgentThread | None = None
         self._done_before = 0  # tasks and seconds of earlier runs in this session
@@ -82,6 +93,9 @@ class ProviderView(QWidget):
         self.message = Message()
         layout.addWidget(self.message)
         layout.addWidget(self._task_group())
+        self.activity = ActivityPanel(self._runner)
+        self.activity.reachable.connect(lambda _: self._tell_reachable())
+        layout.addWidget(self.activity, 1)
         stats = QHBoxLayout()
         self.tasks_done = Stat("tasks done this session")
         self.contributed = Stat("training time contributed")
@@ -101,11 +115,13 @@ class ProviderView(QWidget):
         self.project_label = label("—")
         self.task_label = label("—")
         self.round_label = label("—")
+        self.phase_label = label("—")
         for widget in (self.project_label, self.task_label):
             widget.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow("Project", self.project_label)
         form.addRow("Task", self.task_label)
         form.addRow("Round", self.round_label)
+        form.addRow("Phase", self.phase_label)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setFormat("%p% of the task's epochs")
@@ -155,6 +171,7 @@ class ProviderView(QWidget):
     # --- running ----------------------------------------------------------------------------
     def set_account(self, account: Account | None) -> None:
         self._account = account
+        self.activity.set_account(account)
         if self.agent_thread is None:
             self._show_state("idle")
 
@@ -206,6 +223,8 @@ class ProviderView(QWidget):
             if error and not self.message.is_error:
                 self.message.show_info(f"Last problem seen: {error}")
             thread.deleteLater()
+        self._agent_reachable = True
+        self._tell_reachable()
         self._show_state("stopped")
         self.running_changed.emit(False)
 
@@ -215,16 +234,47 @@ class ProviderView(QWidget):
             return
         status = thread.status
         self._show_state("stopping" if thread.stopping else status.state)
-        training = status.state == "training" and status.project_id is not None
-        self.project_label.setText(status.project_id if training else "—")
-        self.task_label.setText(status.task_id if training else "—")
-        self.round_label.setText(
-            str(status.round + 1) if training and status.round is not None else "—"
-        )
-        self.progress.setValue(int(1000 * status.progress) if training else 0)
+        if status.outage is not None and not thread.stopping:
+            self.state.setText(f"Server unreachable: {status.outage.text()}…")
+            self.state.setToolTip(status.outage.error)
+        elif self.activity.server_error is not None and not thread.stopping:
+            # An idle agent talks only to the broker: the task list's poll is what notices.
+            retry = max(0, round(self.activity.timer.remainingTime() / 1000))
+            self.state.setText(
+                f"Server unreachable: the DAIG server does not answer; retrying in {retry} s…"
+            )
+            self.state.setToolTip(self.activity.server_error)
+        else:
+            self.state.setToolTip("")
+        if self._agent_reachable != (status.outage is None):
+            self._agent_reachable = status.outage is None
+            self._tell_reachable()
+        self._show_task(status)
+        self.activity.show_status(status)
         self.politeness.show_status(status.limits, status.paused_because)
         self.tasks_done.set(str(self._done_before + status.tasks_done))
         self.contributed.set(format_duration(self._seconds_before + status.seconds_contributed))
+
+    def _show_task(self, status: AgentStatus) -> None:
+        training = status.state == "training" and status.project_id is not None
+        owner = f" (by {status.owner_name})" if status.owner_name else ""
+        project = f"{status.project_name or 'a project'}{owner}"
+        self.project_label.setText(project if training else "—")
+        self.project_label.setToolTip(f"project {status.project_id}" if training else "")
+        self.task_label.setText(f"shard {status.shard}" if training else "—")
+        self.round_label.setText(
+            str(status.round + 1) if training and status.round is not None else "—"
+        )
+        self.phase_label.setText((status.phase or "claimed") if training else "—")
+        self.progress.setValue(int(1000 * status.progress) if training else 0)
+
+    @property
+    def server_reachable(self) -> bool:
+        """Whether the agent (while it runs) and the task list's calls reach the server."""
+        return self._agent_reachable and self.activity.server_error is None
+
+    def _tell_reachable(self) -> None:
+        self.reachable.emit(self.server_reachable)
 
     def _show_state(self, state: str) -> None:
         self.state.setText(STATES.get(state, state.capitalize()))
@@ -237,7 +287,7 @@ class ProviderView(QWidget):
         self.memory_box.setEnabled(not running)
         self.politeness.set_editable(not running)
         if not running:
-            for widget in (self.project_label, self.task_label, self.round_label):
+            for widget in (self.project_label, self.task_label, self.round_label, self.phase_label):
                 widget.setText("—")
             self.progress.setValue(0)
             self.tasks_done.set(str(self._done_before))

@@ -8,54 +8,15 @@ entries the GUI shows are the ones the system really posts.
 
 from __future__ import annotations
 
-from daig import topology
-from daig.blobstore import open_blob_store
-from daig.broker import BrokerSession, connect
+from PyQt5.QtCore import Qt
+
 from daig.client import DaigClient
 from daig.credits.pricing import task_cost
 from daig.credits.units import to_units, units_text
-from daig.db.session import make_engine, make_sessionmaker
-from daig.hyperparams import Hyperparameters
-from daig.weights.h5weights import read_weights
-from daig.weights.schema import WeightSchema
-from daig_scheduler.handlers import Scheduler
 from requestor_gui.main_window import MainWindow
-from tests.helpers.aggregation import DirectAggregator
+from tests.helpers.by_hand import train_by_hand
 from tests.helpers.gui import PASSWORD, WAIT_MS, log_in, unique
-from tests.helpers.projects import create_started_project, write_small_data
-from tests.helpers.queues import drain_tasks
-from tests.helpers.results import ROWS, Provider, random_delta
-
-
-def _train_by_hand(gui_api, digits_files, tmp_path, requestor: DaigClient, volunteer: Provider):
-    """Start a 3-task project and have ``volunteer`` deliver all three; returns its id."""
-    data = write_small_data(tmp_path / "data", rows=10)
-    params = Hyperparameters(total_tasks=3, task_size=3, epochs=1)
-    project_id = create_started_project(requestor, digits_files.model, data, params).id
-    settings = gui_api.settings
-    engine = make_engine(settings.database_url)
-    connection = connect(settings.amqp_url)
-    try:
-        channel = connection.channel()
-        topology.declare(channel)
-        channel.confirm_delivery()
-        sessions = make_sessionmaker(engine)
-        Scheduler(sessions, settings).reconcile(project_id, BrokerSession(connection, channel))
-        grants = [
-            volunteer.claim(m.task_id)
-            for m in drain_tasks(settings.amqp_url)
-            if m.project_id == project_id
-        ]
-        assert len(grants) == 3
-        schema = WeightSchema.of(read_weights(digits_files.model))
-        aggregator = DirectAggregator(sessions, open_blob_store(settings), settings)
-        for seed, grant in enumerate(grants):
-            verdict = aggregator.handle(volunteer.result(grant, random_delta(schema, seed)))
-            assert verdict is not None and verdict.status == "accepted"
-    finally:
-        connection.close()
-        engine.dispose()
-    return project_id, grants, schema.parameters
+from tests.helpers.results import ROWS, Provider
 
 
 def test_balance_and_history_in_both_modes(
@@ -67,7 +28,7 @@ def test_balance_and_history_in_both_modes(
             client.signup(name, PASSWORD)
             client.login(name, PASSWORD)
         volunteer = Provider(volunteer_client)
-        project_id, grants, parameters = _train_by_hand(
+        project, grants, parameters = train_by_hand(
             gui_api, digits_files, tmp_path, requestor, volunteer
         )
     grant = to_units(gui_api.settings.credit_signup_grant)  # amounts here in work units
@@ -87,10 +48,14 @@ def test_balance_and_history_in_both_modes(
     assert panel.balance.value.text() == units_text(grant + earned)
     assert panel.earned.value.text() == units_text(earned) and panel.spent.value.text() == "0.00"
     model = panel.model
-    assert model.columns == ("When (UTC)", "Project", "Task", "Credits earned")
-    rows = {model.index(r, 2).data(): model.index(r, 3).data() for r in range(model.rowCount())}
+    assert model.columns == ("Project", "When (UTC)", "Task", "Credits earned")
+    # Grouped by project: the project's name with its tasks and total, then each task.
+    texts = [[model.index(r, c).data() for c in range(4)] for r in range(model.rowCount())]
+    assert texts[0] == [project.name, "", "3 tasks", units_text(earned)]
+    assert model.index(0, 0).data(Qt.ItemDataRole.FontRole).bold()
+    rows = {t[2]: t[3] for t in texts[1:]}
     assert rows == {task: units_text(amount) for task, amount in per_task.items()}
-    assert {model.index(r, 1).data() for r in range(3)} == {str(project_id)[:8]}
+    assert [t[0] for t in texts[1:]] == ["", "", ""]
 
     # Requestor mode, as the requestor: the same amount spent, the grant, the balance after.
     window.log_out()
@@ -110,4 +75,4 @@ def test_balance_and_history_in_both_modes(
     assert sorted(t[3] for t in texts[:3]) == sorted(
         units_text(-amount, signed=True) for amount in per_task.values()
     )
-    assert all(t[2] == str(project_id)[:8] for t in texts[:3])
+    assert all(t[2] == project.name for t in texts[:3])

@@ -103,7 +103,9 @@ def test_a_new_user_does_everything_from_the_gui_and_stop_gives_the_task_back(
         other.upload_file(project.id, kind, getattr(digits_files, kind))
     other.start(project.id)
     qtbot.waitUntil(
-        lambda: provider.project_label.text() == str(project.id) and provider.progress.value() > 0,
+        lambda: (
+            provider.project_label.text().startswith("long (by ") and provider.progress.value() > 0
+        ),
         timeout=TRAIN_MS,
     )
     assert provider.round_label.text() == "1"

@@ -8,6 +8,8 @@
 - ``results``: result messages as a provider sends them, ``Provider`` driven by hand.
 - ``aggregation``: ``DirectAggregator``, the aggregator handed results without a broker.
 - ``cli``: ``run_daig``, the command run as its own process.
+- ``by_hand``: ``train_by_hand``, a volunteer's results judged by a real aggregator (GUI tests).
+- ``proxy``: ``Proxy``, a TCP relay the tests cut and restore (the server unreachable).
 - ``training``: ``train_job``, a small job for the provider's trainer.
 - ``cluster``: ``Cluster``, a cluster of real processes for end-to-end and GUI tests.
 - ``gui``: the GUI tests' password, timeout, unique names and ``log_in``.

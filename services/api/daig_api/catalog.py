@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daig.db.models import Project, ProjectFile
+from daig.db.models import Project, ProjectFile, User
 from daig.dispatch import RoundPlan
 from daig.npy import NpyHeader
 from daig.project_cache import StartedProjectCache
@@ -38,6 +38,8 @@ class ProjectFacts:
 
     id: uuid.UUID
     owner_id: int
+    name: str  # a project's name and its owner's user name never change
+    owner_name: str
     total_rows: int
     total_tasks: int
     task_size: int
@@ -80,6 +82,8 @@ def _load(session: Session, project_id: uuid.UUID) -> ProjectFacts | None:
     return ProjectFacts(
         id=project.id,
         owner_id=project.owner_id,
+        name=project.name,
+        owner_name=session.scalar(select(User.username).where(User.id == project.owner_id)) or "",
         total_rows=project.total_rows,
         total_tasks=project.total_tasks,
         task_size=project.task_size,

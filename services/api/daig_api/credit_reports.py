@@ -30,6 +30,7 @@ class HistoryLine:
     amount: int
     balance_after: int
     project_id: uuid.UUID | None
+    project_name: str | None
     task_id: uuid.UUID | None
     memo: str
 
@@ -52,7 +53,12 @@ def history(session: Session, user_id: int, *, limit: int = 100) -> list[History
         .where(CreditEntry.account == user_account(user_id))
         .subquery()
     )
-    rows = session.execute(select(inner).order_by(inner.c.id.desc()).limit(limit))
+    rows = session.execute(
+        select(inner, Project.name.label("project_name"))
+        .outerjoin(Project, Project.id == inner.c.project_id)
+        .order_by(inner.c.id.desc())
+        .limit(limit)
+    )
     return [
         HistoryLine(
             entry_id=int(r.id),
@@ -61,6 +67,7 @@ def history(session: Session, user_id: int, *, limit: int = 100) -> list[History
             amount=int(r.amount),
             balance_after=int(r.balance_after),
             project_id=r.project_id,
+            project_name=r.project_name,
             task_id=r.task_id,
             memo=r.memo,
         )

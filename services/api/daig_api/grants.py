@@ -118,6 +118,8 @@ def build_grant(
         claim_id=task.claim_id,
         task_id=task.task_id,
         project_id=facts.id,
+        project_name=facts.name,
+        owner_name=facts.owner_name,
         round=task.round_index,
         shard=task.shard,
         lease_seconds=settings.lease_seconds,

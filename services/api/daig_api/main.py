@@ -21,7 +21,16 @@ from daig_api.fastpath import ProviderFastPath
 from daig_api.grants import InlineWeights, SharedUrls
 from daig_api.metrics_asgi import MeteringMiddleware
 from daig_api.relay import BackgroundRelay
-from daig_api.routes import auth, blobs, credits, files, health, projects, tasks
+from daig_api.routes import (
+    auth,
+    blobs,
+    credits,
+    files,
+    health,
+    projects,
+    provider_results,
+    tasks,
+)
 from daig_api.routes import metrics as metrics_route
 
 # Requests run in at most this many threads at once. Python runs one at a time (the GIL):
@@ -75,7 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (auth, projects, files, tasks, blobs, health, credits):
+    for module in (auth, projects, files, tasks, provider_results, blobs, health, credits):
         app.include_router(module.router)
     app.include_router(metrics_route.router)
     app.add_middleware(MeteringMiddleware)

@@ -1,0 +1,69 @@
+"""A volunteer's own recent results: what became of each task it trained, and what it earned.
+
+Results travel over the broker, so the provider agent never hears whether the aggregator
+accepted them; the GUI polls this route for its task list and event log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import func, select
+
+from daig.contract.http import ProviderResultOut
+from daig.credits.ledger import user_account
+from daig.db.models import CreditEntry, CreditTransfer, Project, Result, Task
+from daig_api.deps import CurrentUser, SessionDep
+
+router = APIRouter(prefix="/v1", tags=["providers"])
+
+
+@router.get("/provider/results")
+def my_results(
+    user: CurrentUser,
+    session: SessionDep,
+    since: Annotated[
+        datetime | None,
+        Query(description="Only results recorded after this time (ISO 8601, with a zone)."),
+    ] = None,
+    limit: int = Query(50, ge=1, le=500, description="Most recent results to return."),
+) -> list[ProviderResultOut]:
+    """Your results, newest first, with their project's name, status, reason and credits."""
+    earned = (
+        select(func.coalesce(func.sum(CreditEntry.amount), 0))
+        .join(CreditTransfer, CreditTransfer.id == CreditEntry.transfer_id)
+        .where(
+            CreditEntry.account == user_account(user.id),
+            CreditTransfer.task_id == Result.task_id,
+        )
+        .scalar_subquery()
+    )
+    query = (
+        select(Result, Project.name, Task.shard, earned.label("credits"))
+        .outerjoin(Project, Project.id == Result.project_id)
+        .outerjoin(Task, Task.id == Result.task_id)
+        .where(Result.provider_id == user.id)
+        .order_by(Result.received_at.desc())
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(Result.received_at > since)
+    return [
+        ProviderResultOut(
+            message_id=result.message_id,
+            task_id=result.task_id,
+            project_id=result.project_id,
+            project_name=name,
+            round=result.round_index,
+            shard=shard,
+            status=result.status,
+            reason=result.reason,
+            detail=result.detail,
+            received_at=result.received_at,
+            fit_seconds=result.fit_seconds,
+            credits=int(credits or 0),
+        )
+        for result, name, shard, credits in session.execute(query)
+    ]
