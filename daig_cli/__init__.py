@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from daig_cli import credits, project, quarantine, servers
+from daig_cli import credits, desktop, project, quarantine, servers
 
 app = typer.Typer(
     help="DAIG, the Distributed A.I. Grid: train Keras models on volunteers' computers.",
@@ -18,6 +18,7 @@ servers.register(app)
 app.add_typer(project.app, name="project")
 credits.register(app)
 quarantine.register(app)
+desktop.register(app)
 
 
 @app.command()

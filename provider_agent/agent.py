@@ -42,7 +42,10 @@ from provider_agent.config import AgentConfig
 from provider_agent.keepalive import KeepAlive, TaskAbandoned
 from provider_agent.politeness import Hours, Politeness, describe
 from provider_agent.results import result_message
+from provider_agent.saved_login import EXPIRED
 from provider_agent.status import STARTING_TENSORFLOW, WAITING, AgentStatus, Stopwatch
+from provider_agent.status_file import StatusWriter
+from provider_agent.suspend import SuspendedTooLong, Suspender, suspended_state
 from provider_agent.trainer import RowsLike, Trainer, TrainingCancelled, TrainJob, TrainOutcome
 
 log = logging.getLogger(__name__)
@@ -80,11 +83,17 @@ class ProviderAgent:
 
     def run(self) -> None:
         """Start the training process, log in, then take tasks until stopped."""
+        writer = (
+            StatusWriter(self.config.status_file, self.status) if self.config.status_file else None
+        )
         try:
             if self.polite_now(force=True):
                 self._trainer.start()  # TensorFlow imports while we log in and connect
-            self._client.login(self.config.username, self.config.password)
-            broker = self._client.provider_config()
+            if self.config.token:
+                self._client.token = self.config.token
+            else:
+                self._client.login(self.config.username, self.config.password)
+            broker = self._call(self._client.provider_config)
             self._user_id = broker.user_id
             self._broker_user = broker.broker_user
             log.info("agent %s: volunteering as user %s", self.agent_id, self.config.username)
@@ -110,6 +119,8 @@ class ProviderAgent:
             self._client.close()
             self._http.close()
             self.status.state = "stopped"
+            if writer is not None:
+                writer.close()
 
     # --- politeness -------------------------------------------------------------------------
     def polite_now(self, *, force: bool = False) -> bool:
@@ -158,8 +169,18 @@ class ProviderAgent:
         self.status.state = waiting
 
     def _should_stop_training(self) -> bool:
-        """Stop (and give the task back) on Ctrl-C, or when a condition no longer holds."""
-        return self.stop.is_set() or not self.polite_now()
+        """Stop (and give the task back) on Stop or Ctrl-C; a condition that no longer holds
+        suspends the task instead (``_suspender``)."""
+        return self.stop.is_set()
+
+    def _suspender(self) -> Suspender:
+        def reason() -> str | None:
+            return None if self.polite_now() else self.status.paused_because or "paused"
+
+        def changed(why: str | None) -> None:
+            self.status.state = suspended_state(why) if why else "training"
+
+        return Suspender(reason, self.config.suspend_minutes * 60, changed)
 
     def _publish_unsent(self, broker: BrokerSession) -> None:
         while self._unsent:
@@ -204,6 +225,9 @@ class ProviderAgent:
                 return self._work(grant, broker)
         except TrainingCancelled:
             return self._give_back(grant)
+        except SuspendedTooLong as exc:
+            log.info("task %s: %s", task.task_id, exc)
+            return self._give_back(grant)
         except TaskAbandoned as exc:
             log.info("task %s: abandoned (%s)", task.task_id, exc)
             return Outcome.ACK
@@ -235,6 +259,7 @@ class ProviderAgent:
                     wait=keepalive.wait,
                     should_stop=self._should_stop_training,
                     on_progress=lambda f: setattr(self.status, "progress", f),
+                    suspender=self._suspender(),
                 )
             delta = Path(job.delta_path).read_bytes() if outcome.ok else b""
             inline = outcome.ok and len(delta) <= grant.inline_max_bytes
@@ -353,6 +378,8 @@ class ProviderAgent:
         except ClientError as exc:
             if exc.status != 401:
                 raise
+            if not self.config.password:  # started from a saved token: nothing to renew it with
+                raise ClientError(EXPIRED, status=401, reason="login_expired") from exc
             self._client.login(self.config.username, self.config.password)
             return method(*args)
 
