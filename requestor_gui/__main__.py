@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.server:
         settings.server = args.server
     window = MainWindow(settings)
+    # Closed to the tray, the window is hidden while the agent works: quit only for good.
+    app.setQuitOnLastWindowClosed(False)
+    window.closed_for_good.connect(app.quit)
+    app.setWindowIcon(window.windowIcon())
     window.show()
     _close_on_signals(window)
     return int(app.exec_())

@@ -1,10 +1,17 @@
-"""The main window: a header bar (mode switch, who is logged in) over a stack of screens."""
+"""The main window: a header bar (mode switch, who is logged in) over a stack of screens.
+
+Closing it does not stop volunteering unless the volunteer chose so (``keep_volunteering``):
+with a system tray the window hides and the in-process agent goes on behind the tray icon
+(Participate, Stop, Open, Quit); without one, the agent gives its task back and the same work
+goes on in a background process (``background.py``) that the window shows again on reopening.
+Quit (tray or ``quit_app``) stops everything.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from PyQt5.QtCore import QThread, QTimer
+from PyQt5.QtCore import QThread, QTimer, pyqtSignal
 from PyQt5.QtGui import QCloseEvent
 from PyQt5.QtWidgets import (
     QButtonGroup,
@@ -12,12 +19,16 @@ from PyQt5.QtWidgets import (
     QHBoxLayout,
     QMainWindow,
     QStackedWidget,
+    QSystemTrayIcon,
     QVBoxLayout,
     QWidget,
 )
 
+from provider_agent import saved_login
+from requestor_gui import background
 from requestor_gui.account import Account
 from requestor_gui.settings import GuiSettings
+from requestor_gui.tray import Tray, app_icon
 from requestor_gui.views.common import button, label
 from requestor_gui.views.credits import CreditsPanel
 from requestor_gui.views.login import LoginView
@@ -34,14 +45,19 @@ _abandoned: list[QThread] = []  # agent threads that outlived the grace period, 
 
 
 class MainWindow(QMainWindow):
+    closed_for_good = pyqtSignal()  # the window closed and nothing runs behind a tray icon
+
     def __init__(self, settings: GuiSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or GuiSettings.load()
         self.account: Account | None = None
         self.runner = Runner(self)
         self._closing = False
+        self._quitting = False  # Quit: stop volunteering too, whatever keep_volunteering says
+        self._hand_over = False  # start the background agent once the in-process one stopped
         self._after_stop: str | None = None  # "close" or "logout", once the agent stopped
         self.setWindowTitle("DAIG — Distributed A.I. Grid")
+        self.setWindowIcon(app_icon())
         self.resize(1180, 780)
         central = QWidget()
         column = QVBoxLayout(central)
@@ -52,6 +68,7 @@ class MainWindow(QMainWindow):
         column.addWidget(self.stack, 1)
         self.setCentralWidget(central)
         self._build_views()
+        self.tray = self._tray()
         self.show_login()
 
     # --- building ---------------------------------------------------------------------------
@@ -86,6 +103,17 @@ class MainWindow(QMainWindow):
         self.logout_button.clicked.connect(self.log_out)
         row.addWidget(self.logout_button)
         return self.header
+
+    def _tray(self) -> Tray:
+        tray = Tray(self)
+        tray.participate.connect(self.provider.participate)
+        tray.stop.connect(self.provider.stop)
+        tray.open_window.connect(self.open_from_tray)
+        tray.quit_app.connect(self.quit_app)
+        self.provider.state_changed.connect(tray.show_state)
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            tray.icon.show()
+        return tray
 
     def _build_views(self) -> None:
         self.login = LoginView(self.runner, self.settings)
@@ -132,6 +160,7 @@ class MainWindow(QMainWindow):
 
     def logged_in(self, account: Account) -> None:
         self.account = account
+        self._save_login(account)
         for view in (self.projects, self.new_project, self.detail, self.provider):
             view.set_account(account)
         self.requestor_credits.set_account(account)
@@ -185,7 +214,19 @@ class MainWindow(QMainWindow):
             return
         self._finish_logout()
 
+    def _save_login(self, account: Account) -> None:
+        """The token (never the password) for an agent that runs without the window."""
+        if not account.token:
+            return
+        try:
+            saved_login.save(
+                saved_login.SavedLogin(account.server, account.username, account.token)
+            )
+        except OSError as exc:
+            log.warning("could not save the login for the background agent (%s)", exc)
+
     def _finish_logout(self) -> None:
+        saved_login.forget()  # logged out: no agent may start as this user without a login
         self.account = None
         for view in (self.projects, self.new_project, self.detail, self.provider):
             view.set_account(None)
@@ -195,10 +236,20 @@ class MainWindow(QMainWindow):
         self.show_login()
 
     def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt API
-        """Stop the agent first (it gives its task back), then cancel and wait for workers."""
+        """Keep volunteering if so chosen (behind the tray, or handed to a background process);
+        otherwise stop the agent first (it gives its task back); then cancel the workers."""
         assert event is not None
+        keep = self.settings.keep_volunteering and not self._quitting
+        if self.provider.running and keep and self.tray.icon.isVisible():
+            event.ignore()
+            self.hide()  # the agent goes on; the tray icon brings the window back
+            self.tray.icon.showMessage(
+                "DAIG", "Still volunteering in the background. Quit from this icon to stop."
+            )
+            return
         if self.provider.running:
             event.ignore()
+            self._hand_over = keep
             if self._after_stop != "close":
                 self._after_stop = "close"
                 self.provider.stop()
@@ -209,7 +260,23 @@ class MainWindow(QMainWindow):
         self.runner.cancel_all()
         if not self.runner.wait(10_000):
             log.warning("some network calls were still running at exit")
+        if self._hand_over:
+            self._hand_over = False
+            process = background.start()
+            log.info("volunteering goes on in the background (process %s)", process.pid)
+        self.tray.icon.hide()
         event.accept()
+        self.closed_for_good.emit()
+
+    def open_from_tray(self) -> None:
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
+    def quit_app(self) -> None:
+        """Stop volunteering and close (the tray's Quit)."""
+        self._quitting = True
+        self.close()
 
     def _force_close(self) -> None:
         thread = self.provider.agent_thread

@@ -35,6 +35,7 @@ class GuiSettings:
     idle_minutes: int = 0  # work only after this long without input; 0 = whenever
     hours: str = ""  # work only in this daily window, e.g. "22:00-07:00"; "" = any time
     work_on_battery: bool = False
+    keep_volunteering: bool = True  # closing the window keeps the agent working (tray or process)
 
     @classmethod
     def load(cls, path: Path | None = None) -> GuiSettings:

@@ -1,4 +1,9 @@
-"""Provider mode: Participate / Stop, the running task with its progress, the volunteer's limits."""
+"""Provider mode: Participate / Stop, the running task with its progress, the volunteer's limits.
+
+A background agent (a ``daig provider`` process the window handed over to, or one started at
+login) is shown too, from its status file; Stop then asks it to stop. The "In the background"
+box holds the two choices: keep volunteering when the window is closed, start at login.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import os
 
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
 from PyQt5.QtWidgets import (
+    QCheckBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -15,8 +21,10 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from provider_agent import status_file
 from provider_agent.config import AgentConfig
-from provider_agent.status import STARTING_TENSORFLOW, WAITING
+from provider_agent.status import STARTING_TENSORFLOW, WAITING, AgentStatus
+from requestor_gui import background, desktop_entry
 from requestor_gui.account import Account
 from requestor_gui.agent_thread import AgentThread
 from requestor_gui.settings import GuiSettings
@@ -40,19 +48,26 @@ class ProviderView(QWidget):
     """Emits ``running_changed(bool)`` when the agent starts or has fully stopped."""
 
     running_changed = pyqtSignal(bool)
+    state_changed = pyqtSignal(bool, str)  # running (here or in the background), state text
 
     def __init__(self, settings: GuiSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._settings = settings
         self._account: Account | None = None
         self.agent_thread: AgentThread | None = None
+        self.background: status_file.BackgroundAgent | None = None  # a separate agent process
         self._done_before = 0  # tasks and seconds of earlier runs in this session
         self._seconds_before = 0.0
         self._build()
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self._poll)
+        self.background_timer = QTimer(self)
+        self.background_timer.setInterval(1000)
+        self.background_timer.timeout.connect(self._poll_background)
+        self.background_timer.start()
         self._show_state("idle")
+        self._poll_background()
 
     # --- building ---------------------------------------------------------------------------
     def _build(self) -> None:
@@ -93,7 +108,43 @@ class ProviderView(QWidget):
         self.politeness = PolitenessBox(self._settings)
         limits.addWidget(self.politeness, 1)
         layout.addLayout(limits)
+        layout.addWidget(self._background_group())
         layout.addStretch(1)
+
+    def _background_group(self) -> QGroupBox:
+        group = QGroupBox("In the background")
+        column = QVBoxLayout(group)
+        self.keep_check = QCheckBox(
+            "Keep volunteering when this window is closed (Quit from the tray icon stops it)"
+        )
+        self.keep_check.setChecked(self._settings.keep_volunteering)
+        self.keep_check.toggled.connect(self._keep_toggled)
+        column.addWidget(self.keep_check)
+        self.autostart_check = QCheckBox(
+            "Start volunteering when I log in to this computer (no password needed: "
+            "a session token is kept, never the password)"
+        )
+        self.autostart_check.setChecked(desktop_entry.autostart_enabled())
+        self.autostart_check.toggled.connect(self._autostart_toggled)
+        column.addWidget(self.autostart_check)
+        return group
+
+    def _keep_toggled(self, keep: bool) -> None:
+        self._settings.keep_volunteering = keep
+        self._settings.save()
+
+    def _autostart_toggled(self, enabled: bool) -> None:
+        try:
+            path = desktop_entry.set_autostart(enabled)
+            if enabled:
+                desktop_entry.install_app_entry()  # the launcher the volunteer reopens it from
+        except OSError as exc:
+            self.message.show_error(f"Could not change the autostart entry: {exc}")
+            return
+        if enabled:
+            self.message.show_info(f"DAIG will volunteer at login ({path}).")
+        else:
+            self.message.show_info("DAIG will no longer start at login.")
 
     def _task_group(self) -> QGroupBox:
         group = QGroupBox("Current task")
@@ -163,7 +214,7 @@ class ProviderView(QWidget):
         return self.agent_thread is not None
 
     def participate(self) -> None:
-        if self._account is None or self.agent_thread is not None:
+        if self._account is None or self.agent_thread is not None or self.background:
             return
         self._save_limits()
         config = AgentConfig(
@@ -185,6 +236,10 @@ class ProviderView(QWidget):
 
     def stop(self) -> None:
         """Ask the agent to stop; it gives its task back and the thread ends by itself."""
+        if self.agent_thread is None and self.background is not None:
+            background.stop(self.background.pid)
+            self._show_state("stopping")
+            return
         if self.agent_thread is not None:
             self.agent_thread.request_stop()
             self._poll()
@@ -213,9 +268,25 @@ class ProviderView(QWidget):
         thread = self.agent_thread
         if thread is None:
             return
-        status = thread.status
-        self._show_state("stopping" if thread.stopping else status.state)
-        training = status.state == "training" and status.project_id is not None
+        self._show_status(thread.status, thread.stopping)
+
+    def _poll_background(self) -> None:
+        """Show a background agent's state (none runs when this window's own agent does)."""
+        if self.agent_thread is not None:
+            return
+        found = status_file.read()
+        if found is None and self.background is not None:
+            self.background = None
+            self._show_state("stopped")
+        elif found is not None:
+            self.background = found
+            self._show_status(found.status, stopping=False)
+
+    def _show_status(self, status: AgentStatus, stopping: bool) -> None:
+        self._show_state("stopping" if stopping else status.state)
+        training = status.project_id is not None and (
+            status.state == "training" or status.state.startswith("suspended")
+        )
         self.project_label.setText(status.project_id if training else "—")
         self.task_label.setText(status.task_id if training else "—")
         self.round_label.setText(
@@ -227,8 +298,12 @@ class ProviderView(QWidget):
         self.contributed.set(format_duration(self._seconds_before + status.seconds_contributed))
 
     def _show_state(self, state: str) -> None:
-        self.state.setText(STATES.get(state, state.capitalize()))
-        running = self.agent_thread is not None
+        text = STATES.get(state, state[:1].upper() + state[1:])
+        if self.agent_thread is None and self.background is not None:
+            text = f"In the background (process {self.background.pid}): {text}"
+        self.state.setText(text)
+        running = self.agent_thread is not None or self.background is not None
+        self.state_changed.emit(running, text)
         self.participate_button.setEnabled(not running and self._account is not None)
         self.stop_button.setEnabled(
             running and not (self.agent_thread and self.agent_thread.stopping)
