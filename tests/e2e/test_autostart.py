@@ -4,7 +4,6 @@ accepted; a saved token the server refuses makes it say to log in again."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 from pathlib import Path
@@ -63,10 +62,10 @@ def test_an_autostarted_agent_trains_from_the_saved_token(
     for kind in ("model", "data", "labels"):
         requestor.upload_file(project.id, kind, getattr(digits_files, kind))
     requestor.start(project.id)
-    log = open(tmp_path / "autostarted.log", "wb")
-    agent = subprocess.Popen(
-        argv, env=_desktop_env(cluster, home), stdout=log, stderr=subprocess.STDOUT
-    )
+    with open(tmp_path / "autostarted.log", "wb") as log:
+        agent = subprocess.Popen(
+            argv, env=_desktop_env(cluster, home), stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         final = wait_until(
             lambda: (p := requestor.project(project.id)).state in ("done", "failed") and p,
@@ -92,7 +91,6 @@ def test_an_autostarted_agent_trains_from_the_saved_token(
     finally:
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(60) == 0
-        log.close()
 
 
 def test_a_refused_saved_token_says_to_log_in_again(
