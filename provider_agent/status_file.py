@@ -16,7 +16,6 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from provider_agent.status import AgentStatus
 
@@ -93,6 +92,3 @@ class StatusWriter:
         with contextlib.suppress(OSError):
             write(self._path, self._status)  # the final state ("stopped")
 
-
-def as_dict(agent: BackgroundAgent) -> dict[str, Any]:
-    return {"pid": agent.pid} | asdict(agent.status)
