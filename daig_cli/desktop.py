@@ -72,6 +72,12 @@ def saved_agent_config(
     from provider_agent.config import AgentConfig
     from requestor_gui.settings import GuiSettings
 
+    running = status_file.read()
+    if running is not None:
+        fail(
+            f"a background agent already volunteers here (process {running.pid}); stop it "
+            "from the DAIG window (or kill it) before starting another"
+        )
     try:
         saved = saved_login.load()
     except saved_login.NoSavedLogin as exc:
