@@ -60,6 +60,7 @@ def logout() -> None:
 def saved_agent_config(
     *,
     server: str | None,
+    user: str | None,
     threads: int | None,
     memory_mb: int | None,
     idle_minutes: float | None,
@@ -84,6 +85,8 @@ def saved_agent_config(
         fail(str(exc))
     if server and server.rstrip("/") != saved.server:
         fail(f"the saved login is for {saved.server}, not {server}: log in there first")
+    if user and user != saved.username:
+        fail(f"the saved login is {saved.username}'s, not {user}'s: pass --password, or log in")
     limits = GuiSettings.load()
     return AgentConfig(
         server=saved.server,

@@ -114,6 +114,7 @@ def provider(
     if use_saved_login or not password:
         config = saved_agent_config(
             server=server,
+            user=user,
             threads=threads,
             memory_mb=memory_mb,
             idle_minutes=idle_minutes,
