@@ -200,6 +200,10 @@ class MainWindow(QMainWindow):
 
     def _provider_running(self, running: bool) -> None:
         self.volunteering.setVisible(running)
+        if not running and not self.isVisible() and self.tray.icon.isVisible():
+            # Behind the tray nobody sees the window: say that volunteering ended, and why.
+            why = self.provider.message.text()
+            self.tray.icon.showMessage("DAIG", f"Volunteering stopped. {why}".strip())
         if not running and self._after_stop == "close":
             self.close()
         elif not running and self._after_stop == "logout":
