@@ -91,4 +91,3 @@ class StatusWriter:
         self._thread.join(5)
         with contextlib.suppress(OSError):
             write(self._path, self._status)  # the final state ("stopped")
-

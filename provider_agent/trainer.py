@@ -297,7 +297,8 @@ class Trainer:
         while True:
             if should_stop():
                 raise TrainingCancelled()
-            if suspender is not None and suspender.hold():
+            alive = self._process is not None and self._process.is_alive()
+            if suspender is not None and suspender.hold() and alive:
                 wait(0.5)  # stopped: only the broker and the lease need us
                 continue
             if pipe.poll(0):

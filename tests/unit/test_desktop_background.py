@@ -9,9 +9,12 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import keyring
 import pytest
+from keyring.backend import KeyringBackend
 
 from provider_agent import saved_login, status_file
 from provider_agent.status import AgentStatus
@@ -44,9 +47,11 @@ def test_the_suspender_stops_continues_and_gives_up_past_its_limit() -> None:
     try:
         suspender = Suspender(lambda: why[0], 0.5, seen.append)
         suspender.begin(child.pid)
-        assert suspender.hold() and _state(child.pid) == "T" and seen == ["busy"]
+        assert suspender.hold() and seen == ["busy"]
+        assert _settles(child.pid, lambda state: state == "T"), "stopped"
         why[0] = None
-        assert not suspender.hold() and _state(child.pid) != "T" and seen == ["busy", None]
+        assert not suspender.hold() and seen == ["busy", None]
+        assert _settles(child.pid, lambda state: state != "T"), "continued"
         why[0] = "busy"
         suspender.hold()
         time.sleep(0.6)
@@ -56,6 +61,16 @@ def test_the_suspender_stops_continues_and_gives_up_past_its_limit() -> None:
     finally:
         child.send_signal(signal.SIGKILL)  # ends a stopped process too
         assert child.wait(5) == -signal.SIGKILL
+
+
+def _settles(pid: int, wanted: Callable[[str], bool]) -> bool:
+    """Signals are delivered asynchronously: wait (up to 5 s) for the state to be wanted."""
+    deadline = time.monotonic() + 5
+    while not wanted(_state(pid)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _state(pid: int) -> str:
@@ -81,6 +96,41 @@ def test_without_a_keyring_the_token_goes_to_a_private_file(tmp_path: Path) -> N
         saved_login.load()
     saved_login.forget()
     assert not path.exists()
+
+
+class MemoryKeyring(KeyringBackend):
+    """A usable keyring (priority above zero) that keeps secrets in this process."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.secrets.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.secrets[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        del self.secrets[(service, username)]
+
+
+def test_with_a_keyring_the_token_stays_out_of_the_file() -> None:
+    previous = keyring.get_keyring()
+    memory = MemoryKeyring()
+    keyring.set_keyring(memory)
+    try:
+        where = saved_login.save(saved_login.SavedLogin("http://h:1", "ann", "secret-token"))
+        assert where == "the keyring (MemoryKeyring)"
+        assert "secret-token" not in saved_login.saved_login_file().read_text()
+        assert memory.secrets == {("daig", "ann@http://h:1"): "secret-token"}
+        assert saved_login.load().token == "secret-token"
+        saved_login.forget()
+        assert memory.secrets == {} and not saved_login.saved_login_file().exists()
+    finally:
+        keyring.set_keyring(previous)
 
 
 def test_the_status_file_describes_only_a_live_agent(tmp_path: Path) -> None:
