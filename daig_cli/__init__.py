@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from daig_cli import credits, project, quarantine, servers
+from daig_cli import credits, desktop, project, quarantine, servers
 from daig_cli.extras import require_extra
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ servers.register(app)
 app.add_typer(project.app, name="project")
 credits.register(app)
 quarantine.register(app)
+desktop.register(app)
 
 
 @app.command()

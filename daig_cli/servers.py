@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from daig_cli.extras import require_extra
@@ -76,9 +78,16 @@ def migrate() -> None:
 
 @password_options
 def provider(
-    server: str = typer.Option(..., envvar="DAIG_SERVER", help="URL of the DAIG API."),
-    user: str = typer.Option(..., envvar="DAIG_USER", help="Your DAIG username."),
+    server: str = typer.Option(None, envvar="DAIG_SERVER", help="URL of the DAIG API."),
+    user: str = typer.Option(None, envvar="DAIG_USER", help="Your DAIG username."),
     password: str | None = PasswordOpt,
+    use_saved_login: bool = typer.Option(
+        False,
+        "--use-saved-login",
+        help="Start from the login saved by the DAIG window or `daig login` (no password; "
+        "the default when no password is given and none can be asked for). Limits not given "
+        "here come from the window's settings, and the status is shared with the window.",
+    ),
     threads: int = typer.Option(None, min=1, help="CPU threads training may use (default all)."),
     memory_mb: int = typer.Option(
         None, min=256, help="Stop a task whose training process uses more memory (MB)."
@@ -96,31 +105,54 @@ def provider(
     on_battery: bool = typer.Option(
         False, "--on-battery", help="Keep working on battery (by default work pauses)."
     ),
+    suspend_minutes: float = typer.Option(
+        30.0,
+        min=0.0,
+        help="A task whose conditions stop holding is suspended, not discarded, for at most "
+        "this long; then it is given back.",
+    ),
 ) -> None:
     """Volunteer this machine: train tasks until stopped; Ctrl-C gives the current task back."""
     require_extra("provider")
     from daig.client import ClientError
     from daig.logs import setup_logging
+    from daig_cli.desktop import saved_agent_config
     from provider_agent.__main__ import run
     from provider_agent.config import AgentConfig
 
     setup_logging(process="provider")
-    try:
-        run(
-            AgentConfig(
-                server=server,
-                username=user,
-                password=_password(password, user),
-                threads=threads,
-                memory_mb=memory_mb,
-                max_tasks=max_tasks,
-                idle_minutes=idle_minutes,
-                hours=_checked_hours(hours),
-                pause_on_battery=not on_battery,
-            )
+    password = password_for(password, user or "", prompt=False)
+    if not password and not use_saved_login and server and user and sys.stdin.isatty():
+        password = _password(None, user)  # asked for at the terminal
+    if use_saved_login or not password:
+        config = saved_agent_config(
+            server=server,
+            user=user,
+            threads=threads,
+            memory_mb=memory_mb,
+            idle_minutes=idle_minutes,
+            hours=_checked_hours(hours),
+            on_battery=on_battery or None,
         )
+    else:
+        if not server or not user:
+            fail("--server and --user are needed with a password")
+        config = AgentConfig(
+            server=server,
+            username=user,
+            password=password,
+            threads=threads,
+            memory_mb=memory_mb,
+            idle_minutes=idle_minutes,
+            hours=_checked_hours(hours),
+            pause_on_battery=not on_battery,
+        )
+    config.max_tasks = max_tasks
+    config.suspend_minutes = suspend_minutes
+    try:
+        run(config)
     except ClientError as exc:
-        fail(str(exc) + _signup_hint(exc, server, user))
+        fail(str(exc) + _signup_hint(exc, config.server, config.username))
 
 
 def _checked_hours(hours: str | None) -> str | None:
@@ -170,7 +202,7 @@ def _password(password: str | None, user: str) -> str:
 
 
 def _signup_hint(exc: Exception, server: str, user: str) -> str:
-    if getattr(exc, "status", None) == 401:
+    if getattr(exc, "status", None) == 401 and getattr(exc, "reason", None) != "login_expired":
         return f"\n(no account yet? create one: daig signup --server {server} --user {user})"
     return ""
 

@@ -48,6 +48,7 @@ from provider_agent.config import AgentConfig
 from provider_agent.keepalive import KeepAlive, TaskAbandoned
 from provider_agent.politeness import Hours, Politeness, describe
 from provider_agent.results import result_message
+from provider_agent.saved_login import EXPIRED
 from provider_agent.status import (
     DOWNLOADING,
     STARTING_TENSORFLOW,
@@ -59,6 +60,8 @@ from provider_agent.status import (
     TaskRecord,
     training_phase,
 )
+from provider_agent.status_file import StatusWriter
+from provider_agent.suspend import SuspendedTooLong, Suspender, suspended_state
 from provider_agent.trainer import RowsLike, Trainer, TrainingCancelled, TrainJob, TrainOutcome
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,9 @@ class ProviderAgent:
 
     def run(self) -> None:
         """Start the training process, log in, then take tasks until stopped."""
+        writer = (
+            StatusWriter(self.config.status_file, self.status) if self.config.status_file else None
+        )
         try:
             if self.polite_now(force=True):
                 self._trainer.start()  # TensorFlow imports while we log in and connect
@@ -131,6 +137,8 @@ class ProviderAgent:
             self._client.close()
             self._http.close()
             self.status.state = "stopped"
+            if writer is not None:
+                writer.close()
 
     def _sign_in(self) -> ProviderConfig | None:
         """Log in and get our broker account, however long the server does not answer (the
@@ -139,8 +147,11 @@ class ProviderAgent:
         backoff = 1.0
         while not self.stop.is_set():
             try:
-                self._log_in()
-                config = self._client.provider_config()
+                if self.config.token:  # started from a saved login: no password to log in with
+                    self._client.token = self.config.token
+                else:
+                    self._log_in()
+                config = self._call(self._client.provider_config)
             except ClientError as exc:
                 if exc.status is not None and exc.status < 500:
                     raise
@@ -224,8 +235,18 @@ class ProviderAgent:
         self.status.state = waiting
 
     def _should_stop_training(self) -> bool:
-        """Stop (and give the task back) on Ctrl-C, or when a condition no longer holds."""
-        return self.stop.is_set() or not self.polite_now()
+        """Stop (and give the task back) on Stop or Ctrl-C; a condition that no longer holds
+        suspends the task instead (``_suspender``)."""
+        return self.stop.is_set()
+
+    def _suspender(self) -> Suspender:
+        def reason() -> str | None:
+            return None if self.polite_now() else self.status.paused_because or "paused"
+
+        def changed(why: str | None) -> None:
+            self.status.state = suspended_state(why) if why else "training"
+
+        return Suspender(reason, self.config.suspend_minutes * 60, changed)
 
     def _publish_unsent(self, broker: BrokerSession) -> None:
         while self._unsent:
@@ -272,6 +293,9 @@ class ProviderAgent:
                 return self._work(grant, broker)
         except TrainingCancelled:
             return self._give_back(grant)
+        except SuspendedTooLong as exc:
+            log.info("task %s: %s", task.task_id, exc)
+            return self._give_back(grant)
         except TaskAbandoned as exc:
             log.info("task %s: abandoned (%s)", task.task_id, exc)
             ended = f"abandoned: {exc}"
@@ -311,6 +335,7 @@ class ProviderAgent:
                     wait=lambda seconds: self._training(grant.epochs, keepalive.wait, seconds),
                     should_stop=self._should_stop_training,
                     on_progress=lambda f: self._training(grant.epochs, progress=f),
+                    suspender=self._suspender(),
                 )
             delta = Path(job.delta_path).read_bytes() if outcome.ok else b""
             inline = outcome.ok and len(delta) <= grant.inline_max_bytes
@@ -460,6 +485,8 @@ class ProviderAgent:
         except ClientError as exc:
             if exc.status != 401:
                 raise
+            if not self.config.password:  # started from a saved token: nothing to renew it with
+                raise ClientError(EXPIRED, status=401, reason="login_expired") from exc
             self._log_in()
             return method(*args)
 

@@ -16,7 +16,7 @@ def _default_cache() -> Path:
 class AgentConfig:
     server: str
     username: str
-    password: str
+    password: str = field(repr=False)
     cache_dir: Path = field(default_factory=_default_cache)
     threads: int | None = None  # CPU threads TensorFlow may use (None: all)
     memory_mb: int | None = None  # the training process is stopped above this (None: no cap)
@@ -26,3 +26,10 @@ class AgentConfig:
     idle_minutes: float | None = None  # work only after this long without user input
     hours: str | None = None  # work only in this daily window, e.g. "22:00-07:00"
     pause_on_battery: bool = True  # no work while the machine runs on battery
+    # A task whose conditions stop holding is suspended (SIGSTOP), its lease renewed, for at
+    # most this long; then it is given back (provider_agent/suspend.py).
+    suspend_minutes: float = 30.0
+    # A saved session token (provider_agent/saved_login.py) used instead of the password; an
+    # agent without a password cannot renew it and says to log in again when it expires.
+    token: str | None = field(default=None, repr=False)
+    status_file: Path | None = None  # where a background agent reports (status_file.py)

@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
 from daig.sandbox import SandboxedChild, start_sandboxed
+from provider_agent.suspend import Suspender
 from provider_agent.training_child import child_main
 
 log = logging.getLogger(__name__)
@@ -205,10 +206,13 @@ class Trainer:
         wait: Callable[[float], None],
         should_stop: Callable[[], bool],
         on_progress: Callable[[float], None] | None = None,
+        suspender: Suspender | None = None,
     ) -> TrainOutcome:
         """Run ``job``; ``wait(seconds)`` is called while it trains (e.g. to pump the broker).
 
         Raises ``TrainingCancelled`` (after killing the child) when ``should_stop()`` is true.
+        A ``suspender`` stops and continues the child meanwhile (``wait`` is still called, so
+        the lease is renewed); it raises ``SuspendedTooLong`` past its limit (child killed).
         """
         self._ensure_started()
         ready_before = self.poll() == "ready"
@@ -216,11 +220,20 @@ class Trainer:
         sent = time.monotonic()
         pipe.send({"op": "train"} | asdict(job))
         self._jobs += 1
+        if suspender is not None:
+            suspender.begin(self.child_pid())
         try:
-            outcome = self._await_reply(pipe, wait, should_stop, on_progress)
+            outcome = self._await_reply(pipe, wait, should_stop, on_progress, suspender)
         except BaseException:
+            if suspender is not None:
+                suspender.forget()  # SIGKILL ends a stopped child too; no SIGCONT needed
             self.close()  # whatever interrupted us, the child must not keep training
             raise
+        if suspender is not None and suspender.suspended_seconds:
+            # The child's clock ran while it was stopped: that time was not contributed.
+            paused = suspender.suspended_seconds
+            outcome = replace(outcome, fit_seconds=max(0.0, outcome.fit_seconds - paused))
+            outcome.timings["suspended"] = paused
         if not ready_before and self._ready:
             outcome.timings["wait_ready"] = max(0.0, self._ready_at - sent)
         self._replace_if_due()
@@ -280,10 +293,15 @@ class Trainer:
         wait: Callable[[float], None],
         should_stop: Callable[[], bool],
         on_progress: Callable[[float], None] | None,
+        suspender: Suspender | None = None,
     ) -> TrainOutcome:
         while True:
             if should_stop():
                 raise TrainingCancelled()
+            alive = self._process is not None and self._process.is_alive()
+            if suspender is not None and suspender.hold() and alive:
+                wait(0.5)  # stopped: only the broker and the lease need us
+                continue
             if pipe.poll(0):
                 try:
                     reply = pipe.recv()

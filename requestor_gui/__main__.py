@@ -84,17 +84,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.server:
         settings.server = args.server
     window = MainWindow(settings)
+    # Closed to the tray, the window is hidden while the agent works: quit only for good.
+    app.setQuitOnLastWindowClosed(False)
+    window.closed_for_good.connect(app.quit)
+    app.setWindowIcon(window.windowIcon())
     window.show()
     _close_on_signals(window)
     return int(app.exec_())
 
 
 def _close_on_signals(window: MainWindow) -> None:
-    """Ctrl-C or SIGTERM closes the window the clean way (the agent gives its task back)."""
+    """Ctrl-C or SIGTERM quits the clean way (the agent gives its task back), even when the
+    window would otherwise keep volunteering behind the tray icon."""
     from PyQt5.QtCore import QTimer
 
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: window.close())
+        signal.signal(signum, lambda *_: window.quit_app())
     # Python runs signal handlers only between bytecodes: wake it up now and then.
     timer = QTimer(window)
     timer.timeout.connect(lambda: None)

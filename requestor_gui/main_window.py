@@ -1,10 +1,17 @@
-"""The main window: a header bar (mode switch, who is logged in) over a stack of screens."""
+"""The main window: a header bar (mode switch, who is logged in) over a stack of screens.
+
+Closing it does not stop volunteering unless the volunteer chose so (``keep_volunteering``):
+with a system tray the window hides and the in-process agent goes on behind the tray icon
+(Participate, Stop, Open, Quit); without one, the agent gives its task back and the same work
+goes on in a background process (``background.py``) that the window shows again on reopening.
+Quit (tray or ``quit_app``) stops everything.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from PyQt5.QtCore import QThread, QTimer
+from PyQt5.QtCore import QThread, QTimer, pyqtSignal
 from PyQt5.QtGui import QCloseEvent, QGuiApplication
 from PyQt5.QtWidgets import (
     QApplication,
@@ -12,17 +19,18 @@ from PyQt5.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QMainWindow,
-    QStyle,
     QSystemTrayIcon,
     QVBoxLayout,
     QWidget,
 )
 
-from requestor_gui import actions, style, wheel_guard
+from provider_agent import saved_login
+from requestor_gui import actions, background, style, wheel_guard
 from requestor_gui.account import Account
 from requestor_gui.notifier import Notifier, ProjectWatcher, VolunteerWatcher
 from requestor_gui.pages import PageStack, scrolled
 from requestor_gui.settings import GuiSettings
+from requestor_gui.tray import Tray, app_icon
 from requestor_gui.views.common import Message, button, label
 from requestor_gui.views.credits import CreditsPanel
 from requestor_gui.views.login import LoginView
@@ -42,20 +50,22 @@ VOLUNTEERING_COLOUR, UNREACHABLE_COLOUR = "#5fd17a", "#f0a030"  # the top bar's 
 
 
 class MainWindow(QMainWindow):
+    closed_for_good = pyqtSignal()  # the window closed and nothing runs behind a tray icon
+
     def __init__(self, settings: GuiSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or GuiSettings.load()
         self.account: Account | None = None
         self.runner = Runner(self)
         self._closing = False
+        self._quitting = False  # Quit: stop volunteering too, whatever keep_volunteering says
+        self._hand_over = False  # start the background agent once the in-process one stopped
         self._after_stop: str | None = None  # "close" or "logout", once the agent stopped
         self.setWindowTitle("DAIG — Distributed A.I. Grid")
         app = QApplication.instance()
         if isinstance(app, QApplication):
             wheel_guard.install(app)
-        qt_style = self.style()
-        if qt_style is not None:
-            self.setWindowIcon(qt_style.standardIcon(QStyle.StandardPixmap.SP_ComputerIcon))
+        self.setWindowIcon(app_icon())
         self.setMinimumSize(*MINIMUM_SIZE)
         self._fit_screen(1180, 780)
         central = QWidget()
@@ -70,6 +80,7 @@ class MainWindow(QMainWindow):
         column.addWidget(self.page_area, 1)
         self.setCentralWidget(central)
         self._build_views()
+        self.tray = self._tray()
         self._build_notifications()
         self.shortcuts = actions.install(self)
         self.show_login()
@@ -83,12 +94,8 @@ class MainWindow(QMainWindow):
         self.resize(max(width, MINIMUM_SIZE[0]), max(height, MINIMUM_SIZE[1]))
 
     def _build_notifications(self) -> None:
-        self.tray: QSystemTrayIcon | None = None
-        if QSystemTrayIcon.isSystemTrayAvailable():
-            self.tray = QSystemTrayIcon(self.windowIcon(), self)
-            self.tray.setToolTip("DAIG")
-            self.tray.show()
-        self.notifier = Notifier(self.notice, self.tray, self)
+        # Through the tray icon where the desktop shows one, else the notice in the window.
+        self.notifier = Notifier(self.notice, self.tray.icon, self)
         self.project_watcher = ProjectWatcher(self.notifier, self)
         self.volunteer_watcher = VolunteerWatcher(self.notifier, self)
         self.projects.refreshed.connect(
@@ -137,6 +144,17 @@ class MainWindow(QMainWindow):
         row.addWidget(self.logout_button)
         return self.header
 
+    def _tray(self) -> Tray:
+        tray = Tray(self)
+        tray.participate.connect(self.provider.participate)
+        tray.stop.connect(self.provider.stop)
+        tray.open_window.connect(self.open_from_tray)
+        tray.quit_app.connect(self.quit_app)
+        self.provider.state_changed.connect(tray.show_state)
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            tray.icon.show()
+        return tray
+
     def _build_views(self) -> None:
         self.login = LoginView(self.runner, self.settings)
         self.login.logged_in.connect(self.logged_in)
@@ -184,6 +202,7 @@ class MainWindow(QMainWindow):
 
     def logged_in(self, account: Account) -> None:
         self.account = account
+        self._save_login(account)
         for view in (self.projects, self.new_project, self.detail, self.provider):
             view.set_account(account)
         self.requestor_credits.set_account(account)
@@ -311,6 +330,10 @@ class MainWindow(QMainWindow):
         self._show_light()
         if running:
             self.volunteer_watcher.reset()
+        if not running and not self.isVisible() and self.tray.icon.isVisible():
+            # Behind the tray nobody sees the window: say that volunteering ended, and why.
+            why = self.provider.message.text()
+            self.tray.icon.showMessage("DAIG", f"Volunteering stopped. {why}".strip())
         if not running and self._after_stop == "close":
             self.close()
         elif not running and self._after_stop == "logout":
@@ -329,7 +352,19 @@ class MainWindow(QMainWindow):
             return
         self._finish_logout()
 
+    def _save_login(self, account: Account) -> None:
+        """The token (never the password) for an agent that runs without the window."""
+        if not account.token:
+            return
+        try:
+            saved_login.save(
+                saved_login.SavedLogin(account.server, account.username, account.token)
+            )
+        except OSError as exc:
+            log.warning("could not save the login for the background agent (%s)", exc)
+
     def _finish_logout(self) -> None:
+        saved_login.forget()  # logged out: no agent may start as this user without a login
         self.account = None
         self.watch_timer.stop()
         for view in (self.projects, self.new_project, self.detail, self.provider):
@@ -340,10 +375,20 @@ class MainWindow(QMainWindow):
         self.show_login()
 
     def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt API
-        """Stop the agent first (it gives its task back), then cancel and wait for workers."""
+        """Keep volunteering if so chosen (behind the tray, or handed to a background process);
+        otherwise stop the agent first (it gives its task back); then cancel the workers."""
         assert event is not None
+        keep = self.settings.keep_volunteering and not self._quitting
+        if self.provider.running and keep and self.tray.icon.isVisible():
+            event.ignore()
+            self.hide()  # the agent goes on; the tray icon brings the window back
+            self.tray.icon.showMessage(
+                "DAIG", "Still volunteering in the background. Quit from this icon to stop."
+            )
+            return
         if self.provider.running:
             event.ignore()
+            self._hand_over = keep
             if self._after_stop != "close":
                 self._after_stop = "close"
                 self.provider.stop()
@@ -354,7 +399,23 @@ class MainWindow(QMainWindow):
         self.runner.cancel_all()
         if not self.runner.wait(10_000):
             log.warning("some network calls were still running at exit")
+        if self._hand_over:
+            self._hand_over = False
+            process = background.start()
+            log.info("volunteering goes on in the background (process %s)", process.pid)
+        self.tray.icon.hide()
         event.accept()
+        self.closed_for_good.emit()
+
+    def open_from_tray(self) -> None:
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
+    def quit_app(self) -> None:
+        """Stop volunteering and close (the tray's Quit)."""
+        self._quitting = True
+        self.close()
 
     def _force_close(self) -> None:
         thread = self.provider.agent_thread

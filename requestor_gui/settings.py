@@ -36,6 +36,7 @@ class GuiSettings:
     hours: str = ""  # work only in this daily window, e.g. "22:00-07:00"; "" = any time
     work_on_battery: bool = False
     theme: str = "system"  # "system" (follow the desktop), "light" or "dark"
+    keep_volunteering: bool = True  # closing the window keeps the agent working (tray or process)
 
     @classmethod
     def load(cls, path: Path | None = None) -> GuiSettings:

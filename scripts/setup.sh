@@ -132,4 +132,8 @@ DAIG's API creates each provider's broker user through it. Enable it on the Rabb
 root: sudo rabbitmq-plugins enable rabbitmq_management; make it reachable from the API (or set
 DAIG_RABBITMQ_MANAGEMENT_URL); and set DAIG_RABBITMQ_ADMIN_USER and DAIG_RABBITMQ_ADMIN_PASSWORD
 to an administrator's credentials if they differ from DAIG_AMQP_URL's."
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then  # a desktop session: the app's launcher
+  launcher=$(.venv/bin/python -c 'from requestor_gui.desktop_entry import install_app_entry; print(install_app_entry())') \
+    && say "installed the DAIG launcher: $launcher"
+fi
 say "ready: .venv, PostgreSQL, RabbitMQ and its management API"

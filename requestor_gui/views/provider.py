@@ -2,7 +2,12 @@
 progress), the recent tasks and the server's verdicts, the volunteer's limits.
 
 While the server or the broker does not answer, the state line says so and counts down to
-the next try, and ``reachable(bool)`` tells the main window's top-bar light."""
+the next try, and ``reachable(bool)`` tells the main window's top-bar light.
+
+A background agent (a ``daig provider`` process the window handed over to, or one started at
+login) is shown too, from its status file; Stop then asks it to stop. The "In the background"
+box holds the two choices: keep volunteering when the window is closed, start at login.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import os
 
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
 from PyQt5.QtWidgets import (
+    QCheckBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -19,8 +25,10 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from provider_agent import status_file
 from provider_agent.config import AgentConfig
 from provider_agent.status import STARTING_TENSORFLOW, WAITING, AgentStatus
+from requestor_gui import background, desktop_entry
 from requestor_gui.account import Account
 from requestor_gui.agent_thread import AgentThread
 from requestor_gui.settings import GuiSettings
@@ -47,6 +55,7 @@ class ProviderView(QWidget):
 
     running_changed = pyqtSignal(bool)
     reachable = pyqtSignal(bool)  # False while the agent or the task list cannot reach it
+    state_changed = pyqtSignal(bool, str)  # running (here or in the background), state text
 
     def __init__(
         self, settings: GuiSettings, runner: Runner | None = None, parent: QWidget | None = None
@@ -57,13 +66,19 @@ class ProviderView(QWidget):
         self._agent_reachable = True
         self._account: Account | None = None
         self.agent_thread: AgentThread | None = None
+        self.background: status_file.BackgroundAgent | None = None  # a separate agent process
         self._done_before = 0  # tasks and seconds of earlier runs in this session
         self._seconds_before = 0.0
         self._build()
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self._poll)
+        self.background_timer = QTimer(self)
+        self.background_timer.setInterval(1000)
+        self.background_timer.timeout.connect(self._poll_background)
+        self.background_timer.start()
         self._show_state("idle")
+        self._poll_background()
 
     # --- building ---------------------------------------------------------------------------
     def _build(self) -> None:
@@ -107,7 +122,43 @@ class ProviderView(QWidget):
         self.politeness = PolitenessBox(self._settings)
         limits.addWidget(self.politeness, 1)
         layout.addLayout(limits)
+        layout.addWidget(self._background_group())
         layout.addStretch(1)
+
+    def _background_group(self) -> QGroupBox:
+        group = QGroupBox("In the background")
+        column = QVBoxLayout(group)
+        self.keep_check = QCheckBox(
+            "Keep volunteering when this window is closed (Quit from the tray icon stops it)"
+        )
+        self.keep_check.setChecked(self._settings.keep_volunteering)
+        self.keep_check.toggled.connect(self._keep_toggled)
+        column.addWidget(self.keep_check)
+        self.autostart_check = QCheckBox(
+            "Start volunteering when I log in to this computer (no password needed: "
+            "a session token is kept, never the password)"
+        )
+        self.autostart_check.setChecked(desktop_entry.autostart_enabled())
+        self.autostart_check.toggled.connect(self._autostart_toggled)
+        column.addWidget(self.autostart_check)
+        return group
+
+    def _keep_toggled(self, keep: bool) -> None:
+        self._settings.keep_volunteering = keep
+        self._settings.save()
+
+    def _autostart_toggled(self, enabled: bool) -> None:
+        try:
+            path = desktop_entry.set_autostart(enabled)
+            if enabled:
+                desktop_entry.install_app_entry()  # the launcher the volunteer reopens it from
+        except OSError as exc:
+            self.message.show_error(f"Could not change the autostart entry: {exc}")
+            return
+        if enabled:
+            self.message.show_info(f"DAIG will volunteer at login ({path}).")
+        else:
+            self.message.show_info("DAIG will no longer start at login.")
 
     def _task_group(self) -> QGroupBox:
         group = QGroupBox("Current task")
@@ -180,7 +231,7 @@ class ProviderView(QWidget):
         return self.agent_thread is not None
 
     def participate(self) -> None:
-        if self._account is None or self.agent_thread is not None:
+        if self._account is None or self.agent_thread is not None or self.background:
             return
         self._save_limits()
         config = AgentConfig(
@@ -202,6 +253,10 @@ class ProviderView(QWidget):
 
     def stop(self) -> None:
         """Ask the agent to stop; it gives its task back and the thread ends by itself."""
+        if self.agent_thread is None and self.background is not None:
+            background.stop(self.background.pid)
+            self._show_state("stopping")
+            return
         if self.agent_thread is not None:
             self.agent_thread.request_stop()
             self._poll()
@@ -255,8 +310,27 @@ class ProviderView(QWidget):
         self.tasks_done.set(str(self._done_before + status.tasks_done))
         self.contributed.set(format_duration(self._seconds_before + status.seconds_contributed))
 
+    def _poll_background(self) -> None:
+        """Show a background agent's state (none runs when this window's own agent does)."""
+        if self.agent_thread is not None:
+            return
+        found = status_file.read()
+        if found is None and self.background is not None:
+            self.background = None
+            self._show_state("stopped")
+        elif found is not None:
+            self.background = found
+            status = found.status
+            self._show_state(status.state)
+            self._show_task(status)
+            self.politeness.show_status(status.limits, status.paused_because)
+            self.tasks_done.set(str(status.tasks_done))
+            self.contributed.set(format_duration(status.seconds_contributed))
+
     def _show_task(self, status: AgentStatus) -> None:
-        training = status.state == "training" and status.project_id is not None
+        training = status.project_id is not None and (
+            status.state == "training" or status.state.startswith("suspended")
+        )
         owner = f" (by {status.owner_name})" if status.owner_name else ""
         project = f"{status.project_name or 'a project'}{owner}"
         self.project_label.setText(project if training else "—")
@@ -277,8 +351,12 @@ class ProviderView(QWidget):
         self.reachable.emit(self.server_reachable)
 
     def _show_state(self, state: str) -> None:
-        self.state.setText(STATES.get(state, state.capitalize()))
-        running = self.agent_thread is not None
+        text = STATES.get(state, state[:1].upper() + state[1:])
+        if self.agent_thread is None and self.background is not None:
+            text = f"In the background (process {self.background.pid}): {text}"
+        self.state.setText(text)
+        running = self.agent_thread is not None or self.background is not None
+        self.state_changed.emit(running, text)
         self.participate_button.setEnabled(not running and self._account is not None)
         self.stop_button.setEnabled(
             running and not (self.agent_thread and self.agent_thread.stopping)

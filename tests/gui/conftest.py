@@ -61,9 +61,9 @@ def window(qtbot) -> Iterator[MainWindow]:
     qtbot.waitExposed(main)
     yield main
     # Not qtbot.addWidget: pytest-qt would delete the window before its agent stopped.
-    if main.isVisible():
-        main.close()
-        qtbot.waitUntil(lambda: not main.isVisible(), timeout=60_000)
+    if main.isVisible() or main.provider.running:
+        main.quit_app()  # stops the agent too (a plain close may keep it volunteering)
+        qtbot.waitUntil(lambda: not main.isVisible() and not main.provider.running, timeout=60_000)
     main.deleteLater()
 
 

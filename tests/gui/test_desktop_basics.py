@@ -150,7 +150,7 @@ def test_a_project_ending_is_notified(
         ("Project failed", "breaks: out of memory"),
         ("Project finished", "ends is done; its model can be downloaded."),
     ]
-    assert window.tray is None and window.notice.isVisible()  # offscreen: no tray
+    assert not window.tray.icon.isVisible() and window.notice.isVisible()  # offscreen: no tray
     window.projects.refresh()
     qtbot.wait(500)
     assert len(seen) == 2, "each ending is notified once"

@@ -60,6 +60,7 @@ def test_closing_the_window_stops_the_agent_first(qtbot, window: MainWindow, req
     log_in(qtbot, window, gui_api.url, user, create=False)
     window.mode.provider_button.click()
     provider = window.provider
+    provider.keep_check.setChecked(False)  # the volunteer chose: closing stops volunteering
     provider.participate_button.click()
     assert provider.agent_thread is not None
     agent = provider.agent_thread.agent
