@@ -70,7 +70,12 @@ def bench_cluster(**settings: str) -> Iterator[BenchCluster]:
     processes = LocalCluster.owned(
         prefix="daig_bench",
         secret="bench-secret-key-long-enough-for-hs256-signing",
-        settings={"signups_per_ip": "100000", "replication": "false"} | settings,
+        settings={
+            "signups_per_ip": "100000",
+            "replication": "false",
+            "credit_signup_grant": "1000000",  # benchmarks train more than a new user would
+        }
+        | settings,
     )
     try:
         processes.start_servers()

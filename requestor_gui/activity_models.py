@@ -39,7 +39,7 @@ class TaskRow:
     shard: int | None
     outcome: str
     seconds: float | None
-    credits: int | None
+    credits: float | None
 
 
 def verdict_text(result: ProviderResultOut) -> str:

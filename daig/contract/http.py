@@ -325,7 +325,7 @@ class ProviderResultOut(BaseModel):
     detail: str | None = Field(description="The reason in words")
     received_at: datetime
     fit_seconds: float
-    credits: int = Field(description="What it earned this account (net of any reversal)")
+    credits: float = Field(description="Credits it earned this account (net of any reversal)")
 
 
 class ProjectCostOut(BaseModel):

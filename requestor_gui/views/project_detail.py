@@ -84,8 +84,7 @@ class ProjectDetailView(QWidget):
         layout.addLayout(self._top())
         self.message = Message()
         layout.addWidget(self.message)
-        self.failure = Message()  # a provider's latest training failure, while it is retried
-        self.failure.setTextFormat(Qt.TextFormat.PlainText)
+        self.failure = Message()  # a provider's latest training failure (plain text), while retried
         layout.addWidget(self.failure)
         layout.addLayout(self._stats())
         self.waiting = label("", "hint")  # "waiting for volunteers: N online now"

@@ -30,7 +30,9 @@ def cluster_factory(database_url: str, amqp_url: str, tmp_path: Path) -> Iterato
             amqp_url=amqp_url,
             secret="e2e-secret-key-long-enough-for-hs256-signing",
             # Replication is on where a test asks (test_cheating): the others count results.
-            settings={"replication": "false"} | settings,
+            # A grant that pays for every test's projects (the default, 500, is the demo's
+            # few runs); the tests of credit refusal set their own.
+            settings={"replication": "false", "credit_signup_grant": "100000"} | settings,
             env={"TF_CPP_MIN_LOG_LEVEL": "3"},
         )
         started.append(processes)

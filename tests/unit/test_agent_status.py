@@ -85,7 +85,7 @@ def test_the_task_list_prefers_the_servers_verdict() -> None:
     )
     results = [
         _result(c, "rejected", reason="bad_delta", detail="the delta has NaN values"),
-        _result(d, "accepted", credits=1200, round=0, shard=1),  # an earlier session's
+        _result(d, "accepted", credits=2.886, round=0, shard=1),  # an earlier session's
     ]
     rows = task_rows(records, results, phase="training epoch 2/5")
     assert [(r.task_id, r.outcome) for r in rows] == [
@@ -94,13 +94,13 @@ def test_the_task_list_prefers_the_servers_verdict() -> None:
         (c, "rejected: the delta has NaN values"),
         (d, "accepted"),
     ]
-    assert rows[0].round == 3 and rows[3].round == 1 and rows[3].credits == 1200
+    assert rows[0].round == 3 and rows[3].round == 1 and rows[3].credits == 2.886
     assert rows[0].seconds is None and rows[2].seconds == 5.0 and rows[2].credits == 0
     lines = event_lines(results)
     assert lines[0] == (
         "2026-12-05 01:02:03  rejected: the delta has NaN values — digits, round 3, shard 5"
     )
-    assert lines[1].endswith("accepted — digits, round 1, shard 1 (+1,200 credits)")
+    assert lines[1].endswith("accepted — digits, round 1, shard 1 (+2.89 credits)")
 
 
 def test_a_refused_broker_connection_is_reported_with_the_wait() -> None:

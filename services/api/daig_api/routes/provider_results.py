@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from daig.contract.http import ProviderResultOut
 from daig.credits.ledger import user_account
+from daig.credits.units import to_credits
 from daig.db.models import CreditEntry, CreditTransfer, Project, Result, Task
 from daig_api.deps import CurrentUser, SessionDep
 
@@ -63,7 +64,7 @@ def my_results(
             detail=result.detail,
             received_at=result.received_at,
             fit_seconds=result.fit_seconds,
-            credits=int(credits or 0),
+            credits=to_credits(int(credits or 0)),
         )
         for result, name, shard, credits in session.execute(query)
     ]
