@@ -67,6 +67,7 @@ def main() -> int:
         database=args.name,
         vhost=args.name,
         env={"TF_CPP_MIN_LOG_LEVEL": "3"},
+        settings={"credit_signup_grant": "5000"},  # its long-running project costs ~600
         remove_work=True,
     )
     # This process runs the GUI: never the developer's settings.
