@@ -139,6 +139,7 @@ def shoot(api_url: str, out: Path, work: Path) -> None:
     save("new-project")
 
     # 4. Create, start and watch it train: the project screen with its chart.
+    form.start_box.setChecked(True)
     form.create_button.click()
     detail = window.detail
     wait_for(app, "the project screen", lambda: window.stack.currentWidget() is detail)

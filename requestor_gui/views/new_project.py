@@ -173,10 +173,12 @@ class NewProjectView(QWidget):
         self.cancel_button.clicked.connect(self._cancel)
         row.addWidget(self.cancel_button)
         row.addStretch(1)
-        self.start_box = QCheckBox("Start training when the upload is done")
-        self.start_box.setChecked(True)
+        # Off by default: the project page then shows the cost and time estimate beside Start.
+        self.start_box = QCheckBox("Start at once (skip the estimate)")
+        self.start_box.setChecked(False)
         self.start_box.setToolTip(
-            "Untick to see the project's cost and time estimate beside its Start button first."
+            "Start training when the upload is done. Left unticked, the project opens with its "
+            "cost in credits and a time estimate from the volunteers online, beside Start."
         )
         row.addWidget(self.start_box)
         self.create_button = button("Create project", "primary")

@@ -59,6 +59,7 @@ def test_a_new_user_does_everything_from_the_gui_and_stop_gives_the_task_back(
             }
         )
     form.form.set_values({"epochs": 2, "total_tasks": 4, "task_size": 2, "passes": 1})
+    form.start_box.setChecked(True)
     with qtbot.waitSignal(form.created, timeout=WAIT_MS):
         form.create_button.click()
 

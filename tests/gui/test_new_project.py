@@ -50,6 +50,8 @@ def test_create_and_start_a_project_with_the_digits_files(
     assert "2 rounds per pass" in form.form.plan.text()
     assert form.create_button.isEnabled()
     form.name.setText("digits from the GUI")
+    assert not form.start_box.isChecked()  # by default the estimate comes before Start
+    form.start_box.setChecked(True)
 
     with qtbot.waitSignal(form.created, timeout=WAIT_MS) as created:
         form.create_button.click()
