@@ -43,7 +43,13 @@ class CheatingTrainer(Trainer):
         self._rng = np.random.default_rng(0)
 
     def run(
-        self, job: TrainJob, *, wait: Any, should_stop: Any, on_progress: Any = None
+        self,
+        job: TrainJob,
+        *,
+        wait: Any,
+        should_stop: Any,
+        on_progress: Any = None,
+        suspender: Any = None,
     ) -> TrainOutcome:
         schema = WeightSchema.from_json(job.weight_schema)
         if self.cheat == "zero":
@@ -54,7 +60,9 @@ class CheatingTrainer(Trainer):
             return TrainOutcome(True, {"loss": [0.1]}, rows, time.perf_counter() - began)
         if self.cheat == "epochs":
             job = replace(job, epochs=1)
-        outcome = super().run(job, wait=wait, should_stop=should_stop, on_progress=on_progress)
+        outcome = super().run(
+            job, wait=wait, should_stop=should_stop, on_progress=on_progress, suspender=suspender
+        )
         if not outcome.ok:
             return outcome
         honest = load_weights(Path(job.delta_path), schema)

@@ -25,9 +25,17 @@ class SlowTrainer(Trainer):
         self.delay = delay
 
     def run(
-        self, job: Any, *, wait: Any, should_stop: Any, on_progress: Any = None
+        self,
+        job: Any,
+        *,
+        wait: Any,
+        should_stop: Any,
+        on_progress: Any = None,
+        suspender: Any = None,
     ) -> TrainOutcome:
-        outcome = super().run(job, wait=wait, should_stop=should_stop, on_progress=on_progress)
+        outcome = super().run(
+            job, wait=wait, should_stop=should_stop, on_progress=on_progress, suspender=suspender
+        )
         until = time.monotonic() + self.delay
         while time.monotonic() < until and not should_stop():
             wait(0.2)  # keeps heartbeats and the lease going: slow, not lost

@@ -37,6 +37,9 @@ def _desktop_env(cluster, home: Path) -> dict[str, str]:
 
 def _autostart_argv(home: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    # No keyring in a CI session: the token goes to the private file, which the agent (in
+    # its own environment) reads; with a keyring both would use it.
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     entry = desktop_entry.set_autostart(True)
     line = next(x for x in entry.read_text().splitlines() if x.startswith("Exec="))
     return desktop_entry.parse_exec(line.removeprefix("Exec="))

@@ -35,7 +35,7 @@ def test_sigterm_leaves_no_temporary_directories(
         database_url=database_url,
         amqp_url=amqp_url,
         secret="clean-exit-secret-key-long-enough-for-hs256",
-        settings={"replication": "false"},
+        settings={"replication": "false", "credit_signup_grant": "100000"},
         env={"TMPDIR": str(tmp), "TF_CPP_MIN_LOG_LEVEL": "3", "QT_QPA_PLATFORM": "offscreen"},
     )
     try:
