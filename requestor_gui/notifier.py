@@ -31,6 +31,12 @@ class Notifier(QObject):
         super().__init__(parent)
         self.notice = notice
         self.tray = tray
+        # A child timer, so it dies with the window: a bare singleShot would fire into a
+        # deleted notice bar after the window was closed.
+        self._expiry = QTimer(self)
+        self._expiry.setSingleShot(True)
+        self._expiry.timeout.connect(self._expire)
+        self._shown = ""
 
     def notify(self, title: str, text: str, *, error: bool = False) -> None:
         tray = self.tray
@@ -42,14 +48,13 @@ class Notifier(QObject):
             )
             tray.showMessage(title, text, icon, SHOW_MS)
         else:
-            shown = f"{title}: {text}"
-            (self.notice.show_error if error else self.notice.show_info)(shown)
-            # Gone by itself after a while, unless another notice replaced it meanwhile.
-            QTimer.singleShot(NOTICE_MS, lambda: self._expire(shown))
+            self._shown = f"{title}: {text}"
+            (self.notice.show_error if error else self.notice.show_info)(self._shown)
+            self._expiry.start(NOTICE_MS)  # gone by itself after a while (a newer one restarts it)
         self.notified.emit(title, text)
 
-    def _expire(self, shown: str) -> None:
-        if self.notice.text() == shown:
+    def _expire(self) -> None:
+        if self.notice.text() == self._shown:  # unless something else replaced it meanwhile
             self.notice.clear()
 
 
