@@ -57,6 +57,7 @@ PROJECT_ROUTES: dict[tuple[str, str], Attempt] = {
         ("GET", "/v1/projects/{project_id}/files"),
         ("PUT", "/v1/projects/{project_id}/files/{kind}"),
         ("GET", "/v1/projects/{project_id}/cost"),
+        ("GET", "/v1/projects/{project_id}/estimate"),
         # The per-project leaderboard is for the owner and the project's contributors only.
         ("GET", "/v1/projects/{project_id}/leaderboard"),
     ]
