@@ -63,3 +63,16 @@ def test_a_volunteer_reads_its_results_with_project_names_and_credits(
     ]
     grants = [line for line in history if line.kind == "grant"]
     assert grants and grants[0].project_name is None
+
+
+def test_any_iso_moment_is_a_valid_since(api_server, make_user) -> None:
+    """ISO 8601 allows zone offsets Postgres refuses (found by the fuzz test): answered, not 500."""
+    client = make_user(api_server.url, "volunteer")
+    for since in ("0058-01-14T13:53:18-19:45", "0001-01-01T00:00:00+05:00", "2026-01-01T00:00"):
+        answer = client._http.get(
+            f"{api_server.url}/v1/provider/results",
+            params={"since": since},
+            headers={"Authorization": f"Bearer {client.token}"},
+        )
+        assert answer.status_code == 200, (since, answer.text)
+        assert answer.json() == []

@@ -137,8 +137,10 @@ def test_output_layer_behind_an_activation_layer(models) -> None:
 
 
 def test_functional_output_behind_a_dropout(models) -> None:
-    meta = check_file("model", models["fn_binary"]).meta
-    assert meta["output"] == {"name": "dropout", "units": 1, "activation": "sigmoid"}
+    output = check_file("model", models["fn_binary"]).meta["output"]
+    # Keras numbers layer names per process ("dropout_1" after another model's "dropout").
+    assert output["name"].startswith("dropout")
+    assert {k: output[k] for k in ("units", "activation")} == {"units": 1, "activation": "sigmoid"}
 
 
 def test_keras_archive_meta_carries_the_output_and_loss(models) -> None:

@@ -6,7 +6,7 @@ accepted them; the GUI polls this route for its task list and event log.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -50,7 +50,7 @@ def my_results(
         .limit(limit)
     )
     if since is not None:
-        query = query.where(Result.received_at > since)
+        query = query.where(Result.received_at > _in_utc(since))
     return [
         ProviderResultOut(
             message_id=result.message_id,
@@ -68,3 +68,18 @@ def my_results(
         )
         for result, name, shard, credits in session.execute(query)
     ]
+
+
+def _in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC (naive: taken as UTC). Postgres refuses zone offsets past +-15:59,
+    which ISO 8601 allows; a moment before year 1 in UTC is the earliest one."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return (
+            datetime.min.replace(tzinfo=UTC)
+            if moment.year < 2
+            else datetime.max.replace(tzinfo=UTC)
+        )
