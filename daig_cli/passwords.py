@@ -5,6 +5,7 @@ machine. ``--password`` still works for old scripts, hidden from the help and wi
 ``password_options`` gives a command a ``--password-file`` option beside its ``password``
 argument and hands the command the file's password (or the deprecated option's); the
 environment and the prompt are read later, by ``password_for``, only when a login needs them.
+``agent_password`` makes the provider's choice between a password and the saved login.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -81,6 +83,30 @@ def password_for(password: str | None, user: str, *, prompt: bool = True) -> str
     if not prompt:
         return None
     return str(typer.prompt(f"Password for {user}", hide_input=True, err=True))
+
+
+def required_password(password: str | None, user: str) -> str:
+    """``password_for`` that always answers: the prompt is the last resort."""
+    secret = password_for(password, user)
+    assert secret is not None  # the prompt always answers
+    return secret
+
+
+def agent_password(
+    password: str | None, server: str | None, user: str | None, *, use_saved_login: bool
+) -> str | None:
+    """The password a provider agent signs in with, or None to start from the saved login.
+
+    A password given (file, deprecated option, ``DAIG_PASSWORD``) wins unless the saved login
+    is asked for. With neither, a terminal that names the server and user is asked for one;
+    anything else (an autostarted agent, a script) falls back to the saved login.
+    """
+    if use_saved_login:
+        return None
+    secret = password_for(password, user or "", prompt=False)
+    if not secret and server and user and sys.stdin.isatty():
+        secret = required_password(None, user)
+    return secret
 
 
 def password_options(command: Callable[..., None]) -> Callable[..., None]:

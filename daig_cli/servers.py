@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from daig_cli.extras import require_extra
 from daig_cli.output import console, fail
-from daig_cli.passwords import PasswordOpt, password_for, password_options
+from daig_cli.passwords import (
+    PasswordOpt,
+    agent_password,
+    password_options,
+    required_password,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -121,10 +124,8 @@ def provider(
     from provider_agent.config import AgentConfig
 
     setup_logging(process="provider")
-    password = password_for(password, user or "", prompt=False)
-    if not password and not use_saved_login and server and user and sys.stdin.isatty():
-        password = _password(None, user)  # asked for at the terminal
-    if use_saved_login or not password:
+    password = agent_password(password, server, user, use_saved_login=use_saved_login)
+    if password is None:
         config = saved_agent_config(
             server=server,
             user=user,
@@ -178,7 +179,7 @@ def signup(
     """Create an account on a DAIG server (password: 8+ characters)."""
     from daig.client import ClientError, DaigClient
 
-    password = _password(password, user)
+    password = required_password(password, user)
 
     with DaigClient(server) as client:
         try:
@@ -193,12 +194,6 @@ def signup(
             console.print(f"user [bold]{user}[/] already exists on {server}")
             return
     console.print(f"created user [bold]{created.username}[/] on {server}")
-
-
-def _password(password: str | None, user: str) -> str:
-    secret = password_for(password, user)
-    assert secret is not None  # the prompt always answers
-    return secret
 
 
 def _signup_hint(exc: Exception, server: str, user: str) -> str:

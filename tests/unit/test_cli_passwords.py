@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from daig_cli import app
-from daig_cli.passwords import given, password_for, read_password_file
+from daig_cli import app, passwords
+from daig_cli.passwords import agent_password, given, password_for, read_password_file
 
 NOWHERE = "http://127.0.0.1:1"  # nothing listens: the command fails after reading a password
 
@@ -74,3 +74,30 @@ def test_the_command_line_password_still_works_with_a_warning() -> None:
     assert "--password is deprecated" in result.output
     assert "Password for" not in result.output  # no prompt: the option was the password
     assert result.exit_code == 1 and "cannot reach the DAIG server" in result.output
+
+
+def test_a_provider_agent_takes_a_password_else_the_saved_login(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DAIG_PASSWORD", raising=False)
+    monkeypatch.setattr(passwords.sys.stdin, "isatty", lambda: False)
+    assert agent_password("given", NOWHERE, "u", use_saved_login=False) == "given"
+    assert agent_password("given", NOWHERE, "u", use_saved_login=True) is None
+    # No terminal to ask at (autostart, a script): the saved login.
+    assert agent_password(None, NOWHERE, "u", use_saved_login=False) is None
+    monkeypatch.setenv("DAIG_PASSWORD", "from-env")
+    assert agent_password(None, NOWHERE, "u", use_saved_login=False) == "from-env"
+
+
+def test_a_provider_agent_at_a_terminal_asks_only_when_server_and_user_are_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DAIG_PASSWORD", raising=False)
+    monkeypatch.setattr(passwords.sys.stdin, "isatty", lambda: True)
+    asked: list[str] = []
+    monkeypatch.setattr(passwords.typer, "prompt", lambda text, **_: asked.append(text) or "typed")
+    assert agent_password(None, NOWHERE, "u", use_saved_login=False) == "typed"
+    assert asked == ["Password for u"]
+    assert agent_password(None, None, "u", use_saved_login=False) is None
+    assert agent_password(None, NOWHERE, None, use_saved_login=False) is None
+    assert asked == ["Password for u"]  # asked once, for the named user only
