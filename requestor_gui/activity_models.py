@@ -106,8 +106,11 @@ def event_lines(results: Iterable[ProviderResultOut]) -> list[str]:
     return lines
 
 
+OUTCOME = "Phase / outcome"
+
+
 class TaskListModel(RowsTableModel):
-    columns = ("Project", "Round", "Shard", "Phase / outcome", "Duration", "Credits")
+    columns = ("Project", "Round", "Shard", OUTCOME, "Duration", "Credits")
 
     def set_tasks(self, rows: list[TaskRow]) -> None:
         if rows != self._rows:
@@ -123,8 +126,8 @@ class TaskListModel(RowsTableModel):
             return None
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(task, index.column())
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return f"task {task.task_id}"
+        if role == Qt.ItemDataRole.ToolTipRole:  # the whole outcome, however narrow the column
+            return f"task {task.task_id}: {task.outcome}"
         return None
 
     @staticmethod

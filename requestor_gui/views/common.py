@@ -25,13 +25,21 @@ from PyQt5.QtWidgets import (
 from requestor_gui.style import STATE_COLOURS, restyle
 
 
-def read_only_table(table: QTableView, *, row_height: int = 28) -> QTableView:
-    """A table for reading: no row numbers, no editing, columns sharing the width."""
+def read_only_table(
+    table: QTableView, *, row_height: int = 28, stretch: int | None = None
+) -> QTableView:
+    """A table for reading: no row numbers, no editing, columns sharing the width; or, with
+    ``stretch`` (a column of the table's model), that column takes what the others, fitted to
+    their contents, leave."""
     vertical, horizontal = table.verticalHeader(), table.horizontalHeader()
     assert vertical is not None and horizontal is not None
     vertical.hide()
     vertical.setDefaultSectionSize(row_height)
-    horizontal.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    if stretch is None:
+        horizontal.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    else:
+        horizontal.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        horizontal.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.setShowGrid(False)
     return table

@@ -8,7 +8,7 @@ A rejected result or a quarantined account raises a notice that stays until dism
 
 from __future__ import annotations
 
-from PyQt5.QtCore import QTimer, pyqtSignal
+from PyQt5.QtCore import Qt, QTimer, pyqtSignal
 from PyQt5.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
@@ -22,12 +22,20 @@ from daig.client import DaigClient
 from daig.contract.http import ProviderResultOut, StandingOut
 from provider_agent.status import AgentStatus, TaskRecord
 from requestor_gui.account import Account
-from requestor_gui.activity_models import BAD, TaskListModel, event_lines, task_rows, verdict_text
+from requestor_gui.activity_models import (
+    BAD,
+    OUTCOME,
+    TaskListModel,
+    event_lines,
+    task_rows,
+    verdict_text,
+)
 from requestor_gui.views.common import Message, button, label, read_only_table
 from requestor_gui.workers import Runner
 
 REFRESH_MS = 5_000
 RESULTS = 50
+VISIBLE_ROWS = 5  # of the task list, before it scrolls
 
 Fetched = tuple[Account, list[ProviderResultOut], StandingOut]
 
@@ -70,13 +78,16 @@ class ActivityPanel(QGroupBox):
         layout.addLayout(notice_row)
         row = QHBoxLayout()
         self.model = TaskListModel(self)
-        self.table = read_only_table(QTableView())
+        self.table = QTableView()
         self.table.setModel(self.model)
-        self.table.setMinimumHeight(90)
+        read_only_table(self.table, stretch=self.model.columns.index(OUTCOME))
+        self.table.setMinimumHeight(VISIBLE_ROWS * 28 + 32)
         row.addWidget(self.table, 3)
         events = QVBoxLayout()
         events.addWidget(label("Event log (newest first):", "hint"))
         self.events = QListWidget()
+        self.events.setWordWrap(True)  # a long rejection reason wraps instead of scrolling
+        self.events.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         events.addWidget(self.events, 1)
         row.addLayout(events, 2)
         layout.addLayout(row, 1)

@@ -2,8 +2,9 @@
 light and dark themes are readable, and the mouse wheel leaves unfocused boxes alone.
 
 The layout checks read geometry only: every visible widget a layout manages lies inside its
-parent and does not overlap its siblings of the same layout; a page that needs more height
-scrolls vertically, none needs horizontal scrolling.
+parent and does not overlap its siblings of the same layout; every table's column is wide
+enough for its heading; a page that needs more height scrolls vertically, none needs
+horizontal scrolling.
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from __future__ import annotations
 import pytest
 from PyQt5.QtCore import QPoint, QPointF, Qt
 from PyQt5.QtGui import QColor, QPalette, QWheelEvent
-from PyQt5.QtWidgets import QApplication, QComboBox, QLayout, QSpinBox, QWidget
+from PyQt5.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QLayout,
+    QSpinBox,
+    QTableView,
+    QWidget,
+)
 
 from daig.client import DaigClient
 from daig.hyperparams import Hyperparameters
@@ -62,6 +70,24 @@ def _check_layout(owner: QWidget, layout: QLayout) -> list[str]:
     return problems
 
 
+def clipped_headings(widget: QWidget) -> list[str]:
+    """Visible tables' column headings that do not fit their column."""
+    problems = []
+    for table in widget.findChildren(QTableView):
+        header, model = table.horizontalHeader(), table.model()
+        if not table.isVisible() or header is None or model is None:
+            continue
+        metrics = header.fontMetrics()
+        for column in range(model.columnCount()):
+            heading = str(model.headerData(column, Qt.Orientation.Horizontal))
+            needed = metrics.horizontalAdvance(heading) + 2 * header.style().pixelMetric(
+                header.style().PM_HeaderMargin
+            )
+            if header.sectionSize(column) < needed:
+                problems.append(f"{heading!r}: {header.sectionSize(column)} < {needed} px")
+    return problems
+
+
 def _text(widget: QWidget) -> str:
     text = getattr(widget, "text", None)
     return str(text())[:30] if callable(text) else ""
@@ -74,6 +100,8 @@ def check_fits(qtbot, window: MainWindow, size: tuple[int, int], what: str) -> N
     assert bar is not None and bar.maximum() == 0, f"{what}: needs horizontal scrolling"
     problems = layout_problems(window.centralWidget())
     assert not problems, f"{what} at {size}: " + "; ".join(problems[:5])
+    clipped = clipped_headings(window.centralWidget())
+    assert not clipped, f"{what} at {size}: headings cut: " + "; ".join(clipped)
 
 
 @pytest.mark.parametrize("size", SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
