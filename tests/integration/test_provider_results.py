@@ -65,6 +65,24 @@ def test_a_volunteer_reads_its_results_with_project_names_and_credits(
     assert grants and grants[0].project_name is None
 
 
+def test_an_owner_volunteering_on_its_own_project_sees_what_it_earned(
+    start_project: Callable[..., Started],
+    aggregator: DirectAggregator,
+    schema: WeightSchema,
+    amqp_url: str,
+) -> None:
+    """The owner pays and earns the same task: the two entries of one account cancel out in
+    the balance, but the volunteer's view shows the earning, not their sum (0)."""
+    started = start_project(Hyperparameters(total_tasks=1, task_size=1))
+    owner = Provider(started.owner)
+    (grant,) = [owner.claim(m.task_id) for m in drain_tasks(amqp_url)]
+    assert aggregator.handle(owner.result(grant, random_delta(schema, 0))).status == "accepted"
+    (result,) = owner.client.provider_results()
+    work = [line.amount for line in owner.client.credit_history() if line.kind == "work"]
+    assert sorted(work) == [-result.credits, result.credits]  # paid, and earned
+    assert result.credits > 0
+
+
 def test_any_iso_moment_is_a_valid_since(api_server, make_user) -> None:
     """ISO 8601 allows zone offsets Postgres refuses (found by the fuzz test): answered, not 500."""
     client = make_user(api_server.url, "volunteer")

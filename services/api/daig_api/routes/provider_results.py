@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from daig.contract.http import ProviderResultOut
-from daig.credits.ledger import user_account
+from daig.credits.ledger import REVERSAL, WORK, user_account
 from daig.credits.units import to_credits
 from daig.db.models import CreditEntry, CreditTransfer, Project, Result, Task
 from daig_api.deps import CurrentUser, SessionDep
@@ -32,12 +32,20 @@ def my_results(
     limit: int = Query(50, ge=1, le=500, description="Most recent results to return."),
 ) -> list[ProviderResultOut]:
     """Your results, newest first, with their project's name, status, reason and credits."""
+    # The provider's side of the task's payment and of its reversal, if any. Not the sum of
+    # the account's entries: an owner volunteering on its own project pays and earns the same
+    # task, and those cancel out.
+    provider_side = or_(
+        and_(CreditTransfer.kind == WORK, CreditEntry.amount > 0),
+        and_(CreditTransfer.kind == REVERSAL, CreditEntry.amount < 0),
+    )
     earned = (
         select(func.coalesce(func.sum(CreditEntry.amount), 0))
         .join(CreditTransfer, CreditTransfer.id == CreditEntry.transfer_id)
         .where(
             CreditEntry.account == user_account(user.id),
             CreditTransfer.task_id == Result.task_id,
+            provider_side,
         )
         .scalar_subquery()
     )
