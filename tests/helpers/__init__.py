@@ -8,6 +8,7 @@
 - ``queues``: reading and draining the broker's queues, the aggregator consuming them.
 - ``results``: result messages as a provider sends them, ``Provider`` driven by hand.
 - ``aggregation``: ``DirectAggregator``, the aggregator handed results without a broker.
+- ``stragglers``: ``make_straggler``, a claim made late and its task given out again.
 - ``cli``: ``run_daig``, the command run as its own process.
 - ``by_hand``: ``train_by_hand``, a volunteer's results judged by a real aggregator (GUI tests).
 - ``proxy``: ``Proxy``, a TCP relay the tests cut and restore (the server unreachable).
