@@ -3,7 +3,7 @@
 - ``waiting``: ``wait_until``, the deadline-bounded poll.
 - ``services``: where Postgres and RabbitMQ are, ``ApiServer``, ``module_api_server``.
 - ``accounts``: the test users' password, ``new_user``.
-- ``projects``: small training data, ``create_started_project``, ``Started``,
+- ``projects``: small training data, ``create_started_project``, ``Started``, ``wait_for_end``,
   ``RoundsByHand`` (a project's rounds handed in by hand, to its end).
 - ``queues``: reading and draining the broker's queues, the aggregator consuming them.
 - ``results``: result messages as a provider sends them, ``Provider`` driven by hand.

@@ -1,5 +1,6 @@
-"""Small training data and started projects, as a requestor makes them over the real API, and
-``RoundsByHand``: a project's rounds handed in by a volunteer driven by hand, to its end.
+"""Small training data and started projects, as a requestor makes them over the real API;
+``wait_for_end``, the requestor waiting for one to finish; ``RoundsByHand``: a project's rounds
+handed in by a volunteer driven by hand, to its end.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from daig_aggregator.recording import Verdict
 from daig_scheduler.handlers import Scheduler
 from tests.helpers.aggregation import DirectAggregator
 from tests.helpers.results import Provider, claim_round, random_delta
+from tests.helpers.waiting import wait_until
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,16 @@ def create_started_project(
     client.upload_file(project.id, "data", data.data)
     client.upload_file(project.id, "labels", data.labels)
     return client.start(project.id)
+
+
+def wait_for_end(client: DaigClient, project_id: uuid.UUID, timeout: float = 300) -> ProjectOut:
+    """The project as ``client`` sees it once done or failed (polled every second)."""
+    return wait_until(
+        lambda: (p := client.project(project_id)).state in ("done", "failed") and p,
+        timeout,
+        interval=1.0,
+        what="the project to finish",
+    )
 
 
 @dataclass
