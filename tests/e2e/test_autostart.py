@@ -15,7 +15,7 @@ from daig.client import DaigClient
 from daig.hyperparams import Hyperparameters
 from provider_agent import saved_login
 from requestor_gui import desktop_entry
-from tests.helpers.waiting import wait_until
+from tests.helpers.projects import wait_for_end
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 VOLUNTEER_PASSWORD = "volunteer-pass"
@@ -70,12 +70,7 @@ def test_an_autostarted_agent_trains_from_the_saved_token(
             argv, env=_desktop_env(cluster, home), stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        final = wait_until(
-            lambda: (p := requestor.project(project.id)).state in ("done", "failed") and p,
-            300,
-            interval=1.0,
-            what="the project to finish",
-        )
+        final = wait_for_end(requestor, project.id)
         assert final.state == "done", (tmp_path / "autostarted.log").read_text()[-3000:]
         engine = create_engine(cluster.database_url)
         with engine.connect() as connection:

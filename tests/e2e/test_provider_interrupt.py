@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from daig.hyperparams import Hyperparameters
+from tests.helpers.projects import wait_for_end
 from tests.helpers.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -49,12 +50,7 @@ def test_ctrl_c_gives_the_task_back_and_the_project_completes(cluster, digits_fi
     assert states == ["released"], "Ctrl-C must release the claim at once, not let it expire"
 
     cluster.provider("second", "second", "second-pass")
-    final = wait_until(
-        lambda: (p := requestor.project(project.id)).state in ("done", "failed") and p,
-        300,
-        interval=1.0,
-        what="the project to finish",
-    )
+    final = wait_for_end(requestor, project.id)
     assert final.state == "done", final
     with engine.connect() as connection:
         winner = (

@@ -1,4 +1,7 @@
-"""Small training data and started projects, as a requestor makes them over the real API."""
+"""Small training data and started projects, as a requestor makes them over the real API;
+``wait_for_end``, the requestor waiting for one to finish; ``RoundsByHand``: a project's rounds
+handed in by a volunteer driven by hand, to its end.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
+from daig.broker import BrokerSession
 from daig.client import DaigClient
 from daig.contract.http import ProjectOut
 from daig.hyperparams import Hyperparameters
+from daig.weights.schema import WeightSchema
+from daig_aggregator.recording import Verdict
+from daig_scheduler.handlers import Scheduler
+from tests.helpers.aggregation import DirectAggregator
+from tests.helpers.results import Provider, claim_round, random_delta
+from tests.helpers.waiting import wait_until
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,16 @@ def create_started_project(
     return client.start(project.id)
 
 
+def wait_for_end(client: DaigClient, project_id: uuid.UUID, timeout: float = 300) -> ProjectOut:
+    """The project as ``client`` sees it once done or failed (polled every second)."""
+    return wait_until(
+        lambda: (p := client.project(project_id)).state in ("done", "failed") and p,
+        timeout,
+        interval=1.0,
+        what="the project to finish",
+    )
+
+
 @dataclass
 class Started:
     """A started project (what the ``start_project`` fixture returns)."""
@@ -51,3 +71,42 @@ class Started:
     project: ProjectOut
     id: uuid.UUID
     data: SmallData
+
+
+@dataclass(frozen=True)
+class HandedIn:
+    """One round's results as handed to the aggregator: their blob keys and its verdicts."""
+
+    keys: list[str]
+    verdicts: list[Verdict | None]
+
+
+@dataclass(frozen=True)
+class RoundsByHand:
+    """A volunteer's rounds handed in by the test: claims over HTTP, random deltas, the real
+    aggregator and scheduler (the ``rounds_by_hand`` fixture)."""
+
+    provider: Provider
+    aggregator: DirectAggregator
+    scheduler: Scheduler
+    broker_session: BrokerSession
+    schema: WeightSchema
+    amqp_url: str
+
+    def hand_in(self, seed: int) -> HandedIn:
+        """Claim every published task and hand in a delta for each, seeded ``seed + slot``."""
+        grants = claim_round(self.provider, self.amqp_url)
+        verdicts = [
+            self.aggregator.handle(
+                self.provider.result(grant, random_delta(self.schema, seed + slot))
+            )
+            for slot, grant in enumerate(grants)
+        ]
+        return HandedIn([grant.result_key for grant in grants], verdicts)
+
+    def end(self, started: Started, seed: int = 0) -> HandedIn:
+        """Hand in the last round of ``started`` (one round to go) and reconcile: it is done."""
+        handed = self.hand_in(seed)
+        self.scheduler.reconcile(started.id, self.broker_session)
+        assert started.owner.project(started.id).state == "done"
+        return handed

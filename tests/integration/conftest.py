@@ -30,7 +30,13 @@ from daig.weights.schema import WeightSchema
 from daig_scheduler.handlers import Scheduler
 from tests.helpers.accounts import new_user
 from tests.helpers.aggregation import DirectAggregator
-from tests.helpers.projects import SmallData, Started, create_started_project, write_small_data
+from tests.helpers.projects import (
+    RoundsByHand,
+    SmallData,
+    Started,
+    create_started_project,
+    write_small_data,
+)
 from tests.helpers.results import Provider
 from tests.helpers.services import ApiServer, module_api_server
 
@@ -145,3 +151,16 @@ def provider(api_server: ApiServer, make_user: Callable[..., DaigClient]) -> Pro
 def schema(digits_files) -> WeightSchema:
     """The weight schema of the digits MLP."""
     return WeightSchema.of(read_weights(digits_files.model))
+
+
+@pytest.fixture
+def rounds_by_hand(
+    provider: Provider,
+    aggregator: DirectAggregator,
+    scheduler: Scheduler,
+    broker_session: BrokerSession,
+    schema: WeightSchema,
+    amqp_url: str,
+) -> RoundsByHand:
+    """``provider`` hands in whole rounds to the real aggregator (see ``RoundsByHand``)."""
+    return RoundsByHand(provider, aggregator, scheduler, broker_session, schema, amqp_url)

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.provider_broker import provider_broker
@@ -32,6 +32,7 @@ from tests.helpers.aggregation import DirectAggregator
 from tests.helpers.projects import Started
 from tests.helpers.queues import consuming_results, drain, drain_tasks, ready_count, results_ready
 from tests.helpers.results import ROWS, Provider, claim_round, random_delta
+from tests.helpers.stragglers import make_straggler
 from tests.helpers.waiting import wait_until
 
 
@@ -329,12 +330,7 @@ def test_straggler_is_given_out_again_and_the_first_result_wins(
     assert aggregator.handle(provider.result(fast, random_delta(schema, 0))).status == "accepted"
     scheduler.reconcile(started.id, broker_session)
     assert drain_tasks(amqp_url) == []  # nobody is late yet (the floor is 30 s)
-    with engine.begin() as connection:
-        connection.execute(
-            text("UPDATE claims SET claimed_at = now() - interval '60 seconds' WHERE id = :id"),
-            {"id": slow.claim_id},
-        )
-    scheduler.reconcile(started.id, broker_session)
+    make_straggler(engine, scheduler, broker_session, started.id, slow.claim_id)
     [reissued] = drain_tasks(amqp_url)
     assert (reissued.task_id, reissued.attempt) == (slow.task_id, 2)
     helper = Provider(make_user(api_server.url, "helper"))

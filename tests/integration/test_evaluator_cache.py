@@ -13,28 +13,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from daig.blobstore import BlobStore
 from daig.hyperparams import Hyperparameters
 from daig_aggregator.evaluator import Evaluator
-from daig_scheduler.handlers import Scheduler
-from tests.helpers.aggregation import DirectAggregator
-from tests.helpers.projects import Started
-from tests.helpers.results import Provider, claim_round, random_delta
+from tests.helpers.projects import RoundsByHand, Started
 
 
 def test_cache_of_ended_projects_is_pruned_and_the_directory_removed_on_shutdown(
     start_project: Callable[..., Started],
-    provider: Provider,
-    aggregator: DirectAggregator,
-    scheduler: Scheduler,
-    broker_session,
+    rounds_by_hand: RoundsByHand,
     server_blobs: BlobStore,
     sessions: sessionmaker[Session],
-    schema,
-    amqp_url: str,
 ) -> None:
     ended = start_project(Hyperparameters(total_tasks=3, task_size=3, passes=1))
-    for seed, grant in enumerate(claim_round(provider, amqp_url)):
-        assert aggregator.handle(provider.result(grant, random_delta(schema, seed))).status
-    scheduler.reconcile(ended.id, broker_session)
-    assert ended.owner.project(ended.id).state == "done"
+    for verdict in rounds_by_hand.end(ended, seed=0).verdicts:
+        assert verdict.status
     running = start_project(Hyperparameters(total_tasks=3, task_size=3, passes=2))
 
     evaluator = Evaluator(sessions, server_blobs)

@@ -5,7 +5,6 @@ is stopped and says so, and an agent on battery takes no task until mains power 
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -14,11 +13,9 @@ import pytest
 
 from daig.db.models import Claim
 from provider_agent import agent as agent_module
-from provider_agent.agent import ProviderAgent
-from provider_agent.config import AgentConfig
 from provider_agent.politeness import Politeness, power_source
 from provider_agent.trainer import Trainer
-from tests.helpers.accounts import PASSWORD
+from tests.helpers.agents import running, volunteer_agent
 from tests.helpers.queues import ready_count
 from tests.helpers.training import train_job
 from tests.helpers.waiting import wait_until
@@ -85,7 +82,6 @@ def test_an_agent_on_battery_waits_and_resumes_on_mains_power(
     monkeypatch.setattr(agent_module, "POLITENESS_CHECK_SECONDS", 0.3)
     started = start_project(Hyperparameters(total_tasks=3, task_size=3, epochs=1))
     assert ready_count(amqp_url, "daig.tasks") == 3
-    volunteer = make_user(api_server.url, "volunteer")
     supplies = tmp_path / "power_supply"
     for name, files in {
         "AC": {"type": "Mains", "online": "0"},
@@ -95,20 +91,9 @@ def test_an_agent_on_battery_waits_and_resumes_on_mains_power(
         for key, value in files.items():
             (supplies / name / key).write_text(value)
     (supplies / "BAT0" / "status").write_text("Discharging")
-    config = AgentConfig(
-        server=api_server.url,
-        username=volunteer.me().username,
-        password=PASSWORD,
-        cache_dir=tmp_path / "cache",
-        threads=1,
-        max_tasks=1,
-    )
-    stop = threading.Event()
-    agent = ProviderAgent(config, stop)
+    agent = volunteer_agent(api_server, make_user, tmp_path, max_tasks=1)
     agent.politeness = Politeness(threads=1, power_probe=lambda: power_source(supplies))
-    runner = threading.Thread(target=agent.run, daemon=True)
-    runner.start()
-    try:
+    with running(agent) as runner:
         wait_until(lambda: agent.status.state.startswith("paused"), 30, what="agent paused")
         assert agent.status.paused_because == "running on battery"
         assert agent.status.limits["power"] == "on battery: paused"
@@ -125,6 +110,3 @@ def test_an_agent_on_battery_waits_and_resumes_on_mains_power(
         assert agent.status.limits["power"] == "on mains power"
         runner.join(30)
         assert not runner.is_alive(), "the agent stops after max_tasks"
-    finally:
-        stop.set()
-        runner.join(30)

@@ -5,7 +5,6 @@ condition holds again and its result is accepted; past the suspension limit it i
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -15,9 +14,8 @@ from daig.db.models import Claim, Result
 from daig.hyperparams import Hyperparameters
 from provider_agent import agent as agent_module
 from provider_agent.agent import ProviderAgent
-from provider_agent.config import AgentConfig
 from provider_agent.politeness import Idle, Politeness
-from tests.helpers.accounts import PASSWORD
+from tests.helpers.agents import running, volunteer_agent
 from tests.helpers.queues import consuming_results
 from tests.helpers.waiting import wait_until
 
@@ -41,18 +39,7 @@ class FakeIdle:
 
 
 def _agent(api_server, make_user, tmp_path: Path, idle: FakeIdle, **options) -> ProviderAgent:
-    volunteer = make_user(api_server.url, "volunteer")
-    config = AgentConfig(
-        server=api_server.url,
-        username=volunteer.me().username,
-        password=PASSWORD,
-        cache_dir=tmp_path / "cache",
-        threads=1,
-        max_tasks=1,
-        idle_minutes=1,
-        **options,
-    )
-    agent = ProviderAgent(config, threading.Event())
+    agent = volunteer_agent(api_server, make_user, tmp_path, max_tasks=1, idle_minutes=1, **options)
     agent.politeness = Politeness(idle_minutes=1, threads=1, idle_probe=idle)
     return agent
 
@@ -75,9 +62,7 @@ def test_a_task_suspended_while_the_volunteer_works_resumes_and_is_accepted(
     started = start_project(Hyperparameters(total_tasks=1, task_size=1, epochs=400))
     idle = FakeIdle()
     agent = _agent(api_server, make_user, tmp_path, idle)
-    runner = threading.Thread(target=agent.run, daemon=True)
-    runner.start()
-    try:
+    with running(agent) as runner:
         wait_until(lambda: _training(agent), 240, what="the task to start training")
         pid = agent._trainer.child_pid()
         assert pid is not None
@@ -117,9 +102,6 @@ def test_a_task_suspended_while_the_volunteer_works_resumes_and_is_accepted(
                     return [r.status for r in rows] == ["accepted"]
 
             wait_until(accepted, 60, what="the resumed task's result accepted")
-    finally:
-        agent.stop.set()
-        runner.join(30)
 
 
 def test_a_task_suspended_past_the_limit_is_given_back_and_stop_is_instant(
@@ -134,9 +116,7 @@ def test_a_task_suspended_past_the_limit_is_given_back_and_stop_is_instant(
     started = start_project(Hyperparameters(total_tasks=1, task_size=1, epochs=400))
     idle = FakeIdle()
     agent = _agent(api_server, make_user, tmp_path, idle, suspend_minutes=0.1)
-    runner = threading.Thread(target=agent.run, daemon=True)
-    runner.start()
-    try:
+    with running(agent) as runner:
         wait_until(lambda: _training(agent), 240, what="the task to start training")
         pid = agent._trainer.child_pid()
         idle.seconds = 1.0
@@ -155,6 +135,3 @@ def test_a_task_suspended_past_the_limit_is_given_back_and_stop_is_instant(
         agent.stop.set()
         runner.join(30)
         assert not runner.is_alive() and time.monotonic() - began < 10
-    finally:
-        agent.stop.set()
-        runner.join(30)

@@ -5,15 +5,12 @@ replaced child warms up in the background."""
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
-from provider_agent.agent import ProviderAgent
-from provider_agent.config import AgentConfig
 from provider_agent.status import STARTING_TENSORFLOW, WAITING
 from provider_agent.trainer import RowsLike, Trainer
-from tests.helpers.accounts import PASSWORD
+from tests.helpers.agents import running, volunteer_agent
 from tests.helpers.training import train_job
 from tests.helpers.waiting import wait_until
 
@@ -75,26 +72,11 @@ def test_a_task_sent_while_the_child_starts_waits_for_it(digits_files, tmp_path:
         trainer.close()
 
 
-def _agent(api_server, make_user, tmp_path: Path) -> ProviderAgent:
-    volunteer = make_user(api_server.url, "volunteer")
-    config = AgentConfig(
-        server=api_server.url,
-        username=volunteer.me().username,
-        password=PASSWORD,
-        cache_dir=tmp_path / "cache",
-        threads=1,
-        memory_mb=2048,
-    )
-    return ProviderAgent(config, threading.Event())
-
-
 def test_the_status_shows_the_warm_up_and_stop_ends_it_at_once(
     api_server, make_user, broker_session, tmp_path: Path
 ) -> None:
-    agent = _agent(api_server, make_user, tmp_path)
-    runner = threading.Thread(target=agent.run, daemon=True)
-    runner.start()
-    try:
+    agent = volunteer_agent(api_server, make_user, tmp_path, memory_mb=2048)
+    with running(agent) as runner:
         wait_until(lambda: agent.status.state == STARTING_TENSORFLOW, 30, what="the warm-up")
         pid = agent._trainer.child_pid()
         assert pid is not None and _alive(pid), "the child runs while the agent waits for tasks"
@@ -105,19 +87,14 @@ def test_the_status_shows_the_warm_up_and_stop_ends_it_at_once(
         assert time.monotonic() - stopped_at < 10
         assert agent.status.state == "stopped"
         assert not _alive(pid), "the half-started child is gone"
-    finally:
-        agent.stop.set()
-        runner.join(30)
 
 
 def test_the_agent_says_waiting_once_the_child_is_warm(
     api_server, make_user, broker_session, tmp_path: Path
 ) -> None:
-    agent = _agent(api_server, make_user, tmp_path)
+    agent = volunteer_agent(api_server, make_user, tmp_path, memory_mb=2048)
     seen: list[str] = []
-    runner = threading.Thread(target=agent.run, daemon=True)
-    runner.start()
-    try:
+    with running(agent) as runner:
 
         def waiting() -> bool:
             if not seen or seen[-1] != agent.status.state:
@@ -128,7 +105,4 @@ def test_the_agent_says_waiting_once_the_child_is_warm(
         assert STARTING_TENSORFLOW in seen, seen
         assert agent._trainer.state == "ready"
         assert agent._trainer.startup["start_to_ready"] > 0
-    finally:
-        agent.stop.set()
-        runner.join(30)
     assert not runner.is_alive()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daig.broker import BrokerSession
@@ -40,6 +40,7 @@ from tests.helpers.aggregation import DirectAggregator
 from tests.helpers.projects import Started
 from tests.helpers.queues import drain_tasks
 from tests.helpers.results import Provider, random_delta
+from tests.helpers.stragglers import make_straggler
 from tests.helpers.waiting import wait_until
 
 PARAMS = Hyperparameters(total_tasks=3, task_size=3, passes=1)
@@ -408,12 +409,7 @@ def test_a_stragglers_second_copy_in_the_same_batch_is_a_duplicate(
     delta = random_delta(schema, seed=4)
     held = aggregator.handle(b.result(grant_b, delta))  # a finished claim: deadlines start
     assert held is not None and held.status == ResultStatus.HELD
-    with engine.begin() as connection:
-        connection.execute(
-            text("UPDATE claims SET claimed_at = now() - interval '60 seconds' WHERE id = :id"),
-            {"id": grant_a.claim_id},
-        )
-    scheduler.reconcile(started.id, broker_session)
+    make_straggler(engine, scheduler, broker_session, started.id, grant_a.claim_id)
     assert grant_a.task_id in _task_ids(amqp_url), "the straggler's task is given out again"
     grant_c = c.claim(grant_a.task_id)
     both = [

@@ -22,14 +22,11 @@ from daig.blobstore import BlobStore
 from daig.db.models import Project
 from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
-from daig.weights.schema import WeightSchema
 from daig_aggregator.audit import audit_project, format_report
 from daig_scheduler.handlers import Scheduler
 from daig_scheduler.retention import Retention, RetentionPolicy, sweep
-from tests.helpers.aggregation import DirectAggregator
 from tests.helpers.cli import run_daig
-from tests.helpers.projects import Started
-from tests.helpers.results import Provider, claim_round, random_delta
+from tests.helpers.projects import HandedIn, RoundsByHand, Started
 
 ONE_ROUND = Hyperparameters(total_tasks=3, task_size=3, passes=1)
 TWO_ROUNDS = Hyperparameters(total_tasks=3, task_size=3, passes=2)
@@ -52,31 +49,19 @@ def settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     )
 
 
-def _round(
-    provider: Provider,
-    aggregator: DirectAggregator,
-    schema: WeightSchema,
-    amqp_url: str,
-    seed: int,
-) -> list[str]:
-    """Hand in one round's K deltas; the result keys."""
-    grants = claim_round(provider, amqp_url)
-    for slot, grant in enumerate(grants):
-        message = provider.result(grant, random_delta(schema, seed + slot))
-        assert aggregator.handle(message).status == "accepted"
-    return [grant.result_key for grant in grants]
+def _accepted(handed: HandedIn) -> list[str]:
+    """The keys of a round's results, each of them accepted."""
+    for verdict in handed.verdicts:
+        assert verdict.status == "accepted"
+    return handed.keys
 
 
-def _finish(
-    started: Started, scheduler: Scheduler, broker_session, ended_days_ago: float, sessions
-) -> None:
-    scheduler.reconcile(started.id, broker_session)
-    assert started.owner.project(started.id).state == "done"
+def _ended_ago(sessions: sessionmaker[Session], started: Started, days: float) -> None:
     with sessions.begin() as session:
         session.execute(
             update(Project)
             .where(Project.id == started.id)
-            .values(finished_at=datetime.now(UTC) - timedelta(days=ended_days_ago))
+            .values(finished_at=datetime.now(UTC) - timedelta(days=days))
         )
 
 
@@ -96,25 +81,20 @@ def _deleted_at(sessions: sessionmaker[Session], project_id: uuid.UUID) -> datet
 
 def test_deltas_of_projects_ended_past_the_retention_are_deleted(
     start_project: Callable[..., Started],
-    provider: Provider,
-    aggregator: DirectAggregator,
-    scheduler: Scheduler,
-    broker_session,
+    rounds_by_hand: RoundsByHand,
     server_blobs: BlobStore,
     sessions: sessionmaker[Session],
-    schema: WeightSchema,
-    amqp_url: str,
     settings: Settings,
     tmp_path: Path,
 ) -> None:
     old = start_project(ONE_ROUND)
-    old_deltas = _round(provider, aggregator, schema, amqp_url, seed=0)
-    _finish(old, scheduler, broker_session, ended_days_ago=8, sessions=sessions)
+    old_deltas = _accepted(rounds_by_hand.end(old, seed=0))
+    _ended_ago(sessions, old, days=8)
     recent = start_project(ONE_ROUND)
-    recent_deltas = _round(provider, aggregator, schema, amqp_url, seed=10)
-    _finish(recent, scheduler, broker_session, ended_days_ago=6, sessions=sessions)
+    recent_deltas = _accepted(rounds_by_hand.end(recent, seed=10))
+    _ended_ago(sessions, recent, days=6)
     running = start_project(TWO_ROUNDS)
-    running_deltas = _round(provider, aggregator, schema, amqp_url, seed=20)
+    running_deltas = _accepted(rounds_by_hand.hand_in(seed=20))
     with sessions.begin() as session:  # long running: only the end of a project counts
         session.execute(
             update(Project)
@@ -176,20 +156,15 @@ def test_deltas_of_projects_ended_past_the_retention_are_deleted(
 
 def test_a_delta_uploaded_after_the_sweep_goes_once_the_upload_urls_expired(
     start_project: Callable[..., Started],
-    provider: Provider,
-    aggregator: DirectAggregator,
-    scheduler: Scheduler,
-    broker_session,
+    rounds_by_hand: RoundsByHand,
     server_blobs: BlobStore,
     sessions: sessionmaker[Session],
-    schema: WeightSchema,
-    amqp_url: str,
 ) -> None:
     """Retention 0: deleted at once, and once more after a straggler's URL could be used."""
     at_once = RetentionPolicy(keep=timedelta(0), upload_window=timedelta(hours=1))
     started = start_project(ONE_ROUND)
-    deltas = _round(provider, aggregator, schema, amqp_url, seed=0)
-    _finish(started, scheduler, broker_session, ended_days_ago=0, sessions=sessions)
+    deltas = _accepted(rounds_by_hand.end(started, seed=0))
+    _ended_ago(sessions, started, days=0)
     now = datetime.now(UTC)
     assert sweep(sessions, server_blobs, at_once, now=now) == [started.id]
     assert not any(server_blobs.exists(key) for key in deltas)
@@ -207,19 +182,15 @@ def test_a_delta_uploaded_after_the_sweep_goes_once_the_upload_urls_expired(
 
 def test_keep_forever_deletes_nothing_and_the_scheduler_tick_sweeps(
     start_project: Callable[..., Started],
-    provider: Provider,
-    aggregator: DirectAggregator,
-    scheduler: Scheduler,
+    rounds_by_hand: RoundsByHand,
     broker_session,
     server_blobs: BlobStore,
     sessions: sessionmaker[Session],
-    schema: WeightSchema,
-    amqp_url: str,
     settings: Settings,
 ) -> None:
     started = start_project(ONE_ROUND)
-    deltas = _round(provider, aggregator, schema, amqp_url, seed=0)
-    _finish(started, scheduler, broker_session, ended_days_ago=365, sessions=sessions)
+    deltas = _accepted(rounds_by_hand.end(started, seed=0))
+    _ended_ago(sessions, started, days=365)
     forever = settings.model_copy(update={"delta_retention_hours": None})
     keeper = Retention(sessions, server_blobs, forever)
     assert keeper.maybe_sweep(datetime.now(UTC)) == []
