@@ -23,8 +23,8 @@ def test_cache_of_ended_projects_is_pruned_and_the_directory_removed_on_shutdown
     sessions: sessionmaker[Session],
 ) -> None:
     ended = start_project(Hyperparameters(total_tasks=3, task_size=3, passes=1))
-    for verdict in rounds_by_hand.end(ended, seed=0).verdicts:
-        assert verdict.status
+    handed_in = rounds_by_hand.end(ended, seed=0)
+    assert [verdict.status for verdict in handed_in.verdicts] == ["accepted"] * 3
     running = start_project(Hyperparameters(total_tasks=3, task_size=3, passes=2))
 
     evaluator = Evaluator(sessions, server_blobs)
