@@ -5,7 +5,8 @@ the child trains, the loop keeps the broker connection alive and renews the clai
 if the server says the task is no longer ours (done elsewhere, project paused), training
 stops. Outages are ridden out: API calls are retried with backoff, and a result that could
 not be published (broker down) is published first thing after reconnecting. On stop (Ctrl-C
-or SIGTERM) the current task is given back at once.
+or SIGTERM) the current task is given back at once, and so is a task the agent itself fails (an
+unexpected error: logged with its traceback); after three of those in a row the agent stops.
 
 The training process starts with the agent, before it logs in, and imports and warms up
 TensorFlow in the background (``AgentStatus.state`` says "starting TensorFlow" meanwhile), so
@@ -70,6 +71,7 @@ RETRY_SECONDS = 120.0  # how long an API or upload outage is ridden out before g
 MAX_BACKOFF_SECONDS = 10.0
 API, BROKER = "the DAIG server", "the task broker"
 POLITENESS_CHECK_SECONDS = 5.0  # how often idle, hours and power are looked at
+CRASHES_IN_A_ROW = 3  # tasks failed by the agent itself, one after another, before it stops
 
 
 class _Transient(Exception):
@@ -99,6 +101,8 @@ class ProviderAgent:
         self._checked_at = float("-inf")
         self._polite = True
         self._present_at = float("-inf")  # when we last told the server we wait for tasks
+        self._crashes = 0  # tasks failed in a row by an error of the agent's own
+        self._consuming = threading.Event()  # set: stop consuming the tasks queue (run_consumer)
 
     def run(self) -> None:
         """Start the training process, log in, then take tasks until stopped."""
@@ -120,7 +124,7 @@ class ProviderAgent:
                     break
                 self._keep_trainer_warm()
                 # Consume only while polite: a paused agent holds no task message.
-                consuming = threading.Event()
+                consuming = self._consuming = threading.Event()
                 run_consumer(
                     broker.amqp_url,
                     TASKS.queue,
@@ -258,6 +262,9 @@ class ProviderAgent:
     # --- one task ---------------------------------------------------------------------------
     def _on_task(self, delivery: Delivery, broker: BrokerSession) -> Outcome:
         if self.stop.is_set() or not self.polite_now():
+            # Stop consuming at once: requeued, the message would come straight back, and a
+            # few hundred such redeliveries a second reach the queue's delivery limit.
+            self._consuming.set()
             return Outcome.REQUEUE
         task = decode(TrainTask, delivery.body, delivery.message_type)
         self._present_at = float("-inf")  # idle again after it: say so at once
@@ -303,12 +310,44 @@ class ProviderAgent:
         except AMQPConnectionError:
             ended = "sent after reconnecting"
             raise
+        except AMQPError:
+            raise
+        except Exception as exc:
+            ended = f"given back: agent error ({type(exc).__name__}: {exc})"
+            return self._crashed(grant, exc)
         finally:
             self.status.end_task(str(grant.task_id), ended)  # unless _work said how it ended
             self.status.state = WAITING
             self.status.progress = 0.0
             if not self.stop.is_set():
                 self._keep_trainer_warm()  # a child killed mid-task is replaced at once
+
+    def _crashed(self, grant: ClaimGrant, error: Exception) -> Outcome:
+        """An error of the agent's own (a bug, not the task's): give the task back at once --
+        left to its lease, it would come back to this idle agent first -- and carry on with a
+        new training process, unless the last tasks all failed like this: then stop, rather
+        than take every task only to give it back. Not reported as a training failure, which
+        would count against the requestor's project."""
+        self._crashes += 1
+        log.error(
+            "project %s round %s task %s: the agent failed (%s: %s); giving the task back",
+            grant.project_id,
+            grant.round + 1,
+            grant.task_id,
+            type(error).__name__,
+            error,
+            exc_info=error,
+        )
+        self.status.last_error = f"the agent failed: {type(error).__name__}: {error}"
+        self._trainer.close()  # in an unknown state now; replaced before the next task
+        if self._crashes >= CRASHES_IN_A_ROW:
+            log.error(
+                "stopping: the agent itself failed %d tasks in a row (tracebacks above); "
+                "please report it",
+                self._crashes,
+            )
+            self.stop.set()
+        return self._give_back(grant)
 
     def _work(self, grant: ClaimGrant, broker: BrokerSession) -> Outcome:
         """Train the task; how it ended goes in the status's task list."""
@@ -353,6 +392,7 @@ class ProviderAgent:
         timings.seconds |= outcome.timings  # wait_ready, load, trace, setup (trainer.py)
         result = result_message(grant, outcome, delta, inline, timings.seconds, self._user_id)
         self._send(result_route(grant.result_routing_key), result, broker, keepalive)
+        self._crashes = 0
         self._count(grant, outcome, result)
         self.status.end_task(task_id, "sent" if outcome.ok else f"failed: {outcome.error}")
         return Outcome.ACK

@@ -17,6 +17,9 @@ The invariants the services rely on, checked on the tables by ``tests/unit/test_
   its live lease: still in flight, it fits under the contributor cap, and the first accepted
   result wins.
 - A ``claimed`` task is claimed again only once every lease on it lapsed.
+- A lapsed lease is never renewed (``Guard.HELD``): the claim is expired whoever notices first,
+  so a late heartbeat cannot take back a task that is being given out again (its late result
+  still counts, as any expired claim's).
 - A replicated task's result waits (``verifying``: not claimable, not done) until its replicas
   settle it; then every task of the shard is ``done``.
 - A result is accepted for a task that is not done yet, from a claim that was not given back
@@ -76,6 +79,8 @@ class Guard(StrEnum):
     ALWAYS = "always"
     # Only without a live lease: a task that no live claim holds; a claim whose lease lapsed.
     UNHELD = "unheld"
+    # Only with a live lease: a claim renewed before its lease lapsed.
+    HELD = "held"
     # The same transaction ends every claim of the task first.
     CLAIMS_ENDED = "claims_ended"
 
@@ -126,17 +131,18 @@ class Machine(Generic[A, S]):
         """Whether the table allows ``action`` from ``state``.
 
         ``live``: whether a live lease holds the row (see ``is_live``); a rule guarded by
-        ``Guard.UNHELD`` needs to know, so leaving it out there is an error, not a yes.
+        ``Guard.UNHELD`` or ``Guard.HELD`` needs to know, so leaving it out there is an error,
+        not a yes.
         """
         rule = self.rule(action, state)
         if rule is None:
             return False
-        if rule.guard is Guard.UNHELD:
+        if rule.guard in (Guard.UNHELD, Guard.HELD):
             if live is None:
                 raise ValueError(
                     f"{self.name} {action} from {state}: say whether a live lease holds it"
                 )
-            return not live
+            return live if rule.guard is Guard.HELD else not live
         return True
 
     def move(self, action: A, state: str, *, live: bool | None = None) -> S:
@@ -221,7 +227,7 @@ CLAIM_TABLE: Machine[ClaimAction, ClaimState] = Machine(
     C.ACTIVE,
     _table(
         [
-            (ClaimAction.HEARTBEAT, [C.ACTIVE], Rule(C.ACTIVE, lease=Lease.EXTEND)),
+            (ClaimAction.HEARTBEAT, [C.ACTIVE], Rule(C.ACTIVE, Guard.HELD, Lease.EXTEND)),
             (ClaimAction.RELEASE, [C.ACTIVE], Rule(C.RELEASED)),
             (ClaimAction.EXPIRE, [C.ACTIVE], Rule(C.EXPIRED, Guard.UNHELD)),
             (ClaimAction.FAIL, [C.ACTIVE, C.EXPIRED], Rule(C.RELEASED)),

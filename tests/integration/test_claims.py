@@ -290,6 +290,35 @@ def test_a_task_whose_lease_lapsed_can_be_claimed_before_the_scheduler_notices(
     assert {t.id: t.state for t in _tasks(sessions, started.id)}[task.task_id] == "claimed"
 
 
+def test_a_late_heartbeat_does_not_take_back_a_task_whose_lease_lapsed(
+    start_project: Callable[..., Started],
+    provider: DaigClient,
+    sessions: sessionmaker[Session],
+    scheduler: Scheduler,
+    broker_session: BrokerSession,
+    engine,
+    make_user,
+    api_server,
+    amqp_url: str,
+) -> None:
+    # Once a lease lapsed the task is free: its holder's late renewal must not make it held
+    # again, or the next provider's claim is refused while the holder may be gone for good.
+    start_project(Hyperparameters(total_tasks=3, task_size=3))
+    task = drain_tasks(amqp_url)[0]
+    first = provider.claim(task.task_id, "agent-1")
+    _lapse_lease(engine, first.claim_id)
+    with pytest.raises(ClientError) as error:
+        provider.heartbeat(first.claim_id)
+    assert error.value.status == 409 and error.value.reason == "claim_ended"
+    rival = make_user(api_server.url, "next")
+    second = rival.claim(task.task_id, "agent-2")
+    assert second.claim_id != first.claim_id
+    scheduler.tick(broker_session)  # the lapsed claim expires; the new one holds the task
+    assert _claim_row(sessions, first.claim_id).state == "expired"
+    assert _claim_row(sessions, second.claim_id).state == "active"
+    assert rival.heartbeat(second.claim_id).claim_id == second.claim_id
+
+
 def test_scheduler_consuming_events_publishes_tasks_after_start(
     start_project: Callable[..., Started],
     scheduler: Scheduler,

@@ -221,9 +221,17 @@ def _owned_claim(
         raise ApiError(404, f"no claim {claim_id} of yours", "unknown_claim")
     if row.state == ClaimState.SUPERSEDED:
         raise ApiError(409, "another provider finished this task first", "task_done")
-    if not states.CLAIM_TABLE.may(action, row.state):
-        raise ApiError(409, f"the claim is {row.state}; stop working on this task", "claim_ended")
-    return row
+    live = states.is_live(row.lease_expires_at, crud.now())
+    if states.CLAIM_TABLE.may(action, row.state, live=live):
+        return row
+    if row.state == states.HOLDING and not live:
+        # Expired already in all but name: claims take the task from the next provider on.
+        raise ApiError(
+            409,
+            "the lease ran out and the task is given out again; stop working on it",
+            "claim_ended",
+        )
+    raise ApiError(409, f"the claim is {row.state}; stop working on this task", "claim_ended")
 
 
 def heartbeat(*, session: Session, settings: Settings, user_id: int, claim_id: uuid.UUID) -> float:
