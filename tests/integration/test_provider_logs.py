@@ -4,6 +4,7 @@ presigned URLs, logging as ``daig provider`` does (``setup_logging``), at INFO."
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,10 +16,8 @@ import pytest
 from daig.hyperparams import Hyperparameters
 from daig.logs import setup_logging
 from daig.planning import shard_rows
-from provider_agent.agent import ProviderAgent
-from provider_agent.config import AgentConfig
 from provider_agent.trainer import RowsLike
-from tests.helpers.accounts import PASSWORD
+from tests.helpers.agents import volunteer_agent
 from tests.helpers.projects import Started
 from tests.helpers.queues import drain_tasks
 from tests.helpers.results import Provider
@@ -38,13 +37,18 @@ class LoadOnly:
 
 
 @pytest.fixture
-def provider_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
-    """The provider's logging set up for the test (its handler writes to ``capsys``'s
-    stderr, active first), and the test runner's put back after."""
+def provider_logging() -> Iterator[io.StringIO]:
+    """The provider's logging set up for the test, its lines kept in the buffer yielded; the
+    test runner's put back after. (Not ``capsys``: a handler holding its stream from the
+    fixture's setup would write to a stream closed by the time the test runs.)"""
     root, quiet = logging.getLogger(), ("httpx", "httpcore", "pika", "botocore")
     saved = root.handlers[:], root.level, {name: logging.getLogger(name).level for name in quiet}
     setup_logging("INFO", json_lines=False, process="provider")
-    yield
+    lines = io.StringIO()
+    [handler] = root.handlers
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(lines)
+    yield lines
     root.handlers[:], root.level = saved[0], saved[1]
     for name, level in saved[2].items():
         logging.getLogger(name).setLevel(level)
@@ -56,8 +60,7 @@ def test_a_task_fetch_logs_no_presigned_url_at_info(
     make_user,
     amqp_url: str,
     tmp_path: Path,
-    provider_logging: None,
-    capsys: pytest.CaptureFixture[str],
+    provider_logging: io.StringIO,
 ) -> None:
     started = start_project(Hyperparameters(total_tasks=3, task_size=3))
     volunteer = make_user(api_server.url, "vol")
@@ -66,14 +69,7 @@ def test_a_task_fetch_logs_no_presigned_url_at_info(
     queries = [urlsplit(url).query for url in urls]
     assert all(queries), "presigned URLs carry their signature in the query"
 
-    agent = ProviderAgent(
-        AgentConfig(
-            server=api_server.url,
-            username=volunteer.me().username,
-            password=PASSWORD,
-            cache_dir=tmp_path / "cache",
-        )
-    )
+    agent = volunteer_agent(api_server, make_user, tmp_path)
     agent._trainer = LoadOnly()  # type: ignore[assignment]
     work = tmp_path / "work"
     work.mkdir()
@@ -88,7 +84,7 @@ def test_a_task_fetch_logs_no_presigned_url_at_info(
     start, stop = shard_rows(grant.shard, len(started.data.x), 3)
     rows = started.data.x[start:stop]
     assert np.array_equal(np.load(job.x_path, allow_pickle=False), rows)
-    logged = capsys.readouterr().err
+    logged = provider_logging.getvalue()
     assert "fetched http" in logged and "?<redacted>" in logged
     for query in queries:
         assert query not in logged
