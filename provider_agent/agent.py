@@ -269,9 +269,19 @@ class ProviderAgent:
         task = decode(TrainTask, delivery.body, delivery.message_type)
         self._present_at = float("-inf")  # idle again after it: say so at once
         with log_context(task=task.task_id):
-            return self._claim_and_work(task, broker)
+            grant = self._claim(task, broker)
+        if isinstance(grant, Outcome):
+            return grant
+        try:
+            with log_context(task=task.task_id):
+                return self._work_on(grant, broker)
+        finally:
+            if not self.stop.is_set():
+                # Outside the task's log context: the new child is for the next task.
+                self._keep_trainer_warm()  # a child killed mid-task is replaced at once
 
-    def _claim_and_work(self, task: TrainTask, broker: BrokerSession) -> Outcome:
+    def _claim(self, task: TrainTask, broker: BrokerSession) -> ClaimGrant | Outcome:
+        """The task's grant, or what to do with its message if it is not ours."""
         try:
             grant = self._retrying(
                 lambda: self._call(self._client.claim, task.task_id, self.agent_id), broker.pump
@@ -293,6 +303,10 @@ class ProviderAgent:
         except _Transient as exc:
             log.warning("task %s: cannot claim (%s); giving the message back", task.task_id, exc)
             return Outcome.REQUEUE
+        return grant
+
+    def _work_on(self, grant: ClaimGrant, broker: BrokerSession) -> Outcome:
+        """Work on a claimed task; whatever goes wrong, say how it ended."""
         self._set_status("training", grant)
         ended = "given back"
         try:
@@ -301,10 +315,10 @@ class ProviderAgent:
         except TrainingCancelled:
             return self._give_back(grant)
         except SuspendedTooLong as exc:
-            log.info("task %s: %s", task.task_id, exc)
+            log.info("task %s: %s", grant.task_id, exc)
             return self._give_back(grant)
         except TaskAbandoned as exc:
-            log.info("task %s: abandoned (%s)", task.task_id, exc)
+            log.info("task %s: abandoned (%s)", grant.task_id, exc)
             ended = f"abandoned: {exc}"
             return Outcome.ACK
         except AMQPConnectionError:
@@ -319,8 +333,6 @@ class ProviderAgent:
             self.status.end_task(str(grant.task_id), ended)  # unless _work said how it ended
             self.status.state = WAITING
             self.status.progress = 0.0
-            if not self.stop.is_set():
-                self._keep_trainer_warm()  # a child killed mid-task is replaced at once
 
     def _crashed(self, grant: ClaimGrant, error: Exception) -> Outcome:
         """An error of the agent's own (a bug, not the task's): give the task back at once --

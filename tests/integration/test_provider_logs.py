@@ -1,6 +1,7 @@
-"""A provider's logs of a real task fetch show no presigned URL: the agent claims a task of a
-real project from the real API and downloads its model and shard rows through the grant's
-presigned URLs, logging as ``daig provider`` does (``setup_logging``), at INFO."""
+"""A provider's logs of real tasks, logging as ``daig provider`` does (``setup_logging``), at
+INFO: a task fetch (a task of a real project claimed from the real API, its model and shard
+rows downloaded through the grant's presigned URLs) shows no presigned URL, and the training
+process started after a task is not logged as that task's."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
+from daig.broker import Delivery, Outcome
+from daig.contract.messages import TrainTask
 from daig.hyperparams import Hyperparameters
 from daig.logs import setup_logging
 from daig.planning import shard_rows
-from provider_agent.trainer import RowsLike
+from provider_agent.status import STARTING_TENSORFLOW
+from provider_agent.trainer import RowsLike, TrainingCancelled
 from tests.helpers.agents import volunteer_agent
 from tests.helpers.projects import Started
 from tests.helpers.queues import drain_tasks
@@ -34,6 +38,29 @@ class LoadOnly:
 
     def close(self) -> None:
         pass
+
+
+class NoBroker:
+    """The task's broker session, which a task cancelled before training never uses."""
+
+    def pump(self, seconds: float) -> None:
+        raise AssertionError("the broker is not needed")
+
+
+class CancelledThenRestarted(LoadOnly):
+    """A training process that a Stop cancels mid-task; the agent then starts a new one."""
+
+    state = "stopped"
+    startup_error = None
+
+    def run(self, job: object, **kwargs: object) -> None:
+        raise TrainingCancelled
+
+    def poll(self) -> str:
+        return self.state
+
+    def start(self) -> None:
+        self.state = "starting"
 
 
 @pytest.fixture
@@ -89,3 +116,31 @@ def test_a_task_fetch_logs_no_presigned_url_at_info(
     for query in queries:
         assert query not in logged
     assert "sig=" not in logged and "X-Amz-Signature" not in logged
+
+
+def test_the_training_process_started_after_a_task_is_not_logged_as_that_task(
+    start_project: Callable[..., Started],
+    api_server,
+    make_user,
+    amqp_url: str,
+    tmp_path: Path,
+    provider_logging: io.StringIO,
+) -> None:
+    start_project(Hyperparameters(total_tasks=3, task_size=3))
+    task = drain_tasks(amqp_url)[0]
+    agent = volunteer_agent(api_server, make_user, tmp_path)
+    agent._trainer = CancelledThenRestarted()  # type: ignore[assignment]
+    agent._client.login(agent.config.username, agent.config.password)
+    delivery = Delivery(task.model_dump_json().encode(), TrainTask.type_name, False, 0)
+    try:
+        outcome = agent._on_task(delivery, NoBroker())  # type: ignore[arg-type]
+    finally:
+        agent._http.close()
+        agent._client.close()
+
+    assert outcome == Outcome.ACK, "the cancelled task was given back"
+    logged = provider_logging.getvalue().splitlines()
+    assert any(f"task={task.task_id}" in line for line in logged), "the task's own lines"
+    started = [line for line in logged if f": {STARTING_TENSORFLOW}" in line]
+    assert started, "the new training process was logged"
+    assert all("task=" not in line for line in started), started
