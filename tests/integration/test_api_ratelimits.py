@@ -194,9 +194,9 @@ def test_an_agent_rides_out_a_held_back_login(server: ApiServer, tmp_path) -> No
     )
     try:
         began = time.monotonic()
-        agent._log_in()
+        agent._session.log_in()
         assert agent._client.me().username == grace
         assert time.monotonic() - began >= BACKOFF * 0.9, "it waited for the backoff"
     finally:
-        agent._http.close()
+        agent._files.close()
         agent._client.close()

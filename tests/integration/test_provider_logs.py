@@ -105,7 +105,7 @@ def test_a_task_fetch_logs_no_presigned_url_at_info(
         # Even a line that names a URL shows it without its query.
         logging.getLogger("provider_agent.agent").info("fetched %s", grant.model_url)
     finally:
-        agent._http.close()
+        agent._files.close()
 
     # The fetch really happened, through the presigned URLs.
     start, stop = shard_rows(grant.shard, len(started.data.x), 3)
@@ -135,7 +135,7 @@ def test_the_training_process_started_after_a_task_is_not_logged_as_that_task(
     try:
         outcome = agent._on_task(delivery, NoBroker())  # type: ignore[arg-type]
     finally:
-        agent._http.close()
+        agent._files.close()
         agent._client.close()
 
     assert outcome == Outcome.ACK, "the cancelled task was given back"
