@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
+from daig.contract.http import ClaimGrant
+
 STARTING_TENSORFLOW = "starting TensorFlow"  # the training process imports and warms up
 WAITING = "waiting for tasks"
 # The phases of one task, in order (training is "training epoch i/n").
@@ -82,6 +84,27 @@ class AgentStatus:
         if phase != self.phase:
             self.phase = phase
             self.phases = (*self.phases, phase)
+
+    def claimed(self, grant: ClaimGrant) -> None:
+        """The task of ``grant`` is ours: shown as training, first in ``recent``."""
+        self.begin_task(
+            TaskRecord(
+                task_id=str(grant.task_id),
+                project_name=grant.project_name or str(grant.project_id),
+                owner_name=grant.owner_name,
+                round=grant.round,
+                shard=grant.shard,
+                started_at=time.time(),
+            )
+        )
+        self.project_id = str(grant.project_id)
+        self.project_name = grant.project_name or None
+        self.owner_name = grant.owner_name or None
+        self.task_id = str(grant.task_id)
+        self.round = grant.round
+        self.shard = grant.shard
+        self.progress = 0.0
+        self.state = "training"
 
     def begin_task(self, record: TaskRecord) -> None:
         """A new task is ours: its record goes first in ``recent`` (outcome still empty)."""

@@ -13,7 +13,8 @@
 - ``by_hand``: ``train_by_hand``, a volunteer's results judged by a real aggregator (GUI tests).
 - ``proxy``: ``Proxy``, a TCP relay the tests cut and restore (the server unreachable).
 - ``training``: ``train_job``, a small job for the provider's trainer.
-- ``agents``: ``volunteer_agent`` and ``running``, an in-process provider agent and its thread.
+- ``agents``: ``volunteer_agent`` (``agent_of`` an account) and ``running``, an in-process
+  provider agent and its thread.
 - ``cluster``: ``Cluster``, a cluster of real processes for end-to-end and GUI tests.
 - ``gui``: the GUI tests' password, timeout, unique names and ``log_in``.
 - ``sandbox_targets``: child-process targets for ``daig.sandbox``.

@@ -1,5 +1,6 @@
-"""``volunteer_agent``: a provider agent logged in as a new volunteer, and ``running``: that
-agent's run in a thread, stopped on the way out (the in-process agent tests' start-up)."""
+"""``volunteer_agent``: a provider agent of a new volunteer (``agent_of``: of a given account),
+and ``running``: that agent's run in a thread, stopped on the way out (the in-process agent
+tests' start-up)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,17 @@ from tests.helpers.services import ApiServer
 def volunteer_agent(
     api_server: ApiServer, make_user: Callable[..., DaigClient], tmp_path: Path, **options: Any
 ) -> ProviderAgent:
-    """An agent of a new "volunteer" account on ``api_server``: one thread, its cache under
-    ``tmp_path``; ``options`` are further ``AgentConfig`` fields."""
+    """An agent of a new "volunteer" account on ``api_server`` (see ``agent_of``)."""
     volunteer = make_user(api_server.url, "volunteer")
+    return agent_of(api_server.url, volunteer.me().username, tmp_path, **options)
+
+
+def agent_of(server_url: str, username: str, tmp_path: Path, **options: Any) -> ProviderAgent:
+    """An agent of the account ``username`` (password ``PASSWORD``) on ``server_url``: one
+    thread, its cache under ``tmp_path``; ``options`` are further ``AgentConfig`` fields."""
     config = AgentConfig(
-        server=api_server.url,
-        username=volunteer.me().username,
+        server=server_url,
+        username=username,
         password=PASSWORD,
         cache_dir=tmp_path / "cache",
         threads=1,

@@ -19,9 +19,8 @@ from sqlalchemy import func, select
 
 from daig.db.models import RateEvent
 from daig.db.session import make_engine, make_sessionmaker
-from provider_agent.agent import ProviderAgent
-from provider_agent.config import AgentConfig
 from tests.helpers.accounts import PASSWORD
+from tests.helpers.agents import agent_of
 from tests.helpers.services import ApiServer, module_api_server
 
 PER_USER, PER_IP, SIGNUPS = 3, 6, 4  # free failures per (account, address), per address
@@ -187,16 +186,12 @@ def test_an_agent_rides_out_a_held_back_login(server: ApiServer, tmp_path) -> No
     its login back; it logs in once the wait the server named is over instead of exiting."""
     grace, local = _user(server), "127.0.0.1"  # the agent speaks from the socket's address
     _fail(server, grace, local, PER_USER)
-    agent = ProviderAgent(
-        AgentConfig(
-            server=server.url, username=grace, password=PASSWORD, cache_dir=tmp_path / "cache"
-        )
-    )
+    agent = agent_of(server.url, grace, tmp_path)
     try:
         began = time.monotonic()
-        agent._log_in()
+        agent._session.log_in()
         assert agent._client.me().username == grace
         assert time.monotonic() - began >= BACKOFF * 0.9, "it waited for the backoff"
     finally:
-        agent._http.close()
+        agent._files.close()
         agent._client.close()

@@ -96,7 +96,7 @@ def _grant(agent: ProviderAgent, **extra: Any) -> ClaimGrant:
         rows = agent.config.cache_dir / f"{kind}.npy"
         np.save(rows, array)
         remote = grant[kind]
-        agent._shards.put(f"{project}/{kind}-{remote.byte_start}-{remote.byte_end}.npy", rows)
+        agent._files.shards.put(f"{project}/{kind}-{remote.byte_start}-{remote.byte_end}.npy", rows)
     return ClaimGrant.model_validate(grant)
 
 
