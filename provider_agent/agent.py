@@ -84,7 +84,7 @@ class ProviderAgent:
         self.stop = stop or threading.Event()
         self.status = AgentStatus()
         self.agent_id = f"{socket.gethostname()[:40]}-{uuid.uuid4().hex[:12]}"
-        self._client = DaigClient(config.server)
+        self._client = DaigClient(config.server, refresh_token=config.refresh_token)
         self._http = httpx.Client(timeout=120.0)
         self._trainer = Trainer(threads=config.threads, memory_mb=config.memory_mb)
         self._shards = ShardCache(config.cache_dir / "shards", config.shard_cache_mb)
