@@ -4,10 +4,17 @@ Every answer is parsed into its model of the wire contract (``daig.contract.http
 classes the server declares, ignoring fields this version does not know. Every failure becomes
 a ``ClientError`` with a sentence a person can act on: the server's own ``detail`` for API
 errors, or what could not be reached for connection problems.
+
+A client given a refresh token (``login(..., remember=True)`` or ``refresh_token=``) renews its
+access token by itself: shortly before it expires when its lifetime is known, and once on a
+401 that says the access token is invalid or expired, after which the call is sent again.
+Only a refused refresh token (revoked, expired: "log in again") reaches the caller.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +26,7 @@ import httpx
 from pydantic import ValidationError
 
 from daig.contract.http import (
+    INVALID_TOKEN,
     BalanceOut,
     ClaimGrant,
     ContributorOut,
@@ -41,6 +49,8 @@ from daig.contract.http import (
 from daig.hyperparams import Hyperparameters
 
 CHUNK = 1024 * 1024
+OFFLINE_ACCESS = "offline_access"  # the login scope that asks for a refresh token
+RENEW_AHEAD_SECONDS = 60.0  # renew an access token this long (at most half its life) early
 Progress = Callable[[int], None]  # called with the number of bytes just transferred
 A = TypeVar("A")
 
@@ -70,9 +80,19 @@ class DownloadedModel:
 
 
 class DaigClient:
-    def __init__(self, server: str, token: str | None = None, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        server: str,
+        token: str | None = None,
+        *,
+        refresh_token: str | None = None,
+        timeout: float = 60.0,
+    ) -> None:
         self.server = server.rstrip("/")
         self.token = token
+        self.refresh_token = refresh_token
+        self._expires_at: float | None = None  # time.monotonic() when ``token`` expires
+        self._renew_lock = threading.Lock()
         self._http = httpx.Client(base_url=self.server, timeout=timeout)
 
     def close(self) -> None:
@@ -89,9 +109,19 @@ class DaigClient:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request (renewing the access token if need be); raise ``ClientError``."""
+        if not _replayable(kwargs.get("content")):  # a stream is sent once: renew before
+            self._renew_if_due()
+            return self._send(method, path, **kwargs)
+        return self._renewing(lambda: self._send(method, path, **kwargs))
+
+    def _send(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
         try:
-            headers = self._headers() | kwargs.pop("headers", {})
-            response = self._http.request(method, path, headers=headers, **kwargs)
+            response = self._http.request(
+                method, path, headers=self._headers() | (headers or {}), **kwargs
+            )
         except httpx.TransportError as exc:
             raise ClientError(f"cannot reach the DAIG server at {self.server} ({exc})") from exc
         if response.status_code < 500 and not _daig_shaped(response):
@@ -138,15 +168,72 @@ class DaigClient:
                 reason="unreadable_answer",
             ) from exc
 
+    # --- access tokens ----------------------------------------------------------------------
+    def _renewing(self, send: Callable[[], A]) -> A:
+        """``send()``, sent once more with a renewed access token if it was refused as invalid
+        or expired and we hold a refresh token."""
+        stale = self._renew_if_due()
+        try:
+            return send()
+        except ClientError as exc:
+            if not self._renewable(exc):
+                raise
+        self._renew(stale)
+        return send()
+
+    def _renewable(self, exc: ClientError) -> bool:
+        # No reason: no token sent (FastAPI's own 401), or a server older than the reason.
+        expired = exc.status == 401 and exc.reason in (INVALID_TOKEN, None)
+        return expired and bool(self.refresh_token)
+
+    def _renew_if_due(self) -> str | None:
+        """Renew the access token if it is about to expire; returns the token in use."""
+        due = self._expires_at is not None and time.monotonic() > self._expires_at
+        if self.refresh_token and due:
+            self._renew(self.token)
+        return self.token
+
+    def _renew(self, stale: str | None) -> None:
+        """Exchange the refresh token for a new access token, unless another thread already
+        replaced ``stale``. A refused refresh token raises (reason ``refresh_*``)."""
+        with self._renew_lock:
+            if self.token != stale:
+                return
+            body = {"grant_type": "refresh_token", "refresh_token": self.refresh_token or ""}
+            answer = self._parse(Token, self._send("POST", "/v1/auth/refresh", data=body))
+            self._hold(answer)
+
+    def _hold(self, answer: Token) -> None:
+        self.token = answer.access_token
+        ahead = min(RENEW_AHEAD_SECONDS, answer.expires_in / 2)
+        self._expires_at = time.monotonic() + answer.expires_in - ahead
+
     # --- accounts ---------------------------------------------------------------------------
     def signup(self, username: str, password: str) -> UserOut:
         body = {"username": username, "password": password}
         return self.call(UserOut, "POST", "/v1/auth/signup", json=body)
 
-    def login(self, username: str, password: str) -> str:
+    def login(
+        self, username: str, password: str, *, remember: bool = False, label: str | None = None
+    ) -> str:
+        """Log in; returns the access token. ``remember`` also asks for a refresh token (kept
+        in ``refresh_token``, to save for later sessions), named ``label`` on the server."""
         body = {"username": username, "password": password}
-        self.token = self.call(Token, "POST", "/v1/auth/token", data=body).access_token
-        return self.token
+        if remember:
+            body["scope"] = OFFLINE_ACCESS
+            if label:
+                body["label"] = label[:200]
+        answer = self._parse(Token, self._send("POST", "/v1/auth/token", data=body))
+        self._hold(answer)
+        if remember:  # an older server gives none: the login lasts as long as its token
+            self.refresh_token = answer.refresh_token
+        return answer.access_token
+
+    def logout(self) -> None:
+        """Revoke the refresh token on the server (if any) and forget both tokens."""
+        refresh, self.refresh_token, self.token = self.refresh_token, None, None
+        if refresh:
+            self._send("POST", "/v1/auth/logout", data={"refresh_token": refresh})
 
     def me(self) -> UserOut:
         return self.call(UserOut, "GET", "/v1/users/me")
@@ -229,6 +316,14 @@ class DaigClient:
         progress: Callable[[int, int | None], None] | None = None,
     ) -> DownloadedModel:
         """Save the current model to ``target``."""
+        return self._renewing(lambda: self._download_model(project_id, target, progress))
+
+    def _download_model(
+        self,
+        project_id: str | uuid.UUID,
+        target: Path,
+        progress: Callable[[int, int | None], None] | None,
+    ) -> DownloadedModel:
         try:
             with self._http.stream(
                 "GET", f"/v1/projects/{project_id}/model", headers=self._headers(), timeout=None
@@ -293,6 +388,11 @@ class DaigClient:
     ) -> list[ContributorOut]:
         path = f"/v1/projects/{project_id}/leaderboard" if project_id else "/v1/leaderboard"
         return self.call(list[ContributorOut], "GET", path, params={"limit": limit})
+
+
+def _replayable(content: object) -> bool:
+    """Whether a request body can be sent twice (a generator streams once)."""
+    return content is None or isinstance(content, bytes | str)
 
 
 def _daig_shaped(response: httpx.Response) -> bool:

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     s3_public_endpoint_url: str | None = None
 
     token_ttl_seconds: int = 24 * 3600
+    # A refresh token (asked for with the ``offline_access`` scope: the DAIG window, ``daig
+    # login``) lasts this many days after its last use, until revoked at logout.
+    refresh_token_days: float = Field(default=90.0, gt=0, le=3650)
     presign_ttl_seconds: int = 3600
     max_upload_bytes: int = 64 * 1024**3
     max_model_bytes: int = 2 * 1024**3

@@ -1,7 +1,8 @@
 """``daig login`` / ``daig logout`` and the background agent's configuration.
 
-``daig login`` saves a session token (never the password) where ``daig provider
---use-saved-login`` finds it (``provider_agent/saved_login.py``). That agent takes the limits
+``daig login`` saves a revocable login (access and refresh token, never the password) where
+``daig provider --use-saved-login`` finds it (``provider_agent/saved_login.py``); ``daig logout``
+revokes it on the server and forgets it. That agent takes the limits
 the volunteer set in the DAIG window (``requestor_gui/settings.py``) unless given on the command
 line, and reports its state to the window through the status file
 (``provider_agent/status_file.py``).
@@ -31,30 +32,41 @@ def login(
         ..., envvar="DAIG_PASSWORD", prompt=True, hide_input=True, help="Your password."
     ),
 ) -> None:
-    """Log in and save a session token for the background agent (the password is not saved)."""
+    """Log in and save a login for the background agent (the password is not saved): it
+    lasts while used, until `daig logout`."""
+    import socket
+
     from daig.client import ClientError, DaigClient
     from daig_cli import session
     from provider_agent import saved_login
 
     server = server.rstrip("/")
+    label = f"daig login on {socket.gethostname()}"
     with DaigClient(server) as client:
         try:
-            token = client.login(user, password)
+            token = client.login(user, password, remember=True, label=label)
         except ClientError as exc:
             fail(str(exc))
-    where = saved_login.save(saved_login.SavedLogin(server, user, token))
+        refresh = client.refresh_token or ""
+    where = saved_login.save(saved_login.SavedLogin(server, user, token, refresh))
     session.save(server, user, token)
-    console.print(f"logged in as [bold]{user}[/] on {server}; the session token is in {where}")
+    console.print(f"logged in as [bold]{user}[/] on {server}; the login is saved in {where}")
 
 
 def logout() -> None:
-    """Forget the saved login (the background agent can no longer start without a password)."""
+    """Revoke and forget the saved login (no background agent can start without a login)."""
     from daig_cli import session
     from provider_agent import saved_login
 
-    saved_login.forget()
+    problem = saved_login.revoke_and_forget()
     session.session_file().unlink(missing_ok=True)
-    console.print("the saved login is forgotten")
+    if problem:
+        console.print(
+            f"the saved login is forgotten here, but the server could not revoke it ({problem}); "
+            f"it stops working once unused for the server's expiry (90 days by default)"
+        )
+    else:
+        console.print("the saved login is revoked and forgotten")
 
 
 def saved_agent_config(
@@ -93,6 +105,7 @@ def saved_agent_config(
         username=saved.username,
         password="",
         token=saved.token,
+        refresh_token=saved.refresh_token or None,
         threads=threads or limits.threads or None,
         memory_mb=memory_mb or limits.memory_mb or None,
         idle_minutes=idle_minutes or limits.idle_minutes or None,

@@ -72,7 +72,7 @@ class ProviderAgent:
         self.stop = stop or threading.Event()
         self.status = AgentStatus()
         self.agent_id = f"{socket.gethostname()[:40]}-{uuid.uuid4().hex[:12]}"
-        self._client = DaigClient(config.server)
+        self._client = DaigClient(config.server, refresh_token=config.refresh_token)
         self._session = ServerSession(self._client, config, self.status, self.stop)
         self._files = TaskFiles(config.cache_dir, config.shard_cache_mb)
         self._trainer = Trainer(threads=config.threads, memory_mb=config.memory_mb)

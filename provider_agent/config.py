@@ -29,7 +29,9 @@ class AgentConfig:
     # A task whose conditions stop holding is suspended (SIGSTOP), its lease renewed, for at
     # most this long; then it is given back (provider_agent/suspend.py).
     suspend_minutes: float = 30.0
-    # A saved session token (provider_agent/saved_login.py) used instead of the password; an
-    # agent without a password cannot renew it and says to log in again when it expires.
+    # A saved login (provider_agent/saved_login.py) used instead of the password: the access
+    # token, renewed with the refresh token; when that is refused (revoked, expired) or there
+    # is none, the agent says to log in again.
     token: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
     status_file: Path | None = None  # where a background agent reports (status_file.py)

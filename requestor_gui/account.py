@@ -1,11 +1,14 @@
 """Who is logged in, and calling the API as them (blocking: run these in a ``Worker``).
 
 The password stays in memory for the session only (never written to disk): the provider
-agent logs in with it, and an expired token is renewed with it without bothering the person.
+agent logs in with it. An expired access token is renewed with the refresh token the login
+asked for (the one the background agent is saved with), else with the password, without
+bothering the person.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,19 +33,25 @@ class Account:
     username: str
     password: str = field(repr=False)
     token: str = field(default="", repr=False)
+    refresh_token: str = field(default="", repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def call(self, action: Callable[[DaigClient], T]) -> T:
-        """Run ``action`` with a client holding our token; log in again once if it expired."""
-        with DaigClient(self.server, self.token) as client:
+        """Run ``action`` with a client holding our tokens (it renews the access token with
+        the refresh token); log in again once if the token was refused all the same."""
+        refresh = self.refresh_token or None
+        with DaigClient(self.server, self.token, refresh_token=refresh) as client:
             try:
-                return action(client)
+                result = action(client)
             except ClientError as exc:
                 if exc.status != 401 or exc.reason == "bad_credentials":
                     raise
                 with self._lock:
                     self.token = client.login(self.username, self.password)
                 return action(client)
+            if client.token and client.token != self.token:
+                self.token = client.token  # renewed: the next call starts from it
+            return result
 
 
 def sign_in(server: str, username: str, password: str, *, create: bool = False) -> Account:
@@ -51,5 +60,9 @@ def sign_in(server: str, username: str, password: str, *, create: bool = False) 
     with DaigClient(server, timeout=15.0) as client:
         if create:
             client.signup(username, password)
-        token = client.login(username, password)
-    return Account(server=server, username=username, password=password, token=token)
+        label = f"DAIG window on {socket.gethostname()}"
+        token = client.login(username, password, remember=True, label=label)
+        refresh = client.refresh_token or ""
+    return Account(
+        server=server, username=username, password=password, token=token, refresh_token=refresh
+    )

@@ -3,7 +3,7 @@ agent at login.
 
 Autostart is an XDG autostart entry, ``$XDG_CONFIG_HOME/autostart/daig-provider.desktop``
 (``~/.config/autostart``), whose ``Exec=`` runs ``daig provider --use-saved-login``: the agent
-as its own process, from the session token saved at login (``provider_agent/saved_login.py``),
+as its own process, from the login saved at login (``provider_agent/saved_login.py``),
 with the limits set in the window. The app's launcher goes to
 ``$XDG_DATA_HOME/applications/daig.desktop`` with the icon beside it.
 """

@@ -353,18 +353,23 @@ class MainWindow(QMainWindow):
         self._finish_logout()
 
     def _save_login(self, account: Account) -> None:
-        """The token (never the password) for an agent that runs without the window."""
+        """The tokens (never the password) for an agent that runs without the window."""
         if not account.token:
             return
         try:
             saved_login.save(
-                saved_login.SavedLogin(account.server, account.username, account.token)
+                saved_login.SavedLogin(
+                    account.server, account.username, account.token, account.refresh_token
+                )
             )
         except OSError as exc:
             log.warning("could not save the login for the background agent (%s)", exc)
 
     def _finish_logout(self) -> None:
         saved_login.forget()  # logged out: no agent may start as this user without a login
+        if self.account is not None and self.account.refresh_token:
+            # Revoked on the server too, in the background (best effort: logged if it fails).
+            self.runner.start(saved_login.revoke, self.account.refresh_token, self.account.server)
         self.account = None
         self.watch_timer.stop()
         for view in (self.projects, self.new_project, self.detail, self.provider):

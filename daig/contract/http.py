@@ -51,10 +51,35 @@ class UserOut(BaseModel):
     username: str
 
 
+# The ``reason`` of a 401 for an access token that is invalid or expired: a client holding a
+# refresh token renews it (``/v1/auth/refresh``) and tries once more.
+INVALID_TOKEN = "invalid_token"
+
+
 class Token(BaseModel):
     access_token: str
     token_type: str = "bearer"
     expires_in: int
+    refresh_token: str | None = Field(
+        default=None,
+        description="Only when the ``offline_access`` scope was asked for: a long-lived, "
+        "revocable login that ``/v1/auth/refresh`` exchanges for new access tokens",
+    )
+
+
+class RefreshRequest(BaseModel):
+    """``POST /v1/auth/refresh`` (form or JSON), as OAuth2's refresh grant."""
+
+    model_config = ConfigDict(extra="forbid")
+    grant_type: str = Field(default="refresh_token", pattern=r"^refresh_token$")
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class LogoutRequest(BaseModel):
+    """``POST /v1/auth/logout`` (form or JSON): the refresh token to revoke."""
+
+    model_config = ConfigDict(extra="forbid")
+    refresh_token: str = Field(min_length=1, max_length=200)
 
 
 class ProjectCreate(Hyperparameters):

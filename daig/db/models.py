@@ -114,6 +114,23 @@ class User(Base):
     trust_group: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
+class RefreshToken(Base):
+    """A long-lived login for a desktop or background agent (``POST /v1/auth/token`` with the
+    ``offline_access`` scope): the client holds ``<id>.<secret>``, the server only the secret's
+    sha256. It expires ``DAIG_REFRESH_TOKEN_DAYS`` after its last use, or when revoked."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the secret part
+    label: Mapped[str | None] = mapped_column(String(200))  # e.g. "DAIG window on host"
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class ProviderTrust(Base):
     """A provider account's verified record and, once a result was outvoted, its quarantine."""
 

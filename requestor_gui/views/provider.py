@@ -136,7 +136,7 @@ class ProviderView(QWidget):
         column.addWidget(self.keep_check)
         self.autostart_check = QCheckBox(
             "Start volunteering when I log in to this computer (no password needed: "
-            "a session token is kept, never the password)"
+            "a login that logging out revokes is kept, never the password)"
         )
         self.autostart_check.setChecked(desktop_entry.autostart_enabled())
         self.autostart_check.toggled.connect(self._autostart_toggled)

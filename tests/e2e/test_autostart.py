@@ -1,13 +1,16 @@
 """An autostarted volunteer: the exact ``Exec=`` command of the autostart entry the GUI's tick
-writes, run with the saved session token and no password anywhere, trains a task that is
-accepted; a saved token the server refuses makes it say to log in again."""
+writes, run from a saved login whose access token has long expired and no password anywhere,
+renews it with the saved refresh token and trains a task that is accepted; a saved login the
+server refuses (no refresh token, or a revoked one) makes it say to log in again."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from pathlib import Path
 
+import jwt
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -45,7 +48,22 @@ def _autostart_argv(home: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return desktop_entry.parse_exec(line.removeprefix("Exec="))
 
 
-def test_an_autostarted_agent_trains_from_the_saved_token(
+def _expired_token(cluster, user_id: int) -> str:
+    """An access token as the server signs them, which expired an hour ago."""
+    now = int(time.time())
+    claims = {"sub": str(user_id), "iat": now - 7200, "exp": now - 3600}
+    return jwt.encode(claims, cluster.processes.env["DAIG_SECRET_KEY"], "HS256")
+
+
+def _remembered(cluster, user: str, password: str) -> str:
+    """What the GUI saves at login besides the access token: a refresh token."""
+    with DaigClient(cluster.api_url) as desktop:
+        desktop.login(user, password, remember=True, label="DAIG window on test")
+        assert desktop.refresh_token
+        return desktop.refresh_token
+
+
+def test_an_autostarted_agent_trains_from_the_saved_login(
     cluster, digits_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     requestor = cluster.account("requestor", "requestor-pass")
@@ -53,9 +71,11 @@ def test_an_autostarted_agent_trains_from_the_saved_token(
     home = tmp_path / "desktop"
     (home / "runtime").mkdir(parents=True, mode=0o700)
     argv = _autostart_argv(home, monkeypatch)
-    # What the GUI does at login: the token is saved, never the password.
-    assert volunteer.token is not None
-    saved_login.save(saved_login.SavedLogin(cluster.api_url, "volunteer", volunteer.token))
+    # What the GUI does at login: the tokens are saved, never the password; by the time the
+    # computer starts again the access token has expired.
+    refresh = _remembered(cluster, "volunteer", VOLUNTEER_PASSWORD)
+    expired = _expired_token(cluster, volunteer.me().id)
+    saved_login.save(saved_login.SavedLogin(cluster.api_url, "volunteer", expired, refresh))
     for file in (p for p in (home / "config").rglob("*") if p.is_file()):
         assert VOLUNTEER_PASSWORD not in file.read_text()
 
@@ -99,11 +119,18 @@ def test_a_refused_saved_token_says_to_log_in_again(
     argv = _autostart_argv(home, monkeypatch)
     with DaigClient(cluster.api_url) as client:
         client.signup("expired", VOLUNTEER_PASSWORD)
-    saved_login.save(saved_login.SavedLogin(cluster.api_url, "expired", "not-a-valid-token"))
-    done = subprocess.run(
-        argv, env=_desktop_env(cluster, home), capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 1
-    message = " ".join(done.stderr.split())
-    assert "log in again from the DAIG window or with `daig login`" in message, done.stderr
-    assert "daig signup" not in message
+    revoked = _remembered(cluster, "expired", VOLUNTEER_PASSWORD)
+    with DaigClient(cluster.api_url, refresh_token=revoked) as client:
+        client.logout()
+    # Saved before refresh tokens (an access token only), and logged out elsewhere.
+    for refresh in ("", revoked):
+        saved_login.save(
+            saved_login.SavedLogin(cluster.api_url, "expired", "not-a-valid-token", refresh)
+        )
+        done = subprocess.run(
+            argv, env=_desktop_env(cluster, home), capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 1
+        message = " ".join(done.stderr.split())
+        assert "log in again from the DAIG window or with `daig login`" in message, done.stderr
+        assert "daig signup" not in message

@@ -11,6 +11,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from provider_agent import saved_login, status_file
@@ -83,12 +84,19 @@ def test_the_login_is_kept_as_a_private_token_never_the_password(
     saved = saved_login.load()
     assert (saved.server, saved.username) == (gui_api.url, user)
     assert window.account is not None and saved.token == window.account.token
+    assert saved.refresh_token and saved.refresh_token == window.account.refresh_token
     for root in (tmp_path / "config", tmp_path / "runtime", tmp_path / "cache"):
         for file in (p for p in root.rglob("*") if p.is_file()):
             assert PASSWORD.encode() not in file.read_bytes(), f"the password is in {file}"
     window.logout_button.click()
     qtbot.waitUntil(lambda: window.stack.currentWidget() is window.login, timeout=AGENT_MS)
     assert not path.exists(), "logging out forgets the saved login"
+
+    def revoked() -> bool:
+        body = {"grant_type": "refresh_token", "refresh_token": saved.refresh_token}
+        return httpx.post(f"{gui_api.url}/v1/auth/refresh", data=body).status_code == 401
+
+    qtbot.waitUntil(revoked, timeout=AGENT_MS)  # and revokes it on the server
 
 
 def test_the_autostart_tick_creates_and_removes_the_entry(qtbot, window, requestor, gui_api):

@@ -3,6 +3,7 @@ quoting, the saved login's fallback file, and the background agent's status file
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -98,6 +99,17 @@ def test_without_a_keyring_the_token_goes_to_a_private_file(tmp_path: Path) -> N
     assert not path.exists()
 
 
+def test_the_refresh_token_is_saved_beside_the_token_and_old_files_still_load() -> None:
+    login = saved_login.SavedLogin("http://h:1", "ann", "tok", "id.refresh")
+    saved_login.save(login)
+    path = saved_login.saved_login_file()
+    assert json.loads(path.read_text())["refresh_token"] == "id.refresh"
+    assert saved_login.load() == login
+    # Saved before refresh tokens: a token only, which still starts an agent (for a day).
+    path.write_text(json.dumps({"server": "http://h:1", "username": "ann", "token": "old"}))
+    assert saved_login.load() == saved_login.SavedLogin("http://h:1", "ann", "old", "")
+
+
 class MemoryKeyring(KeyringBackend):
     """A usable keyring (priority above zero) that keeps secrets in this process."""
 
@@ -129,6 +141,13 @@ def test_with_a_keyring_the_token_stays_out_of_the_file() -> None:
         assert saved_login.load().token == "secret-token"
         saved_login.forget()
         assert memory.secrets == {} and not saved_login.saved_login_file().exists()
+
+        saved_login.save(saved_login.SavedLogin("http://h:1", "ann", "tok", "id.refresh"))
+        assert "id.refresh" not in saved_login.saved_login_file().read_text()
+        assert memory.secrets[("daig", "ann@http://h:1 refresh")] == "id.refresh"
+        assert saved_login.load().refresh_token == "id.refresh"
+        saved_login.forget()
+        assert memory.secrets == {}
     finally:
         keyring.set_keyring(previous)
 

@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session
 
 from daig.blobstore import BlobStore
 from daig.broker import Publisher
+from daig.contract.http import INVALID_TOKEN
 from daig.db.models import User
 from daig.dispatch import DispatchPolicy
 from daig.settings import Settings
 from daig_api.catalog import ProjectCatalog
+from daig_api.errors import ApiError
 from daig_api.grants import InlineWeights, SharedUrls
 from daig_api.ratelimit import RateLimiter
 from daig_api.relay import BackgroundRelay
@@ -96,9 +98,11 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 def _invalid_token() -> HTTPException:
-    return HTTPException(
+    # The reason tells a client holding a refresh token to renew its access token.
+    return ApiError(
         status.HTTP_401_UNAUTHORIZED,
         "your token is invalid or expired; log in again",
+        INVALID_TOKEN,
         headers={"WWW-Authenticate": "Bearer"},
     )
 

@@ -29,6 +29,7 @@ from daig_api.routes import (
     health,
     projects,
     provider_results,
+    sessions,
     tasks,
 )
 from daig_api.routes import metrics as metrics_route
@@ -84,7 +85,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (auth, projects, files, tasks, provider_results, blobs, health, credits):
+    routers = (auth, sessions, projects, files, tasks, provider_results, blobs, health, credits)
+    for module in routers:
         app.include_router(module.router)
     app.include_router(metrics_route.router)
     app.add_middleware(MeteringMiddleware)

@@ -1,20 +1,21 @@
-"""Sign-up and OAuth2 password-flow tokens, with per-account and per-address rate limits."""
+"""Sign-up and OAuth2 password-flow tokens (refresh tokens on request), with per-account and
+per-address rate limits."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Form
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy.exc import IntegrityError
 
-from daig.contract.http import SignupRequest, StandingOut, Token, UserOut
+from daig.contract.http import PrintableStr, SignupRequest, StandingOut, Token, UserOut
 from daig.credits import ledger
 from daig.credits.units import to_units
 from daig.db.models import User
 from daig.settings import Settings
 from daig.standing import standing_of
-from daig_api import crud
+from daig_api import crud, refresh_tokens
 from daig_api.deps import (
     ClientIpDep,
     CurrentUser,
@@ -107,15 +108,20 @@ def signup(
     return UserOut(id=user.id, username=user.username)
 
 
-@router.post("/auth/token", responses=_RATE_LIMITED)
+@router.post("/auth/token", responses=_RATE_LIMITED, response_model_exclude_none=True)
 def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     settings: SettingsDep,
     limiter: RateLimiterDep,
     ip: ClientIpDep,
+    label: Annotated[
+        PrintableStr | None,
+        Form(max_length=200, description="Names a refresh token, e.g. 'DAIG window on host'"),
+    ] = None,
 ) -> Token:
-    """Exchange a username and password for a bearer token."""
+    """Exchange a username and password for a bearer token (and, with the ``offline_access``
+    scope, a refresh token)."""
     # Counted before the password is checked, so parallel guesses can't outrun the limit.
     attempt = limiter.attempt(login_limits(settings, form.username, ip))
     user = crud.get_user_by_name(session=session, username=form.username)
@@ -127,11 +133,18 @@ def token(
     # A successful login clears the account's failures from this address; the address's
     # failures (guesses at other accounts) stay.
     limiter.forget(attempt, also=[(LOGIN_USER, pair_key(form.username, ip))])
+    refresh = None
+    if refresh_tokens.SCOPE in form.scopes:
+        refresh = refresh_tokens.issue(
+            session=session, user_id=user.id, days=settings.refresh_token_days, label=label
+        )
+        session.commit()
     return Token(
         access_token=create_token(
             user_id=user.id, secret=settings.secret_key, ttl_seconds=settings.token_ttl_seconds
         ),
         expires_in=settings.token_ttl_seconds,
+        refresh_token=refresh,
     )
 
 
