@@ -3,8 +3,8 @@ the status's notice while the server (the API or the broker) does not answer.
 
 Signing in at start is retried for as long as the server does not answer, the status counting
 down to each try; a definite refusal (HTTP 4xx: wrong password) ends it at once. Calls during
-a task are retried for ``RETRY_SECONDS``, and an expired token is renewed once by logging in
-again (when there is a password to log in with).
+a task are retried for ``RETRY_SECONDS``. An expired access token is renewed by the client
+from the saved login's refresh token, or here by logging in again when there is a password.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class ServerSession:
         except ClientError as exc:
             if exc.status != 401:
                 raise
-            if not self._config.password:  # started from a saved token: nothing to renew it with
+            if not self._config.password:  # a saved login: its refresh token was already tried
                 raise ClientError(EXPIRED, status=401, reason="login_expired") from exc
             self.log_in()
             return method(*args)
