@@ -189,7 +189,7 @@ def test_an_agent_from_a_saved_login_renews_its_expired_token(server: ApiServer,
     )
     agent = ProviderAgent(saved)
     try:
-        broker = agent._sign_in()  # the provider config: an authenticated call
+        broker = agent._session.sign_in()  # the provider config: an authenticated call
         assert broker is not None and broker.broker_user
     finally:
         agent._client.close()
@@ -199,7 +199,7 @@ def test_an_agent_from_a_saved_login_renews_its_expired_token(server: ApiServer,
     revoked = ProviderAgent(saved)
     try:
         with pytest.raises(ClientError, match="log in again") as error:
-            revoked._sign_in()
+            revoked._session.sign_in()
         assert str(error.value) == EXPIRED
     finally:
         revoked._client.close()
