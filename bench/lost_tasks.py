@@ -12,10 +12,13 @@ an ordinary volunteer account's broker user, in three scenarios:
 - ``baseline``: no attacker;
 - ``purge``: the attacker purges ``daig.tasks`` every ``--purge-every`` seconds;
 - ``black-hole``: the attacker consumes ``daig.tasks`` with a prefetch of 1,000 and acks every
-  message at once, claiming nothing, all the time.
+  message at once, claiming nothing, until the scheduler's black-hole watch quarantines its
+  account and deletes its broker user (``daig_scheduler.blackholes``), which closes its
+  connection.
 
-For each it prints how long the project took and the worst delay of a task: from its round's
-opening to the claim that got it done.
+For each it prints how long the project took, the worst delay of a task (from its round's
+opening to the claim that got it done) and, for the black hole, how long after it started the
+broker cut it off.
 
     .venv/bin/python -m bench.lost_tasks [--providers 4] [--rounds 5] [--task-size 8]
         [--purge-every 0.1]
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pika.exceptions import AMQPError
 
 from bench.harness import BenchCluster, bench_cluster, write_mlp_project
 from daig.broker import connect, publish_on
@@ -125,18 +129,25 @@ def purger(cluster: BenchCluster, every: float) -> Callable[[threading.Event], N
     return attack
 
 
-def black_hole(cluster: BenchCluster) -> Callable[[threading.Event], None]:
+def black_hole(cluster: BenchCluster, revoked: list[float]) -> Callable[[threading.Event], None]:
+    """The attack; appends the seconds from its start until the broker cut it off (if it
+    did: DAIG's scheduler quarantines such an account and deletes its broker user)."""
     config = cluster.client("mallory").provider_config()
 
     def attack(stop: threading.Event) -> None:
+        began = time.monotonic()
         connection = connect(config.amqp_url)
-        channel = connection.channel()
-        channel.basic_qos(prefetch_count=1000)
-        for method, _props, _body in channel.consume(TASKS.queue, inactivity_timeout=0.1):
-            if stop.is_set():
-                break
-            if method is not None:
-                channel.basic_ack(method.delivery_tag)
+        try:
+            channel = connection.channel()
+            channel.basic_qos(prefetch_count=1000)
+            for method, _props, _body in channel.consume(TASKS.queue, inactivity_timeout=0.1):
+                if stop.is_set():
+                    break
+                if method is not None:
+                    channel.basic_ack(method.delivery_tag)
+        except AMQPError:
+            revoked.append(time.monotonic() - began)
+            return
         connection.close()
 
     return attack
@@ -151,8 +162,13 @@ def scenario(
         for provider in honest:
             provider.start()
         attacker = None
+        revoked: list[float] = []
         if attack is not None:
-            run = purger(cluster, options.purge_every) if attack == "purge" else black_hole(cluster)
+            run = (
+                purger(cluster, options.purge_every)
+                if attack == "purge"
+                else black_hole(cluster, revoked)
+            )
             attacker = threading.Thread(target=run, args=(stop,), daemon=True)
             attacker.start()
         try:
@@ -166,6 +182,7 @@ def scenario(
         "wall_s": round(wall, 2),
         "worst_task_delay_s": round(max(delays), 2),
         "median_task_delay_s": round(float(np.median(delays)), 2),
+        "attacker_revoked_after_s": round(revoked[0], 1) if revoked else None,
     }
 
 
@@ -219,11 +236,15 @@ def main() -> int:
             scenario(name, options, files, attack)
             for name, attack in (("baseline", None), ("purge", "purge"), ("black-hole", "black"))
         ]
-    print(f"{'scenario':<12} {'wall s':>8} {'worst task delay s':>19} {'median delay s':>15}")
+    print(
+        f"{'scenario':<12} {'wall s':>8} {'worst task delay s':>19} {'median delay s':>15} "
+        f"{'attacker revoked after s':>25}"
+    )
     for row in rows:
+        revoked = row["attacker_revoked_after_s"]
         print(
             f"{row['scenario']:<12} {row['wall_s']:>8} {row['worst_task_delay_s']:>19} "
-            f"{row['median_task_delay_s']:>15}"
+            f"{row['median_task_delay_s']:>15} {'-' if revoked is None else revoked:>25}"
         )
     print(json.dumps({"lost_tasks": rows, "options": vars(args)}))
     return 0

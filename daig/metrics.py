@@ -36,6 +36,11 @@ TASKS_REISSUED = Counter(
 
 for _reason in ("lease_expired", "straggler", "unclaimed"):
     TASKS_REISSUED.labels(_reason)  # exported as 0 before the first re-issue
+BLACK_HOLES_REVOKED = Counter(
+    "daig_black_holes_revoked",
+    "Provider accounts quarantined, and their broker user deleted, for taking task messages "
+    "without claiming them",
+)
 
 # API
 TASKS_CLAIMED = Counter("daig_tasks_claimed", "Claims the API granted")

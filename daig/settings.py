@@ -106,6 +106,17 @@ class Settings(BaseSettings):
     # A replica no other trust group took within this many seconds is opened to anyone: it
     # then verifies nothing, but a grid with one volunteer keeps going.
     replica_wait_seconds: float = Field(default=300.0, gt=0)
+    # Black holes: an account whose agents take task messages off the shared queue and claim
+    # (or try to claim) almost none of them. Every black_hole_sample_seconds the scheduler
+    # reads the tasks consumers' counters from RabbitMQ's management API; an account that took
+    # at least black_hole_min_messages within black_hole_window_seconds while its claims and
+    # refused claims stayed below black_hole_claim_fraction of them is quarantined and its
+    # broker user deleted. An honest agent tries to claim every message it takes.
+    black_hole_detection: bool = True
+    black_hole_min_messages: int = Field(default=30, ge=1)
+    black_hole_claim_fraction: float = Field(default=0.1, gt=0, le=1)
+    black_hole_window_seconds: float = Field(default=120.0, gt=0)
+    black_hole_sample_seconds: float = Field(default=10.0, gt=0)
     # Credits a new account starts with (daig.credits.units: 1 credit = 10^6 samples x epochs
     # x model parameters). 500 starts the demo project (estimate 114 credits) four times.
     credit_signup_grant: float = Field(default=500.0, ge=0)

@@ -2,8 +2,11 @@
 
 A volunteer reads their own standing through the API (``GET /v1/users/me/standing``); an
 operator lists, inspects and lifts quarantines with ``daig quarantine``, straight on the
-database like ``daig audit``. Lifting keeps the record (the invalid result still counts: the
-account is replicated on every task again until it earns trust back).
+database like ``daig audit``. An account is quarantined by the aggregator when a result of it
+is outvoted, or by the scheduler when its agents take task messages and claim none
+(``quarantine``); while it is, it gets no claims and no broker user. Lifting keeps the record
+(an invalid result still counts: the account is replicated on every task again until it earns
+trust back).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from daig.db.models import Project, ProviderTrust, Result, ResultStatus, User
@@ -103,6 +107,39 @@ def quarantined_accounts(session: Session, *, include_lifted: bool = False) -> l
         .order_by(ProviderTrust.provider_id)
     )
     return [standing_of(session, user_id) for user_id in ids]
+
+
+def is_quarantined(session: Session, user_id: int) -> bool:
+    found = session.scalar(
+        select(ProviderTrust.quarantined_at).where(ProviderTrust.provider_id == user_id)
+    )
+    return found is not None
+
+
+def quarantine(session: Session, user_id: int, reason: str, *, now: datetime) -> bool:
+    """Quarantine ``user_id`` for ``reason`` (the caller commits); False if it already was.
+
+    Its verified record is kept; a lifted quarantine's note is cleared, as a new one begins.
+    """
+    statement = insert(ProviderTrust).values(
+        provider_id=user_id, quarantined_at=now, quarantine_reason=reason
+    )
+    fresh = {
+        "quarantined_at": now,
+        "quarantine_reason": reason,
+        "quarantine_project": None,
+        "quarantine_task": None,
+        "lifted_at": None,
+        "lifted_note": None,
+    }
+    done = session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ProviderTrust.provider_id],
+            set_=fresh,
+            where=ProviderTrust.quarantined_at.is_(None),
+        ).returning(ProviderTrust.provider_id)
+    )
+    return done.first() is not None
 
 
 def user_id_of(session: Session, username: str) -> int:

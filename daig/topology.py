@@ -128,6 +128,15 @@ def provider_broker_user(user_id: int, vhost: str = "/") -> str:
     return name if vhost == "/" else f"{name}@{vhost}"
 
 
+def provider_of_broker_user(username: str, vhost: str = "/") -> int | None:
+    """The DAIG account whose broker user on ``vhost`` is ``username`` (None: not a provider's)."""
+    suffix = "" if vhost == "/" else f"@{vhost}"
+    if not username.endswith(suffix):
+        return None
+    found = re.fullmatch(r"daig-provider-([0-9]+)", username[: len(username) - len(suffix)])
+    return int(found.group(1)) if found else None
+
+
 def declare(channel: Any, partitions: int = DEFAULT_RESULT_PARTITIONS) -> None:
     """Declare every exchange, queue and binding (idempotent)."""
     for route in all_routes(partitions):

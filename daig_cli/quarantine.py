@@ -2,7 +2,9 @@
 
 Runs on the server side, straight on the database the ``DAIG_*`` settings name (like
 ``daig audit``): an account is quarantined when a result of it was outvoted by the other
-results of the same task, and only an operator lifts it.
+results of the same task, or when its agents took task messages and claimed none (the
+scheduler's black-hole watch, which also deletes its broker user), and only an operator lifts
+it.
 """
 
 from __future__ import annotations

@@ -227,6 +227,18 @@ class ProviderPresence(Base):
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
+class ClaimRefusal(Base):
+    """Claims an account was refused for a real task (stale, taken, done, its own replica, the
+    cap), counted per ``REFUSAL_BUCKET_SECONDS``: an agent that acks a task message after a
+    refused claim did try. The scheduler's black-hole check reads them beside ``claims``."""
+
+    __tablename__ = "claim_refusals"
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class ProjectFile(Base):
     __tablename__ = "project_files"
 
@@ -316,6 +328,8 @@ class Claim(Base):
             "lease_expires_at",
             postgresql_where=text("state = 'active'"),
         ),
+        # An account's recent claims (the scheduler's black-hole check).
+        Index("ix_claims_provider_claimed", "provider_id", "claimed_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

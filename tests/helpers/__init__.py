@@ -15,6 +15,8 @@
 - ``training``: ``train_job``, a small job for the provider's trainer.
 - ``agents``: ``volunteer_agent`` (``agent_of`` an account) and ``running``, an in-process
   provider agent and its thread.
+- ``scheduling``: ``scheduling`` (the scheduler consuming and ticking in a thread) and
+  ``watching`` (its black-hole watch).
 - ``cluster``: ``Cluster``, a cluster of real processes for end-to-end and GUI tests.
 - ``gui``: the GUI tests' password, timeout, unique names and ``log_in``.
 - ``sandbox_targets``: child-process targets for ``daig.sandbox``.

@@ -12,45 +12,26 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.provider_broker import provider_broker
-from daig.broker import run_consumer
 from daig.client import ClientError, DaigClient
 from daig.contract.messages import TrainTask
 from daig.db.models import Task
 from daig.hyperparams import Hyperparameters
 from daig.settings import Settings
-from daig.topology import EVENTS, TASKS
+from daig.topology import TASKS
 from daig_scheduler.handlers import Scheduler
 from tests.helpers.projects import Started
 from tests.helpers.queues import ready_count
+from tests.helpers.scheduling import scheduling
 from tests.helpers.waiting import wait_until
 
 REPUBLISH_SECONDS = 2.0
-
-
-@contextmanager
-def scheduling(amqp_url: str, scheduler: Scheduler) -> Iterator[None]:
-    """The scheduler as in production: consuming events, ticking several times a second."""
-    stop = threading.Event()
-    consumer = threading.Thread(
-        target=run_consumer,
-        args=(amqp_url, EVENTS.queue, scheduler.on_event, stop),
-        kwargs={"idle": scheduler.tick, "idle_seconds": 0.25},
-        daemon=True,
-    )
-    consumer.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        consumer.join(10)
 
 
 def _honest_claims(client: DaigClient, wanted: int, timeout: float) -> float:

@@ -9,7 +9,8 @@ every password (each on the account's next request). Creating the user and its p
 are PUTs, so ensuring an account is idempotent.
 
 Nothing falls back to the server's own credentials: if the management API cannot be reached,
-``BrokerAccountsUnavailable`` says so and the route answers 503.
+``BrokerAccountsUnavailable`` says so and the route answers 503. The management API's client
+is shared with the scheduler (``daig.management``).
 """
 
 from __future__ import annotations
@@ -18,16 +19,13 @@ import hashlib
 import hmac
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import httpx
-
+from daig.management import ManagementUnavailable, management
 from daig.settings import Settings
 from daig.topology import PROVIDER_PERMISSIONS, provider_broker_user
 
 log = logging.getLogger(__name__)
-TIMEOUT_SECONDS = 10.0
 
 
 class BrokerAccountsUnavailable(Exception):
@@ -73,42 +71,13 @@ def ensure_provider_account(settings: Settings, user_id: int) -> ProviderBroker:
     permissions_path = (
         f"/api/permissions/{quote(settings.amqp_vhost, safe='')}/{quote(username, safe='')}"
     )
-    with httpx.Client(
-        base_url=settings.management_url,
-        auth=settings.management_credentials,
-        timeout=TIMEOUT_SECONDS,
-    ) as http:
-        _put(http, user_path, {"password": password, "tags": ""})
-        _put(http, permissions_path, asdict(PROVIDER_PERMISSIONS))
-    return ProviderBroker(username, password, provider_amqp_url(settings, username, password))
-
-
-def _put(http: httpx.Client, path: str, body: dict[str, Any]) -> None:
-    where = f"RabbitMQ's management API at {http.base_url}"
     try:
-        response = http.put(path, json=body)
-        # Two PUTs creating the same user at once (two agents of one account starting
-        # together): RabbitMQ answers the loser 400 user_already_exists instead of updating.
-        # The user exists now, so the same PUT again updates it.
-        for _ in range(3):
-            if response.status_code != 400 or "user_already_exists" not in response.text:
-                break
-            response = http.put(path, json=body)
-    except httpx.TransportError as exc:
-        raise BrokerAccountsUnavailable(
-            f"{where} is unreachable ({exc or type(exc).__name__}); enable the "
-            "rabbitmq_management plugin (scripts/setup.sh does) and make it reachable from "
-            "the API, or set DAIG_RABBITMQ_MANAGEMENT_URL"
-        ) from exc
-    if response.status_code == 401:
-        raise BrokerAccountsUnavailable(
-            f"{where} refused the admin credentials (set DAIG_RABBITMQ_ADMIN_USER and "
-            "DAIG_RABBITMQ_ADMIN_PASSWORD to an administrator's)"
-        )
-    if response.status_code >= 300:
-        raise BrokerAccountsUnavailable(
-            f"{where} answered HTTP {response.status_code} to PUT {path}: {response.text[:300]}"
-        )
+        with management(settings) as api:
+            api.put(user_path, {"password": password, "tags": ""})
+            api.put(permissions_path, asdict(PROVIDER_PERMISSIONS))
+    except ManagementUnavailable as exc:
+        raise BrokerAccountsUnavailable(str(exc)) from exc
+    return ProviderBroker(username, password, provider_amqp_url(settings, username, password))
 
 
 def forget_provider_accounts(settings: Settings, vhost: str) -> int:
@@ -120,16 +89,12 @@ def forget_provider_accounts(settings: Settings, vhost: str) -> int:
     suffix = "@" + vhost
     deleted = 0
     try:
-        with httpx.Client(
-            base_url=settings.management_url,
-            auth=settings.management_credentials,
-            timeout=TIMEOUT_SECONDS,
-        ) as http:
-            for user in http.get("/api/users").json():
+        with management(settings) as api:
+            for user in api.get("/api/users"):
                 name = str(user["name"])
                 if name.startswith("daig-provider-") and name.endswith(suffix):
-                    http.delete(f"/api/users/{quote(name, safe='')}")
+                    api.delete_user(name)
                     deleted += 1
-    except (httpx.HTTPError, ValueError, TypeError, KeyError):
+    except (ManagementUnavailable, TypeError, KeyError):
         pass
     return deleted

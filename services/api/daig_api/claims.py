@@ -187,9 +187,9 @@ def _refuse_untrusted(task: _Task) -> None:
     if task.quarantined:
         raise ApiError(
             403,
-            "your account is quarantined: a result of yours was outvoted by other volunteers' "
-            "results for the same task, so DAIG gives it no more work. `daig standing` shows "
-            "which; if you think it wrong, ask the operator to review and lift it",
+            "your account is quarantined, so DAIG gives it no more work; `daig standing` says "
+            "why (a result outvoted by other volunteers', or task messages taken and never "
+            "claimed). If you think it wrong, ask the operator to review and lift it",
             "quarantined",
         )
     if task.own_group_replica:

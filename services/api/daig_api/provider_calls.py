@@ -12,7 +12,9 @@ import logging
 import uuid
 from typing import Any
 
-from daig import metrics
+import psycopg2
+
+from daig import metrics, refusals
 from daig.contract.http import Lease
 from daig.logs import log_context
 from daig_api import claims, crud
@@ -40,6 +42,7 @@ def claim(state: Any, user_id: int, task_id: uuid.UUID, agent_id: str) -> bytes:
             connection.commit()
         except ApiError as exc:
             metrics.CLAIMS_REFUSED.labels(exc.reason).inc()
+            _count_refusal(connection, user_id, exc.reason)
             raise
         finally:
             connection.close()  # back to the pool, rolled back if not committed
@@ -69,6 +72,16 @@ def claim(state: Any, user_id: int, task_id: uuid.UUID, agent_id: str) -> bytes:
             agent_id,
         )
     return grant.model_dump_json().encode()
+
+
+def _count_refusal(connection: Any, user_id: int, reason: str) -> None:
+    """Count a refused claim for the black-hole check; never turns the refusal into a 500."""
+    try:
+        connection.rollback()
+        if refusals.record(connection.cursor(), provider_id=user_id, reason=reason, now=crud.now()):
+            connection.commit()
+    except psycopg2.Error as exc:
+        log.warning("user %s: refused claim not counted: %s", user_id, exc)
 
 
 def heartbeat(state: Any, user_id: int, claim_id: uuid.UUID) -> bytes:

@@ -1,5 +1,6 @@
 """``daig scheduler``: reconcile projects on events and every tick; record dead letters;
-delete the deltas of projects ended longer ago than the retention."""
+delete the deltas of projects ended longer ago than the retention; quarantine and revoke
+volunteers whose agents swallow task messages (``blackholes``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from daig.process import TRANSIENT_ERRORS, wait_for_database
 from daig.settings import Settings
 from daig.signals import stop_on_signals
 from daig.topology import DEAD, EVENTS
+from daig_scheduler.blackholes import BlackHoleWatch
 from daig_scheduler.deadletters import DeadLetterRecorder
 from daig_scheduler.handlers import Scheduler
 from daig_scheduler.retention import Retention
@@ -48,6 +50,16 @@ def main() -> None:
         daemon=True,
     )
     dead_letters.start()
+    watch = None
+    if settings.black_hole_detection:
+        # Its own thread: a slow management API must not hold up the tick.
+        watch = threading.Thread(
+            target=BlackHoleWatch(sessions, settings).run,
+            args=(stop,),
+            name="black-holes",
+            daemon=True,
+        )
+        watch.start()
     try:
         run_consumer(
             settings.amqp_url,
@@ -64,6 +76,8 @@ def main() -> None:
     finally:
         stop.set()
         dead_letters.join(10)
+        if watch is not None:
+            watch.join(15)
         engine.dispose()
 
 

@@ -8,6 +8,7 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from daig import standing
 from daig.contract.http import (
     ClaimGrant,
     ClaimRequest,
@@ -35,8 +36,19 @@ log = logging.getLogger(__name__)
 
 
 @router.get("/provider/config")
-def provider_config(user: CurrentUser, settings: SettingsDep) -> ProviderConfig:
+def provider_config(
+    user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> ProviderConfig:
     """Where a provider agent receives tasks and sends results, with its own broker account."""
+    if standing.is_quarantined(session, user.id):
+        # Its broker user was deleted (or is never made) until an operator lifts it.
+        raise ApiError(
+            403,
+            "your account is quarantined, so it gets no broker account and no work; "
+            "`daig standing` says why. If you think it wrong, ask the operator to review it "
+            "(`daig quarantine show`) and lift it",
+            "quarantined",
+        )
     try:
         account = ensure_provider_account(settings, user.id)
     except BrokerAccountsUnavailable as exc:
