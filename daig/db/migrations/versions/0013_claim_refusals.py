@@ -1,7 +1,7 @@
 """claim refusals: what the black-hole check compares task messages taken against
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-05 04:10:00
 
 - ``claim_refusals``: per account and 10-second bucket, the claims the API refused for a real
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
