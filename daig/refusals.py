@@ -3,9 +3,12 @@
 An honest agent acks a task message after a refused claim (the task is stale, taken, done, or
 a replica of its own trust group's work) and requeues it after a contributor-cap refusal, so
 the claims table alone undercounts what it tried. The API counts those refusals here, per
-account and ``REFUSAL_BUCKET_SECONDS``; the scheduler's black-hole check reads them. Refusals
-that name no real task (``unknown_task``) or a quarantined account are not counted: anyone can
-make up a task id.
+account and ``REFUSAL_BUCKET_SECONDS``; the scheduler's black-hole check reads them. A task id
+the server does not know (``unknown_task``) counts too: a deleted project's task messages stay
+queued until they expire, and every honest agent that takes one is refused that way. (An
+attacker could pad its tries with made-up ids, as with repeated claims of one done task: the
+check catches agents that do not try, it is not proof against one that pretends to.) A
+quarantined account's refusals are not counted.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ COUNTED_REASONS = frozenset(
         "task_claimed",
         "contributor_cap",
         "own_replica",
+        "unknown_task",
     }
 )
 

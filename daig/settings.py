@@ -113,7 +113,9 @@ class Settings(BaseSettings):
     # refused claims stayed below black_hole_claim_fraction of them is quarantined and its
     # broker user deleted. An honest agent tries to claim every message it takes.
     black_hole_detection: bool = True
-    black_hole_min_messages: int = Field(default=30, ge=1)
+    # 5: each swallowed message costs a project a republish interval (10 s), and an honest
+    # agent tries every message it takes, so a handful with no tries already says enough.
+    black_hole_min_messages: int = Field(default=5, ge=1)
     black_hole_claim_fraction: float = Field(default=0.1, gt=0, le=1)
     black_hole_window_seconds: float = Field(default=120.0, gt=0)
     black_hole_sample_seconds: float = Field(default=10.0, gt=0)

@@ -203,14 +203,7 @@ def test_an_agent_whose_claims_are_all_refused_is_no_black_hole(
     for task in tasks:
         first.claim(task.task_id)
     copies = 2 * MIN_MESSAGES
-    admin = connect(amqp_url, heartbeat=0)
-    try:
-        channel = admin.channel()
-        channel.confirm_delivery()
-        for n in range(copies):
-            publish_on(channel, TASKS, tasks[n % len(tasks)])
-    finally:
-        admin.close()
+    _republish(amqp_url, tasks, copies)
     late = Provider(make_user(api_server.url, "late"))
     refused = 0
     with watching(watch), provider_broker(late.client) as broker:
@@ -232,6 +225,52 @@ def test_an_agent_whose_claims_are_all_refused_is_no_black_hole(
     assert refused == copies
     assert not _quarantined(sessions, late.id)
     assert started.owner.project(started.id).state == "running"
+
+
+def _republish(amqp_url: str, tasks: list[TrainTask], copies: int) -> None:
+    admin = connect(amqp_url, heartbeat=0)
+    try:
+        channel = admin.channel()
+        channel.confirm_delivery()
+        for n in range(copies):
+            publish_on(channel, TASKS, tasks[n % len(tasks)])
+    finally:
+        admin.close()
+
+
+def test_an_agent_draining_a_deleted_projects_messages_is_no_black_hole(
+    start_project: Callable[..., Started],
+    make_user: Callable[..., DaigClient],
+    api_server: Any,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    amqp_url: str,
+) -> None:
+    """A deleted project's task messages stay queued until they expire; an honest agent that
+    takes them is refused each (404 ``unknown_task``) and acks it. Those are tries too."""
+    watch = BlackHoleWatch(sessions, _fast(settings))
+    started = start_project(Hyperparameters(total_tasks=3, task_size=3))
+    copies = 2 * MIN_MESSAGES
+    _republish(amqp_url, drain_tasks(amqp_url), copies)
+    started.owner.cancel(started.id)
+    started.owner.delete_project(started.id)
+    agent = Provider(make_user(api_server.url, "agent"))
+    unknown = 0
+    with watching(watch), provider_broker(agent.client) as broker:
+        channel = broker.connection.channel()
+        channel.basic_qos(prefetch_count=1)
+        for method, _props, body in channel.consume(TASKS.queue, inactivity_timeout=5):
+            if method is None:
+                break
+            with pytest.raises(ClientError) as refused:
+                agent.claim(TrainTask.model_validate_json(body).task_id)
+            unknown += refused.value.reason == "unknown_task"
+            channel.basic_ack(method.delivery_tag)
+        channel.cancel()
+        wait_until(lambda: (watch.taken(agent.id) or 0) >= copies, 20, what="the agent's messages")
+        time.sleep(2)  # a pass or two after it was counted
+    assert unknown == copies
+    assert not _quarantined(sessions, agent.id)
 
 
 def test_an_unreachable_management_api_skips_the_pass(

@@ -124,7 +124,14 @@ def test_a_channels_taken_count_is_acks_and_deliveries_without_ack() -> None:
     assert _channel({"name": "x"}).taken == 0
 
 
-def test_refusals_that_name_no_real_task_do_not_count() -> None:
-    assert "unknown_task" not in COUNTED_REASONS and "quarantined" not in COUNTED_REASONS
-    assert {"stale_round", "task_claimed", "own_replica", "contributor_cap"} <= COUNTED_REASONS
+def test_every_refusal_of_a_task_message_counts_but_a_quarantined_accounts() -> None:
+    # unknown_task: a deleted project's messages stay queued until they expire
+    assert "quarantined" not in COUNTED_REASONS
+    assert {
+        "stale_round",
+        "task_claimed",
+        "own_replica",
+        "contributor_cap",
+        "unknown_task",
+    } <= COUNTED_REASONS
     assert bucket_of(datetime.fromtimestamp(1009.9, UTC)) == datetime.fromtimestamp(1000, UTC)
