@@ -205,26 +205,32 @@ def test_an_agent_whose_claims_are_all_refused_is_no_black_hole(
     copies = 2 * MIN_MESSAGES
     _republish(amqp_url, tasks, copies)
     late = Provider(make_user(api_server.url, "late"))
-    refused = 0
-    with watching(watch), provider_broker(late.client) as broker:
+    refused = _take_each_refused(watch, late, copies)
+    assert len(refused) == copies
+    assert not _quarantined(sessions, late.id)
+    assert started.owner.project(started.id).state == "running"
+
+
+def _take_each_refused(watch: BlackHoleWatch, agent: Provider, copies: int) -> list[ClientError]:
+    """As an honest agent: take the queued task messages one at a time, try to claim each
+    (every claim must be refused) and ack it, while ``watch`` runs; then wait until the watch
+    counted all ``copies`` and made a pass or two more. The refusals, in order."""
+    refusals: list[ClientError] = []
+    with watching(watch), provider_broker(agent.client) as broker:
         channel = broker.connection.channel()
         channel.basic_qos(prefetch_count=1)
         for method, _props, body in channel.consume(TASKS.queue, inactivity_timeout=5):
             if method is None:
                 break
-            with pytest.raises(ClientError):
-                late.claim(TrainTask.model_validate_json(body).task_id)
-            refused += 1
+            with pytest.raises(ClientError) as refused:
+                agent.claim(TrainTask.model_validate_json(body).task_id)
+            refusals.append(refused.value)
             channel.basic_ack(method.delivery_tag)
         channel.cancel()
         # The counters reach the management API within its 5 s statistics interval.
-        wait_until(
-            lambda: (watch.taken(late.id) or 0) >= copies, 20, what="the late agent's messages"
-        )
+        wait_until(lambda: (watch.taken(agent.id) or 0) >= copies, 20, what="the agent's messages")
         time.sleep(2)  # a pass or two after it was counted
-    assert refused == copies
-    assert not _quarantined(sessions, late.id)
-    assert started.owner.project(started.id).state == "running"
+    return refusals
 
 
 def _republish(amqp_url: str, tasks: list[TrainTask], copies: int) -> None:
@@ -255,21 +261,8 @@ def test_an_agent_draining_a_deleted_projects_messages_is_no_black_hole(
     started.owner.cancel(started.id)
     started.owner.delete_project(started.id)
     agent = Provider(make_user(api_server.url, "agent"))
-    unknown = 0
-    with watching(watch), provider_broker(agent.client) as broker:
-        channel = broker.connection.channel()
-        channel.basic_qos(prefetch_count=1)
-        for method, _props, body in channel.consume(TASKS.queue, inactivity_timeout=5):
-            if method is None:
-                break
-            with pytest.raises(ClientError) as refused:
-                agent.claim(TrainTask.model_validate_json(body).task_id)
-            unknown += refused.value.reason == "unknown_task"
-            channel.basic_ack(method.delivery_tag)
-        channel.cancel()
-        wait_until(lambda: (watch.taken(agent.id) or 0) >= copies, 20, what="the agent's messages")
-        time.sleep(2)  # a pass or two after it was counted
-    assert unknown == copies
+    refused = _take_each_refused(watch, agent, copies)
+    assert sum(error.reason == "unknown_task" for error in refused) == copies
     assert not _quarantined(sessions, agent.id)
 
 
